@@ -1,0 +1,134 @@
+// Starts the built worker under real workerd (`wrangler dev`) on a free loopback port with its
+// own settings file and KV directory, waits until it answers, and stops it with its whole
+// process group, also when a test fails or the runner is interrupted.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Stripe from 'stripe';
+
+export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
+const READY_TIMEOUT_MS = 120_000;
+
+/** The official SDK, used only for its webhook signing helper. */
+export const stripe = new Stripe('sk_test_e2e_unused');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const running = new Set();
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+process.on('exit', () => running.forEach((child) => killGroup(child, 'SIGKILL')));
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => process.exit(130));
+}
+
+/**
+ * @param {Record<string,string>} settings  secrets and var overrides, written to an env file
+ */
+export async function startWorker(settings) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
+  const envFile = path.join(dir, 'settings.env');
+  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const args = [
+    WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(inspectorPort), '--persist-to', path.join(dir, 'state'),
+    '--env-file', envFile, '--show-interactive-dev-session=false',
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+
+  const url = `http://127.0.0.1:${port}`;
+  const worker = {
+    url,
+    logs: () => output,
+    async stop() {
+      if (!running.has(child)) return;
+      killGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      killGroup(child, 'SIGKILL'); // workerd children that outlived wrangler
+      running.delete(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exitCode;
+  exited.then((code) => (exitCode = code ?? 'signal'));
+  while (Date.now() < deadline && exitCode === undefined) {
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return worker;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await worker.stop();
+  throw new Error(`wrangler dev did not become ready (exit: ${exitCode ?? 'timeout'}):\n${output}`);
+}
+
+/** An event shaped like Stripe's, with a fresh id unless one is given. */
+export function makeEvent(type, object, overrides = {}) {
+  return {
+    id: overrides.id ?? `evt_e2e${Date.now()}${Math.random().toString(36).slice(2, 10)}`,
+    object: 'event',
+    api_version: '2026-10-28.endive',
+    created: overrides.created ?? Math.floor(Date.now() / 1000),
+    data: { object },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type,
+  };
+}
+
+/** Signs with the official SDK and POSTs to /webhook. */
+export async function deliver(worker, payload, { secret, timestamp, header } = {}) {
+  const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  // header: a ready header, or null to send none; otherwise the SDK signs the body.
+  const signature =
+    header !== undefined ? header : stripe.webhooks.generateTestHeaderString({ payload: body, secret, timestamp });
+  const headers = { 'content-type': 'application/json; charset=utf-8' };
+  if (signature !== null) headers['stripe-signature'] = signature;
+  const res = await fetch(`${worker.url}/webhook`, { method: 'POST', headers, body });
+  return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
+}
+
+export async function adminGet(worker, route, token) {
+  const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  const res = await fetch(`${worker.url}${route}`, { headers });
+  return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
+}

@@ -1,0 +1,144 @@
+// POST /webhook, the admin read route and the error mapping, under real workerd.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { adminGet, deliver, makeEvent, startWorker, stripe } from './harness.mjs';
+
+const SECRET = 'whsec_e2e_current_4f1c2b';
+const OLD_SECRET = 'whsec_e2e_previous_93ad7e';
+const ADMIN = 'e2e-admin-token-7c21';
+
+describe('a configured worker', () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({
+      STRIPE_WEBHOOK_SECRET: `${SECRET},${OLD_SECRET}`,
+      ADMIN_TOKEN: ADMIN,
+      STRIPE_SECRET_KEY: 'sk_test_e2e_key_51b0',
+    });
+  });
+  after(() => worker?.stop());
+
+  test('GET /health answers ok', async () => {
+    const res = await fetch(`${worker.url}/health`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'ok');
+  });
+
+  test('a signed event is accepted, recorded, and a redelivery changes nothing', async () => {
+    const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e1', object: 'identity.verification_session' });
+    const first = await deliver(worker, event, { secret: SECRET });
+    assert.equal(first.status, 200);
+    assert.deepEqual(first.body, { received: true, duplicate: false });
+
+    const stored = await adminGet(worker, `/events/${event.id}`, ADMIN);
+    assert.equal(stored.status, 200);
+    assert.equal(stored.body.id, event.id);
+    assert.equal(stored.body.type, event.type);
+    assert.equal(stored.body.created, event.created);
+    assert.equal(stored.body.outcome, 'ignored');
+
+    const again = await deliver(worker, event, { secret: SECRET });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body, { received: true, duplicate: true });
+    const after = await adminGet(worker, `/events/${event.id}`, ADMIN);
+    assert.deepEqual(after.body, stored.body);
+  });
+
+  test('an event signed with the previous secret is accepted while rolling', async () => {
+    const event = makeEvent('customer.created', { id: 'cus_e2e' });
+    const res = await deliver(worker, event, { secret: OLD_SECRET });
+    assert.equal(res.status, 200);
+    assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 200);
+  });
+
+  const refusals = [
+    ['a tampered body', (body) => ({ body: body.replace('vs_e2e2', 'vs_e2e3'), opts: { secret: SECRET, sign: body } }), 400, 'signature_mismatch'],
+    ['a wrong secret', (body) => ({ body, opts: { secret: 'whsec_not_ours' } }), 400, 'signature_mismatch'],
+    ['a stale timestamp', (body) => ({ body, opts: { secret: SECRET, timestamp: Math.floor(Date.now() / 1000) - 3600 } }), 400, 'signature_timestamp_outside_tolerance'],
+    ['a future timestamp', (body) => ({ body, opts: { secret: SECRET, timestamp: Math.floor(Date.now() / 1000) + 3600 } }), 400, 'signature_timestamp_outside_tolerance'],
+    ['no signature header', (body) => ({ body, opts: { header: null } }), 400, 'signature_header_missing'],
+    ['a header without v1', (body) => ({ body, opts: { header: `t=${Math.floor(Date.now() / 1000)},v0=abc` } }), 400, 'signature_v1_missing'],
+  ];
+  for (const [name, build, status, code] of refusals) {
+    test(`${name} is refused with ${status} ${code} and nothing is stored`, async () => {
+      const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e2' });
+      const raw = JSON.stringify(event);
+      const { body, opts } = build(raw);
+      const header =
+        opts.header !== undefined
+          ? opts.header
+          : stripe.webhooks.generateTestHeaderString({ payload: opts.sign ?? body, secret: opts.secret, timestamp: opts.timestamp });
+      const res = await deliver(worker, body, { header });
+      assert.equal(res.status, status);
+      assert.equal(res.body.error.code, code);
+      assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
+    });
+  }
+
+  test('a signed body that is not an event is a 400, not stored', async () => {
+    const res = await deliver(worker, { hello: 'world' }, { secret: SECRET });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, 'event_malformed');
+    const truncated = await deliver(worker, '{"id":"evt_trunc","type":', { secret: SECRET });
+    assert.equal(truncated.status, 400);
+    assert.equal(truncated.body.error.code, 'event_malformed');
+    assert.equal((await adminGet(worker, '/events/evt_trunc', ADMIN)).status, 404);
+  });
+
+  test('a body over 1 MiB is refused with 413 before verification', async () => {
+    const res = await deliver(worker, 'x'.repeat(1024 * 1024 + 1), { header: 't=1,v1=00' });
+    assert.equal(res.status, 413);
+    assert.equal(res.body.error.code, 'payload_too_large');
+  });
+
+  test('a signed body of exactly the cap is verified, then refused as not an event', async () => {
+    const body = ' '.repeat(1024 * 1024 - 2) + '{}';
+    const res = await deliver(worker, body, { secret: SECRET });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, 'event_malformed');
+  });
+
+  test('admin reads need the right bearer token', async () => {
+    assert.equal((await adminGet(worker, '/events/evt_x')).status, 401);
+    const wrong = await adminGet(worker, '/events/evt_x', 'not-the-token');
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers.get('www-authenticate'), 'Bearer');
+    assert.equal((await adminGet(worker, '/events/evt_never_seen', ADMIN)).status, 404);
+  });
+
+  test('unknown routes are 404 and wrong methods 405 with Allow', async () => {
+    assert.equal((await fetch(`${worker.url}/nope`)).status, 404);
+    const res = await fetch(`${worker.url}/webhook`);
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'POST');
+  });
+
+  test('no secret value appears in the logs', async () => {
+    const logs = worker.logs();
+    assert.match(logs, /"path":"\/webhook"/, 'request log lines are there');
+    for (const secret of [SECRET, OLD_SECRET, ADMIN, 'sk_test_e2e_key_51b0']) {
+      assert.ok(!logs.includes(secret), `the logs contain ${secret.slice(0, 8)}…`);
+    }
+  });
+});
+
+describe('a worker without secrets', () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({ APP_BASE_URL: 'http://127.0.0.1:1' });
+  });
+  after(() => worker?.stop());
+
+  test('the webhook answers 500 naming the missing setting, so Stripe keeps retrying', async () => {
+    const res = await deliver(worker, makeEvent('customer.created', { id: 'cus_1' }), { secret: SECRET });
+    assert.equal(res.status, 500);
+    assert.equal(res.body.error.code, 'configuration_error');
+    assert.match(res.body.error.message, /STRIPE_WEBHOOK_SECRET/);
+  });
+
+  test('admin routes do not exist without ADMIN_TOKEN', async () => {
+    assert.equal((await adminGet(worker, '/events/evt_x', 'anything')).status, 404);
+    assert.equal((await adminGet(worker, '/events/evt_x', '')).status, 404);
+  });
+});

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Idempotent toolchain setup, run by every README command. On a fresh machine it adds the
+# wasm32 target, installs worker-build and wasm-bindgen-cli at the versions Cargo.lock needs,
+# and the npm tools at the versions package-lock.json pins; each step is skipped when done.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# The version of a package as resolved in Cargo.lock.
+lock_version() {
+  awk -v name="$1" '
+    $0 == "name = \"" name "\"" { found = 1; next }
+    found && /^version = / { gsub(/version = |"/, ""); print; exit }
+  ' Cargo.lock
+}
+
+installed_version() {
+  command -v "$1" >/dev/null 2>&1 || return 0
+  "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1
+}
+
+ensure_cargo_tool() { # crate binary version
+  local crate="$1" binary="$2" want="$3"
+  if [ -z "$want" ]; then say "Cargo.lock names no version for $crate"; exit 1; fi
+  local have; have="$(installed_version "$binary")"
+  if [ "$have" = "$want" ]; then return 0; fi
+  say "installing $crate $want (found: ${have:-none}); this takes a few minutes once"
+  cargo install "$crate" --version "$want" --force
+}
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# worker-build is released with the worker crate; wasm-bindgen-cli must equal the library.
+ensure_cargo_tool worker-build worker-build "$(lock_version worker)"
+ensure_cargo_tool wasm-bindgen-cli wasm-bindgen "$(lock_version wasm-bindgen)"
+
+# `npm install` with the committed lockfile, not `npm ci`: the registry these machines reach
+# has no macOS/Windows builds of workerd, so the lockfile cannot list those optional packages
+# and `npm ci` refuses it as out of sync. The lockfile still pins every version installed.
+# It runs only when package.json or the lockfile changed since the last run.
+stamp="node_modules/.bootstrap-stamp"
+want_stamp="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
+  say "installing npm packages"
+  npm install --no-audit --no-fund --loglevel=error
+  echo "$want_stamp" > "$stamp"
+fi
+
+node_major="$(node --version | sed -E 's/^v([0-9]+).*/\1/')"
+if [ "$node_major" -lt 22 ]; then
+  say "node on PATH is $(node --version); expected the pinned Node LTS from node_modules"
+  exit 1
+fi

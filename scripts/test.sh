@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one test command (README, and .ci/run): native tests of the core, the SDK-made signature
+# vectors checked for drift, a release build of the worker, then end-to-end tests against real
+# workerd. Installs what it needs first (scripts/bootstrap.sh).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+bash scripts/bootstrap.sh
+
+step "native tests (cargo test)"
+cargo test --locked
+
+step "signature vectors are exactly what the pinned Stripe SDK produces"
+regenerated="$(mktemp)"
+trap 'rm -f "$regenerated"' EXIT
+node tools/gen-signature-vectors.mjs "$regenerated" >/dev/null
+if ! diff -q tests/fixtures/signature_vectors.json "$regenerated" >/dev/null; then
+  echo "tests/fixtures/signature_vectors.json differs from the SDK's output;" \
+       "run: node tools/gen-signature-vectors.mjs" >&2
+  exit 1
+fi
+echo "unchanged"
+
+step "release build of the worker"
+bash scripts/build.sh
+
+step "end-to-end tests under wrangler dev (workerd)"
+node --test --test-concurrency=1 'e2e/*.test.mjs'

@@ -1,0 +1,79 @@
+//! Admin bearer-token check. Pure.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::SecretString;
+use crate::error::AppError;
+
+/// Admin routes are off (404, as if absent) without a configured token; otherwise the
+/// `Authorization: Bearer` value must match. Both sides are hashed first so the comparison
+/// takes the same time whatever the length or content of the guess.
+pub fn authorize_admin(
+    configured: Option<&SecretString>,
+    authorization: Option<&str>,
+) -> Result<(), AppError> {
+    let configured = configured.ok_or(AppError::NotFound)?;
+    let presented = authorization
+        .and_then(|value| value.trim().strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AppError::Unauthorized)?;
+    let expected = Sha256::digest(configured.expose().as_bytes());
+    let given = Sha256::digest(presented.as_bytes());
+    if bool::from(expected.ct_eq(&given)) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ADMIN_TOKEN};
+
+    fn token(value: &str) -> Config {
+        Config::from_lookup(|name| (name == ADMIN_TOKEN).then(|| value.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn the_right_bearer_token_is_accepted() {
+        let config = token("s3cret-token");
+        assert!(authorize_admin(config.admin_token(), Some("Bearer s3cret-token")).is_ok());
+    }
+
+    #[test]
+    fn missing_wrong_or_malformed_tokens_are_refused() {
+        let config = token("s3cret-token");
+        for header in [
+            None,
+            Some(""),
+            Some("s3cret-token"),
+            Some("Basic s3cret-token"),
+            Some("Bearer s3cret"),
+            Some("Bearer s3cret-token2"),
+            Some("Bearer "),
+        ] {
+            assert!(
+                matches!(
+                    authorize_admin(config.admin_token(), header),
+                    Err(AppError::Unauthorized)
+                ),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_configured_token_the_admin_routes_do_not_exist() {
+        let config = token("");
+        assert!(matches!(
+            authorize_admin(config.admin_token(), Some("Bearer ")),
+            Err(AppError::NotFound)
+        ));
+        assert!(matches!(
+            authorize_admin(config.admin_token(), Some("Bearer anything")),
+            Err(AppError::NotFound)
+        ));
+    }
+}

@@ -1,0 +1,195 @@
+//! The Stripe Event envelope. Pure.
+//!
+//! Only the fields needed to dedupe and dispatch are decoded; `data.object` stays raw JSON
+//! until a handler for that type asks for its own shape. Unknown event types are normal
+//! (Stripe adds types, and an endpoint may be subscribed to more than we handle).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Stripe ids are short; a cap keeps a hostile id from making a huge KV key (KV allows 512 bytes).
+const MAX_ID_LEN: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the body is not a JSON Stripe event: {0}")]
+    NotAnEvent(String),
+    #[error("the event id is not a Stripe event id")]
+    InvalidId,
+}
+
+impl EventError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotAnEvent(_) => "event_malformed",
+            Self::InvalidId => "event_id_invalid",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Unix seconds when Stripe created the event: the ordering key for state transitions.
+    pub created: i64,
+    pub livemode: bool,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    pub data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventData {
+    pub object: Box<RawValue>,
+}
+
+impl Event {
+    /// Parses a verified body. Call only after the signature holds.
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        let event: Event =
+            serde_json::from_slice(body).map_err(|e| EventError::NotAnEvent(describe(&e)))?;
+        if !is_event_id(&event.id) {
+            return Err(EventError::InvalidId);
+        }
+        if !event.data.object.get().trim_start().starts_with('{') {
+            return Err(EventError::NotAnEvent(
+                "data.object is not an object".into(),
+            ));
+        }
+        Ok(event)
+    }
+
+    /// Decodes `data.object` into the shape a handler needs.
+    pub fn object<'a, T: Deserialize<'a>>(&'a self) -> Result<T, EventError> {
+        serde_json::from_str(self.data.object.get())
+            .map_err(|e| EventError::NotAnEvent(format!("data.object: {}", describe(&e))))
+    }
+}
+
+/// serde_json's message without any excerpt of the input.
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "unreadable".to_owned(),
+        Category::Syntax => "invalid JSON".to_owned(),
+        Category::Eof => "truncated JSON".to_owned(),
+        // Data errors may quote a value from the body ("invalid type: string \"…\""): only
+        // "missing field `x`" is kept verbatim, being about our schema, not the input.
+        Category::Data => {
+            let text = error.to_string();
+            match text.split(" at line ").next() {
+                Some(missing) if missing.starts_with("missing field") => missing.to_owned(),
+                _ => "a field has an unexpected type or value".to_owned(),
+            }
+        }
+    };
+    format!("{what} at line {} column {}", error.line(), error.column())
+}
+
+/// `evt_` followed by Stripe's id alphabet.
+pub fn is_event_id(id: &str) -> bool {
+    id.len() <= MAX_ID_LEN
+        && id.strip_prefix("evt_").is_some_and(|rest| {
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{"id":"evt_1Abc","object":"event","type":"customer.created","created":1700000000,"livemode":false,"api_version":"2026-10-28.endive","data":{"object":{"id":"cus_1","object":"customer"}}}"#;
+
+    #[test]
+    fn the_envelope_is_read_and_the_object_kept_raw() {
+        let event = Event::parse(MINIMAL.as_bytes()).unwrap();
+        assert_eq!(event.id, "evt_1Abc");
+        assert_eq!(event.event_type, "customer.created");
+        assert_eq!(event.created, 1_700_000_000);
+        assert!(!event.livemode);
+        assert_eq!(event.api_version.as_deref(), Some("2026-10-28.endive"));
+        assert_eq!(
+            event.data.object.get(),
+            r#"{"id":"cus_1","object":"customer"}"#
+        );
+    }
+
+    #[test]
+    fn the_object_decodes_on_demand() {
+        #[derive(Deserialize)]
+        struct Customer<'a> {
+            id: &'a str,
+        }
+        let event = Event::parse(MINIMAL.as_bytes()).unwrap();
+        assert_eq!(event.object::<Customer>().unwrap().id, "cus_1");
+    }
+
+    #[test]
+    fn a_null_api_version_and_unknown_fields_are_fine() {
+        let body = MINIMAL.replace(r#""2026-10-28.endive""#, "null").replace(
+            r#""object":"event""#,
+            r#""object":"event","request":{"id":null},"pending_webhooks":1"#,
+        );
+        assert_eq!(Event::parse(body.as_bytes()).unwrap().api_version, None);
+    }
+
+    #[test]
+    fn bodies_that_are_not_events_are_refused() {
+        for body in [
+            "",
+            "not json",
+            r#"{"id":"evt_1""#,
+            "[]",
+            r#"{"id":"evt_1"}"#,
+            r#"{"id":"evt_1","type":"x","created":"yesterday","livemode":false,"data":{"object":{}}}"#,
+            r#"{"id":"evt_1","type":"x","created":1,"livemode":false,"data":{"object":"str"}}"#,
+            r#"{"id":"evt_1","type":"x","created":1,"livemode":false,"data":{}}"#,
+        ] {
+            assert!(
+                matches!(
+                    Event::parse(body.as_bytes()),
+                    Err(EventError::NotAnEvent(_))
+                ),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            Event::parse(&[0xff, 0xfe, b'{']),
+            Err(EventError::NotAnEvent(_))
+        ));
+    }
+
+    #[test]
+    fn event_ids_are_checked_before_they_become_keys() {
+        for id in [
+            "evt_",
+            "cus_123",
+            "evt_a/b",
+            "evt_a:b",
+            "EVT_1",
+            &format!("evt_{}", "a".repeat(300)),
+        ] {
+            let body = MINIMAL.replace("evt_1Abc", id);
+            assert_eq!(
+                Event::parse(body.as_bytes()).unwrap_err(),
+                EventError::InvalidId,
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages_do_not_quote_the_body() {
+        for body in [
+            r#"{"id": "evt_1", "type": secret_value_here}"#,
+            r#"{"id":"evt_1","type":"x","created":"secret_value_here","livemode":false,"data":{"object":{}}}"#,
+        ] {
+            let err = Event::parse(body.as_bytes()).unwrap_err();
+            assert!(!err.to_string().contains("secret_value_here"), "{err}");
+        }
+        let err = Event::parse(br#"{"id":"evt_1"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Stripe webhooks verified at the edge: a Cloudflare Worker in Rust.
+//!
+//! A tour, from the pure core to the glue:
+//! - [`signature`]: `Stripe-Signature` parsing and constant-time verification.
+//! - [`event`]: the Event envelope, decoded only as far as dispatch needs.
+//! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
+//! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
+//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check.
+//! - [`router`] and [`error`]: the route table and the one error-to-status mapping.
+//! - `routes` (wasm32 only): thin adapters from `worker` requests to the core.
+//!
+//! Nothing but `routes`, `store::kv` and the fetch handler below touches `worker`, so the
+//! core is tested natively with `cargo test`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod router;
+pub mod signature;
+pub mod store;
+pub mod webhook;
+
+#[cfg(target_arch = "wasm32")]
+mod routes;
+
+#[cfg(target_arch = "wasm32")]
+mod glue {
+    use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
+
+    use crate::error::AppError;
+    use crate::router::{route, Route};
+    use crate::routes;
+
+    /// What one request leaves in the log: one JSON line, no secrets, no payloads.
+    #[derive(serde::Serialize, Default)]
+    struct RequestLog<'a> {
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_type: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        outcome: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'static str>,
+        duration_ms: f64,
+    }
+
+    #[event(fetch)]
+    async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+        let started = Date::now().as_millis();
+        let method = req.method().to_string();
+        let path = req.path();
+        let mut log = RequestLog {
+            method: &method,
+            path: &path,
+            ..Default::default()
+        };
+
+        let result = handle(&mut req, &env, &mut log).await;
+        let response = match result {
+            Ok(response) => response?,
+            Err(error) => {
+                if error.status() >= 500 {
+                    // The full error (not the public message) goes to the operator's log.
+                    console_error!("{{\"error\":{:?}}}", error.to_string());
+                }
+                log.error = Some(error.code());
+                routes::error_response(&error)?
+            }
+        };
+        log.status = response.status_code();
+        log.duration_ms = (Date::now().as_millis() - started) as f64;
+        if let Ok(line) = serde_json::to_string(&log) {
+            console_log!("{line}");
+        }
+        Ok(response)
+    }
+
+    async fn handle(
+        req: &mut Request,
+        env: &Env,
+        log: &mut RequestLog<'_>,
+    ) -> Result<worker::Result<Response>, AppError> {
+        match route(log.method, log.path)? {
+            Route::Health => Ok(routes::health::get()),
+            Route::Webhook => {
+                let now = (Date::now().as_millis() / 1000) as i64;
+                let receipt = routes::webhook::post(req, env, now).await?;
+                log.event_id = Some(receipt.event_id);
+                log.event_type = Some(receipt.event_type);
+                log.outcome = Some(if receipt.duplicate {
+                    "duplicate"
+                } else {
+                    receipt.outcome.as_str()
+                });
+                let body = serde_json::json!({ "received": true, "duplicate": receipt.duplicate });
+                Ok(routes::json(200, body.to_string()))
+            }
+            Route::Event(id) => {
+                routes::admin::authorize(req, env)?;
+                routes::admin::get_event(env, &id).await
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The route table: method and path to a `Route`. Pure, so 404/405 behave the same everywhere.
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Webhook,
+    /// `GET /events/{id}` (admin).
+    Event(String),
+}
+
+pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (route, allow) = match segments.as_slice() {
+        ["health"] => (Route::Health, "GET, HEAD"),
+        ["webhook"] => (Route::Webhook, "POST"),
+        ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
+        _ => return Err(AppError::NotFound),
+    };
+    let allowed = match route {
+        Route::Webhook => method == "POST",
+        _ => method == "GET" || method == "HEAD",
+    };
+    if allowed {
+        Ok(route)
+    } else {
+        Err(AppError::MethodNotAllowed { allow })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_route_with_their_methods() {
+        assert_eq!(route("GET", "/health").unwrap(), Route::Health);
+        assert_eq!(route("POST", "/webhook").unwrap(), Route::Webhook);
+        assert_eq!(
+            route("GET", "/events/evt_1").unwrap(),
+            Route::Event("evt_1".into())
+        );
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_the_allowed_ones() {
+        assert!(matches!(
+            route("GET", "/webhook"),
+            Err(AppError::MethodNotAllowed { allow: "POST" })
+        ));
+        assert!(matches!(
+            route("POST", "/health"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "/",
+            "/webhook/",
+            "/events",
+            "/events/",
+            "/events/a/b",
+            "/nope",
+        ] {
+            assert!(
+                matches!(route("GET", path), Err(AppError::NotFound)),
+                "{path}"
+            );
+        }
+    }
+}

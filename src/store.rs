@@ -1,0 +1,166 @@
+//! State: a small key-value port, the key schema, and an in-memory implementation for native
+//! tests. The Workers KV adapter lives in `store/kv.rs` and is only built for wasm32.
+//!
+//! Values are JSON with a `version` field. Each key prefix has one constructor tied to the
+//! type stored under it, so a key cannot be read back as the wrong shape.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::webhook::EventRecord;
+
+#[cfg(target_arch = "wasm32")]
+pub mod kv;
+
+/// How long `event:{id}` is kept: Stripe retries a delivery for up to three days, and a
+/// month leaves room to investigate.
+pub const EVENT_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed; a retry may succeed.
+    #[error("the state store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value does not decode as the type its key promises.
+    #[error("the stored value under {key} does not decode: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// The port the core needs from KV. Futures are not `Send`: Workers runs one thread.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// `ttl_seconds`: expire after that long (KV's minimum is 60); `None` keeps the value.
+    async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>)
+        -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// A key and the type of value stored under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key<T> {
+    name: String,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> Key<T> {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            value: PhantomData,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T: DeserializeOwned> Key<T> {
+    pub async fn load(&self, store: &impl Store) -> Result<Option<T>, StoreError> {
+        let Some(text) = store.get(&self.name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: self.name.clone(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl<T: Serialize> Key<T> {
+    pub async fn save(
+        &self,
+        store: &impl Store,
+        value: &T,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+            key: self.name.clone(),
+            reason: e.to_string(),
+        })?;
+        store.put(&self.name, &text, ttl_seconds).await
+    }
+}
+
+/// The key schema (DESIGN.md, "State"). Ids are validated before they reach here.
+pub mod keys {
+    use super::*;
+
+    pub fn event(event_id: &str) -> Key<EventRecord> {
+        Key::new(format!("event:{event_id}"))
+    }
+}
+
+/// An in-memory store for native tests; it records TTLs and can be told to fail.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: RefCell<BTreeMap<String, (String, Option<u64>)>>,
+    failing: RefCell<bool>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on every call fails as if KV were down (or recovers with `false`).
+    pub fn set_failing(&self, failing: bool) {
+        *self.failing.borrow_mut() = failing;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
+    }
+
+    pub fn ttl(&self, key: &str) -> Option<u64> {
+        self.entries.borrow().get(key).and_then(|(_, ttl)| *ttl)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if *self.failing.borrow() {
+            Err(StoreError::Unavailable("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        Ok(self
+            .entries
+            .borrow()
+            .get(key)
+            .map(|(value, _)| value.clone()))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.entries
+            .borrow_mut()
+            .insert(key.to_owned(), (value.to_owned(), ttl_seconds));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+}
