@@ -16,9 +16,11 @@ lock_version() {
   ' Cargo.lock
 }
 
+# Looks in $CARGO_BIN itself, not on PATH: that is where env.sh points worker-build's
+# WASM_BINDGEN_BIN, and a copy elsewhere on PATH must not count as installed.
 installed_version() {
-  command -v "$1" >/dev/null 2>&1 || return 0
-  "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1
+  [ -x "$CARGO_BIN/$1" ] || return 0
+  "$CARGO_BIN/$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1
 }
 
 ensure_cargo_tool() { # crate binary version

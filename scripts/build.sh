@@ -9,4 +9,4 @@ if [ "${SKIP_WORKER_BUILD:-}" = 1 ] && [ -f build/worker/shim.mjs ]; then
   echo "[build] reusing build/ (SKIP_WORKER_BUILD=1)" >&2
   exit 0
 fi
-exec worker-build --release
+exec "$CARGO_BIN/worker-build" --release
