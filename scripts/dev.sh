@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Runs the worker locally under wrangler dev (real workerd, local KV under .wrangler/state),
-# on 127.0.0.1:${PORT:-8787}. Creates .dev.vars from .dev.vars.example when it is missing.
+# Runs the worker locally under wrangler dev (real workerd, local KV under .wrangler/state) on
+# 127.0.0.1:${PORT:-8787}. Creates .dev.vars from .dev.vars.example when it is missing. When
+# .dev.vars points STRIPE_API_BASE at 127.0.0.1, the local Stripe stand-in is started there
+# first, delivering its events to this worker; it is stopped when wrangler stops.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 if [ ! -f .dev.vars ]; then
   cp .dev.vars.example .dev.vars
-  echo "[dev] created .dev.vars from .dev.vars.example (test values; edit it for your own)" >&2
+  echo "[dev] created .dev.vars from .dev.vars.example (local test values)" >&2
 fi
-exec wrangler dev --local --ip 127.0.0.1 --port "${PORT:-8787}" "$@"
+port="${PORT:-8787}"
+setting() { sed -n "s/^$1=//p" .dev.vars | tail -n 1; }
+api_base="$(setting STRIPE_API_BASE)"
+if [[ "$api_base" =~ ^http://127\.0\.0\.1:([0-9]+)/?$ ]]; then
+  webhook_secret="$(setting STRIPE_WEBHOOK_SECRET | cut -d, -f1)"
+  node standin/server.mjs --port "${BASH_REMATCH[1]}" \
+    --webhook-url "http://127.0.0.1:$port/webhook" --webhook-secret "$webhook_secret" &
+  standin_pid=$!
+  trap 'kill "$standin_pid" 2>/dev/null || true' EXIT
+  echo "[dev] Stripe stand-in on $api_base (test routes under $api_base/_test/)" >&2
+else
+  echo "[dev] STRIPE_API_BASE is ${api_base:-the default}: talking to real Stripe" >&2
+fi
+wrangler dev --local --ip 127.0.0.1 --port "$port" "$@"

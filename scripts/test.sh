@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, and .ci/run): native tests of the core, the SDK-made signature
-# vectors checked for drift, a release build of the worker, then end-to-end tests against real
-# workerd. Installs what it needs first (scripts/bootstrap.sh).
+# vectors checked for drift, a release build of the worker, the Stripe stand-in's tests, then
+# end-to-end tests against real workerd. Installs what it needs first (scripts/bootstrap.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -28,5 +28,5 @@ echo "unchanged"
 step "release build of the worker"
 bash scripts/build.sh
 
-step "end-to-end tests under wrangler dev (workerd)"
-node --test --test-concurrency=1 'e2e/*.test.mjs'
+step "the Stripe stand-in's own tests, then end-to-end tests under wrangler dev (workerd)"
+node --test --test-concurrency=1 'standin/*.test.mjs' 'e2e/*.test.mjs'

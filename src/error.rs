@@ -3,10 +3,12 @@
 //! Stripe retries any non-2xx delivery for days, so: 4xx only when the request itself is
 //! wrong and a retry would fail the same way; 5xx only for faults a retry can get past.
 
+use crate::billing::BillingError;
 use crate::config::ConfigError;
 use crate::event::EventError;
 use crate::signature::SignatureError;
 use crate::store::StoreError;
+use crate::stripe::StripeError;
 use crate::webhook::WebhookError;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -21,6 +23,11 @@ pub enum AppError {
     Unauthorized,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("the request body is not a valid form")]
+    BadForm,
+    /// A fault of this service that a retry will not fix; the message is for the log.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error(transparent)]
@@ -29,6 +36,10 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    #[error(transparent)]
+    Stripe(#[from] StripeError),
 }
 
 impl From<WebhookError> for AppError {
@@ -49,12 +60,16 @@ impl AppError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized => 401,
             Self::PayloadTooLarge => 413,
+            Self::BadForm => 400,
+            Self::Internal(_) => 500,
             Self::Signature(_) | Self::Event(_) => 400,
             // A missing or invalid setting is fixed by the operator; 500 keeps Stripe retrying
             // until then, so no event is lost to a misconfiguration.
             Self::Config(_) => 500,
             Self::Store(StoreError::Unavailable(_)) => 503,
             Self::Store(StoreError::Corrupt { .. }) => 500,
+            Self::Billing(_) => 400,
+            Self::Stripe(e) => stripe_status(e),
         }
     }
 
@@ -64,11 +79,15 @@ impl AppError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::BadForm => "bad_form",
+            Self::Internal(_) => "internal_error",
             Self::Signature(e) => e.code(),
             Self::Event(e) => e.code(),
             Self::Config(_) => "configuration_error",
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(StoreError::Corrupt { .. }) => "store_corrupt",
+            Self::Billing(e) => e.code(),
+            Self::Stripe(e) => stripe_code(e),
         }
     }
 
@@ -80,6 +99,8 @@ impl AppError {
                 "state store unavailable, retry later".into()
             }
             Self::Store(StoreError::Corrupt { .. }) => "stored state could not be read".into(),
+            Self::Stripe(e) => stripe_message(e),
+            Self::Internal(_) => "internal error; see the logs".into(),
             other => other.to_string(),
         }
     }
@@ -88,6 +109,42 @@ impl AppError {
     pub fn body(&self) -> String {
         serde_json::json!({ "error": { "code": self.code(), "message": self.public_message() } })
             .to_string()
+    }
+}
+
+/// Transient Stripe trouble is 503 (retry later); a request Stripe refused because of what
+/// the caller sent is 400 with Stripe's message; a refused API key or an answer that makes no
+/// sense is this service's problem (500/502); a decline is 402, as Stripe says it.
+fn stripe_status(error: &StripeError) -> u16 {
+    match error {
+        e if e.is_transient() => 503,
+        StripeError::CardDeclined(_) => 402,
+        StripeError::Api(api) if api.status == 401 || api.status == 403 => 500,
+        StripeError::Api(api) if api.status == 400 || api.status == 404 => 400,
+        StripeError::InvalidRequest(_) => 500,
+        _ => 502,
+    }
+}
+
+fn stripe_code(error: &StripeError) -> &'static str {
+    match stripe_status(error) {
+        503 => "stripe_unavailable",
+        402 => "card_declined",
+        400 => "stripe_invalid_request",
+        500 => "stripe_configuration_error",
+        _ => "stripe_bad_response",
+    }
+}
+
+fn stripe_message(error: &StripeError) -> String {
+    match (stripe_status(error), error.api_error()) {
+        (400 | 402, Some(api)) => api
+            .message
+            .clone()
+            .unwrap_or_else(|| "Stripe refused the request".into()),
+        (500, _) => "Stripe refused this service's credentials or request; see the logs".into(),
+        (503, _) => "Stripe is unavailable, retry later".into(),
+        _ => "Stripe answered unexpectedly; see the logs".into(),
     }
 }
 
@@ -118,6 +175,58 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error:?}");
         }
+    }
+
+    #[test]
+    fn stripe_failures_map_to_retry_later_caller_error_or_our_fault() {
+        use crate::stripe::ApiError;
+        let api = |status: u16| {
+            let mut e: ApiError = serde_json::from_str(
+                r#"{"type":"invalid_request_error","message":"No such customer: 'cus_x'"}"#,
+            )
+            .unwrap();
+            e.status = status;
+            Box::new(e)
+        };
+        let cases = [
+            (StripeError::Api(api(400)), 400, "stripe_invalid_request"),
+            (StripeError::Api(api(404)), 400, "stripe_invalid_request"),
+            (StripeError::CardDeclined(api(402)), 402, "card_declined"),
+            (
+                StripeError::Api(api(401)),
+                500,
+                "stripe_configuration_error",
+            ),
+            (StripeError::Api(api(429)), 503, "stripe_unavailable"),
+            (StripeError::Api(api(500)), 503, "stripe_unavailable"),
+            (
+                StripeError::Network("reset".into()),
+                503,
+                "stripe_unavailable",
+            ),
+            (
+                StripeError::Deadline { attempts: 3 },
+                503,
+                "stripe_unavailable",
+            ),
+            (
+                StripeError::Malformed {
+                    status: 200,
+                    reason: "x".into(),
+                },
+                502,
+                "stripe_bad_response",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let app = AppError::from(error);
+            assert_eq!((app.status(), app.code()), (status, code), "{app:?}");
+        }
+        let refused = AppError::from(StripeError::Api(api(404)));
+        assert_eq!(refused.public_message(), "No such customer: 'cus_x'");
+        assert!(!AppError::from(StripeError::Api(api(401)))
+            .public_message()
+            .contains("cus_x"));
     }
 
     #[test]

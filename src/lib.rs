@@ -13,12 +13,15 @@
 //! core is tested natively with `cargo test`.
 
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod objects;
 pub mod router;
 pub mod signature;
 pub mod store;
+pub mod stripe;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
@@ -86,6 +89,11 @@ mod glue {
         log: &mut RequestLog<'_>,
     ) -> Result<worker::Result<Response>, AppError> {
         match route(log.method, log.path)? {
+            Route::Home => Ok(routes::checkout::home()),
+            Route::CreateCheckoutSession => {
+                let now = (Date::now().as_millis() / 1000) as i64;
+                routes::checkout::create(req, env, now).await
+            }
             Route::Health => Ok(routes::health::get()),
             Route::Webhook => {
                 let now = (Date::now().as_millis() / 1000) as i64;

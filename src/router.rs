@@ -4,6 +4,10 @@ use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /`: the "Save a card" page.
+    Home,
+    /// `POST /create-checkout-session`: a setup-mode Checkout Session, then 303 to it.
+    CreateCheckoutSession,
     Health,
     Webhook,
     /// `GET /events/{id}` (admin).
@@ -11,15 +15,17 @@ pub enum Route {
 }
 
 pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let (route, allow) = match segments.as_slice() {
+        [""] => (Route::Home, "GET, HEAD"),
+        ["create-checkout-session"] => (Route::CreateCheckoutSession, "POST"),
         ["health"] => (Route::Health, "GET, HEAD"),
         ["webhook"] => (Route::Webhook, "POST"),
         ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
         _ => return Err(AppError::NotFound),
     };
     let allowed = match route {
-        Route::Webhook => method == "POST",
+        Route::Webhook | Route::CreateCheckoutSession => method == "POST",
         _ => method == "GET" || method == "HEAD",
     };
     if allowed {
@@ -36,6 +42,11 @@ mod tests {
     #[test]
     fn known_paths_route_with_their_methods() {
         assert_eq!(route("GET", "/health").unwrap(), Route::Health);
+        assert_eq!(route("GET", "/").unwrap(), Route::Home);
+        assert_eq!(
+            route("POST", "/create-checkout-session").unwrap(),
+            Route::CreateCheckoutSession
+        );
         assert_eq!(route("POST", "/webhook").unwrap(), Route::Webhook);
         assert_eq!(
             route("GET", "/events/evt_1").unwrap(),
@@ -58,7 +69,7 @@ mod tests {
     #[test]
     fn unknown_paths_are_404() {
         for path in [
-            "/",
+            "//",
             "/webhook/",
             "/events",
             "/events/",

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::billing::CheckoutRecord;
 use crate::webhook::EventRecord;
 
 #[cfg(target_arch = "wasm32")]
@@ -94,6 +95,10 @@ pub mod keys {
 
     pub fn event(event_id: &str) -> Key<EventRecord> {
         Key::new(format!("event:{event_id}"))
+    }
+
+    pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
+        Key::new(format!("checkout:{session_id}"))
     }
 }
 

@@ -2,6 +2,7 @@
 //! response. Only built for wasm32.
 
 pub mod admin;
+pub mod checkout;
 pub mod health;
 pub mod webhook;
 

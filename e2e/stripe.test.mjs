@@ -1,0 +1,148 @@
+// The worker's Stripe client under real workerd, talking to the local stand-in through
+// STRIPE_API_BASE: the request it sends, and what it retries.
+
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { createStandIn } from '../standin/server.mjs';
+import { startWorker } from './harness.mjs';
+
+const STRIPE_KEY = 'sk_test_e2e_stripe_client_77aa';
+const APP = 'https://shop.example.test';
+
+describe('the Stripe client under workerd', () => {
+  let standIn;
+  let stripeBase;
+  let worker;
+
+  before(async () => {
+    standIn = createStandIn();
+    stripeBase = await standIn.listen(0);
+    worker = await startWorker({
+      STRIPE_API_BASE: stripeBase,
+      STRIPE_SECRET_KEY: STRIPE_KEY,
+      STRIPE_WEBHOOK_SECRET: 'whsec_e2e_stripe_client',
+      APP_BASE_URL: APP,
+      ADMIN_TOKEN: 'e2e-admin',
+    });
+  });
+  after(async () => {
+    await worker?.stop();
+    await standIn?.close();
+  });
+  beforeEach(() => fetch(`${stripeBase}/_test/reset`, { method: 'POST' }));
+
+  const requests = async () => (await fetch(`${stripeBase}/_test/requests`)).json();
+  const fault = (json) =>
+    fetch(`${stripeBase}/_test/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) });
+  const createSession = (fields = {}) =>
+    fetch(`${worker.url}/create-checkout-session`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+    });
+
+  test('GET / serves the Save a card form', async () => {
+    const res = await fetch(`${worker.url}/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /text\/html/);
+    assert.match(await res.text(), /<form method="post" action="\/create-checkout-session">/);
+  });
+
+  test('a setup session is created with the pinned version, a key, and form parameters, then 303', async () => {
+    const res = await createSession();
+    assert.equal(res.status, 303);
+    const location = res.headers.get('location');
+    assert.match(location, new RegExp(`^${stripeBase}/c/pay/cs_test_`));
+
+    const [call] = await requests();
+    assert.equal(call.method, 'POST');
+    assert.equal(call.path, '/v1/checkout/sessions');
+    assert.equal(call.status, 200);
+    assert.equal(call.authorized, true);
+    assert.equal(call.stripe_version, '2026-10-28.endive');
+    assert.equal(call.content_type, 'application/x-www-form-urlencoded');
+    assert.match(call.idempotency_key, /^[0-9a-f]{32}$/);
+    assert.deepEqual(call.params, {
+      mode: 'setup',
+      currency: 'usd',
+      payment_method_types: ['card'],
+      success_url: `${APP}/success?session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: `${APP}/`,
+    });
+    const second = await createSession();
+    assert.equal(second.status, 303);
+    const [, again] = await requests();
+    assert.notEqual(again.idempotency_key, call.idempotency_key, 'each browser request is its own write');
+  });
+
+  test('a 500 then success is retried once with the same Idempotency-Key', async () => {
+    await fault({ kind: '500', path: '/v1/checkout/sessions' });
+    const res = await createSession({ currency: 'eur' });
+    assert.equal(res.status, 303);
+    const calls = await requests();
+    assert.deepEqual(calls.map((c) => c.status), [500, 200]);
+    assert.equal(calls[1].idempotency_key, calls[0].idempotency_key);
+    assert.deepEqual(calls[1].params, calls[0].params);
+    assert.equal(calls[1].params.currency, 'eur');
+  });
+
+  test('a 429 is retried too', async () => {
+    await fault({ kind: '429', path: '/v1/checkout/sessions' });
+    assert.equal((await createSession()).status, 303);
+    assert.deepEqual((await requests()).map((c) => c.status), [429, 200]);
+  });
+
+  test('a 500 with Stripe-Should-Retry: false is not retried', async () => {
+    await fault({ kind: '500', path: '/v1/checkout/sessions', should_retry: false });
+    const res = await createSession();
+    assert.equal(res.status, 503);
+    assert.equal((await res.json()).error.code, 'stripe_unavailable');
+    assert.equal((await requests()).length, 1);
+  });
+
+  test('a 400 is not retried, and the caller is told what Stripe refused', async () => {
+    await fault({ kind: '400', path: '/v1/checkout/sessions' });
+    const res = await createSession();
+    assert.equal(res.status, 400);
+    const body = await res.json();
+    assert.equal(body.error.code, 'stripe_invalid_request');
+    assert.equal(body.error.message, 'Injected 400.');
+    assert.equal((await requests()).length, 1);
+  });
+
+  test('an unknown customer is a 400 from Stripe (404 resource_missing), not retried', async () => {
+    const res = await createSession({ customer: 'cus_doesnotexist' });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /No such customer/);
+    assert.equal((await requests()).length, 1);
+  });
+
+  test('invalid form input is refused before Stripe is called', async () => {
+    for (const fields of [{ customer: 'pm_123' }, { currency: 'dollars' }]) {
+      const res = await createSession(fields);
+      assert.equal(res.status, 400);
+    }
+    assert.equal((await requests()).length, 0);
+  });
+
+  test('a malformed success body is a 502 and is not retried', async () => {
+    await fault({ kind: 'malformed', path: '/v1/checkout/sessions' });
+    const res = await createSession();
+    assert.equal(res.status, 502);
+    assert.equal((await res.json()).error.code, 'stripe_bad_response');
+    assert.equal((await requests()).length, 1);
+  });
+
+  test('a dropped connection is retried with the same key', async () => {
+    await fault({ kind: 'reset', path: '/v1/checkout/sessions' });
+    assert.equal((await createSession()).status, 303);
+    const calls = await requests();
+    assert.equal(calls.length, 2);
+    assert.equal(calls[0].idempotency_key, calls[1].idempotency_key);
+  });
+
+  test('the secret key never reaches the logs', () => {
+    assert.ok(!worker.logs().includes(STRIPE_KEY));
+  });
+});

@@ -1,0 +1,78 @@
+//! `GET /` and `POST /create-checkout-session`: save a card with Checkout in setup mode.
+
+use worker::{Env, Request, Response, Url};
+
+use crate::billing::{CheckoutRecord, SetupRequest};
+use crate::error::{AppError, Result};
+use crate::objects::CheckoutSession;
+use crate::store::keys;
+use crate::stripe::fetch::FetchTransport;
+use crate::stripe::{IdempotencyKey, StripeClient};
+
+use super::{load_config, state};
+
+const HOME: &str = r#"<!doctype html>
+<html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Save a card</title>
+<body style="font-family:system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em">
+<h1>Save a card for later</h1>
+<p>You will be sent to Stripe Checkout to enter a card. Nothing is charged now.</p>
+<form method="post" action="/create-checkout-session">
+<label>Customer id (optional) <input name="customer" placeholder="cus_…" pattern="cus_[A-Za-z0-9_]+"></label>
+<input type="hidden" name="currency" value="">
+<p><button type="submit">Save a card</button></p>
+</form>
+</body></html>
+"#;
+
+pub fn home() -> worker::Result<Response> {
+    let response = Response::from_html(HOME)?;
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response)
+}
+
+pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Result<Response>> {
+    let config = load_config(env)?;
+    let form = req.form_data().await.map_err(|_| AppError::BadForm)?;
+    let field = |name: &str| match form.get(name) {
+        Some(worker::FormEntry::Field(value)) => Some(value),
+        _ => None,
+    };
+    let setup = SetupRequest::parse(
+        field("customer").as_deref(),
+        field("currency").as_deref(),
+        &config.default_currency,
+    )?;
+    // Without APP_BASE_URL the pages return to where this request came to.
+    let origin = match &config.app_base_url {
+        Some(url) => url.clone(),
+        None => req
+            .url()
+            .map(|u: Url| u.origin().ascii_serialization())
+            .map_err(|_| AppError::BadForm)?,
+    };
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random)
+        .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
+    let request = setup.to_stripe(&origin, IdempotencyKey::random(random));
+
+    let transport = FetchTransport;
+    let client = StripeClient::new(
+        &transport,
+        &config.stripe_api_base,
+        &config.stripe_api_version,
+        config.stripe_secret_key()?,
+    );
+    let session = client.send::<CheckoutSession>(&request).await?.object;
+    let url = session.url.clone().ok_or(AppError::Internal(
+        "Stripe returned a Checkout Session without a url",
+    ))?;
+    keys::checkout(&session.id)
+        .save(&state(env)?, &CheckoutRecord::opened(&session, now), None)
+        .await?;
+    Ok(Response::redirect_with_status(
+        Url::parse(&url)
+            .map_err(|_| AppError::Internal("Stripe returned an invalid Checkout url"))?,
+        303,
+    ))
+}

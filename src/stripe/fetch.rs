@@ -1,0 +1,58 @@
+//! The Workers fetch API behind the `Transport` port. Only built for wasm32.
+
+use std::time::Duration;
+
+use worker::{AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit};
+
+use super::{HttpRequest, HttpResponse, Method, Transport};
+
+pub struct FetchTransport;
+
+impl Transport for FetchTransport {
+    async fn send(&self, request: &HttpRequest, timeout_ms: u64) -> Result<HttpResponse, String> {
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(|e| e.to_string())?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(match request.method {
+            Method::Get => worker::Method::Get,
+            Method::Post => worker::Method::Post,
+        })
+        .with_headers(headers);
+        if let Some(body) = &request.body {
+            init.with_body(Some(body.as_str().into()));
+        }
+        let outgoing = Request::new_with_init(&request.url, &init).map_err(|e| e.to_string())?;
+        let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+        let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(timeout));
+        // Errors here are the runtime's (connection refused, aborted): they name no credential.
+        let mut response = Fetch::Request(outgoing)
+            .send_with_signal(&signal)
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        let headers = response
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Ok(HttpResponse {
+            status: response.status_code(),
+            headers,
+            body,
+        })
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
+    }
+
+    fn now_ms(&self) -> f64 {
+        Date::now().as_millis() as f64
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
+    }
+}

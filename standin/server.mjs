@@ -1,0 +1,627 @@
+// A local stand-in for the parts of the Stripe API this service calls, for end-to-end tests
+// and for the README's local run. It listens on 127.0.0.1 only.
+//
+// What it does like Stripe: the endpoints and object shapes the worker uses; errors as
+// {"error":{type, code, decline_code, message, param, payment_intent, …}} with Stripe's
+// statuses; test cards deciding off-session outcomes; Idempotency-Key replay (same key and
+// parameters → the saved response, with Idempotent-Replayed: true; other parameters → 400
+// idempotency_error; a key still in flight → 409); Request-Id on every response; events
+// delivered to registered webhook endpoints, signed with the official SDK's header generator.
+//
+// What it adds for tests (under /_test, never under /v1): a record of every API request,
+// fault injection (500, 429, slow, malformed JSON, connection reset), completing a Checkout
+// Session with a test card, moving an Identity session, and waiting for deliveries.
+//
+// Run: node standin/server.mjs [--port 12111] [--webhook-url URL --webhook-secret whsec_…]
+
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
+
+const DEFAULT_API_VERSION = '2026-10-28.endive';
+const signer = new Stripe('sk_test_standin_signing_only');
+
+/** Test card numbers and what an off-session charge with them does (Stripe's testing docs). */
+export const TEST_CARDS = {
+  '4242424242424242': { brand: 'visa', outcome: 'succeeded' },
+  '5555555555554444': { brand: 'mastercard', outcome: 'succeeded' },
+  '4000000000009995': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+  '4000000000000341': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
+  '4000000000000002': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
+  '4000002760003184': { brand: 'visa', outcome: 'declined', code: 'authentication_required', decline_code: 'authentication_required', message: 'Your card was declined. This transaction requires authentication.' },
+};
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+export function newId(prefix, length = 24) {
+  const bytes = randomBytes(length);
+  let id = `${prefix}_`;
+  for (const b of bytes) id += ALNUM[b % ALNUM.length];
+  return id;
+}
+
+class ApiError extends Error {
+  constructor(status, fields, headers = {}) {
+    super(fields.message);
+    this.status = status;
+    this.fields = fields;
+    this.headers = headers;
+  }
+}
+const invalid = (message, extra = {}) => new ApiError(400, { type: 'invalid_request_error', message, ...extra });
+const missing = (kind, id, param = 'id') =>
+  new ApiError(404, { type: 'invalid_request_error', code: 'resource_missing', param, message: `No such ${kind}: '${id}'` });
+
+/** Stripe's form encoding back into nested objects: a[b][0][c]=v, a[]=v. */
+export function parseForm(text) {
+  const root = {};
+  for (const [key, value] of new URLSearchParams(text)) {
+    const parts = key.match(/^[^[]+|\[[^\]]*\]/g);
+    if (!parts || parts.join('') !== key) throw invalid(`Invalid parameter name: ${key}`);
+    const path = parts.map((p, i) => (i === 0 ? p : p.slice(1, -1)));
+    let node = root;
+    path.forEach((segment, i) => {
+      const last = i === path.length - 1;
+      const next = path[i + 1];
+      const container = () => (next === '' || /^\d+$/.test(next ?? '') ? [] : {});
+      if (segment === '') {
+        if (!Array.isArray(node)) throw invalid(`Invalid array parameter: ${key}`);
+        if (last) {
+          node.push(value);
+        } else {
+          const child = container();
+          node.push(child);
+          node = child;
+        }
+        return;
+      }
+      if (last) {
+        node[segment] = value;
+      } else {
+        node[segment] ??= container();
+        node = node[segment];
+      }
+    });
+  }
+  return root;
+}
+
+const stableJson = (value) =>
+  JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
+
+function positiveInteger(value, param) {
+  if (value === undefined) throw invalid(`Missing required param: ${param}.`, { code: 'parameter_missing', param });
+  if (!/^\d+$/.test(String(value)) || Number(value) <= 0) {
+    throw invalid(`Invalid integer: ${value}`, { code: 'parameter_invalid_integer', param });
+  }
+  return Number(value);
+}
+function required(params, param) {
+  const value = params[param];
+  if (value === undefined || value === '') throw invalid(`Missing required param: ${param}.`, { code: 'parameter_missing', param });
+  return value;
+}
+function currency(value, param = 'currency') {
+  if (!/^[a-zA-Z]{3}$/.test(value ?? '')) throw invalid(`Invalid currency: ${value}`, { code: 'parameter_invalid_string', param });
+  return value.toLowerCase();
+}
+const bool = (value) => value === 'true' || value === true;
+const now = () => Math.floor(Date.now() / 1000);
+
+export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_API_VERSION } = {}) {
+  const objects = new Map(); // id → object
+  const cards = new Map(); // payment method id → card number (never exposed)
+  const idempotency = new Map(); // `${apiKey} ${key}` → { fingerprint, status, body }
+  const inFlight = new Set();
+  const requests = [];
+  const faults = [];
+  const endpoints = [];
+  const deliveries = [];
+  const pending = new Set();
+  let publicBase = '';
+
+  if (webhookUrl) {
+    endpoints.push({ id: newId('we'), object: 'webhook_endpoint', url: webhookUrl, secret: webhookSecret, enabled_events: ['*'], api_version: apiVersion, status: 'enabled' });
+  }
+
+  const store = (object) => (objects.set(object.id, object), object);
+  const get = (kind, id, object, param) => {
+    const found = objects.get(id);
+    if (!found || found.object !== object) throw missing(kind, id, param);
+    return found;
+  };
+
+  // ------------------------------------------------------------------ events and deliveries
+  function emit(type, object, request) {
+    const event = {
+      id: newId('evt'),
+      object: 'event',
+      api_version: apiVersion,
+      created: now(),
+      data: { object: structuredClone(object) },
+      livemode: false,
+      pending_webhooks: endpoints.length,
+      request: { id: request?.requestId ?? null, idempotency_key: request?.idempotencyKey ?? null },
+      type,
+    };
+    const targets = endpoints.filter((e) => e.enabled_events.includes('*') || e.enabled_events.includes(type));
+    const work = Promise.all(targets.map((endpoint) => deliver(event, endpoint)));
+    pending.add(work);
+    work.finally(() => pending.delete(work));
+    return { event, delivered: work };
+  }
+
+  async function deliver(event, endpoint, attempt = 1) {
+    const payload = JSON.stringify(event, null, 2);
+    const header = signer.webhooks.generateTestHeaderString({ payload, secret: endpoint.secret });
+    const record = { event_id: event.id, type: event.type, endpoint: endpoint.id, attempt, status: null, body: null, error: null };
+    deliveries.push(record);
+    try {
+      const res = await fetch(endpoint.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': header, 'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)' },
+        body: payload,
+        signal: AbortSignal.timeout(20_000),
+      });
+      record.status = res.status;
+      record.body = await res.text();
+    } catch (e) {
+      record.error = String(e.message ?? e);
+    }
+    return record;
+  }
+
+  const events = new Map(); // event id → event, for redelivery
+  function emitAndKeep(type, object, request) {
+    const emitted = emit(type, object, request);
+    events.set(emitted.event.id, emitted.event);
+    return emitted;
+  }
+
+  // ------------------------------------------------------------------ API handlers
+  function checkoutUrl(id) {
+    return `${publicBase}/c/pay/${id}`;
+  }
+
+  const api = {
+    'POST /v1/customers': (params) =>
+      store({ id: newId('cus', 14), object: 'customer', created: now(), email: params.email ?? null, name: params.name ?? null, metadata: params.metadata ?? {}, invoice_settings: { default_payment_method: null }, livemode: false }),
+    'GET /v1/customers/:id': (_, [id]) => get('customer', id, 'customer'),
+
+    'POST /v1/checkout/sessions': (params) => {
+      const mode = required(params, 'mode');
+      if (!['setup', 'payment'].includes(mode)) throw invalid(`Invalid mode: ${mode}`, { param: 'mode' });
+      required(params, 'success_url');
+      if (params.customer) get('customer', params.customer, 'customer', 'customer');
+      const session = {
+        id: newId(mode === 'setup' ? 'cs_test_c1' : 'cs_test_a1', 40),
+        object: 'checkout.session',
+        mode,
+        status: 'open',
+        payment_status: mode === 'setup' ? 'no_payment_required' : 'unpaid',
+        customer: params.customer ?? null,
+        customer_details: null,
+        currency: null,
+        amount_total: null,
+        setup_intent: null,
+        payment_intent: null,
+        success_url: params.success_url,
+        cancel_url: params.cancel_url ?? null,
+        metadata: params.metadata ?? {},
+        created: now(),
+        expires_at: now() + 86400,
+        livemode: false,
+        url: null,
+      };
+      if (mode === 'setup') {
+        session.currency = params.currency ? currency(params.currency) : null;
+      } else {
+        const items = params.line_items;
+        if (!Array.isArray(items) || items.length === 0) throw invalid('Missing required param: line_items.', { code: 'parameter_missing', param: 'line_items' });
+        let total = 0;
+        items.forEach((item, i) => {
+          const price = item.price_data ?? {};
+          const amount = positiveInteger(price.unit_amount, `line_items[${i}][price_data][unit_amount]`);
+          session.currency = currency(price.currency, `line_items[${i}][price_data][currency]`);
+          if (!price.product_data?.name) throw invalid('Missing required param: name.', { code: 'parameter_missing', param: `line_items[${i}][price_data][product_data][name]` });
+          total += amount * positiveInteger(item.quantity ?? '1', `line_items[${i}][quantity]`);
+        });
+        session.amount_total = total;
+      }
+      session.url = checkoutUrl(session.id);
+      return store(session);
+    },
+    'GET /v1/checkout/sessions/:id': (_, [id], query) => {
+      const session = structuredClone(get('checkout session', id, 'checkout.session'));
+      for (const field of [query.expand ?? []].flat()) {
+        if (!['setup_intent', 'payment_intent', 'customer'].includes(field)) throw invalid(`This property cannot be expanded (${field}).`, { param: 'expand' });
+        if (session[field]) session[field] = structuredClone(objects.get(session[field]));
+      }
+      return session;
+    },
+    'GET /v1/setup_intents/:id': (_, [id]) => get('setup_intent', id, 'setup_intent'),
+    'GET /v1/payment_methods/:id': (_, [id]) => get('payment_method', id, 'payment_method'),
+    'POST /v1/payment_methods/:id/attach': (params, [id], _q, request) => {
+      const pm = get('payment_method', id, 'payment_method');
+      const customer = required(params, 'customer');
+      get('customer', customer, 'customer', 'customer');
+      if (pm.customer && pm.customer !== customer) {
+        throw invalid('The payment method you provided has already been attached to a customer.', { code: 'payment_method_already_attached' });
+      }
+      pm.customer = customer;
+      emitAndKeep('payment_method.attached', pm, request);
+      return pm;
+    },
+    'GET /v1/payment_intents/:id': (_, [id]) => get('payment_intent', id, 'payment_intent'),
+    'POST /v1/payment_intents': (params, _p, _q, request) => {
+      const amount = positiveInteger(params.amount, 'amount');
+      const cur = currency(required(params, 'currency'));
+      if (params.customer) get('customer', params.customer, 'customer', 'customer');
+      const pi = {
+        id: newId('pi'),
+        object: 'payment_intent',
+        amount,
+        amount_received: 0,
+        currency: cur,
+        customer: params.customer ?? null,
+        payment_method: params.payment_method ?? null,
+        description: params.description ?? null,
+        metadata: params.metadata ?? {},
+        status: 'requires_payment_method',
+        last_payment_error: null,
+        created: now(),
+        livemode: false,
+      };
+      if (pi.payment_method) {
+        const pm = get('payment_method', pi.payment_method, 'payment_method', 'payment_method');
+        if (pi.customer && pm.customer !== pi.customer) {
+          throw invalid(`The provided PaymentMethod ${pm.id} does not belong to the Customer ${pi.customer}.`, { param: 'payment_method' });
+        }
+        pi.status = 'requires_confirmation';
+      }
+      store(pi);
+      emitAndKeep('payment_intent.created', pi, request);
+      if (!bool(params.confirm)) return pi;
+      if (!pi.payment_method) throw invalid('You must provide a payment_method to confirm.', { code: 'parameter_missing', param: 'payment_method' });
+      const card = TEST_CARDS[cards.get(pi.payment_method)] ?? TEST_CARDS['4242424242424242'];
+      if (card.outcome === 'succeeded') {
+        Object.assign(pi, { status: 'succeeded', amount_received: amount, latest_charge: newId('ch') });
+        emitAndKeep('payment_intent.succeeded', pi, request);
+        return pi;
+      }
+      const error = { type: 'card_error', code: card.code, decline_code: card.decline_code, message: card.message, payment_method: objects.get(pi.payment_method) };
+      Object.assign(pi, { status: 'requires_payment_method', last_payment_error: error });
+      emitAndKeep('payment_intent.payment_failed', pi, request);
+      throw new ApiError(402, { ...error, doc_url: `https://docs.stripe.com/error-codes/${error.code.replace(/_/g, '-')}`, payment_intent: structuredClone(pi) });
+    },
+
+    'POST /v1/identity/verification_sessions': (params, _p, _q, request) => {
+      const type = required(params, 'type');
+      if (!['document', 'id_number'].includes(type)) throw invalid(`Invalid type: ${type}`, { param: 'type' });
+      const id = newId('vs');
+      const session = store({
+        id,
+        object: 'identity.verification_session',
+        type,
+        status: 'requires_input',
+        client_secret: `${id}_secret_${newId('x', 24).slice(2)}`,
+        url: `${publicBase}/_test/identity/${id}`,
+        return_url: params.return_url ?? null,
+        last_error: null,
+        metadata: params.metadata ?? {},
+        created: now(),
+        livemode: false,
+      });
+      emitAndKeep('identity.verification_session.created', session, request);
+      return session;
+    },
+    'GET /v1/identity/verification_sessions/:id': (_, [id]) => get('verification session', id, 'identity.verification_session'),
+
+    'POST /v1/webhook_endpoints': (params) => {
+      const url = required(params, 'url');
+      if (!/^https?:\/\//.test(url)) throw invalid('Invalid URL: must be http(s).', { param: 'url' });
+      const enabled = params.enabled_events;
+      if (!Array.isArray(enabled) || enabled.length === 0) throw invalid('Missing required param: enabled_events.', { code: 'parameter_missing', param: 'enabled_events' });
+      const endpoint = { id: newId('we'), object: 'webhook_endpoint', url, enabled_events: enabled, api_version: params.api_version ?? null, status: 'enabled', secret: `whsec_${randomBytes(24).toString('hex')}`, created: now(), livemode: false };
+      endpoints.push(endpoint);
+      return { ...endpoint };
+    },
+  };
+
+  const routes = Object.entries(api).map(([key, handler]) => {
+    const [method, pattern] = key.split(' ');
+    const regex = new RegExp('^' + pattern.replace(/:id/g, '([A-Za-z0-9_]+)') + '$');
+    return { method, regex, handler, pattern };
+  });
+
+  // ------------------------------------------------------------------ test-only actions
+  function completeCheckout(id, { card = '4242424242424242', email = 'customer@example.com' } = {}) {
+    const session = get('checkout session', id, 'checkout.session');
+    if (session.status !== 'open') throw invalid(`This Checkout Session is no longer open (${session.status}).`);
+    const test = TEST_CARDS[card];
+    if (!test) throw invalid(`Unknown test card ${card}.`, { param: 'card' });
+    if (session.mode === 'payment' && test.outcome !== 'succeeded') {
+      throw new ApiError(402, { type: 'card_error', code: test.code, decline_code: test.decline_code, message: test.message });
+    }
+    const pm = store({ id: newId('pm'), object: 'payment_method', type: 'card', customer: null, card: { brand: test.brand, last4: card.slice(-4), exp_month: 12, exp_year: new Date().getFullYear() + 3 }, created: now(), livemode: false });
+    cards.set(pm.id, card);
+    session.customer_details = { email };
+    session.status = 'complete';
+    const emitted = [];
+    if (session.mode === 'setup') {
+      if (session.customer) pm.customer = session.customer;
+      const si = store({ id: newId('seti'), object: 'setup_intent', status: 'succeeded', customer: session.customer, payment_method: pm.id, usage: 'off_session', created: now(), livemode: false });
+      session.setup_intent = si.id;
+      emitted.push(emitAndKeep('setup_intent.succeeded', si));
+    } else {
+      const pi = store({ id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: session.metadata, status: 'succeeded', last_payment_error: null, created: now(), livemode: false });
+      if (session.customer) pm.customer = session.customer;
+      session.payment_intent = pi.id;
+      session.payment_status = 'paid';
+      emitted.push(emitAndKeep('payment_intent.succeeded', pi));
+    }
+    emitted.push(emitAndKeep('checkout.session.completed', session));
+    return { session, emitted };
+  }
+
+  function moveIdentity(id, status, { code, reason } = {}) {
+    const session = get('verification session', id, 'identity.verification_session');
+    const allowed = ['verified', 'requires_input', 'processing', 'canceled', 'redacted'];
+    if (!allowed.includes(status)) throw invalid(`Unknown status ${status}; one of ${allowed.join(', ')}.`);
+    session.status = status === 'redacted' ? session.status : status;
+    session.last_error = status === 'requires_input' ? { code: code ?? 'document_unverified_other', reason: reason ?? 'The document could not be verified.' } : null;
+    if (status === 'redacted') session.redaction = { status: 'redacted' };
+    const type = `identity.verification_session.${status}`;
+    return { session, emitted: [emitAndKeep(type, session)] };
+  }
+
+  async function settle(emitted) {
+    const results = await Promise.all(emitted.map((e) => e.delivered));
+    return emitted.map((e, i) => ({ event: e.event, deliveries: results[i] }));
+  }
+
+  // ------------------------------------------------------------------ HTTP plumbing
+  function send(res, status, body, headers = {}) {
+    const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2);
+    res.writeHead(status, { 'content-type': 'application/json', 'request-id': headers['request-id'] ?? newId('req', 14), 'stripe-version': apiVersion, ...headers });
+    res.end(text);
+  }
+
+  function takeFault(method, path) {
+    const index = faults.findIndex((f) => (!f.method || f.method === method) && path.startsWith(f.path));
+    if (index === -1) return null;
+    const fault = faults[index];
+    if (--fault.times <= 0) faults.splice(index, 1);
+    return fault;
+  }
+
+  async function readBody(req) {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async function handleApi(req, res, url, bodyText) {
+    const method = req.method;
+    const path = url.pathname;
+    const requestId = newId('req', 14);
+    const idempotencyKey = req.headers['idempotency-key'] ?? null;
+    const auth = req.headers.authorization ?? '';
+    const record = {
+      method, path, query: url.search, request_id: requestId, idempotency_key: idempotencyKey,
+      stripe_version: req.headers['stripe-version'] ?? null, content_type: req.headers['content-type'] ?? null,
+      authorized: /^Bearer sk_test_\w+$/.test(auth), params: null, status: null, replayed: false, fault: null, at: Date.now(),
+    };
+    requests.push(record);
+    const reply = (status, body, headers = {}) => {
+      record.status = status;
+      send(res, status, body, { 'request-id': requestId, ...headers });
+    };
+    const fail = (e) => {
+      if (e instanceof ApiError) {
+        const error = { ...e.fields, request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}` };
+        return { status: e.status, body: { error }, headers: e.headers };
+      }
+      console.error(e);
+      return { status: 500, body: { error: { type: 'api_error', message: 'An unknown error occurred in the stand-in.' } }, headers: {} };
+    };
+
+    // Parameters are recorded even for requests a fault then answers.
+    let params = {};
+    let paramsError = null;
+    try {
+      params = method === 'POST' ? parseForm(bodyText) : {};
+      record.params = params;
+    } catch (e) {
+      paramsError = e;
+    }
+
+    const fault = takeFault(method, path);
+    if (fault) {
+      record.fault = fault.kind;
+      if (fault.kind === 'reset') return req.socket.destroy();
+      if (fault.kind === '500') return reply(500, { error: { type: 'api_error', message: 'An unknown error occurred' } }, fault.should_retry === undefined ? {} : { 'stripe-should-retry': String(fault.should_retry) });
+      if (fault.kind === '429') return reply(429, { error: { type: 'invalid_request_error', code: 'rate_limit', message: 'Too many requests hit the API too quickly.' } });
+      if (fault.kind === 'malformed') return reply(200, '{"id": "cus_trunc', {});
+      if (fault.kind === '400') return reply(400, { error: { type: 'invalid_request_error', code: 'parameter_invalid_empty', message: 'Injected 400.' } });
+      // 'slow': the request is carried out now and answered late, like a Stripe response that
+      // outlives the client's timeout; a retry with the same key then gets the saved result.
+    }
+
+    if (!record.authorized) {
+      return reply(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided. Use a test-mode secret key (sk_test_…).' } });
+    }
+    const version = req.headers['stripe-version'];
+    if (version !== undefined && !/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(version)) {
+      return reply(400, { error: { type: 'invalid_request_error', message: `Invalid Stripe API version: ${version}` } });
+    }
+
+    if (paramsError) {
+      const { status, body } = fail(paramsError);
+      return reply(status, body);
+    }
+    const query = parseForm(url.search.slice(1));
+
+    const route = routes.find((r) => r.method === method && r.regex.test(path));
+    if (!route) {
+      return reply(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path}).` } });
+    }
+    const args = path.match(route.regex).slice(1);
+
+    const scope = idempotencyKey && method === 'POST' ? `${auth} ${idempotencyKey}` : null;
+    const fingerprint = stableJson({ method, path, params });
+    if (scope) {
+      const saved = idempotency.get(scope);
+      if (saved) {
+        record.replayed = true;
+        if (saved.fingerprint !== fingerprint) {
+          return reply(400, { error: { type: 'idempotency_error', message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idempotencyKey}' if you meant to execute a different request.` } });
+        }
+        return reply(saved.status, saved.body, { 'idempotent-replayed': 'true', 'original-request': saved.requestId });
+      }
+      if (inFlight.has(scope)) {
+        return reply(409, { error: { type: 'idempotency_error', code: 'idempotency_key_in_use', message: 'There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): ' + idempotencyKey + '. Please try again later.' } });
+      }
+      inFlight.add(scope);
+    }
+    let outcome;
+    try {
+      outcome = { status: 200, body: await route.handler(params, args, query, { requestId, idempotencyKey }), headers: {} };
+    } catch (e) {
+      outcome = fail(e);
+    }
+    if (scope) {
+      inFlight.delete(scope);
+      // Like Stripe: a result is saved once the endpoint ran, including 4xx; not for 5xx.
+      if (outcome.status < 500) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
+    }
+    if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delay_ms ?? 30_000));
+    if (res.destroyed) return;
+    reply(outcome.status, outcome.body, outcome.headers);
+  }
+
+  async function handleTest(req, res, url, bodyText) {
+    const json = () => (bodyText ? (req.headers['content-type'] ?? '').includes('json') ? JSON.parse(bodyText) : Object.fromEntries(new URLSearchParams(bodyText)) : {});
+    const p = url.pathname;
+    let m;
+    try {
+      if (p === '/_test/requests' && req.method === 'GET') return send(res, 200, requests);
+      if (p === '/_test/reset' && req.method === 'POST') {
+        requests.length = 0;
+        faults.length = 0;
+        deliveries.length = 0;
+        return send(res, 200, { reset: true });
+      }
+      if (p === '/_test/faults' && req.method === 'POST') {
+        const fault = { times: 1, ...json() };
+        if (!['500', '429', '400', 'slow', 'malformed', 'reset'].includes(String(fault.kind))) throw invalid('kind must be one of 500, 429, 400, slow, malformed, reset');
+        if (!fault.path?.startsWith('/v1/')) throw invalid('path must be a /v1/ prefix');
+        faults.push({ ...fault, kind: String(fault.kind) });
+        return send(res, 200, faults);
+      }
+      if (p === '/_test/faults' && req.method === 'DELETE') {
+        faults.length = 0;
+        return send(res, 200, faults);
+      }
+      if (p === '/_test/deliveries' && req.method === 'GET') {
+        await Promise.all([...pending]);
+        return send(res, 200, deliveries);
+      }
+      if (p === '/_test/objects' && req.method === 'GET') return send(res, 200, [...objects.values()]);
+      if (p === '/_test/endpoints' && req.method === 'GET') return send(res, 200, endpoints.map((e) => ({ ...e, secret: undefined })));
+      if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/complete$/)) && req.method === 'POST') {
+        const { session, emitted } = completeCheckout(m[1], json());
+        const events = await settle(emitted);
+        if ((req.headers.accept ?? '').includes('text/html') && session.success_url) {
+          res.writeHead(303, { location: session.success_url.replace('{CHECKOUT_SESSION_ID}', session.id) });
+          return res.end();
+        }
+        return send(res, 200, { session, events });
+      }
+      if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
+        const { session, emitted } = moveIdentity(m[1], m[2], json());
+        return send(res, 200, { session, events: await settle(emitted) });
+      }
+      if ((m = p.match(/^\/_test\/events\/(evt_\w+)\/redeliver$/)) && req.method === 'POST') {
+        const event = events.get(m[1]);
+        if (!event) throw missing('event', m[1]);
+        const results = await Promise.all(endpoints.map((e) => deliver(event, e, 2)));
+        return send(res, 200, { event, deliveries: results });
+      }
+      if ((m = p.match(/^\/_test\/identity\/(vs_\w+)$/)) && req.method === 'GET') {
+        return html(res, identityPage(get('verification session', m[1], 'identity.verification_session')));
+      }
+      return send(res, 404, { error: { type: 'invalid_request_error', message: `No test route ${req.method} ${p}` } });
+    } catch (e) {
+      if (e instanceof ApiError) return send(res, e.status, { error: e.fields });
+      if (e instanceof SyntaxError) return send(res, 400, { error: { type: 'invalid_request_error', message: 'Body is not JSON.' } });
+      throw e;
+    }
+  }
+
+  function html(res, body) {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><meta charset="utf-8"><title>Stripe stand-in</title><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${body}</body>`);
+  }
+  const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+  function checkoutPage(session) {
+    const options = Object.entries(TEST_CARDS).map(([n, c]) => `<option value="${n}">${n} (${c.brand}, ${c.outcome}${c.decline_code ? ': ' + c.decline_code : ''})</option>`).join('');
+    return `<h1>Checkout (${escape(session.mode)} mode)</h1><p>Local Stripe stand-in: no card data leaves this machine.</p>
+      ${session.amount_total ? `<p>Amount: ${escape(session.amount_total)} ${escape(session.currency)}</p>` : ''}
+      <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
+      <label>Test card <select name="card">${options}</select></label><br><br>
+      <label>Email <input name="email" value="customer@example.com"></label><br><br>
+      <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>`;
+  }
+  function identityPage(session) {
+    return `<h1>Identity verification</h1><p>Session ${escape(session.id)}: ${escape(session.status)}</p>
+      <p>Move it with <code>POST /_test/identity/verification_sessions/${escape(session.id)}/verified</code> (or requires_input with {"code","reason"}).</p>`;
+  }
+
+  const server = http.createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, 'http://127.0.0.1');
+      const bodyText = await readBody(req);
+      if (url.pathname.startsWith('/v1/')) return await handleApi(req, res, url, bodyText);
+      if (url.pathname.startsWith('/_test/')) return await handleTest(req, res, url, bodyText);
+      let m;
+      if ((m = url.pathname.match(/^\/c\/pay\/(cs_\w+)$/)) && req.method === 'GET') {
+        const session = objects.get(m[1]);
+        if (!session) return send(res, 404, { error: { type: 'invalid_request_error', message: 'No such checkout session' } });
+        return html(res, checkoutPage(session));
+      }
+      return send(res, 404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` } });
+    } catch (e) {
+      console.error(e);
+      if (!res.headersSent) send(res, 500, { error: { type: 'api_error', message: 'stand-in failure' } });
+    }
+  });
+
+  return {
+    server,
+    async listen(port = 0) {
+      await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', resolve);
+      });
+      publicBase = `http://127.0.0.1:${server.address().port}`;
+      return publicBase;
+    },
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(resolve);
+    }),
+  };
+}
+
+// CLI
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name, fallback) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i === -1 ? fallback : process.argv[i + 1];
+  };
+  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: arg('webhook-secret') });
+  const url = await standIn.listen(Number(arg('port', '12111')));
+  console.log(`Stripe stand-in listening on ${url}`);
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => standIn.close().then(() => process.exit(0)));
+}
