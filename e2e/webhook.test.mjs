@@ -92,6 +92,26 @@ describe('a configured worker', () => {
     assert.equal(res.body.error.code, 'payload_too_large');
   });
 
+  test('a chunked body over 1 MiB without Content-Length is refused with 413 too', async () => {
+    const chunk = new TextEncoder().encode('x'.repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        if (sent >= 17) return controller.close();
+        sent += 1;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await fetch(`${worker.url}/webhook`, {
+      method: 'POST',
+      headers: { 'stripe-signature': 't=1,v1=00', 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+    });
+    assert.equal(res.status, 413);
+    assert.equal((await res.json()).error.code, 'payload_too_large');
+  });
+
   test('a signed body of exactly the cap is verified, then refused as not an event', async () => {
     const body = ' '.repeat(1024 * 1024 - 2) + '{}';
     const res = await deliver(worker, body, { secret: SECRET });

@@ -253,6 +253,23 @@ fn retries_stop_after_the_attempt_limit_with_the_last_error() {
 }
 
 #[test]
+fn a_429_that_persists_is_returned_decoded_after_the_last_attempt() {
+    let body = r#"{"error":{"type":"invalid_request_error","code":"rate_limit","message":"Too many requests hit the API too quickly."}}"#;
+    let transport = FakeTransport::new(vec![
+        respond(429, body),
+        respond(429, body),
+        respond(429, body),
+    ]);
+    let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
+    let StripeError::Api(api) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((api.status, api.code.as_deref()), (429, Some("rate_limit")));
+    assert_eq!(transport.sent().len(), 3);
+    assert!(error.is_transient());
+}
+
+#[test]
 fn network_errors_are_retried() {
     let transport = FakeTransport::new(vec![Scripted::Fail(10), respond(200, CUSTOMER)]);
     assert_eq!(
