@@ -1,6 +1,6 @@
 //! `GET /` and `POST /create-checkout-session`: save a card with Checkout in setup mode.
 
-use worker::{Env, Request, Response, Url};
+use worker::{Env, Request, Response};
 
 use crate::billing::{CheckoutRecord, SetupRequest};
 use crate::error::{AppError, Result};
@@ -46,10 +46,9 @@ pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Re
     // Without APP_BASE_URL the pages return to where this request came to.
     let origin = match &config.app_base_url {
         Some(url) => url.clone(),
-        None => req
-            .url()
-            .map(|u: Url| u.origin().ascii_serialization())
-            .map_err(|_| AppError::BadForm)?,
+        None => crate::router::origin_of(&req.inner().url())
+            .ok_or(AppError::BadForm)?
+            .to_owned(),
     };
     let mut random = [0u8; 16];
     getrandom::fill(&mut random)
@@ -70,9 +69,17 @@ pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Re
     keys::checkout(&session.id)
         .save(&state(env)?, &CheckoutRecord::opened(&session, now), None)
         .await?;
-    Ok(Response::redirect_with_status(
-        Url::parse(&url)
-            .map_err(|_| AppError::Internal("Stripe returned an invalid Checkout url"))?,
-        303,
-    ))
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(AppError::Internal(
+            "Stripe returned a Checkout url that is not http(s)",
+        ));
+    }
+    Ok(see_other(&url))
+}
+
+fn see_other(location: &str) -> worker::Result<Response> {
+    let response = Response::empty()?.with_status(303);
+    response.headers().set("location", location)?;
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response)
 }
