@@ -18,20 +18,6 @@ pub const STRIPE_SECRET_KEY: &str = "STRIPE_SECRET_KEY";
 pub const STRIPE_WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
 pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
 
-/// Every setting the worker reads, for the adapter that fetches them from `Env`.
-pub const ALL_SETTINGS: [&str; 10] = [
-    STRIPE_API_BASE,
-    STRIPE_API_VERSION,
-    WEBHOOK_TOLERANCE_SECONDS,
-    APP_BASE_URL,
-    DEFAULT_CURRENCY,
-    IDENTITY_MAX_ATTEMPTS,
-    NOTIFY_URL,
-    STRIPE_SECRET_KEY,
-    STRIPE_WEBHOOK_SECRET,
-    ADMIN_TOKEN,
-];
-
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 /// The version the pinned official SDK (`stripe` in package.json) speaks; events and API
 /// responses are shaped by it, so it is pinned rather than left to the account default.
@@ -287,6 +273,17 @@ mod tests {
                 assert!(!text.contains(value.trim()), "{text} echoes {value}");
             }
         }
+    }
+
+    #[test]
+    fn wrangler_toml_pins_the_same_stripe_version_and_tolerance() {
+        let toml = include_str!("../wrangler.toml");
+        assert!(toml.contains(&format!(
+            "STRIPE_API_VERSION = \"{DEFAULT_STRIPE_API_VERSION}\""
+        )));
+        assert!(toml.contains(&format!(
+            "WEBHOOK_TOLERANCE_SECONDS = \"{DEFAULT_TOLERANCE_SECONDS}\""
+        )));
     }
 
     #[test]

@@ -58,6 +58,14 @@ fn fixture() -> Fixture {
     serde_json::from_str(text).expect("the fixture parses")
 }
 
+fn valid_event(fixture: &Fixture) -> &Case {
+    fixture
+        .cases
+        .iter()
+        .find(|c| c.name == "valid event")
+        .expect("the fixture has a valid event")
+}
+
 fn outcome(case: &Case, now: i64, tolerance: u64) -> String {
     match verify(
         &case.body(),
@@ -162,11 +170,7 @@ fn headers_built_here_are_identical_to_the_sdks() {
 #[test]
 fn a_valid_vector_fails_once_the_clock_moves_past_the_tolerance() {
     let fixture = fixture();
-    let case = fixture
-        .cases
-        .iter()
-        .find(|c| c.name == "valid event")
-        .unwrap();
+    let case = valid_event(&fixture);
     assert_eq!(
         outcome(
             case,
@@ -188,11 +192,7 @@ fn a_valid_vector_fails_once_the_clock_moves_past_the_tolerance() {
 #[test]
 fn every_single_byte_change_of_a_valid_vector_is_caught() {
     let fixture = fixture();
-    let case = fixture
-        .cases
-        .iter()
-        .find(|c| c.name == "valid event")
-        .unwrap();
+    let case = valid_event(&fixture);
     let body = case.body();
     let secrets = case.secrets();
     for i in 0..body.len() {

@@ -114,13 +114,22 @@ fn send<T: serde::de::DeserializeOwned>(
     transport: &FakeTransport,
     request: &StripeRequest,
 ) -> Result<stripe_edge_webhooks::stripe::Reply<T>, StripeError> {
+    send_with(transport, RetryPolicy::default(), request)
+}
+
+fn send_with<T: serde::de::DeserializeOwned>(
+    transport: &FakeTransport,
+    policy: RetryPolicy,
+    request: &StripeRequest,
+) -> Result<stripe_edge_webhooks::stripe::Reply<T>, StripeError> {
     let config = config();
     let client = StripeClient::new(
         transport,
         BASE,
         VERSION,
         config.stripe_secret_key().unwrap(),
-    );
+    )
+    .with_policy(policy);
     block_on(client.send::<T>(request))
 }
 
@@ -302,15 +311,7 @@ fn the_overall_deadline_bounds_attempts_and_waits() {
         Scripted::Hang,
         Scripted::Hang,
     ]);
-    let config = config();
-    let client = StripeClient::new(
-        &transport,
-        BASE,
-        VERSION,
-        config.stripe_secret_key().unwrap(),
-    )
-    .with_policy(policy);
-    let error = block_on(client.send::<Customer>(&customer_request())).unwrap_err();
+    let error = send_with::<Customer>(&transport, policy, &customer_request()).unwrap_err();
     assert!(matches!(error, StripeError::Deadline { .. }), "{error:?}");
     assert!(
         transport.now_ms() <= 10_000.0 + 10.0,

@@ -24,6 +24,7 @@ pub async fn get_event(env: &Env, event_id: &str) -> Result<worker::Result<Respo
         .load(&state(env)?)
         .await?
         .ok_or(AppError::NotFound)?;
-    let body = serde_json::to_string(&record).map_err(|_| AppError::NotFound)?;
+    let body = serde_json::to_string(&record)
+        .map_err(|_| AppError::Internal("a stored event record does not serialise"))?;
     Ok(json(200, body))
 }
