@@ -93,11 +93,11 @@ describe('the Stripe client under workerd', () => {
     assert.deepEqual((await requests()).map((c) => c.status), [429, 200]);
   });
 
-  test('a 500 with Stripe-Should-Retry: false is not retried', async () => {
+  test('a 500 with Stripe-Should-Retry: false is not retried, and is final for the caller too', async () => {
     await fault({ kind: '500', path: '/v1/checkout/sessions', should_retry: false });
     const res = await createSession();
-    assert.equal(res.status, 503);
-    assert.equal((await res.json()).error.code, 'stripe_unavailable');
+    assert.equal(res.status, 502);
+    assert.equal((await res.json()).error.code, 'stripe_failed');
     assert.equal((await requests()).length, 1);
   });
 
@@ -126,6 +126,21 @@ describe('the Stripe client under workerd', () => {
     assert.equal((await requests()).length, 0);
   });
 
+  test('a body that is not a URL-encoded form, or is over 16 KiB, is refused before Stripe is called', async () => {
+    const post = (body, contentType) =>
+      fetch(`${worker.url}/create-checkout-session`, { method: 'POST', redirect: 'manual', headers: contentType ? { 'content-type': contentType } : {}, body });
+    const json = await post('{"currency":"eur"}', 'application/json');
+    assert.equal(json.status, 400);
+    assert.equal((await json.json()).error.code, 'bad_form');
+    const multipart = new FormData();
+    multipart.set('currency', 'eur');
+    assert.equal((await post(multipart)).status, 400);
+    const huge = await post(`currency=usd&pad=${'x'.repeat(17 * 1024)}`, 'application/x-www-form-urlencoded');
+    assert.equal(huge.status, 413);
+    assert.equal((await huge.json()).error.code, 'payload_too_large');
+    assert.equal((await requests()).length, 0);
+  });
+
   test('a malformed success body is a 502 and is not retried', async () => {
     await fault({ kind: 'malformed', path: '/v1/checkout/sessions' });
     const res = await createSession();
@@ -143,6 +158,8 @@ describe('the Stripe client under workerd', () => {
   });
 
   test('the secret key never reaches the logs', () => {
-    assert.ok(!worker.logs().includes(STRIPE_KEY));
+    const logs = worker.logs();
+    assert.match(logs, /"path":"\/create-checkout-session"/, 'the worker logs were captured');
+    assert.ok(!logs.includes(STRIPE_KEY));
   });
 });

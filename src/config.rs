@@ -77,14 +77,14 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let stripe_api_base = match get(STRIPE_API_BASE) {
-            Some(url) => parse_base_url(STRIPE_API_BASE, &url)?,
+            Some(url) => parse_url(STRIPE_API_BASE, &url, UrlShape::Origin)?,
             None => DEFAULT_STRIPE_API_BASE.to_owned(),
         };
         let app_base_url = get(APP_BASE_URL)
-            .map(|url| parse_base_url(APP_BASE_URL, &url))
+            .map(|url| parse_url(APP_BASE_URL, &url, UrlShape::Base))
             .transpose()?;
         let notify_url = get(NOTIFY_URL)
-            .map(|url| parse_base_url(NOTIFY_URL, &url))
+            .map(|url| parse_url(NOTIFY_URL, &url, UrlShape::Endpoint))
             .transpose()?;
         let webhook_tolerance_seconds = match get(WEBHOOK_TOLERANCE_SECONDS) {
             Some(value) => {
@@ -109,10 +109,13 @@ impl Config {
             )?),
             None => None,
         };
+        let stripe_api_version = match get(STRIPE_API_VERSION) {
+            Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
+            None => DEFAULT_STRIPE_API_VERSION.to_owned(),
+        };
         Ok(Self {
             stripe_api_base,
-            stripe_api_version: get(STRIPE_API_VERSION)
-                .unwrap_or_else(|| DEFAULT_STRIPE_API_VERSION.to_owned()),
+            stripe_api_version,
             webhook_tolerance_seconds,
             app_base_url,
             default_currency,
@@ -142,21 +145,77 @@ impl Config {
     }
 }
 
-fn parse_base_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or(ConfigError::Invalid {
-            name,
-            reason: "must start with http:// or https://",
-        })?;
-    if rest.is_empty() || rest.starts_with('/') || value.chars().any(char::is_whitespace) {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: "must be an absolute URL with a host",
-        });
+/// How much of a URL a setting may carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UrlShape {
+    /// `scheme://host[:port]`: the client appends `/v1/…` itself.
+    Origin,
+    /// An origin with an optional path prefix; no query or fragment.
+    Base,
+    /// A whole endpoint, kept exactly.
+    Endpoint,
+}
+
+/// `https://`, or `http://` to a loopback host only: these URLs receive the Stripe key or
+/// customer data, which must never cross a network in the clear.
+fn parse_url(name: &'static str, value: &str, shape: UrlShape) -> Result<String, ConfigError> {
+    let invalid = |reason| ConfigError::Invalid { name, reason };
+    let (rest, secure) = match value.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (
+            value.strip_prefix("http://").ok_or(invalid(
+                "must start with https:// (or http:// for a loopback host)",
+            ))?,
+            false,
+        ),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.is_empty()
+        || authority.contains('@')
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid("must be an absolute URL with a host"));
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    if !secure && !is_loopback(authority) {
+        return Err(invalid("must use https:// unless the host is loopback"));
+    }
+    match shape {
+        UrlShape::Origin if !tail.is_empty() && tail != "/" => {
+            Err(invalid("must be scheme://host[:port] with no path"))
+        }
+        UrlShape::Base if tail.contains(['?', '#']) => {
+            Err(invalid("must not have a query or fragment"))
+        }
+        UrlShape::Origin | UrlShape::Base => Ok(value.trim_end_matches('/').to_owned()),
+        UrlShape::Endpoint => Ok(value.to_owned()),
+    }
+}
+
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A `Stripe-Version` value (`2026-10-28.endive`): it goes into a header as is.
+fn parse_api_version(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
+    if value.len() <= 64 && value.bytes().all(allowed) {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: "must look like 2026-10-28.endive",
+        })
+    }
 }
 
 fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -253,6 +312,40 @@ mod tests {
     }
 
     #[test]
+    fn urls_keep_what_their_setting_needs() {
+        let c = config(&[
+            (STRIPE_API_BASE, "https://api.stripe.com/"),
+            (APP_BASE_URL, "https://shop.example/billing/"),
+            (NOTIFY_URL, "http://localhost:9000/notify/"),
+        ])
+        .unwrap();
+        assert_eq!(c.stripe_api_base, "https://api.stripe.com");
+        assert_eq!(
+            c.app_base_url.as_deref(),
+            Some("https://shop.example/billing")
+        );
+        assert_eq!(
+            c.notify_url.as_deref(),
+            Some("http://localhost:9000/notify/")
+        );
+        for loopback in [
+            "http://127.0.0.1:12111",
+            "http://localhost",
+            "http://[::1]:8080",
+        ] {
+            let c = config(&[(STRIPE_API_BASE, loopback)]).unwrap();
+            assert_eq!(c.stripe_api_base, loopback);
+        }
+        for remote in [
+            "http://128.0.0.1",
+            "http://localhost.evil.example",
+            "http://[::2]",
+        ] {
+            assert!(config(&[(STRIPE_API_BASE, remote)]).is_err(), "{remote}");
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_setting_but_not_the_value() {
         let cases = [
             (WEBHOOK_TOLERANCE_SECONDS, "soon"),
@@ -261,8 +354,14 @@ mod tests {
             (IDENTITY_MAX_ATTEMPTS, "-1"),
             (DEFAULT_CURRENCY, "dollars"),
             (STRIPE_API_BASE, "api.stripe.com"),
+            (STRIPE_API_BASE, "http://api.stripe.example"),
+            (STRIPE_API_BASE, "https://api.stripe.com/v1"),
+            (STRIPE_API_BASE, "https://user:pw@api.stripe.com"),
+            (STRIPE_API_VERSION, "2026-10-28\r\nx-evil: 1"),
             (APP_BASE_URL, "https://"),
+            (APP_BASE_URL, "https://shop.example/?next=1"),
             (NOTIFY_URL, "ftp://x"),
+            (NOTIFY_URL, "http://hooks.example/notify"),
             (STRIPE_WEBHOOK_SECRET, " , "),
         ];
         for (name, value) in cases {

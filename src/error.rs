@@ -114,24 +114,26 @@ impl AppError {
 
 /// Transient Stripe trouble is 503 (retry later); a request Stripe refused because of what
 /// the caller sent is 400 with Stripe's message; a refused API key or an answer that makes no
-/// sense is this service's problem (500/502); a decline is 402, as Stripe says it.
+/// sense is this service's problem (500/502), as is a failure Stripe says not to retry (502);
+/// a decline is 402, as Stripe says it.
 fn stripe_status(error: &StripeError) -> u16 {
     match error {
         e if e.is_transient() => 503,
         StripeError::CardDeclined(_) => 402,
         StripeError::Api(api) if api.status == 401 || api.status == 403 => 500,
         StripeError::Api(api) if api.status == 400 || api.status == 404 => 400,
-        StripeError::InvalidRequest(_) => 500,
+        StripeError::InvalidRequest(_) | StripeError::Unsendable(_) => 500,
         _ => 502,
     }
 }
 
 fn stripe_code(error: &StripeError) -> &'static str {
-    match stripe_status(error) {
-        503 => "stripe_unavailable",
-        402 => "card_declined",
-        400 => "stripe_invalid_request",
-        500 => "stripe_configuration_error",
+    match (stripe_status(error), error) {
+        (503, _) => "stripe_unavailable",
+        (402, _) => "card_declined",
+        (400, _) => "stripe_invalid_request",
+        (500, _) => "stripe_configuration_error",
+        (_, StripeError::Api(_)) => "stripe_failed",
         _ => "stripe_bad_response",
     }
 }
@@ -144,6 +146,7 @@ fn stripe_message(error: &StripeError) -> String {
             .unwrap_or_else(|| "Stripe refused the request".into()),
         (500, _) => "Stripe refused this service's credentials or request; see the logs".into(),
         (503, _) => "Stripe is unavailable, retry later".into(),
+        (_, Some(_)) => "Stripe could not complete the request; see the logs".into(),
         _ => "Stripe answered unexpectedly; see the logs".into(),
     }
 }
@@ -199,6 +202,20 @@ mod tests {
             ),
             (StripeError::Api(api(429)), 503, "stripe_unavailable"),
             (StripeError::Api(api(500)), 503, "stripe_unavailable"),
+            (
+                StripeError::Api({
+                    let mut final_500 = api(500);
+                    final_500.should_retry = Some(false);
+                    final_500
+                }),
+                502,
+                "stripe_failed",
+            ),
+            (
+                StripeError::Unsendable("invalid value for header stripe-version".into()),
+                500,
+                "stripe_configuration_error",
+            ),
             (
                 StripeError::Network("reset".into()),
                 503,

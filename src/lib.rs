@@ -6,11 +6,14 @@
 //! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
 //! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
 //! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check.
+//! - [`stripe`]: the Stripe API client (form encoding, idempotency keys, errors, retries)
+//!   behind a transport port; Workers fetch in `stripe::fetch`. [`objects`]: what we read of
+//!   Stripe's objects. [`billing`]: what the card-saving and charging flows ask and store.
 //! - [`router`] and [`error`]: the route table and the one error-to-status mapping.
 //! - `routes` (wasm32 only): thin adapters from `worker` requests to the core.
 //!
-//! Nothing but `routes`, `store::kv` and the fetch handler below touches `worker`, so the
-//! core is tested natively with `cargo test`.
+//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the fetch handler below touches
+//! `worker`, so the core is tested natively with `cargo test`.
 
 pub mod auth;
 pub mod billing;

@@ -45,9 +45,66 @@ pub fn origin_of(url: &str) -> Option<&str> {
     (end > after_scheme).then(|| &url[..end])
 }
 
+/// The largest form body a browser route reads; the "Save a card" form is a few dozen bytes.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The fields of an `application/x-www-form-urlencoded` body. Anything else (multipart, JSON,
+/// no content type) is refused rather than read as an empty form with defaults.
+pub fn form_fields(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, AppError> {
+    let media_type = content_type
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(AppError::BadForm);
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| AppError::BadForm)
+}
+
+/// The first value of a field.
+pub fn form_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_are_read_only_when_url_encoded() {
+        let fields = form_fields(
+            Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            b"customer=cus_1&currency=eur&currency=usd&note=a+b%26c",
+        )
+        .unwrap();
+        assert_eq!(form_field(&fields, "customer"), Some("cus_1"));
+        assert_eq!(form_field(&fields, "currency"), Some("eur"));
+        assert_eq!(form_field(&fields, "note"), Some("a b&c"));
+        assert_eq!(form_field(&fields, "missing"), None);
+        assert!(form_fields(Some("application/x-www-form-urlencoded"), b"")
+            .unwrap()
+            .is_empty());
+        for content_type in [
+            None,
+            Some("multipart/form-data; boundary=x"),
+            Some("application/json"),
+        ] {
+            assert!(matches!(
+                form_fields(content_type, b"customer=cus_1"),
+                Err(AppError::BadForm)
+            ));
+        }
+        // Bytes that are not UTF-8 decode lossily; the field validation then refuses them.
+        let lossy =
+            form_fields(Some("application/x-www-form-urlencoded"), b"customer=%FF").unwrap();
+        assert_eq!(form_field(&lossy, "customer"), Some("\u{fffd}"));
+    }
 
     #[test]
     fn the_origin_is_scheme_host_and_port() {

@@ -303,6 +303,9 @@ pub struct ApiError {
     pub status: u16,
     #[serde(skip)]
     pub request_id: Option<String>,
+    /// Stripe's `Stripe-Should-Retry` answer, when it gave one: it overrules the status.
+    #[serde(skip)]
+    pub should_retry: Option<bool>,
     #[serde(rename = "type", default)]
     pub error_type: String,
     #[serde(default)]
@@ -352,6 +355,10 @@ pub enum StripeError {
     /// A request this client refuses to send (a POST without an idempotency key, a bad id).
     #[error("refused to send: {0}")]
     InvalidRequest(&'static str),
+    /// The runtime could not build the request (a header value or URL it rejects): a
+    /// configuration fault, final, never retried as if it were the network.
+    #[error("the request could not be built: {0}")]
+    Unsendable(String),
 }
 
 impl StripeError {
@@ -360,8 +367,11 @@ impl StripeError {
         match self {
             Self::Network(_) | Self::Deadline { .. } => true,
             Self::Malformed { status, .. } => *status >= 500,
-            Self::Api(e) => e.status == 409 || e.status == 429 || e.status >= 500,
-            Self::CardDeclined(_) | Self::InvalidRequest(_) => false,
+            Self::Api(e) => RetryPolicy::is_retryable(AttemptFailure::Status {
+                status: e.status,
+                should_retry: e.should_retry,
+            }),
+            Self::CardDeclined(_) | Self::InvalidRequest(_) | Self::Unsendable(_) => false,
         }
     }
 
@@ -412,6 +422,9 @@ pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeE
         .error;
     error.status = response.status;
     error.request_id = response.header("request-id").map(str::to_owned);
+    error.should_retry = response
+        .header("stripe-should-retry")
+        .map(|v| v.eq_ignore_ascii_case("true"));
     Err(if response.status == 402 {
         StripeError::CardDeclined(Box::new(error))
     } else {
@@ -500,12 +513,35 @@ impl RetryPolicy {
 // ---------------------------------------------------------------------------------------------
 // Transport port and the client
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<String>,
+}
+
+/// Leaves out the `Authorization` value (the secret key) and the body (it may hold PII).
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                if name.eq_ignore_ascii_case("authorization") {
+                    (*name, "[redacted]")
+                } else {
+                    (*name, value.as_str())
+                }
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.as_ref().map(String::len))
+            .finish()
+    }
 }
 
 impl HttpRequest {
@@ -534,11 +570,25 @@ impl HttpResponse {
     }
 }
 
+/// Why the transport has no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Connection refused or reset, timeout, abort: worth another attempt.
+    Network(String),
+    /// The request was never sent because the runtime rejected it: another attempt fails
+    /// the same way.
+    Unsendable(String),
+}
+
 /// What the client needs from the runtime. Futures are not `Send` on Workers.
 #[allow(async_fn_in_trait)]
 pub trait Transport {
-    /// One HTTP exchange, abandoned after `timeout_ms`. `Err` is a network-level failure.
-    async fn send(&self, request: &HttpRequest, timeout_ms: u64) -> Result<HttpResponse, String>;
+    /// One HTTP exchange, abandoned after `timeout_ms`.
+    async fn send(
+        &self,
+        request: &HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<HttpResponse, SendFailure>;
     async fn sleep(&self, ms: u64);
     fn now_ms(&self) -> f64;
     /// Uniform in `[0, 1)`, for jitter.
@@ -671,7 +721,12 @@ impl<'a, T: Transport> StripeClient<'a, T> {
                         }
                     }
                 }
-                Err(reason) => (AttemptFailure::Network, StripeError::Network(reason)),
+                Err(SendFailure::Network(reason)) => {
+                    (AttemptFailure::Network, StripeError::Network(reason))
+                }
+                Err(SendFailure::Unsendable(reason)) => {
+                    return Err(StripeError::Unsendable(reason))
+                }
             };
             // A 2xx that does not decode is not retried: the write may have happened.
             let success_undecodable = matches!(

@@ -5,7 +5,8 @@
 // {"error":{type, code, decline_code, message, param, payment_intent, …}} with Stripe's
 // statuses; test cards deciding off-session outcomes; Idempotency-Key replay (same key and
 // parameters → the saved response, with Idempotent-Replayed: true; other parameters → 400
-// idempotency_error; a key still in flight → 409); Request-Id on every response; events
+// idempotency_error; a key still in progress → 409; nothing saved for a validation error or
+// a 5xx); Request-Id on every response; events
 // delivered to registered webhook endpoints, signed with the official SDK's header generator.
 //
 // What it adds for tests (under /_test, never under /v1): a record of every API request,
@@ -459,7 +460,13 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const { status, body } = fail(paramsError);
       return reply(status, body);
     }
-    const query = parseForm(url.search.slice(1));
+    let query;
+    try {
+      query = parseForm(url.search.slice(1));
+    } catch (e) {
+      const { status, body } = fail(e);
+      return reply(status, body);
+    }
 
     const route = routes.find((r) => r.method === method && r.regex.test(path));
     if (!route) {
@@ -489,12 +496,15 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     } catch (e) {
       outcome = fail(e);
     }
+    // 'slow': the request stays in progress until it answers, so the same key meanwhile is a 409.
+    if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delay_ms ?? 30_000));
     if (scope) {
       inFlight.delete(scope);
-      // Like Stripe: a result is saved once the endpoint ran, including 4xx; not for 5xx.
-      if (outcome.status < 500) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
+      // Like Stripe: a result is saved once the endpoint ran (a 402 decline, a 404 of an object
+      // it looked up), but not when the parameters failed validation, and never a 5xx.
+      const failedValidation = outcome.status === 400 && outcome.body?.error?.type === 'invalid_request_error';
+      if (outcome.status < 500 && !failedValidation) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
     }
-    if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delay_ms ?? 30_000));
     if (res.destroyed) return;
     reply(outcome.status, outcome.body, outcome.headers);
   }

@@ -129,13 +129,20 @@ describe('the API', () => {
     assert.equal(res.body.error.type, 'idempotency_error');
   });
 
-  test('a 4xx result is saved under its key, a 5xx one is not', async () => {
+  test('a failed validation and a 5xx are not saved under their key; a result of the endpoint is', async () => {
     const k = key();
     const bad = await call('POST', '/v1/payment_intents', { amount: '-5', currency: 'usd' }, { idempotencyKey: k });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'parameter_invalid_integer');
-    const replay = await call('POST', '/v1/payment_intents', { amount: '-5', currency: 'usd' }, { idempotencyKey: k });
-    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    const again = await call('POST', '/v1/payment_intents', { amount: '-5', currency: 'usd' }, { idempotencyKey: k });
+    assert.equal(again.status, 400);
+    assert.equal(again.headers.get('idempotent-replayed'), null, 'nothing was saved, so it ran again');
+
+    const k404 = key();
+    const missing = await call('POST', '/v1/payment_methods/pm_missing/attach', { customer: 'cus_missing' }, { idempotencyKey: k404 });
+    assert.equal(missing.status, 404);
+    const replayed = await call('POST', '/v1/payment_methods/pm_missing/attach', { customer: 'cus_missing' }, { idempotencyKey: k404 });
+    assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
 
     const k2 = key();
     await testPost('/_test/faults', { kind: '500', path: '/v1/customers' });
@@ -315,6 +322,24 @@ describe('fault injection and the request record', () => {
     const retry = await call('POST', '/v1/customers', { email: 'slow@example.com' }, { idempotencyKey: k });
     assert.equal(retry.body.id, slow.body.id);
     assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+  });
+
+  test('the same key while the first request is still in progress is a 409', async () => {
+    await testPost('/_test/faults', { kind: 'slow', path: '/v1/customers', delay_ms: 300 });
+    const k = key();
+    const first = call('POST', '/v1/customers', { email: 'busy@example.com' }, { idempotencyKey: k });
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await call('POST', '/v1/customers', { email: 'busy@example.com' }, { idempotencyKey: k });
+    assert.equal(second.status, 409);
+    assert.equal(second.body.error.code, 'idempotency_key_in_use');
+    assert.equal((await first).status, 200);
+    const third = await call('POST', '/v1/customers', { email: 'busy@example.com' }, { idempotencyKey: k });
+    assert.equal(third.body.id, (await first).body.id);
+  });
+
+  test('a malformed query is a 400, not a stand-in failure', async () => {
+    const res = await fetch(`${base}/v1/customers/cus_x?expand[=1`, { headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(res.status, 400);
   });
 
   test('every API request is recorded with its key, version and parameters', async () => {

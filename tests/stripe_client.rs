@@ -9,8 +9,8 @@ use pollster::block_on;
 use stripe_edge_webhooks::config::{Config, STRIPE_SECRET_KEY};
 use stripe_edge_webhooks::objects::{CheckoutSession, Customer, Metadata, PaymentIntent};
 use stripe_edge_webhooks::stripe::{
-    calls, Form, HttpRequest, HttpResponse, IdempotencyKey, Method, RetryPolicy, StripeClient,
-    StripeError, StripeRequest, Transport,
+    calls, Form, HttpRequest, HttpResponse, IdempotencyKey, Method, RetryPolicy, SendFailure,
+    StripeClient, StripeError, StripeRequest, Transport,
 };
 
 const KEY: &str = "sk_test_client_tests_9f8e7d";
@@ -23,6 +23,8 @@ enum Scripted {
     Fail(u64),
     /// Never answers: the attempt times out.
     Hang,
+    /// The runtime refuses to build the request.
+    Unsendable,
 }
 
 #[derive(Default)]
@@ -47,19 +49,28 @@ impl FakeTransport {
 }
 
 impl Transport for FakeTransport {
-    async fn send(&self, request: &HttpRequest, timeout_ms: u64) -> Result<HttpResponse, String> {
+    async fn send(
+        &self,
+        request: &HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<HttpResponse, SendFailure> {
         self.sent.borrow_mut().push((request.clone(), timeout_ms));
         self.clock.set(self.clock.get() + 5.0);
         match self.script.borrow_mut().pop_front() {
             Some(Scripted::Respond(response)) => Ok(response),
             Some(Scripted::Fail(after)) => {
                 self.clock.set(self.clock.get() + after as f64);
-                Err("connection reset".into())
+                Err(SendFailure::Network("connection reset".into()))
             }
             Some(Scripted::Hang) => {
                 self.clock.set(self.clock.get() + timeout_ms as f64);
-                Err("the operation was aborted due to timeout".into())
+                Err(SendFailure::Network(
+                    "the operation was aborted due to timeout".into(),
+                ))
             }
+            Some(Scripted::Unsendable) => Err(SendFailure::Unsendable(
+                "invalid value for header stripe-version".into(),
+            )),
             None => panic!("the client sent more requests than scripted"),
         }
     }
@@ -431,11 +442,8 @@ fn malformed_bodies_are_reported_and_a_2xx_one_is_not_retried() {
 }
 
 #[test]
-fn the_secret_key_never_shows_in_debug_output_or_errors() {
-    let transport = FakeTransport::new(vec![respond(
-        401,
-        r#"{"error":{"type":"invalid_request_error","message":"Invalid API Key"}}"#,
-    )]);
+fn the_secret_key_and_the_form_body_never_show_in_debug_output() {
+    let transport = FakeTransport::new(vec![]);
     let config = config();
     let client = StripeClient::new(
         &transport,
@@ -444,8 +452,41 @@ fn the_secret_key_never_shows_in_debug_output_or_errors() {
         config.stripe_secret_key().unwrap(),
     );
     assert!(!format!("{client:?}").contains(KEY));
-    let error = block_on(client.send::<Customer>(&customer_request())).unwrap_err();
-    assert!(!format!("{error} {error:?}").contains(KEY));
+    let request = client.build(&customer_request()).unwrap();
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let printed = format!("{request:?}");
+    assert!(!printed.contains(KEY), "{printed}");
+    assert!(!printed.contains("a@example.com"), "{printed}");
+    assert!(printed.contains("idempotency-key"), "{printed}");
+}
+
+#[test]
+fn stripe_should_retry_false_makes_even_a_5xx_final_for_the_caller() {
+    let transport = FakeTransport::new(vec![respond_with(
+        503,
+        SERVER_ERROR,
+        &[("stripe-should-retry", "false")],
+    )]);
+    let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
+    assert_eq!(transport.sent().len(), 1);
+    assert_eq!(error.api_error().map(|e| e.should_retry), Some(Some(false)));
+    assert!(!error.is_transient(), "{error:?}");
+
+    let transport = FakeTransport::new((0..3).map(|_| respond(503, SERVER_ERROR)).collect());
+    let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+}
+
+#[test]
+fn a_request_the_runtime_cannot_build_is_final_and_not_a_network_error() {
+    let transport = FakeTransport::new(vec![Scripted::Unsendable]);
+    let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
+    assert_eq!(transport.sent().len(), 1);
+    assert!(matches!(error, StripeError::Unsendable(_)), "{error:?}");
+    assert!(!error.is_transient());
 }
 
 #[test]

@@ -9,7 +9,9 @@ use crate::store::keys;
 use crate::stripe::fetch::FetchTransport;
 use crate::stripe::{IdempotencyKey, StripeClient};
 
-use super::{load_config, state};
+use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
+
+use super::{load_config, read_capped, state};
 
 const HOME: &str = r#"<!doctype html>
 <html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -33,14 +35,12 @@ pub fn home() -> worker::Result<Response> {
 
 pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Result<Response>> {
     let config = load_config(env)?;
-    let form = req.form_data().await.map_err(|_| AppError::BadForm)?;
-    let field = |name: &str| match form.get(name) {
-        Some(worker::FormEntry::Field(value)) => Some(value),
-        _ => None,
-    };
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let body = read_capped(req, MAX_FORM_BYTES, || AppError::BadForm).await?;
+    let fields = form_fields(content_type.as_deref(), &body)?;
     let setup = SetupRequest::parse(
-        field("customer").as_deref(),
-        field("currency").as_deref(),
+        form_field(&fields, "customer"),
+        form_field(&fields, "currency"),
         &config.default_currency,
     )?;
     // Without APP_BASE_URL the pages return to where this request came to.

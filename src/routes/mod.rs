@@ -6,7 +6,8 @@ pub mod checkout;
 pub mod health;
 pub mod webhook;
 
-use worker::{Env, Headers, Response};
+use futures_util::StreamExt;
+use worker::{Env, Headers, Request, Response};
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
@@ -16,12 +17,20 @@ use crate::store::StoreError;
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
 
-/// Reads every setting straight from the `Env` object: vars and secrets are both strings there.
+/// Reads every setting straight from the `Env` object. Secrets are strings there; a var written
+/// unquoted in wrangler.toml (`WEBHOOK_TOLERANCE_SECONDS = 300`) arrives as a JSON value and is
+/// read as its JSON text, so it is validated like the string instead of silently ignored.
 pub fn load_config(env: &Env) -> Result<Config> {
     let lookup = |name: &str| {
-        js_sys::Reflect::get(env, &name.into())
-            .ok()
-            .and_then(|v| v.as_string())
+        let value = js_sys::Reflect::get(env, &name.into()).ok()?;
+        if value.is_undefined() || value.is_null() {
+            return None;
+        }
+        value.as_string().or_else(|| {
+            js_sys::JSON::stringify(&value)
+                .ok()
+                .and_then(|text| text.as_string())
+        })
     };
     Ok(Config::from_lookup(lookup)?)
 }
@@ -53,4 +62,27 @@ pub fn error_response(error: &AppError) -> worker::Result<Response> {
         response.headers().set("www-authenticate", "Bearer")?;
     }
     Ok(response)
+}
+
+/// Reads the body as it streams in and stops at `cap` (413), so a body sent without (or with
+/// a false) Content-Length is refused before it is all in memory. `unreadable` is the error
+/// for a body the runtime cannot deliver.
+pub async fn read_capped(
+    req: &mut Request,
+    cap: usize,
+    unreadable: impl Fn() -> AppError,
+) -> Result<Vec<u8>> {
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req.stream().map_err(|_| unreadable())?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if body.len() + chunk.len() > cap {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -1,6 +1,5 @@
 //! `POST /webhook`: reads the raw body and the signature header, hands them to the core.
 
-use futures_util::StreamExt;
 use worker::{Env, Request};
 
 use crate::error::{AppError, Result};
@@ -8,7 +7,7 @@ use crate::event::EventError;
 use crate::signature::SIGNATURE_HEADER;
 use crate::webhook::{receive, Delivery, Receipt, MAX_BODY_BYTES};
 
-use super::{load_config, state};
+use super::{load_config, read_capped, state};
 
 pub async fn post(req: &mut Request, env: &Env, now: i64) -> Result<Receipt> {
     // Refuse by the announced length before reading; the core checks the real length too.
@@ -22,7 +21,10 @@ pub async fn post(req: &mut Request, env: &Env, now: i64) -> Result<Receipt> {
     let config = load_config(env)?;
     let secrets = config.webhook_secrets()?;
     let signature_header = req.headers().get(SIGNATURE_HEADER).ok().flatten();
-    let body = read_capped(req, MAX_BODY_BYTES).await?;
+    let body = read_capped(req, MAX_BODY_BYTES, || {
+        AppError::Event(EventError::NotAnEvent("the body could not be read".into()))
+    })
+    .await?;
     let delivery = Delivery {
         body: &body,
         signature_header: signature_header.as_deref(),
@@ -35,24 +37,4 @@ pub async fn post(req: &mut Request, env: &Env, now: i64) -> Result<Receipt> {
         delivery,
     )
     .await?)
-}
-
-/// Reads the body as it streams in and stops at `cap`, so a body sent without (or with a false)
-/// Content-Length is refused before it is all in memory.
-async fn read_capped(req: &mut Request, cap: usize) -> Result<Vec<u8>> {
-    let unreadable =
-        || AppError::Event(EventError::NotAnEvent("the body could not be read".into()));
-    if req.inner().body().is_none() {
-        return Ok(Vec::new());
-    }
-    let mut stream = req.stream().map_err(|_| unreadable())?;
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
-        if body.len() + chunk.len() > cap {
-            return Err(AppError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
