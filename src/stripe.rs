@@ -422,9 +422,7 @@ pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeE
         .error;
     error.status = response.status;
     error.request_id = response.header("request-id").map(str::to_owned);
-    error.should_retry = response
-        .header("stripe-should-retry")
-        .map(|v| v.eq_ignore_ascii_case("true"));
+    error.should_retry = response.should_retry();
     Err(if response.status == 402 {
         StripeError::CardDeclined(Box::new(error))
     } else {
@@ -570,6 +568,12 @@ impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
+
+    /// `Stripe-Should-Retry`, when Stripe sent it.
+    pub fn should_retry(&self) -> Option<bool> {
+        self.header("stripe-should-retry")
+            .map(|v| v.eq_ignore_ascii_case("true"))
+    }
 }
 
 /// Why the transport has no response.
@@ -709,18 +713,13 @@ impl<'a, T: Transport> StripeClient<'a, T> {
                                 attempts: attempt,
                             })
                         }
-                        Err(error) => {
-                            let should_retry = response
-                                .header("stripe-should-retry")
-                                .map(|v| v.eq_ignore_ascii_case("true"));
-                            (
-                                AttemptFailure::Status {
-                                    status: response.status,
-                                    should_retry,
-                                },
-                                error,
-                            )
-                        }
+                        Err(error) => (
+                            AttemptFailure::Status {
+                                status: response.status,
+                                should_retry: response.should_retry(),
+                            },
+                            error,
+                        ),
                     }
                 }
                 Err(SendFailure::Network(reason)) => {

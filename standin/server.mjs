@@ -426,12 +426,15 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       return { status: 500, body: { error: { type: 'api_error', message: 'An unknown error occurred in the stand-in.' } }, headers: {} };
     };
 
-    // Parameters are recorded even for requests a fault then answers.
+    // Parameters are recorded even for requests a fault then answers; a malformed body or
+    // query is a 400 once the fault and authorization checks are passed.
     let params = {};
+    let query = {};
     let paramsError = null;
     try {
       params = method === 'POST' ? parseForm(bodyText) : {};
       record.params = params;
+      query = parseForm(url.search.slice(1));
     } catch (e) {
       paramsError = e;
     }
@@ -458,13 +461,6 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
 
     if (paramsError) {
       const { status, body } = fail(paramsError);
-      return reply(status, body);
-    }
-    let query;
-    try {
-      query = parseForm(url.search.slice(1));
-    } catch (e) {
-      const { status, body } = fail(e);
       return reply(status, body);
     }
 
