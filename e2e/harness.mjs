@@ -3,6 +3,7 @@
 // process group, also when a test fails or the runner is interrupted.
 
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -130,5 +131,58 @@ export async function deliver(worker, payload, { secret, timestamp, header } = {
 export async function adminGet(worker, route, token) {
   const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const res = await fetch(`${worker.url}${route}`, { headers });
+  return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
+}
+
+/**
+ * A notification sink on loopback: records every JSON POST (NOTIFY_URL points here) and
+ * answers `status()` (200 unless told otherwise).
+ */
+export async function startSink() {
+  const received = [];
+  let answer = 200;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body = null;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      received.push({ method: req.method, path: req.url, headers: req.headers, body });
+      res.writeHead(answer, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/notify`,
+    received,
+    answerWith: (status) => (answer = status),
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(resolve);
+    }),
+  };
+}
+
+/** Points the stand-in's event deliveries at the worker, signed with `secret`. */
+export async function connectStandIn(stripeBase, worker, secret) {
+  const res = await fetch(`${stripeBase}/_test/endpoints`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ url: `${worker.url}/webhook`, secret }),
+  });
+  if (res.status !== 200) throw new Error(`stand-in endpoint: ${res.status} ${await res.text()}`);
+}
+
+/** POSTs JSON to an admin route. */
+export async function adminPost(worker, route, token, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${worker.url}${route}`, { method: 'POST', headers, body: JSON.stringify(body) });
   return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
 }

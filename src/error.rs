@@ -25,6 +25,8 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("the request body is not a valid form")]
     BadForm,
+    #[error("the request body is not valid: {0}")]
+    BadJson(String),
     /// A fault of this service that a retry will not fix; the message is for the log.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -49,6 +51,7 @@ impl From<WebhookError> for AppError {
             WebhookError::Signature(e) => Self::Signature(e),
             WebhookError::Event(e) => Self::Event(e),
             WebhookError::Store(e) => Self::Store(e),
+            WebhookError::Handler(failure) => failure.error,
         }
     }
 }
@@ -60,7 +63,7 @@ impl AppError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized => 401,
             Self::PayloadTooLarge => 413,
-            Self::BadForm => 400,
+            Self::BadForm | Self::BadJson(_) => 400,
             Self::Internal(_) => 500,
             Self::Signature(_) | Self::Event(_) => 400,
             // A missing or invalid setting is fixed by the operator; 500 keeps Stripe retrying
@@ -80,6 +83,7 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BadForm => "bad_form",
+            Self::BadJson(_) => "bad_json",
             Self::Internal(_) => "internal_error",
             Self::Signature(e) => e.code(),
             Self::Event(e) => e.code(),

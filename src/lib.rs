@@ -20,11 +20,16 @@ pub mod billing;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod handlers;
+pub mod notify;
 pub mod objects;
 pub mod router;
+pub mod services;
 pub mod signature;
 pub mod store;
 pub mod stripe;
+#[doc(hidden)]
+pub mod testing;
 pub mod webhook;
 
 #[cfg(target_arch = "wasm32")]
@@ -37,6 +42,7 @@ mod glue {
     use crate::error::AppError;
     use crate::router::{route, Route};
     use crate::routes;
+    use crate::services::Trace;
 
     /// What one request leaves in the log: one JSON line, no secrets, no payloads.
     #[derive(serde::Serialize, Default)]
@@ -53,6 +59,8 @@ mod glue {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'static str>,
         duration_ms: f64,
+        #[serde(flatten)]
+        trace: crate::services::TraceData,
     }
 
     #[event(fetch)]
@@ -66,7 +74,8 @@ mod glue {
             ..Default::default()
         };
 
-        let result = handle(&mut req, &env, &mut log).await;
+        let trace = Trace::new();
+        let result = handle(&mut req, &env, &mut log, &trace).await;
         let response = match result {
             Ok(response) => response?,
             Err(error) => {
@@ -80,6 +89,7 @@ mod glue {
         };
         log.status = response.status_code();
         log.duration_ms = (Date::now().as_millis() - started) as f64;
+        log.trace = trace.snapshot();
         if let Ok(line) = serde_json::to_string(&log) {
             console_log!("{line}");
         }
@@ -90,17 +100,15 @@ mod glue {
         req: &mut Request,
         env: &Env,
         log: &mut RequestLog<'_>,
+        trace: &Trace,
     ) -> Result<worker::Result<Response>, AppError> {
+        let now = (Date::now().as_millis() / 1000) as i64;
         match route(log.method, log.path)? {
             Route::Home => Ok(routes::checkout::home()),
-            Route::CreateCheckoutSession => {
-                let now = (Date::now().as_millis() / 1000) as i64;
-                routes::checkout::create(req, env, now).await
-            }
+            Route::CreateCheckoutSession => routes::checkout::create(req, env, now).await,
             Route::Health => Ok(routes::health::get()),
             Route::Webhook => {
-                let now = (Date::now().as_millis() / 1000) as i64;
-                let receipt = routes::webhook::post(req, env, now).await?;
+                let receipt = routes::webhook::post(req, env, now, trace).await?;
                 log.event_id = Some(receipt.event_id);
                 log.event_type = Some(receipt.event_type);
                 log.outcome = Some(if receipt.duplicate {
@@ -114,6 +122,27 @@ mod glue {
             Route::Event(id) => {
                 routes::admin::authorize(req, env)?;
                 routes::admin::get_event(env, &id).await
+            }
+            Route::CreateVerificationSession => {
+                routes::admin::authorize(req, env)?;
+                routes::identity::create_session(req, env, now, trace).await
+            }
+            Route::IdentityUser(id) => {
+                routes::admin::authorize(req, env)?;
+                routes::identity::get_user(env, &id).await
+            }
+            Route::Success => routes::billing::success(req, env, now, trace).await,
+            Route::CreateCharge => {
+                routes::admin::authorize(req, env)?;
+                routes::billing::create_charge(req, env, now, trace).await
+            }
+            Route::Customer(id) => {
+                routes::admin::authorize(req, env)?;
+                routes::billing::get_customer(env, &id).await
+            }
+            Route::Charge(id) => {
+                routes::admin::authorize(req, env)?;
+                routes::billing::get_charge(env, &id).await
             }
         }
     }

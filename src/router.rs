@@ -12,6 +12,18 @@ pub enum Route {
     Webhook,
     /// `GET /events/{id}` (admin).
     Event(String),
+    /// `POST /identity/verification-sessions` (admin).
+    CreateVerificationSession,
+    /// `GET /identity/users/{id}` (admin).
+    IdentityUser(String),
+    /// `GET /success?session_id=`: the page Checkout returns to.
+    Success,
+    /// `POST /charges` (admin): an off-session charge.
+    CreateCharge,
+    /// `GET /customers/{id}` (admin).
+    Customer(String),
+    /// `GET /charges/{id}` (admin).
+    Charge(String),
 }
 
 pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
@@ -22,10 +34,21 @@ pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
         ["health"] => (Route::Health, "GET, HEAD"),
         ["webhook"] => (Route::Webhook, "POST"),
         ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
+        ["identity", "verification-sessions"] => (Route::CreateVerificationSession, "POST"),
+        ["identity", "users", id] if !id.is_empty() => {
+            (Route::IdentityUser((*id).to_owned()), "GET, HEAD")
+        }
+        ["success"] => (Route::Success, "GET, HEAD"),
+        ["charges"] => (Route::CreateCharge, "POST"),
+        ["charges", id] if !id.is_empty() => (Route::Charge((*id).to_owned()), "GET, HEAD"),
+        ["customers", id] if !id.is_empty() => (Route::Customer((*id).to_owned()), "GET, HEAD"),
         _ => return Err(AppError::NotFound),
     };
     let allowed = match route {
-        Route::Webhook | Route::CreateCheckoutSession => method == "POST",
+        Route::Webhook
+        | Route::CreateCheckoutSession
+        | Route::CreateVerificationSession
+        | Route::CreateCharge => method == "POST",
         _ => method == "GET" || method == "HEAD",
     };
     if allowed {
@@ -62,6 +85,54 @@ pub fn form_fields(
         return Err(AppError::BadForm);
     }
     serde_urlencoded::from_bytes(body).map_err(|_| AppError::BadForm)
+}
+
+/// The largest JSON body an admin route reads.
+pub const MAX_JSON_BYTES: usize = 16 * 1024;
+
+/// An `application/json` body decoded as `T`. The error names what is wrong (a missing
+/// field, a wrong type) without quoting the input.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, AppError> {
+    let media_type = content_type
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(AppError::BadJson(
+            "the content type must be application/json".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| AppError::BadJson(describe_json_error(&e)))
+}
+
+/// serde_json's message minus any excerpt of the input ("invalid type: string \"…\"").
+fn describe_json_error(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    let what = text.split(" at line ").next().unwrap_or("");
+    match error.classify() {
+        Category::Data
+            if what.starts_with("missing field")
+                || what.starts_with("unknown field")
+                || what.starts_with("duplicate field") =>
+        {
+            what.split(", expected").next().unwrap_or(what).to_owned()
+        }
+        Category::Data => format!(
+            "a field has the wrong type or value (line {} column {})",
+            error.line(),
+            error.column()
+        ),
+        Category::Eof => "the JSON is truncated".into(),
+        Category::Syntax | Category::Io => format!(
+            "the body is not valid JSON (line {} column {})",
+            error.line(),
+            error.column()
+        ),
+    }
 }
 
 /// The first value of a field.
@@ -107,6 +178,43 @@ mod tests {
     }
 
     #[test]
+    fn json_bodies_need_the_json_type_and_errors_do_not_quote_input() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            user_id: String,
+            amount: i64,
+        }
+        let ok: Body = json_body(
+            Some("application/json; charset=utf-8"),
+            br#"{"user_id":"u","amount":1}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.amount, 1);
+        let message =
+            |content_type: Option<&str>, body: &[u8]| match json_body::<Body>(content_type, body) {
+                Err(AppError::BadJson(message)) => message,
+                other => panic!("{other:?}"),
+            };
+        let json = Some("application/json");
+        assert_eq!(
+            message(json, br#"{"user_id":"u"}"#),
+            "missing field `amount`"
+        );
+        assert_eq!(
+            message(json, br#"{"user_id":"u","amount":1,"x":2}"#),
+            "unknown field `x`"
+        );
+        assert!(!message(json, br#"{"user_id":"u","amount":"s3cret"}"#).contains("s3cret"));
+        assert!(message(json, br#"{"user_id":"#).contains("truncated"));
+        assert!(message(None, br#"{}"#).contains("application/json"));
+        assert!(
+            message(Some("application/x-www-form-urlencoded"), b"a=b").contains("application/json")
+        );
+    }
+
+    #[test]
     fn the_origin_is_scheme_host_and_port() {
         assert_eq!(
             origin_of("http://127.0.0.1:8787/create-checkout-session"),
@@ -133,6 +241,24 @@ mod tests {
         assert_eq!(
             route("GET", "/events/evt_1").unwrap(),
             Route::Event("evt_1".into())
+        );
+        assert_eq!(
+            route("POST", "/identity/verification-sessions").unwrap(),
+            Route::CreateVerificationSession
+        );
+        assert_eq!(
+            route("GET", "/identity/users/u_1").unwrap(),
+            Route::IdentityUser("u_1".into())
+        );
+        assert_eq!(route("GET", "/success").unwrap(), Route::Success);
+        assert_eq!(route("POST", "/charges").unwrap(), Route::CreateCharge);
+        assert_eq!(
+            route("GET", "/charges/pi_1").unwrap(),
+            Route::Charge("pi_1".into())
+        );
+        assert_eq!(
+            route("GET", "/customers/cus_1").unwrap(),
+            Route::Customer("cus_1".into())
         );
     }
 

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::billing::CheckoutRecord;
+use crate::notify::Notification;
 use crate::webhook::EventRecord;
 
 #[cfg(target_arch = "wasm32")]
@@ -99,6 +100,10 @@ pub mod keys {
 
     pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
         Key::new(format!("checkout:{session_id}"))
+    }
+
+    pub fn notification(id: &str) -> Key<Notification> {
+        Key::new(format!("notification:{id}"))
     }
 }
 

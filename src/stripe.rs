@@ -479,6 +479,19 @@ pub enum AttemptFailure {
 }
 
 impl RetryPolicy {
+    /// For calls made while handling a webhook: fewer and shorter attempts, so that a
+    /// handler's few calls together still answer Stripe well within its delivery timeout.
+    /// A failure is then a 5xx and Stripe redelivers later, which is the better retry.
+    pub fn for_webhook() -> Self {
+        Self {
+            max_attempts: 2,
+            initial_delay_ms: 200,
+            max_delay_ms: 1_000,
+            attempt_timeout_ms: 4_000,
+            deadline_ms: 6_000,
+        }
+    }
+
     /// `Stripe-Should-Retry` decides when present; otherwise network errors, 409 (lock
     /// timeouts), 429 and 5xx are retried, and every other status is final.
     pub fn is_retryable(failure: AttemptFailure) -> bool {

@@ -1,11 +1,15 @@
 //! Receiving one webhook delivery: size cap, signature, envelope, dedupe, dispatch, record.
-//! Pure apart from the `Store` port, so the whole flow runs natively against `MemoryStore`.
+//! Pure apart from the ports in [`Services`], so the whole flow runs natively against
+//! `MemoryStore` and a fake transport.
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventError};
+use crate::handlers::{self, StepError};
+use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
+use crate::stripe::Transport;
 
 /// Stripe's payloads are a few KB; 1 MiB is far above any real event and caps the HMAC work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -20,6 +24,9 @@ pub enum WebhookError {
     Event(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A handler failed in a way a redelivery can get past: the delivery is answered 5xx.
+    #[error(transparent)]
+    Handler(#[from] StepError),
 }
 
 /// What handling an event came to, as stored under `event:{id}`.
@@ -62,6 +69,9 @@ pub struct EventRecord {
     /// The step that failed, for `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
+    /// The error code at that step (as in the error responses), for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }
@@ -87,8 +97,8 @@ pub struct Delivery<'a> {
     pub now: i64,
 }
 
-pub async fn receive(
-    store: &impl Store,
+pub async fn receive<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
     secrets: &WebhookSecrets,
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
@@ -104,6 +114,7 @@ pub async fn receive(
         delivery.now,
     )?;
     let event = Event::parse(delivery.body)?;
+    let store = services.store;
 
     let key = keys::event(&event.id);
     let previous = match key.load(store).await {
@@ -122,7 +133,10 @@ pub async fn receive(
         });
     }
 
-    let outcome = dispatch(&event);
+    let (outcome, failure) = match handlers::dispatch(&event, services).await {
+        Ok(outcome) => (outcome, None),
+        Err(failure) => (Outcome::Failed, Some(failure)),
+    };
     let record = EventRecord {
         version: EVENT_RECORD_VERSION,
         id: event.id.clone(),
@@ -130,10 +144,23 @@ pub async fn receive(
         created: event.created,
         livemode: event.livemode,
         outcome,
-        failed_step: None,
+        failed_step: failure.as_ref().map(|f| f.step.to_owned()),
+        error: failure.as_ref().map(|f| f.error.code().to_owned()),
         recorded_at: delivery.now,
     };
-    key.save(store, &record, Some(EVENT_TTL_SECONDS)).await?;
+    let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
+    match failure {
+        // Stripe redelivers after a 5xx; the failed record (when it could be written) says
+        // where this attempt stopped, and is worked again on redelivery.
+        Some(failure) if failure.is_retryable() => return Err(failure.into()),
+        // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops,
+        // with the failure on record and in the log for an operator.
+        Some(failure) => services
+            .trace
+            .note(format!("event {} failed for good: {failure}", event.id)),
+        None => {}
+    }
+    saved?;
     Ok(Receipt {
         event_id: event.id,
         event_type: event.event_type,
@@ -142,18 +169,14 @@ pub async fn receive(
     })
 }
 
-/// Chooses the handler for an event type. The Identity and billing handlers plug in here;
-/// until a type has one it is recorded as ignored and answered 200, as Stripe expects for
-/// events an endpoint receives but does not act on.
-fn dispatch(_event: &Event) -> Outcome {
-    Outcome::Ignored
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::services::Trace;
     use crate::signature::{sign, WebhookSecret};
     use crate::store::MemoryStore;
+    use crate::testing::FakeTransport;
     use pollster::block_on;
 
     const NOW: i64 = 1_700_000_000;
@@ -161,7 +184,7 @@ mod tests {
 
     fn event_body(id: &str) -> String {
         format!(
-            r#"{{"id":"{id}","object":"event","type":"identity.verification_session.verified","created":{NOW},"livemode":false,"data":{{"object":{{"id":"vs_1"}}}}}}"#
+            r#"{{"id":"{id}","object":"event","type":"customer.created","created":{NOW},"livemode":false,"data":{{"object":{{"id":"vs_1"}}}}}}"#
         )
     }
 
@@ -171,8 +194,12 @@ mod tests {
         header: Option<&str>,
     ) -> Result<Receipt, WebhookError> {
         let secrets = WebhookSecrets::from_comma_separated(SECRET).unwrap();
+        let config = Config::from_lookup(|_| None).unwrap();
+        let transport = FakeTransport::unreachable();
+        let trace = Trace::new();
+        let services = Services::new(store, &transport, &config, NOW, &trace);
         block_on(receive(
-            store,
+            &services,
             &secrets,
             300,
             Delivery {
@@ -197,7 +224,7 @@ mod tests {
         let record = block_on(keys::event("evt_1").load(&store))
             .unwrap()
             .unwrap();
-        assert_eq!(record.event_type, "identity.verification_session.verified");
+        assert_eq!(record.event_type, "customer.created");
         assert_eq!(
             (record.created, record.recorded_at, record.version),
             (NOW, NOW, 1)
@@ -229,6 +256,7 @@ mod tests {
             livemode: false,
             outcome: Outcome::Failed,
             failed_step: Some("attach".into()),
+            error: Some("stripe_unavailable".into()),
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();
@@ -238,8 +266,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (record.outcome, record.failed_step),
-            (Outcome::Ignored, None)
+            (record.outcome, record.failed_step, record.error),
+            (Outcome::Ignored, None, None)
         );
     }
 

@@ -534,6 +534,16 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       if (p === '/_test/objects' && req.method === 'GET') return send(res, 200, [...objects.values()]);
       if (p === '/_test/endpoints' && req.method === 'GET') return send(res, 200, endpoints.map((e) => ({ ...e, secret: undefined })));
+      if (p === '/_test/endpoints' && req.method === 'POST') {
+        // Where the stand-in delivers its events, signed with `secret`: lets a test start the
+        // stand-in first (for STRIPE_API_BASE) and point it at the worker once that is up.
+        const { url: target, secret, enabled_events: enabled = ['*'] } = json();
+        if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(target ?? '')) throw invalid('url must be http://127.0.0.1:PORT/…');
+        if (!/^whsec_\w+$/.test(secret ?? '')) throw invalid('secret must be a whsec_ string');
+        const endpoint = { id: newId('we'), object: 'webhook_endpoint', url: target, secret, enabled_events: [enabled].flat(), api_version: apiVersion, status: 'enabled' };
+        endpoints.push(endpoint);
+        return send(res, 200, { ...endpoint, secret: undefined });
+      }
       if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/complete$/)) && req.method === 'POST') {
         const { session, emitted } = completeCheckout(m[1], json());
         const events = await settle(emitted);

@@ -2,8 +2,10 @@
 //! response. Only built for wasm32.
 
 pub mod admin;
+pub mod billing;
 pub mod checkout;
 pub mod health;
+pub mod identity;
 pub mod webhook;
 
 use futures_util::StreamExt;
@@ -62,6 +64,24 @@ pub fn error_response(error: &AppError) -> worker::Result<Response> {
         response.headers().set("www-authenticate", "Bearer")?;
     }
     Ok(response)
+}
+
+/// An `application/json` body of at most `MAX_JSON_BYTES`, decoded as `T`.
+pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let body = read_capped(req, crate::router::MAX_JSON_BYTES, || {
+        AppError::BadJson("the body could not be read".into())
+    })
+    .await?;
+    crate::router::json_body(content_type.as_deref(), &body)
+}
+
+/// A stored record as a 200 JSON response, or 404.
+pub fn record_response<T: serde::Serialize>(record: Option<T>) -> Result<worker::Result<Response>> {
+    let record = record.ok_or(AppError::NotFound)?;
+    let body = serde_json::to_string(&record)
+        .map_err(|_| AppError::Internal("a stored record does not serialise"))?;
+    Ok(json(200, body))
 }
 
 /// Reads the body as it streams in and stops at `cap` (413), so a body sent without (or with

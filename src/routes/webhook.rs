@@ -4,12 +4,14 @@ use worker::{Env, Request};
 
 use crate::error::{AppError, Result};
 use crate::event::EventError;
+use crate::services::{Services, Trace};
 use crate::signature::SIGNATURE_HEADER;
+use crate::stripe::fetch::FetchTransport;
 use crate::webhook::{receive, Delivery, Receipt, MAX_BODY_BYTES};
 
 use super::{load_config, read_capped, state};
 
-pub async fn post(req: &mut Request, env: &Env, now: i64) -> Result<Receipt> {
+pub async fn post(req: &mut Request, env: &Env, now: i64, trace: &Trace) -> Result<Receipt> {
     // Refuse by the announced length before reading; the core checks the real length too.
     let announced = req.headers().get("content-length").ok().flatten();
     if announced
@@ -30,8 +32,10 @@ pub async fn post(req: &mut Request, env: &Env, now: i64) -> Result<Receipt> {
         signature_header: signature_header.as_deref(),
         now,
     };
+    let store = state(env)?;
+    let services = Services::new(&store, &FetchTransport, &config, now, trace).for_webhook();
     Ok(receive(
-        &state(env)?,
+        &services,
         secrets,
         config.webhook_tolerance_seconds,
         delivery,

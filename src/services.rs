@@ -1,0 +1,154 @@
+//! What a webhook handler or a route may use besides its input: the store, Stripe, the
+//! notification outbox, the clock, and a trace of what was done for the request's log line.
+//! Generic over the two ports, so every flow runs natively against `MemoryStore` and a fake
+//! transport.
+
+use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::notify::{self, Notification};
+use crate::store::{Store, StoreError};
+use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest, Transport};
+
+/// Collected while a request is handled and written into its one log line: ids and short
+/// notes only, never a secret, a body or personal data.
+#[derive(Debug, Default)]
+pub struct Trace(RefCell<TraceData>);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceData {
+    /// `Request-Id` of every Stripe response, successes and errors alike (Stripe support asks
+    /// for them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stripe_request_ids: Vec<String>,
+    /// Things worth an operator's attention that did not fail the request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Trace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn note(&self, note: impl Into<String>) {
+        self.0.borrow_mut().notes.push(note.into());
+    }
+
+    pub fn stripe_request_id(&self, id: &str) {
+        self.0.borrow_mut().stripe_request_ids.push(id.to_owned());
+    }
+
+    pub fn snapshot(&self) -> TraceData {
+        self.0.borrow().clone()
+    }
+}
+
+pub struct Services<'a, S, T> {
+    pub store: &'a S,
+    pub transport: &'a T,
+    pub config: &'a Config,
+    /// Unix seconds, from the runtime's clock.
+    pub now: i64,
+    pub trace: &'a Trace,
+    policy: RetryPolicy,
+    /// When set (webhooks), all Stripe calls together end by this `transport.now_ms()`.
+    budget_ends_ms: Option<f64>,
+}
+
+/// All Stripe calls of one webhook delivery together: Stripe waits for an answer only so long,
+/// and a timed-out delivery counts as failed anyway.
+pub const WEBHOOK_STRIPE_BUDGET_MS: u64 = 10_000;
+
+impl<'a, S: Store, T: Transport> Services<'a, S, T> {
+    pub fn new(
+        store: &'a S,
+        transport: &'a T,
+        config: &'a Config,
+        now: i64,
+        trace: &'a Trace,
+    ) -> Self {
+        Self {
+            store,
+            transport,
+            config,
+            now,
+            trace,
+            policy: RetryPolicy::default(),
+            budget_ends_ms: None,
+        }
+    }
+
+    /// Stripe calls made while handling a webhook must leave time to answer Stripe, which
+    /// gives up on a delivery after a few seconds more than this.
+    pub fn for_webhook(mut self) -> Self {
+        self.policy = RetryPolicy::for_webhook();
+        self.budget_ends_ms = Some(self.transport.now_ms() + WEBHOOK_STRIPE_BUDGET_MS as f64);
+        self
+    }
+
+    /// One Stripe call with the retry policy; its request id goes into the trace.
+    pub async fn stripe<R: DeserializeOwned>(
+        &self,
+        request: &StripeRequest,
+    ) -> Result<R, AppError> {
+        let key = self.config.stripe_secret_key()?;
+        let mut policy = self.policy;
+        if let Some(ends) = self.budget_ends_ms {
+            let left = (ends - self.transport.now_ms()).max(0.0) as u64;
+            if left == 0 {
+                return Err(StripeError::Deadline { attempts: 0 }.into());
+            }
+            policy.deadline_ms = policy.deadline_ms.min(left);
+        }
+        let client = StripeClient::new(
+            self.transport,
+            &self.config.stripe_api_base,
+            &self.config.stripe_api_version,
+            key,
+        )
+        .with_policy(policy);
+        match client.send::<R>(request).await {
+            Ok(reply) => {
+                if let Some(id) = &reply.request_id {
+                    self.trace.stripe_request_id(id);
+                }
+                Ok(reply.object)
+            }
+            Err(error) => {
+                if let Some(id) = error.api_error().and_then(|e| e.request_id.as_deref()) {
+                    self.trace.stripe_request_id(id);
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Like [`Self::stripe`], but a 402 comes back as the decline instead of an error.
+    pub async fn stripe_or_decline<R: DeserializeOwned>(
+        &self,
+        request: &StripeRequest,
+    ) -> Result<Result<R, Box<crate::stripe::ApiError>>, AppError> {
+        match self.stripe(request).await {
+            Ok(object) => Ok(Ok(object)),
+            Err(AppError::Stripe(StripeError::CardDeclined(declined))) => Ok(Err(declined)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Writes the outbox record and delivers it to `NOTIFY_URL` when set. Only a store failure
+    /// is an error: an undelivered notification stays in the outbox and is noted in the log.
+    pub async fn notify(&self, notification: Notification) -> Result<(), StoreError> {
+        let url = self.config.notify_url.as_deref();
+        let record = notify::send(self.store, self.transport, url, notification, self.now).await?;
+        if let Some(error) = record.last_error.as_deref().filter(|_| !record.delivered) {
+            self.trace
+                .note(format!("notification {} not delivered: {error}", record.id));
+        }
+        Ok(())
+    }
+}
