@@ -26,7 +26,7 @@ describe('a configured worker', () => {
   });
 
   test('a signed event is accepted, recorded, and a redelivery changes nothing', async () => {
-    const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e1', object: 'identity.verification_session' });
+    const event = makeEvent('customer.updated', { id: 'cus_e2e1', object: 'customer' });
     const first = await deliver(worker, event, { secret: SECRET });
     assert.equal(first.status, 200);
     assert.deepEqual(first.body, { received: true, duplicate: false });

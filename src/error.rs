@@ -6,6 +6,7 @@
 use crate::billing::BillingError;
 use crate::config::ConfigError;
 use crate::event::EventError;
+use crate::handlers::identity::CreateError;
 use crate::signature::SignatureError;
 use crate::store::StoreError;
 use crate::stripe::StripeError;
@@ -41,6 +42,8 @@ pub enum AppError {
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]
+    Identity(#[from] CreateError),
+    #[error(transparent)]
     Stripe(#[from] StripeError),
 }
 
@@ -72,6 +75,8 @@ impl AppError {
             Self::Store(StoreError::Unavailable(_)) => 503,
             Self::Store(StoreError::Corrupt { .. }) => 500,
             Self::Billing(_) => 400,
+            Self::Identity(CreateError::Invalid(_)) => 400,
+            Self::Identity(CreateError::Refused(_)) => 409,
             Self::Stripe(e) => stripe_status(e),
         }
     }
@@ -91,6 +96,8 @@ impl AppError {
             Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(StoreError::Corrupt { .. }) => "store_corrupt",
             Self::Billing(e) => e.code(),
+            Self::Identity(CreateError::Invalid(_)) => "invalid_request",
+            Self::Identity(CreateError::Refused(refusal)) => refusal.code(),
             Self::Stripe(e) => stripe_code(e),
         }
     }

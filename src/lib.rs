@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handlers;
+pub mod identity;
 pub mod notify;
 pub mod objects;
 pub mod router;

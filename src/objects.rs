@@ -136,6 +136,9 @@ pub struct VerificationLastError {
 pub struct VerificationSession {
     pub id: String,
     pub status: String,
+    /// Unix seconds; orders a user's sessions (the newest one is the user's state).
+    #[serde(default)]
+    pub created: i64,
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::billing::CheckoutRecord;
+use crate::identity::{SessionRecord, UserRecord};
 use crate::notify::Notification;
 use crate::webhook::EventRecord;
 
@@ -100,6 +101,14 @@ pub mod keys {
 
     pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
         Key::new(format!("checkout:{session_id}"))
+    }
+
+    pub fn identity_user(user_id: &str) -> Key<UserRecord> {
+        Key::new(format!("identity:user:{user_id}"))
+    }
+
+    pub fn identity_session(session_id: &str) -> Key<SessionRecord> {
+        Key::new(format!("identity:session:{session_id}"))
     }
 
     pub fn notification(id: &str) -> Key<Notification> {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::AppError;
 use crate::event::{Event, EventError};
 use crate::handlers::{self, StepError};
 use crate::services::Services;
@@ -135,6 +136,12 @@ pub async fn receive<S: Store, T: Transport>(
 
     let (outcome, failure) = match handlers::dispatch(&event, services).await {
         Ok(outcome) => (outcome, None),
+        // A verified event of a type we handle whose object is not the shape Stripe documents:
+        // refused like any malformed body (400), and nothing stored.
+        Err(StepError {
+            error: AppError::Event(malformed),
+            ..
+        }) => return Err(malformed.into()),
         Err(failure) => (Outcome::Failed, Some(failure)),
     };
     let record = EventRecord {

@@ -1,13 +1,19 @@
-//! Identity events: the verification status per user, through the pure state machine in
-//! `crate::identity`.
+//! Identity events and session creation: load the session and user records, let the pure
+//! state machine in `crate::identity` decide, store the result, notify the user.
 
-use crate::event::Event;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::event::{Event, EventError};
+use crate::identity::{self, Incoming, Refusal, SessionEvent, UserNotice, UserRecord};
+use crate::notify::{Notification, Recipient};
+use crate::objects::VerificationSession;
 use crate::services::Services;
-use crate::store::Store;
-use crate::stripe::Transport;
+use crate::store::{keys, Store, StoreError};
+use crate::stripe::{calls, is_stripe_id, IdempotencyKey, Transport};
 use crate::webhook::Outcome;
 
-use super::StepError;
+use super::{Step, StepError};
 
 pub const CREATED: &str = "identity.verification_session.created";
 pub const PROCESSING: &str = "identity.verification_session.processing";
@@ -25,9 +31,243 @@ pub const EVENT_TYPES: &[&str] = &[
     REDACTED,
 ];
 
+/// A corrupt record is replaced rather than blocking the user for good; the event or the
+/// route rebuilds it from what Stripe sent.
+fn readable<T>(loaded: Result<Option<T>, StoreError>) -> Result<Option<T>, StoreError> {
+    match loaded {
+        Err(StoreError::Corrupt { .. }) => Ok(None),
+        other => other,
+    }
+}
+
 pub async fn handle<S: Store, T: Transport>(
-    _event: &Event,
-    _services: &Services<'_, S, T>,
+    event: &Event,
+    services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    Ok(Outcome::Ignored)
+    let Some(kind) = SessionEvent::from_type(&event.event_type) else {
+        return Ok(Outcome::Ignored);
+    };
+    let session: VerificationSession = event.object().step("decode_session")?;
+    if !is_stripe_id(&session.id) {
+        return Err(EventError::NotAnEvent(
+            "data.object.id is not a Stripe id".into(),
+        ))
+        .step("decode_session");
+    }
+    let store = services.store;
+    let session_key = keys::identity_session(&session.id);
+    let stored_session = readable(session_key.load(store).await).step("load_session")?;
+    let user_id = identity::user_of(&session, stored_session.as_ref());
+    let stored_user = match &user_id {
+        Some(user_id) => {
+            readable(keys::identity_user(user_id).load(store).await).step("load_user")?
+        }
+        None => None,
+    };
+    let max_attempts = services.config.identity_max_attempts;
+    let transition = identity::apply(
+        stored_session.as_ref(),
+        stored_user.as_ref(),
+        Incoming {
+            event_id: &event.id,
+            event_created: event.created,
+            kind,
+            session: &session,
+        },
+        max_attempts,
+    );
+    if user_id.is_none() {
+        services.trace.note(format!(
+            "verification session {} has no metadata.user_id; recorded under the session only",
+            session.id
+        ));
+    }
+    let Some(session_record) = transition.session else {
+        services.trace.note(format!(
+            "event {} is older than what is stored for {}; no change",
+            event.id, session.id
+        ));
+        return Ok(Outcome::Handled);
+    };
+    // The user first: a redelivery after a failure between the two writes then finds the
+    // session not yet updated and applies the event again.
+    if let Some(user) = &transition.user {
+        keys::identity_user(&user.user_id)
+            .save(store, user, None)
+            .await
+            .step("save_user")?;
+    }
+    session_key
+        .save(store, &session_record, None)
+        .await
+        .step("save_session")?;
+    if let Some(notice) = transition.notice {
+        services
+            .notify(notification(&event.id, notice))
+            .await
+            .step("notify")?;
+    }
+    Ok(Outcome::Handled)
+}
+
+fn notification(source: &str, notice: UserNotice) -> Notification {
+    let kind = format!("identity.{}", notice.status);
+    let payload = match serde_json::to_value(&notice) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove("user_id");
+            map
+        }
+        _ => serde_json::Map::new(),
+    };
+    Notification::new(source, &kind, Recipient::User(notice.user_id), payload)
+}
+
+/// `POST /identity/verification-sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub user_id: String,
+    #[serde(rename = "type", default = "document")]
+    pub kind: String,
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+fn document() -> String {
+    "document".into()
+}
+
+/// Why the creation route refuses a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// What the creation route answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Created {
+    pub id: String,
+    pub url: Option<String>,
+    pub client_secret: Option<String>,
+    pub status: String,
+    pub user_id: String,
+    pub attempts: u32,
+    pub remaining_attempts: u32,
+}
+
+impl CreateSession {
+    pub fn validate(&self) -> Result<(), CreateError> {
+        if !identity::is_user_id(&self.user_id) {
+            return Err(CreateError::Invalid(
+                "user_id must be 1-128 characters from A-Z a-z 0-9 _ . @ -",
+            ));
+        }
+        if !matches!(self.kind.as_str(), "document" | "id_number") {
+            return Err(CreateError::Invalid("type must be document or id_number"));
+        }
+        if let Some(url) = &self.return_url {
+            let loopback =
+                url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
+            if !(url.starts_with("https://") || loopback)
+                || url.len() > 2048
+                || url.contains(char::is_whitespace)
+            {
+                return Err(CreateError::Invalid(
+                    "return_url must be an https URL (http only for loopback)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates a VerificationSession for a user within the attempt limit and records it.
+pub async fn create_session<S: Store, T: Transport>(
+    request: &CreateSession,
+    services: &Services<'_, S, T>,
+) -> Result<Created, AppError> {
+    request.validate().map_err(AppError::from)?;
+    let store = services.store;
+    let user_key = keys::identity_user(&request.user_id);
+    let user = readable(user_key.load(store).await)?;
+    let max_attempts = services.config.identity_max_attempts;
+    identity::may_create(user.as_ref(), max_attempts).map_err(CreateError::from)?;
+    // One key per user and attempt number: a double submit, or a retry after a failure past
+    // the Stripe call, gets the same session back from Stripe instead of using an attempt.
+    let attempt = user.as_ref().map_or(0, UserRecord::attempts) + 1;
+    let key = IdempotencyKey::scoped(
+        &format!("identity.{}", request.user_id),
+        &attempt.to_string(),
+    );
+    let session: VerificationSession = services
+        .stripe(&calls::create_verification_session(
+            &request.kind,
+            &request.user_id,
+            request.return_url.as_deref(),
+            key,
+        ))
+        .await?;
+    // Read again: the session's `created` event may have been handled meanwhile.
+    let mut user =
+        readable(user_key.load(store).await)?.unwrap_or_else(|| UserRecord::new(&request.user_id));
+    if user.add_session(&session.id, session.created) {
+        user.status = session.status.clone();
+        user.next = identity::Next::None;
+        user.last_error = None;
+        user.updated_at = user.updated_at.max(services.now);
+    }
+    user_key.save(store, &user, None).await?;
+    let session_key = keys::identity_session(&session.id);
+    if readable(session_key.load(store).await)?.is_none() {
+        let record = identity::SessionRecord {
+            version: identity::SESSION_RECORD_VERSION,
+            id: session.id.clone(),
+            user_id: Some(request.user_id.clone()),
+            status: session.status.clone(),
+            last_error: None,
+            session_created: session.created,
+            event_created: 0,
+            last_event: None,
+            redacted: false,
+        };
+        session_key.save(store, &record, None).await?;
+    }
+    Ok(Created {
+        id: session.id,
+        url: session.url,
+        client_secret: session.client_secret,
+        status: session.status,
+        user_id: request.user_id.clone(),
+        attempts: user.attempts(),
+        remaining_attempts: user.remaining_attempts(max_attempts),
+    })
+}
+
+/// `GET /identity/users/{id}`: the stored record plus what the limit allows now.
+pub async fn user_view<S: Store>(
+    store: &S,
+    user_id: &str,
+    max_attempts: u32,
+) -> Result<Option<serde_json::Value>, AppError> {
+    if !identity::is_user_id(user_id) {
+        return Ok(None);
+    }
+    let Some(user) = keys::identity_user(user_id).load(store).await? else {
+        return Ok(None);
+    };
+    let mut view = serde_json::to_value(&user)
+        .map_err(|_| AppError::Internal("a user record does not serialise"))?;
+    if let serde_json::Value::Object(map) = &mut view {
+        map.insert("attempts".into(), user.attempts().into());
+        map.insert("max_attempts".into(), max_attempts.into());
+        map.insert(
+            "remaining_attempts".into(),
+            user.remaining_attempts(max_attempts).into(),
+        );
+        map.insert("may_retry".into(), user.may_retry(max_attempts).into());
+    }
+    Ok(Some(view))
 }

@@ -1,0 +1,181 @@
+// The Identity flow under real workerd: sessions created through the worker at the local
+// Stripe stand-in, the stand-in's events delivered to /webhook signed with the official SDK,
+// user records read back through the admin route, notifications caught by a loopback sink.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createStandIn } from '../standin/server.mjs';
+import { adminGet, adminPost, connectStandIn, deliver, makeEvent, startSink, startWorker } from './harness.mjs';
+
+const SECRET = 'whsec_e2e_identity';
+const ADMIN = 'e2e-identity-admin';
+
+describe('Identity verification under workerd', () => {
+  let standIn;
+  let stripeBase;
+  let sink;
+  let worker;
+
+  before(async () => {
+    standIn = createStandIn();
+    stripeBase = await standIn.listen(0);
+    sink = await startSink();
+    worker = await startWorker({
+      STRIPE_API_BASE: stripeBase,
+      STRIPE_SECRET_KEY: 'sk_test_e2e_identity',
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      ADMIN_TOKEN: ADMIN,
+      NOTIFY_URL: sink.url,
+      IDENTITY_MAX_ATTEMPTS: '3',
+    });
+    await connectStandIn(stripeBase, worker, SECRET);
+  });
+  after(async () => {
+    await worker?.stop();
+    await sink?.close();
+    await standIn?.close();
+  });
+
+  const create = (body) => adminPost(worker, '/identity/verification-sessions', ADMIN, body);
+  const user = async (id) => (await adminGet(worker, `/identity/users/${id}`, ADMIN)).body;
+  /** Moves a session at the stand-in; returns the event(s) and their deliveries to the worker. */
+  const move = async (id, status, body = {}) => {
+    const res = await fetch(`${stripeBase}/_test/identity/verification_sessions/${id}/${status}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 200);
+    const { events } = await res.json();
+    for (const { deliveries } of events) {
+      for (const d of deliveries) assert.equal(d.status, 200, `delivery of ${d.type}: ${d.body}`);
+    }
+    return events.map((e) => e.event);
+  };
+  const createdDelivered = async () => {
+    // The created event is delivered in the background; wait for it before the next step.
+    const res = await fetch(`${stripeBase}/_test/deliveries`);
+    const all = await res.json();
+    for (const d of all) assert.equal(d.status, 200, `${d.type}: ${d.body}`);
+  };
+
+  test('create → requires_input (document_expired) → retry → verified → a fourth attempt is refused', async () => {
+    const first = await create({ user_id: 'user_e2e_1', type: 'document', return_url: 'https://app.example.test/back' });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.match(first.body.id, /^vs_/);
+    assert.match(first.body.url, /\/_test\/identity\/vs_/);
+    assert.match(first.body.client_secret, /^vs_\w+_secret_/);
+    assert.equal(first.body.attempts, 1);
+    await createdDelivered();
+
+    const requests = await (await fetch(`${stripeBase}/_test/requests`)).json();
+    const call = requests.find((r) => r.path === '/v1/identity/verification_sessions');
+    assert.deepEqual(call.params, { type: 'document', metadata: { user_id: 'user_e2e_1' }, return_url: 'https://app.example.test/back' });
+    assert.equal(call.idempotency_key, 'identity.user_e2e_1:1');
+
+    await move(first.body.id, 'requires_input', { code: 'document_expired', reason: 'The document is expired.' });
+    let state = await user('user_e2e_1');
+    assert.equal(state.status, 'requires_input');
+    assert.deepEqual(state.last_error, { code: 'document_expired', reason: 'The document is expired.' });
+    assert.equal(state.may_retry, true);
+    assert.equal(state.attempts, 1);
+    assert.equal(state.remaining_attempts, 2);
+
+    const second = await create({ user_id: 'user_e2e_1' });
+    assert.equal(second.status, 201);
+    assert.equal(second.body.attempts, 2);
+    await createdDelivered();
+    const [verifiedEvent] = await move(second.body.id, 'verified');
+    state = await user('user_e2e_1');
+    assert.equal(state.status, 'verified');
+    assert.equal(state.verified_at, verifiedEvent.created);
+    assert.equal(state.latest_session, second.body.id);
+    assert.equal(state.last_error, undefined);
+
+    const refused = await create({ user_id: 'user_e2e_1' });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'already_verified');
+
+    // A requires_input for the verified session, older than the verified event, with a new
+    // event id (so dedupe does not hide it), signed by the official SDK.
+    const stale = makeEvent(
+      'identity.verification_session.requires_input',
+      { id: second.body.id, object: 'identity.verification_session', status: 'requires_input', created: verifiedEvent.created - 5, last_error: { code: 'selfie_face_mismatch', reason: 'x' }, metadata: { user_id: 'user_e2e_1' } },
+      { created: verifiedEvent.created - 1 },
+    );
+    const res = await deliver(worker, stale, { secret: SECRET });
+    assert.equal(res.status, 200);
+    state = await user('user_e2e_1');
+    assert.equal(state.status, 'verified');
+    assert.equal(state.attempts, 2);
+
+    const mine = sink.received.filter((n) => n.body.recipient?.id === 'user_e2e_1');
+    assert.deepEqual(mine.map((n) => n.body.kind), ['identity.requires_input', 'identity.verified']);
+    const [failed, verified] = mine.map((n) => n.body);
+    assert.deepEqual(
+      { status: failed.payload.status, code: failed.payload.code, reason: failed.payload.reason, may_retry: failed.payload.may_retry, next: failed.payload.next },
+      { status: 'requires_input', code: 'document_expired', reason: 'The document is expired.', may_retry: true, next: 'retry' },
+    );
+    assert.equal(verified.payload.status, 'verified');
+    assert.equal(verified.payload.may_retry, false);
+    assert.equal(typeof verified.payload.created_at, 'number');
+    assert.equal(mine[0].headers['content-type'], 'application/json');
+    assert.equal(mine[0].headers['idempotency-key'], failed.id);
+  });
+
+  test('three failed attempts use up the limit; the fourth is refused with 409', async () => {
+    for (let n = 1; n <= 3; n++) {
+      const created = await create({ user_id: 'user_e2e_2' });
+      assert.equal(created.status, 201);
+      await createdDelivered();
+      await move(created.body.id, 'requires_input', { code: 'document_unverified_other' });
+    }
+    const state = await user('user_e2e_2');
+    assert.equal(state.attempts, 3);
+    assert.equal(state.may_retry, false);
+    const refused = await create({ user_id: 'user_e2e_2' });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'attempts_exhausted');
+    const last = sink.received.filter((n) => n.body.recipient?.id === 'user_e2e_2').at(-1).body;
+    assert.equal(last.payload.may_retry, false);
+    assert.equal(last.payload.remaining_attempts, 0);
+  });
+
+  test('final codes and consent_declined refuse another session', async () => {
+    for (const [code, refusal] of [['under_supported_age', 'not_retryable'], ['consent_declined', 'manual_review_required']]) {
+      const userId = `user_e2e_${code}`;
+      const created = await create({ user_id: userId });
+      await createdDelivered();
+      await move(created.body.id, 'requires_input', { code });
+      const refused = await create({ user_id: userId });
+      assert.equal(refused.status, 409, code);
+      assert.equal(refused.body.error.code, refusal);
+    }
+  });
+
+  test('a session without metadata.user_id is answered 200 and recorded under the session', async () => {
+    const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e_anonymous', object: 'identity.verification_session', status: 'verified', created: 1, last_error: null, metadata: {} });
+    const res = await deliver(worker, event, { secret: SECRET });
+    assert.equal(res.status, 200);
+    const record = await adminGet(worker, `/events/${event.id}`, ADMIN);
+    assert.equal(record.body.outcome, 'handled');
+    assert.match(worker.logs(), /vs_e2e_anonymous has no metadata.user_id/);
+  });
+
+  test('a verified Identity event whose object has the wrong shape is 400 and not recorded', async () => {
+    const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e_shape', object: 'identity.verification_session', status: ['not', 'a', 'string'] });
+    const res = await deliver(worker, event, { secret: SECRET });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, 'event_malformed');
+    assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
+  });
+
+  test('bad creation requests are 400, admin token required, unknown users 404', async () => {
+    assert.equal((await create({ user_id: 'bad:id' })).status, 400);
+    assert.equal((await create({ user_id: 'u', extra: 1 })).body.error.code, 'bad_json');
+    assert.equal((await adminPost(worker, '/identity/verification-sessions', 'wrong', { user_id: 'u' })).status, 401);
+    assert.equal((await adminPost(worker, '/identity/verification-sessions', undefined, { user_id: 'u' })).status, 401);
+    assert.equal((await adminGet(worker, '/identity/users/nobody', ADMIN)).status, 404);
+    assert.equal((await adminGet(worker, '/identity/users/user_e2e_1')).status, 401);
+  });
+});

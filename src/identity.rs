@@ -1,0 +1,890 @@
+//! Stripe Identity: the verification state per user and per session, as a pure state machine.
+//!
+//! [`apply`] takes what is stored and one `identity.verification_session.*` event and returns
+//! the new records plus the notification to send; [`may_create`] decides whether a user may
+//! start another session. Nothing here touches the store, Stripe or `worker`.
+//!
+//! Rules:
+//! - A session's record never goes back in time: an event older (by `created`) than the last
+//!   one applied to that session changes nothing, and a verified or canceled session only
+//!   changes to redacted.
+//! - The user record follows the user's newest session (by the session's `created`); events
+//!   of an older session only update that session's record, except `verified`, which is kept
+//!   whichever session it comes from (a verified person stays verified).
+//! - Attempts are the distinct sessions known for the user, so the creation route and the
+//!   `created` event count a session once whichever is seen first.
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{VerificationLastError, VerificationSession};
+
+pub const USER_RECORD_VERSION: u32 = 1;
+pub const SESSION_RECORD_VERSION: u32 = 1;
+
+/// `identity.verification_session.{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEvent {
+    Created,
+    Processing,
+    RequiresInput,
+    Verified,
+    Canceled,
+    Redacted,
+}
+
+impl SessionEvent {
+    pub fn from_type(event_type: &str) -> Option<Self> {
+        Some(
+            match event_type.strip_prefix("identity.verification_session.")? {
+                "created" => Self::Created,
+                "processing" => Self::Processing,
+                "requires_input" => Self::RequiresInput,
+                "verified" => Self::Verified,
+                "canceled" => Self::Canceled,
+                "redacted" => Self::Redacted,
+                _ => return None,
+            },
+        )
+    }
+
+    /// Within one second, the order in which Stripe can emit them: ties are broken by it.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Created => 0,
+            Self::RequiresInput => 1,
+            Self::Processing => 2,
+            Self::Verified | Self::Canceled => 3,
+            Self::Redacted => 4,
+        }
+    }
+}
+
+/// What a user is told, and what the creation route allows next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Next {
+    /// Nothing to do: verified, or waiting for Stripe (processing) or for the user.
+    None,
+    /// Start another session (while attempts remain).
+    Retry,
+    /// No automatic retry; a person reviews the case (e.g. consent declined).
+    ManualReview,
+    /// The outcome cannot change with another attempt (e.g. under the supported age).
+    Final,
+}
+
+/// How a `last_error.code` is treated. Unknown codes are kept verbatim and retryable: Stripe
+/// adds codes, and refusing a user for a code we do not know yet would be wrong.
+pub fn classify(code: Option<&str>) -> Next {
+    match code {
+        Some(
+            "consent_declined" | "email_verification_declined" | "phone_verification_declined",
+        ) => Next::ManualReview,
+        Some("under_supported_age" | "country_not_supported") => Next::Final,
+        // document_expired, document_unverified_other, document_type_not_supported, the
+        // selfie_* and id_number_* codes, abandoned, device_not_supported, and unknown codes.
+        _ => Next::Retry,
+    }
+}
+
+/// The value under `identity:session:{vs_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub version: u32,
+    pub id: String,
+    /// From `metadata.user_id`; `None` when the session carried none.
+    pub user_id: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    /// The session's own `created` (Unix seconds).
+    pub session_created: i64,
+    /// `created` of the last event applied, and its kind (the ordering key).
+    pub event_created: i64,
+    pub last_event: Option<SessionEvent>,
+    #[serde(default)]
+    pub redacted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl From<&VerificationLastError> for LastError {
+    fn from(error: &VerificationLastError) -> Self {
+        Self {
+            code: error.code.clone(),
+            reason: error.reason.clone(),
+        }
+    }
+}
+
+/// The value under `identity:user:{user_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub version: u32,
+    pub user_id: String,
+    /// The newest session's status (Stripe's words: requires_input, processing, verified,
+    /// canceled), or `verified` once any session verified.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    pub next: Next,
+    /// Every session started for this user, oldest first: the attempts.
+    pub sessions: Vec<String>,
+    pub latest_session: Option<String>,
+    /// `created` of the latest session.
+    pub latest_session_created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<i64>,
+    /// `created` of the last event applied to this record (or the creation time).
+    pub updated_at: i64,
+}
+
+impl UserRecord {
+    pub fn new(user_id: &str) -> Self {
+        Self {
+            version: USER_RECORD_VERSION,
+            user_id: user_id.to_owned(),
+            status: "none".into(),
+            last_error: None,
+            next: Next::Retry,
+            sessions: Vec::new(),
+            latest_session: None,
+            latest_session_created: 0,
+            verified_at: None,
+            updated_at: 0,
+        }
+    }
+
+    pub fn attempts(&self) -> u32 {
+        u32::try_from(self.sessions.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn remaining_attempts(&self, max_attempts: u32) -> u32 {
+        max_attempts.saturating_sub(self.attempts())
+    }
+
+    /// Whether the user may start another session now (the notification's `may_retry`).
+    pub fn may_retry(&self, max_attempts: u32) -> bool {
+        self.verified_at.is_none()
+            && matches!(self.next, Next::Retry)
+            && self.remaining_attempts(max_attempts) > 0
+    }
+
+    /// Counts a session (once) and makes it the latest when it is the newest.
+    pub fn add_session(&mut self, session_id: &str, session_created: i64) -> bool {
+        if !self.sessions.iter().any(|s| s == session_id) {
+            self.sessions.push(session_id.to_owned());
+        }
+        let newest = self.latest_session.as_deref() == Some(session_id)
+            || session_created >= self.latest_session_created;
+        if newest && self.latest_session.as_deref() != Some(session_id) {
+            self.latest_session = Some(session_id.to_owned());
+            self.latest_session_created = session_created;
+            self.last_error = None;
+        }
+        newest
+    }
+}
+
+/// Why a new session is refused (409).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the user is already verified")]
+    AlreadyVerified,
+    #[error("the user has used all {max} verification attempts")]
+    AttemptsExhausted { max: u32 },
+    #[error("the last verification failed with {code}; another attempt cannot change that")]
+    NotRetryable { code: String },
+    #[error(
+        "the last verification failed with {code}; it needs a manual review, not another attempt"
+    )]
+    ManualReviewRequired { code: String },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyVerified => "already_verified",
+            Self::AttemptsExhausted { .. } => "attempts_exhausted",
+            Self::NotRetryable { .. } => "not_retryable",
+            Self::ManualReviewRequired { .. } => "manual_review_required",
+        }
+    }
+}
+
+/// Whether `user` may start another verification session.
+pub fn may_create(user: Option<&UserRecord>, max_attempts: u32) -> Result<(), Refusal> {
+    let Some(user) = user else { return Ok(()) };
+    if user.verified_at.is_some() {
+        return Err(Refusal::AlreadyVerified);
+    }
+    let code = || {
+        user.last_error
+            .as_ref()
+            .and_then(|e| e.code.clone())
+            .unwrap_or_default()
+    };
+    match user.next {
+        Next::Final => return Err(Refusal::NotRetryable { code: code() }),
+        Next::ManualReview => return Err(Refusal::ManualReviewRequired { code: code() }),
+        Next::None | Next::Retry => {}
+    }
+    if user.remaining_attempts(max_attempts) == 0 {
+        return Err(Refusal::AttemptsExhausted { max: max_attempts });
+    }
+    Ok(())
+}
+
+/// What [`apply`] was given: the event's `created`, kind, and the session it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub event_id: &'a str,
+    pub event_created: i64,
+    pub kind: SessionEvent,
+    pub session: &'a VerificationSession,
+}
+
+/// The notification to send for an event: verified and requires_input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserNotice {
+    pub user_id: String,
+    pub session_id: String,
+    pub status: String,
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    pub may_retry: bool,
+    pub next: Next,
+    pub attempts: u32,
+    pub remaining_attempts: u32,
+    /// The event's `created`.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The session record to store; `None` when the event is stale and nothing changes.
+    pub session: Option<SessionRecord>,
+    /// The user record to store, when it changed.
+    pub user: Option<UserRecord>,
+    pub notice: Option<UserNotice>,
+}
+
+impl Transition {
+    fn unchanged() -> Self {
+        Self {
+            session: None,
+            user: None,
+            notice: None,
+        }
+    }
+}
+
+/// The user an event belongs to: the session's metadata, else what we stored for it.
+pub fn user_of(session: &VerificationSession, stored: Option<&SessionRecord>) -> Option<String> {
+    session
+        .metadata
+        .get("user_id")
+        .map(|u| u.trim())
+        .filter(|u| is_user_id(u))
+        .map(str::to_owned)
+        .or_else(|| stored.and_then(|s| s.user_id.clone()))
+}
+
+/// Applies one event to the stored session and user records.
+pub fn apply(
+    stored_session: Option<&SessionRecord>,
+    stored_user: Option<&UserRecord>,
+    incoming: Incoming<'_>,
+    max_attempts: u32,
+) -> Transition {
+    let Incoming {
+        event_created,
+        kind,
+        session,
+        ..
+    } = incoming;
+    if let Some(stored) = stored_session {
+        let older = (event_created, kind.rank())
+            < (
+                stored.event_created,
+                stored.last_event.map_or(0, SessionEvent::rank),
+            );
+        // Stripe's verified and canceled are terminal: only a redaction follows them.
+        let terminal = matches!(stored.status.as_str(), "verified" | "canceled")
+            && !matches!(kind, SessionEvent::Redacted);
+        let repeat = stored.last_event == Some(kind) && stored.event_created == event_created;
+        if older || terminal || repeat || (stored.redacted && kind != SessionEvent::Redacted) {
+            return Transition::unchanged();
+        }
+    }
+
+    let user_id = user_of(session, stored_session);
+    let status = match kind {
+        SessionEvent::Created => session.status.clone(),
+        SessionEvent::Processing => "processing".into(),
+        SessionEvent::RequiresInput => "requires_input".into(),
+        SessionEvent::Verified => "verified".into(),
+        SessionEvent::Canceled => "canceled".into(),
+        // Redaction does not change the outcome, it removes the data behind it.
+        SessionEvent::Redacted => {
+            stored_session.map_or_else(|| session.status.clone(), |s| s.status.clone())
+        }
+    };
+    let last_error = match kind {
+        SessionEvent::RequiresInput => Some(
+            session
+                .last_error
+                .as_ref()
+                .map(LastError::from)
+                .unwrap_or(LastError {
+                    code: None,
+                    reason: None,
+                }),
+        ),
+        SessionEvent::Redacted => None,
+        _ => None,
+    };
+    let session_record = SessionRecord {
+        version: SESSION_RECORD_VERSION,
+        id: session.id.clone(),
+        user_id: user_id.clone(),
+        status: status.clone(),
+        last_error: last_error.clone(),
+        session_created: stored_session
+            .map_or(session.created, |s| s.session_created.max(session.created)),
+        event_created,
+        last_event: Some(kind),
+        redacted: kind == SessionEvent::Redacted || stored_session.is_some_and(|s| s.redacted),
+    };
+
+    let Some(user_id) = user_id else {
+        return Transition {
+            session: Some(session_record),
+            user: None,
+            notice: None,
+        };
+    };
+    let mut user = stored_user
+        .cloned()
+        .unwrap_or_else(|| UserRecord::new(&user_id));
+    let is_latest = user.add_session(&session.id, session_record.session_created);
+    let mut notice = None;
+    match kind {
+        SessionEvent::Verified if user.verified_at.is_none() => {
+            user.status = "verified".into();
+            user.last_error = None;
+            user.next = Next::None;
+            user.verified_at = Some(event_created);
+            user.updated_at = user.updated_at.max(event_created);
+        }
+        _ if !is_latest || user.verified_at.is_some() => {
+            // An older session's news, or a user already verified: only the count changes.
+            if kind == SessionEvent::Redacted && user.latest_session.as_deref() == Some(&session.id)
+            {
+                user.last_error = None;
+            }
+        }
+        SessionEvent::RequiresInput => {
+            user.status = status.clone();
+            user.next = classify(last_error.as_ref().and_then(|e| e.code.as_deref()));
+            user.last_error = last_error.clone();
+            user.updated_at = user.updated_at.max(event_created);
+        }
+        SessionEvent::Redacted => {
+            user.last_error = None;
+        }
+        SessionEvent::Created | SessionEvent::Processing | SessionEvent::Canceled => {
+            user.status = status.clone();
+            user.last_error = None;
+            // Waiting for the user or for Stripe; a canceled session may be started again.
+            user.next = match kind {
+                SessionEvent::Canceled => Next::Retry,
+                _ => Next::None,
+            };
+            user.updated_at = user.updated_at.max(event_created);
+        }
+        SessionEvent::Verified => {}
+    }
+    let notify = match kind {
+        SessionEvent::Verified => stored_user.and_then(|u| u.verified_at).is_none(),
+        SessionEvent::RequiresInput => is_latest && user.verified_at.is_none(),
+        _ => false,
+    };
+    if notify {
+        let error = last_error.as_ref();
+        notice = Some(UserNotice {
+            user_id: user.user_id.clone(),
+            session_id: session.id.clone(),
+            status: status.clone(),
+            code: error.and_then(|e| e.code.clone()),
+            reason: error.and_then(|e| e.reason.clone()),
+            may_retry: user.may_retry(max_attempts),
+            next: if kind == SessionEvent::RequiresInput
+                && user.next == Next::Retry
+                && !user.may_retry(max_attempts)
+            {
+                // Retryable in itself, but no attempts left.
+                Next::Final
+            } else {
+                user.next
+            },
+            attempts: user.attempts(),
+            remaining_attempts: user.remaining_attempts(max_attempts),
+            created_at: event_created,
+        });
+    }
+    let user_changed = stored_user != Some(&user);
+    Transition {
+        session: Some(session_record),
+        user: user_changed.then_some(user),
+        notice,
+    }
+}
+
+/// An application user id as it may appear in a KV key: 1–128 characters from
+/// `[A-Za-z0-9_.@-]`.
+pub fn is_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Metadata;
+
+    const MAX: u32 = 3;
+
+    fn session(id: &str, user: Option<&str>, created: i64) -> VerificationSession {
+        let mut metadata = Metadata::new();
+        if let Some(user) = user {
+            metadata.insert("user_id".into(), user.into());
+        }
+        VerificationSession {
+            id: id.into(),
+            status: "requires_input".into(),
+            created,
+            url: None,
+            client_secret: None,
+            last_error: None,
+            metadata,
+        }
+    }
+
+    fn failed(mut s: VerificationSession, code: &str) -> VerificationSession {
+        s.last_error = Some(VerificationLastError {
+            code: Some(code.into()),
+            reason: Some(format!("reason for {code}")),
+        });
+        s
+    }
+
+    /// Applies events in order, carrying the records like the handler does.
+    struct World {
+        sessions: std::collections::BTreeMap<String, SessionRecord>,
+        user: Option<UserRecord>,
+        notices: Vec<UserNotice>,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                sessions: Default::default(),
+                user: None,
+                notices: Vec::new(),
+            }
+        }
+
+        fn deliver(&mut self, kind: SessionEvent, at: i64, s: &VerificationSession) -> bool {
+            let t = apply(
+                self.sessions.get(&s.id),
+                self.user.as_ref(),
+                Incoming {
+                    event_id: "evt_x",
+                    event_created: at,
+                    kind,
+                    session: s,
+                },
+                MAX,
+            );
+            let changed = t.session.is_some();
+            if let Some(record) = t.session {
+                self.sessions.insert(record.id.clone(), record);
+            }
+            if let Some(user) = t.user {
+                self.user = Some(user);
+            }
+            self.notices.extend(t.notice);
+            changed
+        }
+
+        fn user(&self) -> &UserRecord {
+            self.user.as_ref().unwrap()
+        }
+    }
+
+    #[test]
+    fn event_types_are_recognised_and_others_are_not() {
+        for (t, kind) in [
+            (
+                "identity.verification_session.created",
+                SessionEvent::Created,
+            ),
+            (
+                "identity.verification_session.processing",
+                SessionEvent::Processing,
+            ),
+            (
+                "identity.verification_session.requires_input",
+                SessionEvent::RequiresInput,
+            ),
+            (
+                "identity.verification_session.verified",
+                SessionEvent::Verified,
+            ),
+            (
+                "identity.verification_session.canceled",
+                SessionEvent::Canceled,
+            ),
+            (
+                "identity.verification_session.redacted",
+                SessionEvent::Redacted,
+            ),
+        ] {
+            assert_eq!(SessionEvent::from_type(t), Some(kind));
+        }
+        for t in [
+            "identity.verification_session.other",
+            "checkout.session.completed",
+            "",
+        ] {
+            assert_eq!(SessionEvent::from_type(t), None);
+        }
+    }
+
+    #[test]
+    fn each_listed_code_is_decided_as_the_issue_says() {
+        for code in ["consent_declined"] {
+            assert_eq!(classify(Some(code)), Next::ManualReview, "{code}");
+        }
+        for code in ["under_supported_age", "country_not_supported"] {
+            assert_eq!(classify(Some(code)), Next::Final, "{code}");
+        }
+        for code in [
+            "document_expired",
+            "document_unverified_other",
+            "document_type_not_supported",
+            "selfie_document_missing_photo",
+            "selfie_face_mismatch",
+            "selfie_manipulated",
+            "selfie_unverified_other",
+            "id_number_insufficient_document_data",
+            "id_number_mismatch",
+            "id_number_unverified_other",
+            "a_code_stripe_adds_next_year",
+        ] {
+            assert_eq!(classify(Some(code)), Next::Retry, "{code}");
+        }
+        assert_eq!(classify(None), Next::Retry);
+    }
+
+    #[test]
+    fn verified_stores_the_time_and_notifies_once() {
+        let mut w = World::new();
+        let s = session("vs_1", Some("u_1"), 100);
+        w.deliver(SessionEvent::Created, 100, &s);
+        assert!(w.notices.is_empty(), "created does not notify");
+        assert_eq!(
+            (w.user().status.as_str(), w.user().attempts()),
+            ("requires_input", 1)
+        );
+        w.deliver(SessionEvent::Processing, 110, &s);
+        assert_eq!(
+            (w.user().status.as_str(), w.user().next),
+            ("processing", Next::None)
+        );
+        w.deliver(SessionEvent::Verified, 120, &s);
+        let user = w.user();
+        assert_eq!(
+            (user.status.as_str(), user.verified_at),
+            ("verified", Some(120))
+        );
+        assert_eq!(w.notices.len(), 1);
+        let notice = &w.notices[0];
+        assert_eq!(
+            (
+                notice.status.as_str(),
+                notice.may_retry,
+                notice.code.as_deref()
+            ),
+            ("verified", false, None)
+        );
+        assert_eq!(notice.created_at, 120);
+        assert!(
+            !w.deliver(SessionEvent::Verified, 130, &s),
+            "a second verified event changes nothing"
+        );
+        assert_eq!(w.notices.len(), 1);
+    }
+
+    #[test]
+    fn requires_input_stores_the_error_and_says_whether_to_retry() {
+        for (code, next, may_retry) in [
+            ("document_expired", Next::Retry, true),
+            ("document_unverified_other", Next::Retry, true),
+            ("document_type_not_supported", Next::Retry, true),
+            ("selfie_face_mismatch", Next::Retry, true),
+            ("id_number_mismatch", Next::Retry, true),
+            ("brand_new_code", Next::Retry, true),
+            ("consent_declined", Next::ManualReview, false),
+            ("under_supported_age", Next::Final, false),
+            ("country_not_supported", Next::Final, false),
+        ] {
+            let mut w = World::new();
+            w.deliver(
+                SessionEvent::RequiresInput,
+                100,
+                &failed(session("vs_1", Some("u_1"), 90), code),
+            );
+            let user = w.user();
+            assert_eq!(
+                user.last_error.as_ref().unwrap().code.as_deref(),
+                Some(code)
+            );
+            assert_eq!(
+                user.last_error.as_ref().unwrap().reason,
+                Some(format!("reason for {code}"))
+            );
+            assert_eq!(
+                (user.next, user.may_retry(MAX)),
+                (next, may_retry),
+                "{code}"
+            );
+            let notice = &w.notices[0];
+            assert_eq!(
+                (notice.code.as_deref(), notice.may_retry, notice.next),
+                (Some(code), may_retry, next)
+            );
+            assert_eq!((notice.attempts, notice.remaining_attempts), (1, 2));
+            let refusal = may_create(Some(user), MAX);
+            assert_eq!(refusal.is_ok(), may_retry, "{code}: {refusal:?}");
+        }
+    }
+
+    #[test]
+    fn the_attempt_limit_counts_distinct_sessions() {
+        let mut w = World::new();
+        for (i, id) in ["vs_1", "vs_2", "vs_3"].iter().enumerate() {
+            let at = 100 + 10 * i as i64;
+            let s = session(id, Some("u_1"), at);
+            assert!(may_create(w.user.as_ref(), MAX).is_ok());
+            w.deliver(SessionEvent::Created, at, &s);
+            w.deliver(SessionEvent::Created, at, &s); // a redelivery counts once
+            w.deliver(
+                SessionEvent::RequiresInput,
+                at + 5,
+                &failed(s, "document_expired"),
+            );
+        }
+        let user = w.user();
+        assert_eq!(
+            (
+                user.attempts(),
+                user.remaining_attempts(MAX),
+                user.may_retry(MAX)
+            ),
+            (3, 0, false)
+        );
+        assert_eq!(
+            may_create(Some(user), MAX),
+            Err(Refusal::AttemptsExhausted { max: 3 })
+        );
+        let last = w.notices.last().unwrap();
+        assert_eq!(
+            (last.may_retry, last.next, last.remaining_attempts),
+            (false, Next::Final, 0)
+        );
+        assert_eq!(
+            may_create(Some(user), 4),
+            Ok(()),
+            "a higher limit allows more"
+        );
+    }
+
+    #[test]
+    fn a_verified_user_may_not_start_again() {
+        let mut w = World::new();
+        w.deliver(
+            SessionEvent::Verified,
+            100,
+            &session("vs_1", Some("u_1"), 90),
+        );
+        assert_eq!(
+            may_create(w.user.as_ref(), MAX),
+            Err(Refusal::AlreadyVerified)
+        );
+        assert_eq!(may_create(None, MAX), Ok(()));
+    }
+
+    #[test]
+    fn out_of_order_events_end_where_in_order_ones_do() {
+        let s = session("vs_1", Some("u_1"), 90);
+        let stale = failed(s.clone(), "document_expired");
+        let events = [
+            (SessionEvent::Created, 90, s.clone()),
+            (SessionEvent::RequiresInput, 100, stale.clone()),
+            (SessionEvent::Processing, 110, s.clone()),
+            (SessionEvent::Verified, 120, s.clone()),
+        ];
+        let mut in_order = World::new();
+        for (kind, at, s) in &events {
+            in_order.deliver(*kind, *at, s);
+        }
+        let mut reversed = World::new();
+        for (kind, at, s) in events.iter().rev() {
+            reversed.deliver(*kind, *at, s);
+        }
+        assert_eq!(in_order.user, reversed.user);
+        assert_eq!(in_order.sessions, reversed.sessions);
+        assert_eq!(in_order.user().status, "verified");
+        // A stale requires_input after verified is not even told to the user.
+        assert!(!in_order.deliver(SessionEvent::RequiresInput, 105, &stale));
+        assert_eq!(
+            in_order
+                .notices
+                .iter()
+                .filter(|n| n.status == "requires_input")
+                .count(),
+            1
+        );
+        assert_eq!(in_order.user().verified_at, Some(120));
+    }
+
+    #[test]
+    fn an_older_event_of_the_same_second_is_ordered_by_kind() {
+        let mut w = World::new();
+        let s = session("vs_1", Some("u_1"), 100);
+        w.deliver(
+            SessionEvent::RequiresInput,
+            100,
+            &failed(s.clone(), "document_expired"),
+        );
+        assert!(
+            !w.deliver(SessionEvent::Created, 100, &s),
+            "created is before requires_input"
+        );
+        assert_eq!(
+            w.user().last_error.as_ref().unwrap().code.as_deref(),
+            Some("document_expired")
+        );
+    }
+
+    #[test]
+    fn the_user_follows_the_newest_session() {
+        let mut w = World::new();
+        let old = session("vs_old", Some("u_1"), 100);
+        let new = session("vs_new", Some("u_1"), 200);
+        w.deliver(SessionEvent::Created, 200, &new);
+        // The older session fails later: recorded for that session, the user is unaffected.
+        w.deliver(
+            SessionEvent::RequiresInput,
+            300,
+            &failed(old.clone(), "under_supported_age"),
+        );
+        let user = w.user();
+        assert_eq!(user.latest_session.as_deref(), Some("vs_new"));
+        assert_eq!((user.next, user.last_error.as_ref()), (Next::None, None));
+        assert_eq!(user.attempts(), 2);
+        assert!(w.notices.is_empty());
+        assert_eq!(w.sessions["vs_old"].status, "requires_input");
+        // ... but a verification of an older session does verify the person.
+        w.deliver(SessionEvent::Verified, 310, &old);
+        assert_eq!(w.user().verified_at, Some(310));
+    }
+
+    #[test]
+    fn a_session_without_a_user_is_recorded_under_its_id() {
+        let mut w = World::new();
+        w.deliver(SessionEvent::Verified, 100, &session("vs_anon", None, 90));
+        assert!(w.user.is_none());
+        assert!(w.notices.is_empty());
+        assert_eq!(w.sessions["vs_anon"].user_id, None);
+        assert_eq!(w.sessions["vs_anon"].status, "verified");
+        // A blank or unusable user id counts as none.
+        let mut odd = session("vs_odd", None, 90);
+        odd.metadata.insert("user_id".into(), "a:b/c".into());
+        assert_eq!(user_of(&odd, None), None);
+    }
+
+    #[test]
+    fn the_stored_user_id_is_used_when_metadata_is_gone() {
+        let mut w = World::new();
+        w.deliver(
+            SessionEvent::Created,
+            100,
+            &session("vs_1", Some("u_1"), 100),
+        );
+        w.deliver(SessionEvent::Verified, 110, &session("vs_1", None, 100));
+        assert_eq!(w.user().status, "verified");
+    }
+
+    #[test]
+    fn redaction_removes_the_error_and_keeps_the_ids_and_outcome() {
+        let mut w = World::new();
+        let s = session("vs_1", Some("u_1"), 100);
+        w.deliver(
+            SessionEvent::RequiresInput,
+            110,
+            &failed(s.clone(), "document_expired"),
+        );
+        w.deliver(SessionEvent::Redacted, 120, &s);
+        let record = &w.sessions["vs_1"];
+        assert_eq!((record.redacted, record.last_error.as_ref()), (true, None));
+        assert_eq!(
+            (record.status.as_str(), record.user_id.as_deref()),
+            ("requires_input", Some("u_1"))
+        );
+        assert_eq!(w.user().last_error, None);
+        assert_eq!(w.user().sessions, vec!["vs_1".to_owned()]);
+        // Nothing but another redaction changes a redacted session.
+        assert!(!w.deliver(
+            SessionEvent::RequiresInput,
+            130,
+            &failed(s, "document_expired")
+        ));
+    }
+
+    #[test]
+    fn canceled_allows_a_new_attempt() {
+        let mut w = World::new();
+        let s = session("vs_1", Some("u_1"), 100);
+        w.deliver(SessionEvent::Canceled, 110, &s);
+        assert_eq!(
+            (w.user().status.as_str(), w.user().next),
+            ("canceled", Next::Retry)
+        );
+        assert!(may_create(w.user.as_ref(), MAX).is_ok());
+        assert!(
+            !w.deliver(SessionEvent::Verified, 120, &s),
+            "a canceled session stays canceled"
+        );
+    }
+
+    #[test]
+    fn user_ids_are_checked_before_they_become_keys() {
+        for ok in ["u_1", "user-42", "a.b@example.com"] {
+            assert!(is_user_id(ok), "{ok}");
+        }
+        for bad in ["", "a:b", "a/b", "a b", &"x".repeat(129), "é"] {
+            assert!(!is_user_id(bad), "{bad}");
+        }
+    }
+}

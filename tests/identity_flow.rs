@@ -1,0 +1,393 @@
+//! The Identity flow end to end in the core: session creation against a fake Stripe, signed
+//! events through `webhook::receive`, records in `MemoryStore`, notifications to a fake sink.
+//! The same flow runs under workerd against the stand-in in e2e/identity.test.mjs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pollster::block_on;
+use serde_json::{json, Value};
+use stripe_edge_webhooks::config::Config;
+use stripe_edge_webhooks::error::AppError;
+use stripe_edge_webhooks::handlers::identity::{create_session, user_view, CreateSession};
+use stripe_edge_webhooks::services::{Services, Trace};
+use stripe_edge_webhooks::signature::{sign, WebhookSecret, WebhookSecrets};
+use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
+use stripe_edge_webhooks::stripe::{HttpRequest, Method};
+use stripe_edge_webhooks::testing::FakeTransport;
+use stripe_edge_webhooks::webhook::{receive, Delivery, Outcome, Receipt, WebhookError};
+
+const SECRET: &str = "whsec_identity_flow";
+const NOW: i64 = 1_790_000_000;
+const SINK: &str = "https://sink.test/notify";
+
+/// A fake Stripe that creates numbered sessions, and a sink that records notifications.
+struct World {
+    store: MemoryStore,
+    transport: FakeTransport,
+    config: Config,
+    sink: Rc<RefCell<Vec<Value>>>,
+}
+
+impl World {
+    fn new(max_attempts: &str, notify_url: Option<&str>) -> Self {
+        let sink = Rc::new(RefCell::new(Vec::new()));
+        let sink_for_transport = sink.clone();
+        let counter = RefCell::new(0);
+        let transport = FakeTransport::new(move |request: &HttpRequest| {
+            if request.url.starts_with(SINK) {
+                let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
+                sink_for_transport.borrow_mut().push(body);
+                return Ok(FakeTransport::json(200, "{}"));
+            }
+            assert_eq!(request.method, Method::Post);
+            assert!(
+                request.url.ends_with("/v1/identity/verification_sessions"),
+                "{}",
+                request.url
+            );
+            let form: Vec<(String, String)> =
+                serde_urlencoded::from_str(request.body.as_deref().unwrap()).unwrap();
+            let user = form
+                .iter()
+                .find(|(k, _)| k == "metadata[user_id]")
+                .unwrap()
+                .1
+                .clone();
+            *counter.borrow_mut() += 1;
+            let n = *counter.borrow();
+            Ok(FakeTransport::json(
+                200,
+                &json!({
+                    "id": format!("vs_{n}"), "object": "identity.verification_session",
+                    "status": "requires_input", "created": NOW + n, "type": "document",
+                    "url": format!("https://verify.stripe.test/{n}"),
+                    "client_secret": format!("vs_{n}_secret_x"), "last_error": null,
+                    "metadata": {"user_id": user}
+                })
+                .to_string(),
+            ))
+        });
+        let config = Config::from_lookup(|name| match name {
+            "STRIPE_SECRET_KEY" => Some("sk_test_identity_flow".into()),
+            "STRIPE_WEBHOOK_SECRET" => Some(SECRET.into()),
+            "IDENTITY_MAX_ATTEMPTS" => Some(max_attempts.into()),
+            "NOTIFY_URL" => notify_url.map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+        Self {
+            store: MemoryStore::new(),
+            transport,
+            config,
+            sink,
+        }
+    }
+
+    fn create(&self, user: &str) -> Result<Value, AppError> {
+        let trace = Trace::new();
+        let services = Services::new(&self.store, &self.transport, &self.config, NOW, &trace);
+        let request: CreateSession = serde_json::from_value(json!({"user_id": user})).unwrap();
+        block_on(create_session(&request, &services)).map(|c| serde_json::to_value(c).unwrap())
+    }
+
+    fn deliver(&self, event: &Value) -> Result<Receipt, WebhookError> {
+        let body = event.to_string();
+        let header = sign(body.as_bytes(), &WebhookSecret::new(SECRET).unwrap(), NOW);
+        let trace = Trace::new();
+        let services =
+            Services::new(&self.store, &self.transport, &self.config, NOW, &trace).for_webhook();
+        block_on(receive(
+            &services,
+            &WebhookSecrets::from_comma_separated(SECRET).unwrap(),
+            300,
+            Delivery {
+                body: body.as_bytes(),
+                signature_header: Some(&header),
+                now: NOW,
+            },
+        ))
+    }
+
+    fn user(&self, user: &str) -> Value {
+        block_on(user_view(
+            &self.store,
+            user,
+            self.config.identity_max_attempts,
+        ))
+        .unwrap()
+        .unwrap()
+    }
+}
+
+fn event(id: &str, kind: &str, created: i64, session: Value) -> Value {
+    json!({"id": id, "object": "event", "type": format!("identity.verification_session.{kind}"),
+           "created": created, "livemode": false, "api_version": "2026-10-28.endive",
+           "data": {"object": session}})
+}
+
+fn session(id: &str, user: Option<&str>, status: &str, code: Option<&str>) -> Value {
+    let metadata = match user {
+        Some(user) => json!({"user_id": user}),
+        None => json!({}),
+    };
+    let last_error = code.map(|c| json!({"code": c, "reason": format!("Reason: {c}")}));
+    json!({"id": id, "object": "identity.verification_session", "status": status, "created": NOW,
+           "type": "document", "last_error": last_error, "metadata": metadata})
+}
+
+#[test]
+fn create_fail_retry_verify_then_refuse() {
+    let world = World::new("3", Some(SINK));
+    let first = world.create("u_1").unwrap();
+    assert_eq!(
+        (first["id"].as_str(), first["attempts"].as_i64()),
+        (Some("vs_1"), Some(1))
+    );
+    assert_eq!(first["client_secret"], "vs_1_secret_x");
+    let idempotency_key = world.transport.sent()[0]
+        .header("idempotency-key")
+        .unwrap()
+        .to_owned();
+    assert_eq!(idempotency_key, "identity.u_1:1");
+
+    let failed = world
+        .deliver(&event(
+            "evt_1",
+            "requires_input",
+            NOW + 10,
+            session(
+                "vs_1",
+                Some("u_1"),
+                "requires_input",
+                Some("document_expired"),
+            ),
+        ))
+        .unwrap();
+    assert_eq!(failed.outcome, Outcome::Handled);
+    let user = world.user("u_1");
+    assert_eq!(user["status"], "requires_input");
+    assert_eq!(user["last_error"]["code"], "document_expired");
+    assert_eq!(
+        (
+            user["may_retry"].as_bool(),
+            user["remaining_attempts"].as_i64()
+        ),
+        (Some(true), Some(2))
+    );
+
+    let second = world.create("u_1").unwrap();
+    assert_eq!(
+        (second["id"].as_str(), second["attempts"].as_i64()),
+        (Some("vs_2"), Some(2))
+    );
+    world
+        .deliver(&event(
+            "evt_2",
+            "verified",
+            NOW + 20,
+            session("vs_2", Some("u_1"), "verified", None),
+        ))
+        .unwrap();
+    let user = world.user("u_1");
+    assert_eq!(
+        (user["status"].as_str(), user["verified_at"].as_i64()),
+        (Some("verified"), Some(NOW + 20))
+    );
+    assert_eq!(user["latest_session"], "vs_2");
+
+    match world.create("u_1") {
+        Err(error) => assert_eq!((error.status(), error.code()), (409, "already_verified")),
+        Ok(created) => panic!("created {created}"),
+    }
+    // A stale requires_input (older than verified) for the same session leaves the user verified.
+    let stale = world
+        .deliver(&event(
+            "evt_3",
+            "requires_input",
+            NOW + 15,
+            session(
+                "vs_2",
+                Some("u_1"),
+                "requires_input",
+                Some("selfie_face_mismatch"),
+            ),
+        ))
+        .unwrap();
+    assert!(!stale.duplicate);
+    assert_eq!(world.user("u_1")["status"], "verified");
+
+    let sink = world.sink.borrow();
+    assert_eq!(sink.len(), 2, "{sink:?}");
+    assert_eq!(sink[0]["kind"], "identity.requires_input");
+    assert_eq!(sink[0]["recipient"], json!({"type": "user", "id": "u_1"}));
+    assert_eq!(sink[0]["payload"]["code"], "document_expired");
+    assert_eq!(sink[0]["payload"]["reason"], "Reason: document_expired");
+    assert_eq!(sink[0]["payload"]["may_retry"], true);
+    assert_eq!(sink[1]["kind"], "identity.verified");
+    assert_eq!(sink[1]["payload"]["status"], "verified");
+    let stored = block_on(keys::notification("evt_2.identity.verified").load(&world.store))
+        .unwrap()
+        .unwrap();
+    assert!(stored.delivered);
+}
+
+#[test]
+fn the_attempt_limit_refuses_a_fourth_session() {
+    let world = World::new("3", None);
+    for n in 1..=3 {
+        world.create("u_2").unwrap();
+        world
+            .deliver(&event(
+                &format!("evt_{n}"),
+                "requires_input",
+                NOW + 10 * n,
+                session(
+                    &format!("vs_{n}"),
+                    Some("u_2"),
+                    "requires_input",
+                    Some("document_unverified_other"),
+                ),
+            ))
+            .unwrap();
+    }
+    let user = world.user("u_2");
+    assert_eq!(
+        (user["attempts"].as_i64(), user["may_retry"].as_bool()),
+        (Some(3), Some(false))
+    );
+    let error = world.create("u_2").unwrap_err();
+    assert_eq!((error.status(), error.code()), (409, "attempts_exhausted"));
+    // Without NOTIFY_URL the notifications wait in the outbox, undelivered.
+    let outbox = block_on(keys::notification("evt_3.identity.requires_input").load(&world.store))
+        .unwrap()
+        .unwrap();
+    assert!(!outbox.delivered);
+    assert_eq!(outbox.payload["may_retry"], false);
+}
+
+#[test]
+fn final_and_manual_review_codes_refuse_another_session() {
+    for (code, refusal) in [
+        ("under_supported_age", "not_retryable"),
+        ("country_not_supported", "not_retryable"),
+        ("consent_declined", "manual_review_required"),
+    ] {
+        let world = World::new("3", None);
+        world.create("u_3").unwrap();
+        world
+            .deliver(&event(
+                "evt_1",
+                "requires_input",
+                NOW + 10,
+                session("vs_1", Some("u_3"), "requires_input", Some(code)),
+            ))
+            .unwrap();
+        let error = world.create("u_3").unwrap_err();
+        assert_eq!((error.status(), error.code()), (409, refusal), "{code}");
+    }
+}
+
+#[test]
+fn an_event_without_a_user_is_handled_and_recorded_under_the_session() {
+    let world = World::new("3", Some(SINK));
+    let receipt = world
+        .deliver(&event(
+            "evt_1",
+            "verified",
+            NOW,
+            session("vs_9", None, "verified", None),
+        ))
+        .unwrap();
+    assert_eq!(receipt.outcome, Outcome::Handled);
+    let record = block_on(keys::identity_session("vs_9").load(&world.store))
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.user_id, record.status.as_str()), (None, "verified"));
+    assert!(world.sink.borrow().is_empty());
+}
+
+#[test]
+fn the_created_event_and_the_route_count_one_attempt() {
+    let world = World::new("3", None);
+    let created = world.create("u_4").unwrap();
+    // Stripe's created event for the session the route made, delivered twice.
+    for id in ["evt_c1", "evt_c1"] {
+        world
+            .deliver(&event(
+                id,
+                "created",
+                NOW + 1,
+                session(
+                    created["id"].as_str().unwrap(),
+                    Some("u_4"),
+                    "requires_input",
+                    None,
+                ),
+            ))
+            .unwrap();
+    }
+    assert_eq!(world.user("u_4")["attempts"], 1);
+}
+
+#[test]
+fn a_store_outage_is_a_5xx_and_the_redelivery_completes() {
+    let world = World::new("3", None);
+    world.create("u_5").unwrap();
+    world.store.set_failing(true);
+    let verified = event(
+        "evt_v",
+        "verified",
+        NOW + 5,
+        session("vs_1", Some("u_5"), "verified", None),
+    );
+    let error = AppError::from(world.deliver(&verified).unwrap_err());
+    assert_eq!(error.status(), 503);
+    world.store.set_failing(false);
+    assert_eq!(world.deliver(&verified).unwrap().outcome, Outcome::Handled);
+    assert_eq!(world.user("u_5")["status"], "verified");
+}
+
+#[test]
+fn invalid_creation_requests_are_400() {
+    let world = World::new("3", None);
+    for body in [
+        json!({"user_id": "a:b"}),
+        json!({"user_id": "u", "type": "selfie"}),
+        json!({"user_id": "u", "return_url": "http://example.com/back"}),
+    ] {
+        let trace = Trace::new();
+        let services = Services::new(&world.store, &world.transport, &world.config, NOW, &trace);
+        let request: CreateSession = serde_json::from_value(body.clone()).unwrap();
+        let error = block_on(create_session(&request, &services)).unwrap_err();
+        assert_eq!(
+            (error.status(), error.code()),
+            (400, "invalid_request"),
+            "{body}"
+        );
+    }
+    assert!(world.transport.sent().is_empty());
+    assert!(block_on(world.store.get("identity:user:u"))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_handled_type_with_an_object_of_the_wrong_shape_is_400_and_stores_nothing() {
+    let world = World::new("3", Some(SINK));
+    for object in [
+        json!({"id": "vs_1"}),
+        json!({"id": "vs_1/../x", "status": "verified"}),
+        json!({"id": "vs_1", "status": 42}),
+    ] {
+        let error = world
+            .deliver(&event("evt_bad", "verified", NOW, object.clone()))
+            .unwrap_err();
+        assert!(
+            matches!(error, WebhookError::Event(_)),
+            "{object}: {error:?}"
+        );
+        assert_eq!(AppError::from(error).status(), 400);
+    }
+    assert!(world.store.is_empty());
+}
