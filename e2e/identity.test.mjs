@@ -170,6 +170,48 @@ describe('Identity verification under workerd', () => {
     assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
   });
 
+  test('Stripe faults during session creation: retried with the same key, never a second attempt', async () => {
+    const fault = (json) => fetch(`${stripeBase}/_test/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) });
+    const path = '/v1/identity/verification_sessions';
+    const calls = async () => (await (await fetch(`${stripeBase}/_test/requests`)).json()).filter((r) => r.path === path);
+    await fetch(`${stripeBase}/_test/reset`, { method: 'POST' });
+
+    // A 500 then success inside one request: retried with the same key.
+    await fault({ kind: '500', path });
+    const retried = await create({ user_id: 'user_fault_1' });
+    assert.equal(retried.status, 201);
+    const [failedCall, okCall] = await calls();
+    assert.deepEqual([failedCall.status, okCall.status], [500, 200]);
+    assert.equal(failedCall.idempotency_key, okCall.idempotency_key);
+
+    // Malformed JSON from Stripe: 502, nothing stored, no attempt used.
+    await fault({ kind: 'malformed', path });
+    const malformed = await create({ user_id: 'user_fault_2' });
+    assert.equal(malformed.status, 502);
+    assert.equal((await adminGet(worker, '/identity/users/user_fault_2', ADMIN)).status, 404);
+
+    // 429 three times: 503 (retry later); nothing stored.
+    await fault({ kind: '429', path, times: 3 });
+    const limited = await create({ user_id: 'user_fault_2' });
+    assert.equal(limited.status, 503);
+    assert.equal((await adminGet(worker, '/identity/users/user_fault_2', ADMIN)).status, 404);
+
+    // Slow: Stripe creates the session but answers after the client gave up (the key stays
+    // in progress meanwhile): 503. The app's retry gets the same session back, one attempt.
+    await fault({ kind: 'slow', path, delay_ms: 9000 });
+    const slow = await create({ user_id: 'user_fault_3' });
+    assert.equal(slow.status, 503);
+    await new Promise((r) => setTimeout(r, 1000));
+    const again = await create({ user_id: 'user_fault_3' });
+    assert.equal(again.status, 201);
+    const state = await user('user_fault_3');
+    assert.equal(state.attempts, 1);
+    assert.equal(state.latest_session, again.body.id);
+    const objects = await (await fetch(`${stripeBase}/_test/objects`)).json();
+    const sessions = objects.filter((o) => o.object === 'identity.verification_session' && o.metadata.user_id === 'user_fault_3');
+    assert.deepEqual(sessions.map((o) => o.id), [again.body.id], 'Stripe holds one session for user_fault_3');
+  });
+
   test('bad creation requests are 400, admin token required, unknown users 404', async () => {
     assert.equal((await create({ user_id: 'bad:id' })).status, 400);
     assert.equal((await create({ user_id: 'u', extra: 1 })).body.error.code, 'bad_json');

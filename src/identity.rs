@@ -142,6 +142,11 @@ pub struct UserRecord {
     pub verified_at: Option<i64>,
     /// `created` of the last event applied to this record (or the creation time).
     pub updated_at: i64,
+    /// Sessions this service created for the user. It numbers the creation Idempotency-Keys,
+    /// and unlike `sessions` it does not move when a session's `created` event arrives before
+    /// the creation call's answer, so a retried creation reuses its key.
+    #[serde(default)]
+    pub created_here: u32,
 }
 
 impl UserRecord {
@@ -157,6 +162,7 @@ impl UserRecord {
             latest_session_created: 0,
             verified_at: None,
             updated_at: 0,
+            created_here: 0,
         }
     }
 

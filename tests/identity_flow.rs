@@ -2,7 +2,8 @@
 //! events through `webhook::receive`, records in `MemoryStore`, notifications to a fake sink.
 //! The same flow runs under workerd against the stand-in in e2e/identity.test.mjs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use pollster::block_on;
@@ -23,7 +24,9 @@ const SINK: &str = "https://sink.test/notify";
 
 /// A fake Stripe that creates numbered sessions, and a sink that records notifications.
 struct World {
-    store: MemoryStore,
+    store: Rc<MemoryStore>,
+    /// Makes the store fail right after the next Stripe call (a KV outage mid-request).
+    break_store_after_stripe: Rc<Cell<bool>>,
     transport: FakeTransport,
     config: Config,
     sink: Rc<RefCell<Vec<Value>>>,
@@ -34,6 +37,11 @@ impl World {
         let sink = Rc::new(RefCell::new(Vec::new()));
         let sink_for_transport = sink.clone();
         let counter = RefCell::new(0);
+        let store = Rc::new(MemoryStore::new());
+        let break_store = Rc::new(Cell::new(false));
+        let (store_for_transport, break_for_transport) = (store.clone(), break_store.clone());
+        // Like Stripe: the same Idempotency-Key replays the first answer.
+        let replays: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
         let transport = FakeTransport::new(move |request: &HttpRequest| {
             if request.url.starts_with(SINK) {
                 let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
@@ -41,6 +49,13 @@ impl World {
                 return Ok(FakeTransport::json(200, "{}"));
             }
             assert_eq!(request.method, Method::Post);
+            if break_for_transport.replace(false) {
+                store_for_transport.set_failing(true);
+            }
+            let key = request.header("idempotency-key").unwrap().to_owned();
+            if let Some(body) = replays.borrow().get(&key) {
+                return Ok(FakeTransport::json(200, body));
+            }
             assert!(
                 request.url.ends_with("/v1/identity/verification_sessions"),
                 "{}",
@@ -56,17 +71,16 @@ impl World {
                 .clone();
             *counter.borrow_mut() += 1;
             let n = *counter.borrow();
-            Ok(FakeTransport::json(
-                200,
-                &json!({
+            let body = json!({
                     "id": format!("vs_{n}"), "object": "identity.verification_session",
                     "status": "requires_input", "created": NOW + n, "type": "document",
                     "url": format!("https://verify.stripe.test/{n}"),
                     "client_secret": format!("vs_{n}_secret_x"), "last_error": null,
                     "metadata": {"user_id": user}
-                })
-                .to_string(),
-            ))
+            })
+            .to_string();
+            replays.borrow_mut().insert(key, body.clone());
+            Ok(FakeTransport::json(200, &body))
         });
         let config = Config::from_lookup(|name| match name {
             "STRIPE_SECRET_KEY" => Some("sk_test_identity_flow".into()),
@@ -77,7 +91,8 @@ impl World {
         })
         .unwrap();
         Self {
-            store: MemoryStore::new(),
+            store,
+            break_store_after_stripe: break_store,
             transport,
             config,
             sink,
@@ -86,7 +101,7 @@ impl World {
 
     fn create(&self, user: &str) -> Result<Value, AppError> {
         let trace = Trace::new();
-        let services = Services::new(&self.store, &self.transport, &self.config, NOW, &trace);
+        let services = Services::new(&*self.store, &self.transport, &self.config, NOW, &trace);
         let request: CreateSession = serde_json::from_value(json!({"user_id": user})).unwrap();
         block_on(create_session(&request, &services)).map(|c| serde_json::to_value(c).unwrap())
     }
@@ -96,7 +111,7 @@ impl World {
         let header = sign(body.as_bytes(), &WebhookSecret::new(SECRET).unwrap(), NOW);
         let trace = Trace::new();
         let services =
-            Services::new(&self.store, &self.transport, &self.config, NOW, &trace).for_webhook();
+            Services::new(&*self.store, &self.transport, &self.config, NOW, &trace).for_webhook();
         block_on(receive(
             &services,
             &WebhookSecrets::from_comma_separated(SECRET).unwrap(),
@@ -111,7 +126,7 @@ impl World {
 
     fn user(&self, user: &str) -> Value {
         block_on(user_view(
-            &self.store,
+            &*self.store,
             user,
             self.config.identity_max_attempts,
         ))
@@ -226,7 +241,7 @@ fn create_fail_retry_verify_then_refuse() {
     assert_eq!(sink[0]["payload"]["may_retry"], true);
     assert_eq!(sink[1]["kind"], "identity.verified");
     assert_eq!(sink[1]["payload"]["status"], "verified");
-    let stored = block_on(keys::notification("evt_2.identity.verified").load(&world.store))
+    let stored = block_on(keys::notification("evt_2.identity.verified").load(&*world.store))
         .unwrap()
         .unwrap();
     assert!(stored.delivered);
@@ -259,7 +274,7 @@ fn the_attempt_limit_refuses_a_fourth_session() {
     let error = world.create("u_2").unwrap_err();
     assert_eq!((error.status(), error.code()), (409, "attempts_exhausted"));
     // Without NOTIFY_URL the notifications wait in the outbox, undelivered.
-    let outbox = block_on(keys::notification("evt_3.identity.requires_input").load(&world.store))
+    let outbox = block_on(keys::notification("evt_3.identity.requires_input").load(&*world.store))
         .unwrap()
         .unwrap();
     assert!(!outbox.delivered);
@@ -300,7 +315,7 @@ fn an_event_without_a_user_is_handled_and_recorded_under_the_session() {
         ))
         .unwrap();
     assert_eq!(receipt.outcome, Outcome::Handled);
-    let record = block_on(keys::identity_session("vs_9").load(&world.store))
+    let record = block_on(keys::identity_session("vs_9").load(&*world.store))
         .unwrap()
         .unwrap();
     assert_eq!((record.user_id, record.status.as_str()), (None, "verified"));
@@ -357,7 +372,7 @@ fn invalid_creation_requests_are_400() {
         json!({"user_id": "u", "return_url": "http://example.com/back"}),
     ] {
         let trace = Trace::new();
-        let services = Services::new(&world.store, &world.transport, &world.config, NOW, &trace);
+        let services = Services::new(&*world.store, &world.transport, &world.config, NOW, &trace);
         let request: CreateSession = serde_json::from_value(body.clone()).unwrap();
         let error = block_on(create_session(&request, &services)).unwrap_err();
         assert_eq!(
@@ -390,4 +405,62 @@ fn a_handled_type_with_an_object_of_the_wrong_shape_is_400_and_stores_nothing() 
         assert_eq!(AppError::from(error).status(), 400);
     }
     assert!(world.store.is_empty());
+}
+
+#[test]
+fn a_creation_retried_after_its_created_event_reuses_the_session() {
+    let world = World::new("3", None);
+    // Stripe creates vs_1, then KV fails: the route answers 503 and stores nothing.
+    world.break_store_after_stripe.set(true);
+    let error = world.create("u_6").unwrap_err();
+    assert_eq!(error.status(), 503);
+    world.store.set_failing(false);
+    // Stripe's created event for vs_1 arrives before the app retries.
+    world
+        .deliver(&event(
+            "evt_c",
+            "created",
+            NOW + 1,
+            session("vs_1", Some("u_6"), "requires_input", None),
+        ))
+        .unwrap();
+    assert_eq!(world.user("u_6")["attempts"], 1);
+    let retried = world.create("u_6").unwrap();
+    assert_eq!(
+        (retried["id"].as_str(), retried["attempts"].as_i64()),
+        (Some("vs_1"), Some(1))
+    );
+    let keys: Vec<String> = world
+        .transport
+        .sent()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["identity.u_6:1", "identity.u_6:1"]);
+    // The next creation is a new one.
+    let next = world.create("u_6").unwrap();
+    assert_eq!(
+        (next["id"].as_str(), next["attempts"].as_i64()),
+        (Some("vs_2"), Some(2))
+    );
+}
+
+#[test]
+fn a_caller_key_names_the_creation() {
+    let world = World::new("3", None);
+    let create = |key: &str| {
+        let trace = Trace::new();
+        let services = Services::new(&*world.store, &world.transport, &world.config, NOW, &trace);
+        let request: CreateSession =
+            serde_json::from_value(json!({"user_id": "u_7", "idempotency_key": key})).unwrap();
+        block_on(create_session(&request, &services)).unwrap()
+    };
+    let first = create("signup-1");
+    let again = create("signup-1");
+    assert_eq!((first.id.as_str(), again.id.as_str()), ("vs_1", "vs_1"));
+    assert_eq!(again.attempts, 1);
+    assert_eq!(
+        world.transport.sent()[0].header("idempotency-key"),
+        Some("identity.u_7.key:signup-1")
+    );
 }

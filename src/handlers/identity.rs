@@ -131,6 +131,9 @@ pub struct CreateSession {
     pub kind: String,
     #[serde(default)]
     pub return_url: Option<String>,
+    /// Names this creation: the same key returns the same session (Stripe keeps keys 24 h).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 fn document() -> String {
@@ -168,6 +171,13 @@ impl CreateSession {
         if !matches!(self.kind.as_str(), "document" | "id_number") {
             return Err(CreateError::Invalid("type must be document or id_number"));
         }
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(CreateError::Invalid(
+                    "idempotency_key must be 1-200 printable ASCII characters",
+                ));
+            }
+        }
         if let Some(url) = &self.return_url {
             let loopback =
                 url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
@@ -195,13 +205,17 @@ pub async fn create_session<S: Store, T: Transport>(
     let user = readable(user_key.load(store).await)?;
     let max_attempts = services.config.identity_max_attempts;
     identity::may_create(user.as_ref(), max_attempts).map_err(CreateError::from)?;
-    // One key per user and attempt number: a double submit, or a retry after a failure past
-    // the Stripe call, gets the same session back from Stripe instead of using an attempt.
-    let attempt = user.as_ref().map_or(0, UserRecord::attempts) + 1;
-    let key = IdempotencyKey::scoped(
-        &format!("identity.{}", request.user_id),
-        &attempt.to_string(),
-    );
+    // One key per user and creation: a double submit, or the app retrying after a failure
+    // past the Stripe call (a timeout, a KV write), gets the same session back from Stripe
+    // instead of using up an attempt. The caller may name the creation itself instead.
+    let creation = user.as_ref().map_or(0, |u| u.created_here) + 1;
+    let key = match &request.idempotency_key {
+        Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", request.user_id), key),
+        None => IdempotencyKey::scoped(
+            &format!("identity.{}", request.user_id),
+            &creation.to_string(),
+        ),
+    };
     let session: VerificationSession = services
         .stripe(&calls::create_verification_session(
             &request.kind,
@@ -213,6 +227,10 @@ pub async fn create_session<S: Store, T: Transport>(
     // Read again: the session's `created` event may have been handled meanwhile.
     let mut user =
         readable(user_key.load(store).await)?.unwrap_or_else(|| UserRecord::new(&request.user_id));
+    if request.idempotency_key.is_none() {
+        // A replay of creation n leaves the count at n.
+        user.created_here = user.created_here.max(creation);
+    }
     if user.add_session(&session.id, session.created) {
         user.status = session.status.clone();
         user.next = identity::Next::None;
