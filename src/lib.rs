@@ -5,7 +5,8 @@
 //! - [`event`]: the Event envelope, decoded only as far as dispatch needs.
 //! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
 //! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
-//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check.
+//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check;
+//!   [`admin`]: the page of recorded events behind `GET /events`.
 //! - [`stripe`]: the Stripe API client (form encoding, idempotency keys, errors, retries)
 //!   behind a transport port; Workers fetch in `stripe::fetch`. [`objects`]: what we read of
 //!   Stripe's objects. [`billing`]: what the card-saving and charging flows ask and store.
@@ -15,6 +16,7 @@
 //! Nothing but `routes`, `store::kv`, `stripe::fetch` and the fetch handler below touches
 //! `worker`, so the core is tested natively with `cargo test`.
 
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod config;
@@ -118,6 +120,10 @@ mod glue {
                 });
                 let body = serde_json::json!({ "received": true, "duplicate": receipt.duplicate });
                 Ok(routes::json(200, body.to_string()))
+            }
+            Route::Events => {
+                routes::admin::authorize(req, env)?;
+                routes::admin::list_events(req, env).await
             }
             Route::Event(id) => {
                 routes::admin::authorize(req, env)?;

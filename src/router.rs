@@ -12,6 +12,8 @@ pub enum Route {
     Webhook,
     /// `GET /events/{id}` (admin).
     Event(String),
+    /// `GET /events?limit=&cursor=` (admin): a page of recorded events.
+    Events,
     /// `POST /identity/verification-sessions` (admin).
     CreateVerificationSession,
     /// `GET /identity/users/{id}` (admin).
@@ -33,6 +35,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
         ["create-checkout-session"] => (Route::CreateCheckoutSession, "POST"),
         ["health"] => (Route::Health, "GET, HEAD"),
         ["webhook"] => (Route::Webhook, "POST"),
+        ["events"] => (Route::Events, "GET, HEAD"),
         ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
         ["identity", "verification-sessions"] => (Route::CreateVerificationSession, "POST"),
         ["identity", "users", id] if !id.is_empty() => {
@@ -238,6 +241,7 @@ mod tests {
             Route::CreateCheckoutSession
         );
         assert_eq!(route("POST", "/webhook").unwrap(), Route::Webhook);
+        assert_eq!(route("GET", "/events").unwrap(), Route::Events);
         assert_eq!(
             route("GET", "/events/evt_1").unwrap(),
             Route::Event("evt_1".into())
@@ -276,14 +280,7 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in [
-            "//",
-            "/webhook/",
-            "/events",
-            "/events/",
-            "/events/a/b",
-            "/nope",
-        ] {
+        for path in ["//", "/webhook/", "/events/", "/events/a/b", "/nope"] {
             assert!(
                 matches!(route("GET", path), Err(AppError::NotFound)),
                 "{path}"

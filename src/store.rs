@@ -39,6 +39,21 @@ pub trait Store {
     async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>)
         -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Up to `limit` keys starting with `prefix`, in key order (KV's order: by key, never by
+    /// time), after the page `cursor` ends. `limit` is at least 1; KV allows up to 1000.
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError>;
+}
+
+/// One page of keys; `cursor` is `None` on the last page and otherwise opaque (pass it back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<String>,
 }
 
 /// A key and the type of value stored under it.
@@ -94,8 +109,11 @@ impl<T: Serialize> Key<T> {
 pub mod keys {
     use super::*;
 
+    /// The prefix of every `event:{id}` key, for listing them.
+    pub const EVENT_PREFIX: &str = "event:";
+
     pub fn event(event_id: &str) -> Key<EventRecord> {
-        Key::new(format!("event:{event_id}"))
+        Key::new(format!("{EVENT_PREFIX}{event_id}"))
     }
 
     pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
@@ -172,5 +190,31 @@ impl Store for MemoryStore {
         self.check()?;
         self.entries.borrow_mut().remove(key);
         Ok(())
+    }
+
+    /// Like KV: key order; the cursor is the last key of the previous page.
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError> {
+        use std::ops::Bound;
+        self.check()?;
+        let entries = self.entries.borrow();
+        let start = match cursor {
+            Some(after) => Bound::Excluded(after.to_owned()),
+            None => Bound::Included(prefix.to_owned()),
+        };
+        let mut matching = entries
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix));
+        let keys: Vec<String> = matching.by_ref().take(limit.max(1)).cloned().collect();
+        let cursor = match matching.next() {
+            Some(_) => keys.last().cloned(),
+            None => None,
+        };
+        Ok(ListPage { keys, cursor })
     }
 }
