@@ -233,6 +233,34 @@ describe('the trigger command against the worker', () => {
     });
   }
 
+  test('the request log lines carry ids and outcomes, never a secret or personal data', async () => {
+    const email = 'jane.doe@example.com';
+    await adminGet(worker, `/identity/users/${encodeURIComponent(email)}`, ADMIN);
+    await adminGet(worker, `/nope/${encodeURIComponent(email)}?token=${ADMIN}`, ADMIN);
+    await new Promise((r) => setTimeout(r, 500)); // let wrangler dev flush the worker's output
+    const lines = worker
+      .logs()
+      .split('\n')
+      .map((line) => line.slice(line.indexOf('{')))
+      .filter((line) => line.startsWith('{"method"'))
+      .map((line) => JSON.parse(line));
+    const webhookLines = lines.filter((l) => l.path === '/webhook' && l.status === 200);
+    assert.ok(webhookLines.length >= HANDLED.length, `${lines.length} lines`);
+    for (const [id, type] of triggered) {
+      const line = webhookLines.find((l) => l.event_id === id);
+      assert.equal(line?.event_type, type, id);
+      assert.equal(typeof line.outcome, 'string');
+      assert.equal(typeof line.duration_ms, 'number');
+    }
+    assert.ok(lines.some((l) => l.path === '/identity/users/*'));
+    assert.ok(lines.some((l) => l.path === '/*/*' && l.status === 404));
+    assert.ok(lines.some((l) => l.path === '/events' && l.status === 400 && l.error === 'bad_query'));
+    const text = JSON.stringify(lines);
+    for (const leak of [SECRET, ADMIN, 'sk_test_e2e_trigger_key', 'jane', 'example.com', 'client_secret', '_secret_']) {
+      assert.ok(!text.includes(leak), `a log line contains ${leak}`);
+    }
+  });
+
   test('GET /events needs the admin token', async () => {
     assert.equal((await adminGet(worker, '/events')).status, 401);
     assert.equal((await adminGet(worker, '/events', 'wrong-token')).status, 401);

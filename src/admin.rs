@@ -112,16 +112,20 @@ pub async fn list_events(
     let page = store
         .list(keys::EVENT_PREFIX, query.limit, query.cursor.as_deref())
         .await?;
-    let mut events = Vec::with_capacity(page.keys.len());
-    for name in &page.keys {
-        let Some(id) = name.strip_prefix(keys::EVENT_PREFIX) else {
-            continue;
-        };
-        if !is_event_id(id) {
-            continue;
-        }
-        if let Some(record) = keys::event(id).load(store).await? {
-            events.push(record);
+    // Only well-formed `event:{id}` keys, read together (concurrently on KV).
+    let event_keys: Vec<_> = page
+        .keys
+        .iter()
+        .filter_map(|name| name.strip_prefix(keys::EVENT_PREFIX))
+        .filter(|id| is_event_id(id))
+        .map(keys::event)
+        .collect();
+    let names: Vec<String> = event_keys.iter().map(|k| k.as_str().to_owned()).collect();
+    let values = store.get_many(&names).await?;
+    let mut events = Vec::with_capacity(values.len());
+    for (key, value) in event_keys.iter().zip(values) {
+        if let Some(text) = value {
+            events.push(key.decode(&text)?);
         }
     }
     events.sort_by(|a, b| {

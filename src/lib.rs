@@ -50,7 +50,11 @@ mod glue {
     #[derive(serde::Serialize, Default)]
     struct RequestLog<'a> {
         method: &'a str,
+        /// For routing; the log shows `logged_path` (no user ids, see `router::path_for_log`).
+        #[serde(skip)]
         path: &'a str,
+        #[serde(rename = "path")]
+        logged_path: String,
         status: u16,
         #[serde(skip_serializing_if = "Option::is_none")]
         event_id: Option<String>,
@@ -92,6 +96,7 @@ mod glue {
         log.status = response.status_code();
         log.duration_ms = (Date::now().as_millis() - started) as f64;
         log.trace = trace.snapshot();
+        log.logged_path = crate::router::path_for_log(log.path);
         if let Ok(line) = serde_json::to_string(&log) {
             console_log!("{line}");
         }

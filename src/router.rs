@@ -71,6 +71,52 @@ pub fn origin_of(url: &str) -> Option<&str> {
     (end > after_scheme).then(|| &url[..end])
 }
 
+/// The path as it goes into the request's log line: the route's own words and Stripe ids
+/// (`evt_…`, `cus_…`, `pi_…`) are kept; an application user id (it may be an email) and any
+/// other segment become `*`, so a log line never carries personal data from a URL. The query
+/// is not part of `path` and is never logged.
+pub fn path_for_log(path: &str) -> String {
+    const WORDS: &[&str] = &[
+        "webhook",
+        "health",
+        "events",
+        "identity",
+        "verification-sessions",
+        "users",
+        "charges",
+        "customers",
+        "create-checkout-session",
+        "success",
+    ];
+    const STRIPE_ID_PREFIXES: &[&str] = &[
+        "evt_", "cus_", "pi_", "vs_", "cs_", "seti_", "pm_", "ch_", "we_",
+    ];
+    const MAX_SEGMENTS: usize = 6;
+    let is_stripe_id = |segment: &str| {
+        segment.len() <= 128
+            && STRIPE_ID_PREFIXES.iter().any(|prefix| {
+                segment.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+            })
+    };
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let mut logged = String::new();
+    for (i, segment) in segments.iter().take(MAX_SEGMENTS).enumerate() {
+        logged.push('/');
+        let after_users = i > 0 && segments[i - 1] == "users";
+        if WORDS.contains(segment) || (!after_users && is_stripe_id(segment)) {
+            logged.push_str(segment);
+        } else if !segment.is_empty() {
+            logged.push('*');
+        }
+    }
+    if segments.len() > MAX_SEGMENTS {
+        logged.push_str("/…");
+    }
+    logged
+}
+
 /// The largest form body a browser route reads; the "Save a card" form is a few dozen bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
@@ -276,6 +322,27 @@ mod tests {
             route("POST", "/health"),
             Err(AppError::MethodNotAllowed { .. })
         ));
+    }
+
+    #[test]
+    fn logged_paths_keep_route_words_and_stripe_ids_but_no_user_data() {
+        assert_eq!(path_for_log("/"), "/");
+        assert_eq!(path_for_log("/webhook"), "/webhook");
+        assert_eq!(path_for_log("/events/evt_1Abc"), "/events/evt_1Abc");
+        assert_eq!(path_for_log("/customers/cus_9"), "/customers/cus_9");
+        assert_eq!(path_for_log("/charges/pi_3x"), "/charges/pi_3x");
+        assert_eq!(
+            path_for_log("/identity/users/jane@example.com"),
+            "/identity/users/*"
+        );
+        // A user id shaped like a Stripe id is still a user id.
+        assert_eq!(path_for_log("/identity/users/cus_1"), "/identity/users/*");
+        assert_eq!(path_for_log("/events/jane.doe%40example.com"), "/events/*");
+        assert_eq!(path_for_log("/Jane%20Doe/x"), "/*/*");
+        assert_eq!(path_for_log("/events/"), "/events/");
+        assert_eq!(path_for_log(&"/a".repeat(50)), "/*/*/*/*/*/*/…");
+        let long = format!("/events/evt_{}", "a".repeat(500));
+        assert_eq!(path_for_log(&long), "/events/*");
     }
 
     #[test]

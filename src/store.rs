@@ -47,6 +47,15 @@ pub trait Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError>;
+    /// The values of several keys, in order. KV reads them concurrently; this default reads
+    /// one after another.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
 }
 
 /// One page of keys; `cursor` is `None` on the last page and otherwise opaque (pass it back).
@@ -81,12 +90,15 @@ impl<T: DeserializeOwned> Key<T> {
         let Some(text) = store.get(&self.name).await? else {
             return Ok(None);
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: self.name.clone(),
-                reason: e.to_string(),
-            })
+        self.decode(&text).map(Some)
+    }
+
+    /// A value read for this key some other way (`Store::get_many`).
+    pub fn decode(&self, text: &str) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            key: self.name.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 

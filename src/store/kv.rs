@@ -37,6 +37,14 @@ impl Store for KvState {
         self.0.delete(key).await.map_err(unavailable)
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let reads = keys.iter().map(|key| self.get(key));
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     async fn list(
         &self,
         prefix: &str,
