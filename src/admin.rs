@@ -184,4 +184,14 @@ mod tests {
         assert!(bad("limit=5&limit=6").contains("twice"));
         assert!(bad("cursor=a&cursor=b").contains("twice"));
     }
+
+    #[test]
+    fn a_bad_query_is_a_400_bad_query() {
+        let error = EventsQuery::parse(Some("limit=0")).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(error.code(), "bad_query");
+        assert!(error
+            .body()
+            .contains("`limit` must be a whole number from 1 to 100"));
+    }
 }

@@ -12,6 +12,8 @@
 // https://api.stripe.com. The key is never printed. Exit status: 0 created, 1 Stripe or the
 // network failed, 2 bad input.
 
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Stripe from 'stripe';
 
@@ -135,7 +137,7 @@ async function main(argv) {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e) => {
