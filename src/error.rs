@@ -28,6 +28,8 @@ pub enum AppError {
     BadForm,
     #[error("the request body is not valid: {0}")]
     BadJson(String),
+    #[error("the query is not valid: {0}")]
+    BadQuery(String),
     /// A fault of this service that a retry will not fix; the message is for the log.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -66,7 +68,7 @@ impl AppError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Unauthorized => 401,
             Self::PayloadTooLarge => 413,
-            Self::BadForm | Self::BadJson(_) => 400,
+            Self::BadForm | Self::BadJson(_) | Self::BadQuery(_) => 400,
             Self::Internal(_) => 500,
             Self::Signature(_) | Self::Event(_) => 400,
             // A missing or invalid setting is fixed by the operator; 500 keeps Stripe retrying
@@ -89,6 +91,7 @@ impl AppError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BadForm => "bad_form",
             Self::BadJson(_) => "bad_json",
+            Self::BadQuery(_) => "bad_query",
             Self::Internal(_) => "internal_error",
             Self::Signature(e) => e.code(),
             Self::Event(e) => e.code(),

@@ -5,7 +5,8 @@
 //! - [`event`]: the Event envelope, decoded only as far as dispatch needs.
 //! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
 //! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
-//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check.
+//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check;
+//!   [`admin`]: the page of recorded events behind `GET /events`.
 //! - [`stripe`]: the Stripe API client (form encoding, idempotency keys, errors, retries)
 //!   behind a transport port; Workers fetch in `stripe::fetch`. [`objects`]: what we read of
 //!   Stripe's objects. [`billing`]: what the card-saving and charging flows ask and store.
@@ -15,6 +16,7 @@
 //! Nothing but `routes`, `store::kv`, `stripe::fetch` and the fetch handler below touches
 //! `worker`, so the core is tested natively with `cargo test`.
 
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod config;
@@ -49,7 +51,11 @@ mod glue {
     #[derive(serde::Serialize, Default)]
     struct RequestLog<'a> {
         method: &'a str,
+        /// For routing; the log shows `logged_path` (no user ids, see `router::path_for_log`).
+        #[serde(skip)]
         path: &'a str,
+        #[serde(rename = "path")]
+        logged_path: String,
         status: u16,
         #[serde(skip_serializing_if = "Option::is_none")]
         event_id: Option<String>,
@@ -91,6 +97,7 @@ mod glue {
         log.status = response.status_code();
         log.duration_ms = (Date::now().as_millis() - started) as f64;
         log.trace = trace.snapshot();
+        log.logged_path = crate::router::path_for_log(log.path);
         if let Ok(line) = serde_json::to_string(&log) {
             console_log!("{line}");
         }
@@ -119,6 +126,10 @@ mod glue {
                 });
                 let body = serde_json::json!({ "received": true, "duplicate": receipt.duplicate });
                 Ok(routes::json(200, body.to_string()))
+            }
+            Route::Events => {
+                routes::admin::authorize(req, env)?;
+                routes::admin::list_events(req, env).await
             }
             Route::Event(id) => {
                 routes::admin::authorize(req, env)?;

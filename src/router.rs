@@ -12,6 +12,8 @@ pub enum Route {
     Webhook,
     /// `GET /events/{id}` (admin).
     Event(String),
+    /// `GET /events?limit=&cursor=` (admin): a page of recorded events.
+    Events,
     /// `POST /identity/verification-sessions` (admin).
     CreateVerificationSession,
     /// `GET /identity/users/{id}` (admin).
@@ -33,6 +35,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
         ["create-checkout-session"] => (Route::CreateCheckoutSession, "POST"),
         ["health"] => (Route::Health, "GET, HEAD"),
         ["webhook"] => (Route::Webhook, "POST"),
+        ["events"] => (Route::Events, "GET, HEAD"),
         ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
         ["identity", "verification-sessions"] => (Route::CreateVerificationSession, "POST"),
         ["identity", "users", id] if !id.is_empty() => {
@@ -66,6 +69,52 @@ pub fn origin_of(url: &str) -> Option<&str> {
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| after_scheme + i);
     (end > after_scheme).then(|| &url[..end])
+}
+
+/// The path as it goes into the request's log line: the route's own words and Stripe ids
+/// (`evt_…`, `cus_…`, `pi_…`) are kept; an application user id (it may be an email) and any
+/// other segment become `*`, so a log line never carries personal data from a URL. The query
+/// is not part of `path` and is never logged.
+pub fn path_for_log(path: &str) -> String {
+    const WORDS: &[&str] = &[
+        "webhook",
+        "health",
+        "events",
+        "identity",
+        "verification-sessions",
+        "users",
+        "charges",
+        "customers",
+        "create-checkout-session",
+        "success",
+    ];
+    const STRIPE_ID_PREFIXES: &[&str] = &[
+        "evt_", "cus_", "pi_", "vs_", "cs_", "seti_", "pm_", "ch_", "we_",
+    ];
+    const MAX_SEGMENTS: usize = 6;
+    let is_stripe_id = |segment: &str| {
+        segment.len() <= 128
+            && STRIPE_ID_PREFIXES.iter().any(|prefix| {
+                segment.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+            })
+    };
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let mut logged = String::new();
+    for (i, segment) in segments.iter().take(MAX_SEGMENTS).enumerate() {
+        logged.push('/');
+        let after_users = i > 0 && segments[i - 1] == "users";
+        if WORDS.contains(segment) || (!after_users && is_stripe_id(segment)) {
+            logged.push_str(segment);
+        } else if !segment.is_empty() {
+            logged.push('*');
+        }
+    }
+    if segments.len() > MAX_SEGMENTS {
+        logged.push_str("/…");
+    }
+    logged
 }
 
 /// The largest form body a browser route reads; the "Save a card" form is a few dozen bytes.
@@ -238,6 +287,7 @@ mod tests {
             Route::CreateCheckoutSession
         );
         assert_eq!(route("POST", "/webhook").unwrap(), Route::Webhook);
+        assert_eq!(route("GET", "/events").unwrap(), Route::Events);
         assert_eq!(
             route("GET", "/events/evt_1").unwrap(),
             Route::Event("evt_1".into())
@@ -275,15 +325,29 @@ mod tests {
     }
 
     #[test]
+    fn logged_paths_keep_route_words_and_stripe_ids_but_no_user_data() {
+        assert_eq!(path_for_log("/"), "/");
+        assert_eq!(path_for_log("/webhook"), "/webhook");
+        assert_eq!(path_for_log("/events/evt_1Abc"), "/events/evt_1Abc");
+        assert_eq!(path_for_log("/customers/cus_9"), "/customers/cus_9");
+        assert_eq!(path_for_log("/charges/pi_3x"), "/charges/pi_3x");
+        assert_eq!(
+            path_for_log("/identity/users/jane@example.com"),
+            "/identity/users/*"
+        );
+        // A user id shaped like a Stripe id is still a user id.
+        assert_eq!(path_for_log("/identity/users/cus_1"), "/identity/users/*");
+        assert_eq!(path_for_log("/events/jane.doe%40example.com"), "/events/*");
+        assert_eq!(path_for_log("/Jane%20Doe/x"), "/*/*");
+        assert_eq!(path_for_log("/events/"), "/events/");
+        assert_eq!(path_for_log(&"/a".repeat(50)), "/*/*/*/*/*/*/…");
+        let long = format!("/events/evt_{}", "a".repeat(500));
+        assert_eq!(path_for_log(&long), "/events/*");
+    }
+
+    #[test]
     fn unknown_paths_are_404() {
-        for path in [
-            "//",
-            "/webhook/",
-            "/events",
-            "/events/",
-            "/events/a/b",
-            "/nope",
-        ] {
+        for path in ["//", "/webhook/", "/events/", "/events/a/b", "/nope"] {
             assert!(
                 matches!(route("GET", path), Err(AppError::NotFound)),
                 "{path}"

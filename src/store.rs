@@ -40,6 +40,30 @@ pub trait Store {
     async fn put(&self, key: &str, value: &str, ttl_seconds: Option<u64>)
         -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Up to `limit` keys starting with `prefix`, in key order (KV's order: by key, never by
+    /// time), after the page `cursor` ends. `limit` is at least 1; KV allows up to 1000.
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError>;
+    /// The values of several keys, in order. KV reads them concurrently; this default reads
+    /// one after another.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+}
+
+/// One page of keys; `cursor` is `None` on the last page and otherwise opaque (pass it back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<String>,
 }
 
 /// A key and the type of value stored under it.
@@ -67,12 +91,15 @@ impl<T: DeserializeOwned> Key<T> {
         let Some(text) = store.get(&self.name).await? else {
             return Ok(None);
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: self.name.clone(),
-                reason: e.to_string(),
-            })
+        self.decode(&text).map(Some)
+    }
+
+    /// A value read for this key some other way (`Store::get_many`).
+    pub fn decode(&self, text: &str) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            key: self.name.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -95,8 +122,11 @@ impl<T: Serialize> Key<T> {
 pub mod keys {
     use super::*;
 
+    /// The prefix of every `event:{id}` key, for listing them.
+    pub const EVENT_PREFIX: &str = "event:";
+
     pub fn event(event_id: &str) -> Key<EventRecord> {
-        Key::new(format!("event:{event_id}"))
+        Key::new(format!("{EVENT_PREFIX}{event_id}"))
     }
 
     pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
@@ -181,5 +211,31 @@ impl Store for MemoryStore {
         self.check()?;
         self.entries.borrow_mut().remove(key);
         Ok(())
+    }
+
+    /// Like KV: key order; the cursor is the last key of the previous page.
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError> {
+        use std::ops::Bound;
+        self.check()?;
+        let entries = self.entries.borrow();
+        let start = match cursor {
+            Some(after) => Bound::Excluded(after.to_owned()),
+            None => Bound::Included(prefix.to_owned()),
+        };
+        let mut matching = entries
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix));
+        let keys: Vec<String> = matching.by_ref().take(limit.max(1)).cloned().collect();
+        let cursor = match matching.next() {
+            Some(_) => keys.last().cloned(),
+            None => None,
+        };
+        Ok(ListPage { keys, cursor })
     }
 }

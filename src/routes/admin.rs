@@ -2,6 +2,7 @@
 
 use worker::{Env, Request, Response};
 
+use crate::admin::{self, EventsQuery};
 use crate::auth::authorize_admin;
 use crate::error::{AppError, Result};
 use crate::event::is_event_id;
@@ -26,5 +27,18 @@ pub async fn get_event(env: &Env, event_id: &str) -> Result<worker::Result<Respo
         .ok_or(AppError::NotFound)?;
     let body = serde_json::to_string(&record)
         .map_err(|_| AppError::Internal("a stored event record does not serialise"))?;
+    Ok(json(200, body))
+}
+
+/// `GET /events?limit=N&cursor=…`: a page of recorded events (see `crate::admin` for the order).
+pub async fn list_events(req: &Request, env: &Env) -> Result<worker::Result<Response>> {
+    let url = req.inner().url();
+    let query = url
+        .split_once('?')
+        .map(|(_, rest)| rest.split('#').next().unwrap_or(""));
+    let query = EventsQuery::parse(query)?;
+    let page = admin::list_events(&state(env)?, &query).await?;
+    let body = serde_json::to_string(&page)
+        .map_err(|_| AppError::Internal("a page of event records does not serialise"))?;
     Ok(json(200, body))
 }

@@ -2,10 +2,12 @@
 
 use worker::kv::{KvError, KvStore};
 
-use super::{Store, StoreError};
+use super::{ListPage, Store, StoreError};
 
 /// KV refuses TTLs under a minute.
 const KV_MIN_TTL_SECONDS: u64 = 60;
+/// KV returns at most this many keys per list call.
+const KV_MAX_LIST_LIMIT: usize = 1000;
 
 pub struct KvState(pub KvStore);
 
@@ -33,5 +35,39 @@ impl Store for KvState {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await.map_err(unavailable)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let reads = keys.iter().map(|key| self.get(key));
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError> {
+        let mut list = self
+            .0
+            .list()
+            .prefix(prefix.to_owned())
+            .limit(limit.clamp(1, KV_MAX_LIST_LIMIT) as u64);
+        if let Some(cursor) = cursor {
+            list = list.cursor(cursor.to_owned());
+        }
+        let page = list.execute().await.map_err(unavailable)?;
+        Ok(ListPage {
+            keys: page.keys.into_iter().map(|key| key.name).collect(),
+            // KV may hand out a cursor on the last page too; only an incomplete list has a next one.
+            cursor: if page.list_complete {
+                None
+            } else {
+                page.cursor
+            },
+        })
     }
 }

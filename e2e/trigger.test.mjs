@@ -1,0 +1,270 @@
+// tools/trigger.mjs, run as an operator runs it, against the worker under real workerd: every
+// handled event type is answered 2xx and recorded. Then GET /events, the page of recorded
+// events, over what the triggers left.
+//
+// The handlers on this branch are stubs, so only "answered 2xx and recorded" is asserted here;
+// each flow's outcome is asserted by that flow's own tests.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createStandIn } from '../standin/server.mjs';
+import { ROOT, adminGet, startWorker } from './harness.mjs';
+import { handledEventTypes, runTool } from './tools.mjs';
+
+const SECRET = 'whsec_e2e_trigger_5d0c8a';
+const ADMIN = 'e2e-admin-token-trigger-19fe';
+const PINNED_VERSION = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').match(/STRIPE_API_VERSION = "([^"]+)"/)[1];
+
+// Every type the tool knows (the fixture directory; tests/trigger_fixtures.rs checks it equals
+// HANDLED_EVENT_TYPES), and at least those the issue names.
+const HANDLED = handledEventTypes();
+const NAMED_IN_THE_ISSUE = [
+  'identity.verification_session.created', 'identity.verification_session.processing', 'identity.verification_session.verified',
+  'identity.verification_session.requires_input', 'identity.verification_session.canceled', 'identity.verification_session.redacted',
+  'checkout.session.completed', 'payment_intent.succeeded', 'payment_intent.payment_failed',
+];
+
+/** `event  evt_… (type)`, `status 200`, `body   …` as printed by the tool. */
+function parseOutput(stdout) {
+  const id = stdout.match(/^event\s+(evt_\w+) \(([\w.]+)\)$/m);
+  const status = stdout.match(/^status (\d{3})$/m);
+  const body = stdout.match(/^body\s+(.*)$/m);
+  return { id: id?.[1], type: id?.[2], status: status && Number(status[1]), body: body && JSON.parse(body[1]) };
+}
+
+describe('the trigger command, offline', () => {
+  test('it knows every event type the issue names', () => {
+    for (const type of NAMED_IN_THE_ISSUE) assert.ok(HANDLED.includes(type), type);
+  });
+
+  test('--dry-run prints a Stripe event built from the options', async () => {
+    const run = await runTool('trigger.mjs', [
+      'identity.verification_session.requires_input', '--dry-run', '--code', 'selfie_face_mismatch', '--reason', 'Face differs.',
+      '--user', 'u_dry', '--session', 'vs_dry1', '--created', '1790000000', '--id', 'evt_dry1',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const event = JSON.parse(run.stdout);
+    assert.equal(event.id, 'evt_dry1');
+    assert.equal(event.object, 'event');
+    assert.equal(event.type, 'identity.verification_session.requires_input');
+    assert.equal(event.api_version, PINNED_VERSION);
+    assert.equal(event.created, 1790000000);
+    assert.equal(event.livemode, false);
+    const vs = event.data.object;
+    assert.equal(vs.id, 'vs_dry1');
+    assert.equal(vs.object, 'identity.verification_session');
+    assert.equal(vs.status, 'requires_input');
+    assert.equal(vs.type, 'document');
+    assert.deepEqual(vs.last_error, { code: 'selfie_face_mismatch', reason: 'Face differs.' });
+    assert.deepEqual(vs.metadata, { user_id: 'u_dry' });
+    assert.ok(vs.client_secret.startsWith('vs_dry1_secret_'));
+  });
+
+  test('checkout and payment options shape the objects', async () => {
+    const checkout = JSON.parse((await runTool('trigger.mjs', [
+      'checkout.session.completed', '--dry-run', '--mode', 'payment', '--customer', 'cus_dry', '--payment-intent', 'pi_dry',
+      '--amount', '4200', '--currency', 'EUR', '--session', 'cs_test_dry',
+    ])).stdout).data.object;
+    assert.deepEqual(
+      [checkout.id, checkout.object, checkout.mode, checkout.status, checkout.customer, checkout.payment_intent, checkout.setup_intent, checkout.amount_total, checkout.currency, checkout.payment_status],
+      ['cs_test_dry', 'checkout.session', 'payment', 'complete', 'cus_dry', 'pi_dry', null, 4200, 'eur', 'paid'],
+    );
+    assert.equal(typeof checkout.customer_details.email, 'string');
+    const setup = JSON.parse((await runTool('trigger.mjs', ['checkout.session.completed', '--dry-run'])).stdout).data.object;
+    assert.equal(setup.mode, 'setup');
+    assert.match(setup.setup_intent, /^seti_/);
+    assert.equal(setup.payment_intent, null);
+
+    const failed = JSON.parse((await runTool('trigger.mjs', [
+      'payment_intent.payment_failed', '--dry-run', '--payment-intent', 'pi_dry2', '--customer', 'cus_dry', '--decline-code', 'generic_decline',
+    ])).stdout).data.object;
+    assert.equal(failed.id, 'pi_dry2');
+    assert.equal(failed.status, 'requires_payment_method');
+    assert.equal(failed.customer, 'cus_dry');
+    assert.deepEqual(
+      [failed.last_payment_error.type, failed.last_payment_error.code, failed.last_payment_error.decline_code],
+      ['card_error', 'card_declined', 'generic_decline'],
+    );
+  });
+
+  const refusals = [
+    ['an unknown type', ['customer.created'], /unknown event type "customer.created"/],
+    ['no type', [], /name the event type/],
+    ['an unknown option', ['payment_intent.succeeded', '--colour', 'red'], /Unknown option '--colour'/],
+    ['an option of another type', ['payment_intent.succeeded', '--code', 'x'], /--code does not apply to payment_intent.succeeded/],
+    ['a bad mode', ['checkout.session.completed', '--mode', 'subscription'], /--mode must be setup or payment/],
+    ['an amount in setup mode', ['checkout.session.completed', '--amount', '5'], /--amount needs --mode payment/],
+    ['a bad amount', ['payment_intent.succeeded', '--amount', '1.5'], /--amount must be a positive whole number/],
+    ['a session id of the wrong kind', ['identity.verification_session.verified', '--session', 'cs_1'], /--session must look like vs_/],
+    ['a bad event id', ['identity.verification_session.verified', '--id', 'evt_a b'], /--id must look like evt_/],
+    ['a user on a redacted session', ['identity.verification_session.redacted', '--user', 'u_1'], /--user does not apply/],
+    ['a plain http URL off loopback', ['payment_intent.succeeded', '--url', 'http://example.com/webhook', '--secret', SECRET], /--url must be https/],
+    ['a secret that is not whsec_', ['payment_intent.succeeded', '--url', 'http://127.0.0.1:9/webhook', '--secret', 'sk_test_oops'], /does not start with whsec_/],
+  ];
+  for (const [name, args, message] of refusals) {
+    test(`${name} exits 2 with a clear error and the known types`, async () => {
+      const run = await runTool('trigger.mjs', args);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, message);
+      for (const type of HANDLED) assert.ok(run.stderr.includes(`  ${type}\n`), type);
+      assert.equal(run.stdout, '');
+      assert.ok(!run.stderr.includes('sk_test_oops'));
+    });
+  }
+});
+
+describe('the trigger command against the worker', () => {
+  let standIn;
+  let worker;
+  const triggered = new Map(); // event id → type
+
+  before(async () => {
+    // Handlers that call Stripe reach the local stand-in, never the network.
+    standIn = createStandIn();
+    const stripeBase = await standIn.listen(0);
+    worker = await startWorker({
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      ADMIN_TOKEN: ADMIN,
+      STRIPE_SECRET_KEY: 'sk_test_e2e_trigger_key',
+      STRIPE_API_BASE: stripeBase,
+    });
+  });
+  after(async () => {
+    await worker?.stop();
+    await standIn?.close();
+  });
+
+  const trigger = (args) => runTool('trigger.mjs', [...args, '--url', `${worker.url}/webhook`, '--secret', SECRET]);
+
+  for (const type of HANDLED) {
+    test(`${type} is answered 2xx and recorded`, async () => {
+      const created = Math.floor(Date.now() / 1000) - 5;
+      const run = await trigger([type, '--created', String(created)]);
+      const out = parseOutput(run.stdout);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      assert.ok(out.status >= 200 && out.status < 300, run.stdout);
+      assert.equal(out.type, type);
+      assert.equal(out.body.received, true);
+      assert.ok(!run.stdout.includes(SECRET) && !run.stderr.includes(SECRET), 'the secret is never printed');
+      triggered.set(out.id, type);
+
+      const stored = await adminGet(worker, `/events/${out.id}`, ADMIN);
+      assert.equal(stored.status, 200);
+      assert.equal(stored.body.id, out.id);
+      assert.equal(stored.body.type, type);
+      assert.equal(stored.body.created, created);
+    });
+  }
+
+  test('the same --id twice is a duplicate the second time', async () => {
+    const id = `evt_e2e_trigger_dup${Date.now()}`;
+    const first = parseOutput((await trigger(['payment_intent.succeeded', '--id', id])).stdout);
+    const second = parseOutput((await trigger(['payment_intent.succeeded', '--id', id])).stdout);
+    assert.deepEqual([first.status, first.body.duplicate], [200, false]);
+    assert.deepEqual([second.status, second.body.duplicate], [200, true]);
+    triggered.set(id, 'payment_intent.succeeded');
+  });
+
+  test('an event signed with another secret exits 1 with the 400 and is not recorded', async () => {
+    const run = await runTool('trigger.mjs', ['payment_intent.succeeded', '--url', `${worker.url}/webhook`, '--secret', 'whsec_not_the_workers']);
+    const out = parseOutput(run.stdout);
+    assert.equal(run.code, 1);
+    assert.equal(out.status, 400);
+    assert.equal(out.body.error.code, 'signature_mismatch');
+    assert.equal((await adminGet(worker, `/events/${out.id}`, ADMIN)).status, 404);
+  });
+
+  test('no answer (nothing listening) exits 1 and says so', async () => {
+    const run = await runTool('trigger.mjs', ['payment_intent.succeeded', '--url', 'http://127.0.0.1:9/webhook', '--secret', SECRET]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /no answer from http:\/\/127\.0\.0\.1:9\/webhook/);
+  });
+
+  test('GET /events lists every recorded event; a page is newest first and the cursor reaches the rest', async () => {
+    assert.equal(triggered.size, HANDLED.length + 1);
+    const all = await adminGet(worker, '/events?limit=100', ADMIN);
+    assert.equal(all.status, 200);
+    assert.equal(all.headers.get('cache-control'), 'no-store');
+    assert.equal(all.body.cursor, null);
+    const listed = new Map(all.body.events.map((r) => [r.id, r]));
+    for (const [id, type] of triggered) {
+      assert.equal(listed.get(id)?.type, type, id);
+      assert.equal(listed.get(id).version, 1);
+      assert.equal(typeof listed.get(id).outcome, 'string');
+    }
+    const times = all.body.events.map((r) => r.recorded_at);
+    assert.deepEqual(times, [...times].sort((a, b) => b - a));
+
+    const seen = [];
+    let cursor = null;
+    let pages = 0;
+    do {
+      const res = await adminGet(worker, `/events?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, ADMIN);
+      assert.equal(res.status, 200);
+      assert.ok(res.body.events.length <= 3);
+      seen.push(...res.body.events.map((r) => r.id));
+      cursor = res.body.cursor;
+      pages += 1;
+    } while (cursor && pages < 20);
+    assert.equal(cursor, null);
+    assert.deepEqual([...seen].sort(), [...listed.keys()].sort());
+    assert.ok(pages >= Math.ceil(listed.size / 3));
+
+    const defaulted = await adminGet(worker, '/events', ADMIN);
+    assert.equal(defaulted.status, 200);
+    assert.equal(defaulted.body.events.length, Math.min(20, listed.size));
+  });
+
+  const badQueries = [
+    ['limit=0', /`limit`/],
+    ['limit=101', /`limit`/],
+    ['limit=ten', /`limit`/],
+    ['limt=5', /unknown parameter/],
+    ['cursor=%3Cnot%20a%20cursor%3E', /`cursor`/],
+  ];
+  for (const [query, message] of badQueries) {
+    test(`GET /events?${query} is a 400 bad_query`, async () => {
+      const res = await adminGet(worker, `/events?${query}`, ADMIN);
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error.code, 'bad_query');
+      assert.match(res.body.error.message, message);
+    });
+  }
+
+  test('the request log lines carry ids and outcomes, never a secret or personal data', async () => {
+    const email = 'jane.doe@example.com';
+    await adminGet(worker, `/identity/users/${encodeURIComponent(email)}`, ADMIN);
+    await adminGet(worker, `/nope/${encodeURIComponent(email)}?token=${ADMIN}`, ADMIN);
+    await new Promise((r) => setTimeout(r, 500)); // let wrangler dev flush the worker's output
+    const lines = worker
+      .logs()
+      .split('\n')
+      .map((line) => line.slice(line.indexOf('{')))
+      .filter((line) => line.startsWith('{"method"'))
+      .map((line) => JSON.parse(line));
+    const webhookLines = lines.filter((l) => l.path === '/webhook' && l.status === 200);
+    assert.ok(webhookLines.length >= HANDLED.length, `${lines.length} lines`);
+    for (const [id, type] of triggered) {
+      const line = webhookLines.find((l) => l.event_id === id);
+      assert.equal(line?.event_type, type, id);
+      assert.equal(typeof line.outcome, 'string');
+      assert.equal(typeof line.duration_ms, 'number');
+    }
+    assert.ok(lines.some((l) => l.path === '/identity/users/*'));
+    assert.ok(lines.some((l) => l.path === '/*/*' && l.status === 404));
+    assert.ok(lines.some((l) => l.path === '/events' && l.status === 400 && l.error === 'bad_query'));
+    const text = JSON.stringify(lines);
+    for (const leak of [SECRET, ADMIN, 'sk_test_e2e_trigger_key', 'jane', 'example.com', 'client_secret', '_secret_']) {
+      assert.ok(!text.includes(leak), `a log line contains ${leak}`);
+    }
+  });
+
+  test('GET /events needs the admin token', async () => {
+    assert.equal((await adminGet(worker, '/events')).status, 401);
+    assert.equal((await adminGet(worker, '/events', 'wrong-token')).status, 401);
+    const post = await fetch(`${worker.url}/events`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(post.status, 405);
+  });
+});

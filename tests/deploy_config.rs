@@ -1,0 +1,95 @@
+//! wrangler.toml's environments: vars and KV bindings are not inherited by `[env.*]`, so each
+//! environment must repeat them, with the same pinned Stripe API version as the top level
+//! (the one tools/register-webhook.mjs subscribes endpoints with).
+
+use std::collections::BTreeMap;
+
+use stripe_edge_webhooks::config::DEFAULT_STRIPE_API_VERSION;
+
+const WRANGLER_TOML: &str = include_str!("../wrangler.toml");
+
+/// Section name (`vars`, `env.staging.vars`, `env.staging.kv_namespaces`, …) → its `key = value`
+/// lines, for the flat tables this file uses.
+fn sections() -> BTreeMap<String, Vec<(String, String)>> {
+    let mut sections: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in WRANGLER_TOML.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('[') {
+            current = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            sections.entry(current.clone()).or_default();
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            sections.entry(current.clone()).or_default().push((
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ));
+        }
+    }
+    sections
+}
+
+fn keys(entries: &[(String, String)]) -> Vec<&str> {
+    let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn staging_and_production_repeat_every_var_and_the_state_binding() {
+    let sections = sections();
+    let top_vars = &sections["vars"];
+    for env in ["staging", "production"] {
+        let vars = sections
+            .get(&format!("env.{env}.vars"))
+            .unwrap_or_else(|| panic!("wrangler.toml has no [env.{env}.vars]"));
+        assert_eq!(keys(vars), keys(top_vars), "[env.{env}.vars]");
+        let version = vars
+            .iter()
+            .find(|(k, _)| k == "STRIPE_API_VERSION")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            version,
+            Some(DEFAULT_STRIPE_API_VERSION),
+            "[env.{env}.vars]"
+        );
+        let api_base = vars.iter().find(|(k, _)| k == "STRIPE_API_BASE").unwrap();
+        assert!(
+            api_base.1.starts_with("https://"),
+            "[env.{env}.vars] STRIPE_API_BASE"
+        );
+
+        let kv = sections
+            .get(&format!("env.{env}.kv_namespaces"))
+            .unwrap_or_else(|| panic!("wrangler.toml has no [[env.{env}.kv_namespaces]]"));
+        assert!(
+            kv.contains(&("binding".into(), "STATE".into())),
+            "{env}: {kv:?}"
+        );
+        assert!(
+            kv.iter().any(|(k, v)| k == "id" && v.len() == 32),
+            "{env}: {kv:?}"
+        );
+    }
+}
+
+#[test]
+fn no_secret_is_written_into_wrangler_toml() {
+    for name in ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ADMIN_TOKEN"] {
+        assert!(
+            !WRANGLER_TOML
+                .lines()
+                .any(|line| line.trim_start().starts_with(name)),
+            "{name} belongs in `wrangler secret put`, not wrangler.toml"
+        );
+    }
+    for prefix in ["sk_live_", "sk_test_", "whsec_", "rk_live_"] {
+        assert!(!WRANGLER_TOML.contains(prefix), "{prefix}");
+    }
+}
