@@ -868,4 +868,670 @@ mod tests {
         assert!(body.contains("success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
         assert!(!body.contains("customer="), "{body}");
     }
+
+    fn session(json: serde_json::Value) -> CheckoutSession {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn setup_intent(json: serde_json::Value) -> SetupIntent {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn params(request: &StripeRequest) -> Vec<(String, String)> {
+        request.form.pairs().to_vec()
+    }
+
+    fn param<'a>(request: &'a StripeRequest, key: &str) -> Option<&'a str> {
+        request
+            .form
+            .pairs()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_session_without_a_customer_creates_one_with_the_checkout_email_and_attaches() {
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "customer": null,
+            "customer_details": {"email": "a@example.com"}, "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": null, "payment_method": "pm_1"
+        }));
+        let plan = plan_setup(&s, &si).unwrap();
+        assert_eq!(
+            plan.customer,
+            CustomerStep::Create {
+                email: Some("a@example.com".into())
+            }
+        );
+        assert!(plan.attach);
+        let create = plan.create_customer(Some("a@example.com"));
+        assert_eq!(create.path, "/v1/customers");
+        assert_eq!(
+            create.idempotency_key.as_ref().unwrap().as_str(),
+            "checkout.cs_1:customer"
+        );
+        assert_eq!(
+            params(&create),
+            vec![
+                ("email".to_owned(), "a@example.com".to_owned()),
+                ("metadata[checkout_session]".to_owned(), "cs_1".to_owned())
+            ]
+        );
+        let attach = plan.attach("cus_9").unwrap();
+        assert_eq!(attach.path, "/v1/payment_methods/pm_1/attach");
+        assert_eq!(param(&attach, "customer"), Some("cus_9"));
+        assert_eq!(
+            attach.idempotency_key.as_ref().unwrap().as_str(),
+            "checkout.cs_1:attach"
+        );
+    }
+
+    #[test]
+    fn without_an_email_the_customer_is_created_without_one() {
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(
+            serde_json::json!({"id": "seti_1", "status": "succeeded", "payment_method": "pm_1"}),
+        );
+        let plan = plan_setup(&s, &si).unwrap();
+        assert_eq!(plan.customer, CustomerStep::Create { email: None });
+        assert_eq!(param(&plan.create_customer(None), "email"), None);
+    }
+
+    #[test]
+    fn a_session_with_a_customer_needs_no_customer_and_no_attach() {
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "customer": "cus_1",
+            "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": "cus_1", "payment_method": "pm_1"
+        }));
+        let plan = plan_setup(&s, &si).unwrap();
+        assert_eq!(plan.customer, CustomerStep::Existing("cus_1".into()));
+        assert!(!plan.attach);
+        assert_eq!(plan.attach("cus_1"), None);
+    }
+
+    #[test]
+    fn a_payment_method_not_attached_to_the_named_customer_is_attached() {
+        // The SetupIntent does not name the customer, and the expanded payment method
+        // belongs to nobody yet.
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "customer": "cus_1",
+            "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": null,
+            "payment_method": {"id": "pm_1", "customer": null, "card": {"brand": "visa", "last4": "4242"}}
+        }));
+        let plan = plan_setup(&s, &si).unwrap();
+        assert_eq!(plan.customer, CustomerStep::Existing("cus_1".into()));
+        assert!(plan.attach);
+        let (customer, _) = plan.records("cus_1", None, 5);
+        assert_eq!(
+            (
+                customer.card_brand.as_deref(),
+                customer.card_last4.as_deref()
+            ),
+            (Some("visa"), Some("4242"))
+        );
+        // Attached already (expanded payment method says so): nothing to do.
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": null,
+            "payment_method": {"id": "pm_1", "customer": "cus_1"}
+        }));
+        assert!(!plan_setup(&s, &si).unwrap().attach);
+    }
+
+    #[test]
+    fn sessions_that_cannot_complete_are_refused() {
+        let si = setup_intent(
+            serde_json::json!({"id": "seti_1", "status": "succeeded", "payment_method": "pm_1"}),
+        );
+        let open = session(
+            serde_json::json!({"id": "cs_1", "mode": "setup", "status": "open", "setup_intent": "seti_1"}),
+        );
+        assert_eq!(
+            plan_setup(&open, &si),
+            Err(BillingError::SessionNotComplete)
+        );
+        let none =
+            session(serde_json::json!({"id": "cs_1", "mode": "setup", "status": "complete"}));
+        assert_eq!(plan_setup(&none, &si), Err(BillingError::NoSetupIntent));
+        let other = session(
+            serde_json::json!({"id": "cs_1", "mode": "setup", "status": "complete", "setup_intent": "seti_2"}),
+        );
+        assert_eq!(plan_setup(&other, &si), Err(BillingError::NoSetupIntent));
+        let complete = session(
+            serde_json::json!({"id": "cs_1", "mode": "setup", "status": "complete", "setup_intent": "seti_1"}),
+        );
+        let no_pm =
+            setup_intent(serde_json::json!({"id": "seti_1", "status": "requires_payment_method"}));
+        assert_eq!(
+            plan_setup(&complete, &no_pm),
+            Err(BillingError::NoPaymentMethod)
+        );
+    }
+
+    #[test]
+    fn completion_keys_depend_on_the_session_only_and_are_stable() {
+        assert_eq!(
+            completion_key("cs_1", "customer"),
+            completion_key("cs_1", "customer")
+        );
+        assert_ne!(
+            completion_key("cs_1", "customer"),
+            completion_key("cs_2", "customer")
+        );
+        assert_ne!(
+            completion_key("cs_1", "customer"),
+            completion_key("cs_1", "attach")
+        );
+        // The webhook (session from the event, SetupIntent retrieved) and the success page
+        // (session retrieved with the SetupIntent expanded) send identical requests.
+        let from_event = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete",
+            "customer_details": {"email": "a@example.com"}, "setup_intent": "seti_1"
+        }));
+        let retrieved = setup_intent(
+            serde_json::json!({"id": "seti_1", "status": "succeeded", "payment_method": "pm_1"}),
+        );
+        let expanded = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete",
+            "customer_details": {"email": "a@example.com"},
+            "setup_intent": {"id": "seti_1", "status": "succeeded", "payment_method": "pm_1"}
+        }));
+        let a = plan_setup(&from_event, &retrieved).unwrap();
+        let b = plan_setup(&expanded, &retrieved).unwrap();
+        assert_eq!(
+            a.create_customer(Some("a@example.com")),
+            b.create_customer(Some("a@example.com"))
+        );
+        assert_eq!(a.attach("cus_1"), b.attach("cus_1"));
+    }
+
+    #[test]
+    fn the_records_say_what_was_saved() {
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(
+            serde_json::json!({"id": "seti_1", "status": "succeeded", "payment_method": "pm_1"}),
+        );
+        let plan = plan_setup(&s, &si).unwrap();
+        let card: Card =
+            serde_json::from_value(serde_json::json!({"brand": "mastercard", "last4": "4444"}))
+                .unwrap();
+        let (customer, checkout) = plan.records("cus_1", Some(&card), 100);
+        assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(customer.card_last4.as_deref(), Some("4444"));
+        assert_eq!((customer.version, customer.updated_at), (1, 100));
+        assert!(checkout.is_completed_setup());
+        assert_eq!(checkout.customer.as_deref(), Some("cus_1"));
+        assert_eq!(checkout.setup_intent.as_deref(), Some("seti_1"));
+        let open = CheckoutRecord::opened(&s, 1);
+        assert!(!CheckoutRecord {
+            status: "open".into(),
+            ..open
+        }
+        .is_completed_setup());
+    }
+
+    fn input(json: serde_json::Value) -> ChargeInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn charge_requests_are_validated_field_by_field() {
+        let ok = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 1099, "currency": "EUR", "description": " Order 7 "})),
+            "usd",
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.amount, ok.currency.as_str(), ok.description.as_deref()),
+            (1099, "eur", Some("Order 7"))
+        );
+        let defaulted = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 1})),
+            "usd",
+        )
+        .unwrap();
+        assert_eq!(defaulted.currency, "usd");
+        let cases = [
+            (
+                serde_json::json!({"customer": "pm_1", "amount": 1}),
+                BillingError::InvalidCustomer,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 0}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": -5}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 10.5}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": "1099"}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 100_000_000}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "currency": "dollars"}),
+                BillingError::InvalidCurrency,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "description": "x".repeat(501)}),
+                BillingError::InvalidDescription,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "idempotency_key": ""}),
+                BillingError::InvalidIdempotencyKey,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "idempotency_key": "a b"}),
+                BillingError::InvalidIdempotencyKey,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "idempotency_key": "é"}),
+                BillingError::InvalidIdempotencyKey,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "payment_method": "card_1"}),
+                BillingError::InvalidPaymentMethod,
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(
+                ChargeRequest::parse(input(json.clone()), "usd"),
+                Err(expected),
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_value::<ChargeInput>(
+            serde_json::json!({"customer": "cus_1", "amount": 1, "amout": 2})
+        )
+        .is_err());
+    }
+
+    fn saved(pm: Option<&str>) -> CustomerRecord {
+        CustomerRecord {
+            version: 1,
+            id: "cus_1".into(),
+            default_payment_method: pm.map(str::to_owned),
+            card_brand: None,
+            card_last4: None,
+            checkout_session: None,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_charge_uses_the_saved_card_or_the_one_given() {
+        let request = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 5})),
+            "usd",
+        )
+        .unwrap();
+        assert_eq!(
+            request.payment_method(None),
+            Err(BillingError::UnknownCustomer)
+        );
+        assert_eq!(
+            request.payment_method(Some(&saved(None))),
+            Err(BillingError::NoSavedPaymentMethod)
+        );
+        assert_eq!(
+            request.payment_method(Some(&saved(Some("pm_1")))),
+            Ok("pm_1")
+        );
+        let explicit = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 5, "payment_method": "pm_2"})),
+            "usd",
+        )
+        .unwrap();
+        assert_eq!(
+            explicit.payment_method(Some(&saved(Some("pm_1")))),
+            Ok("pm_2")
+        );
+        assert_eq!(explicit.payment_method(Some(&saved(None))), Ok("pm_2"));
+    }
+
+    #[test]
+    fn the_payment_intent_is_off_session_and_confirmed_with_a_stable_caller_key() {
+        let request = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 1099, "currency": "usd", "description": "Order 7", "idempotency_key": "order-7"})),
+            "usd",
+        )
+        .unwrap();
+        let key = request.key([1; 16]);
+        assert_eq!(key.as_str(), "charge:order-7");
+        assert_eq!(
+            key,
+            request.key([2; 16]),
+            "the caller's key, not randomness"
+        );
+        let pi = request.to_stripe("pm_1", key);
+        assert_eq!(pi.path, "/v1/payment_intents");
+        assert_eq!(
+            pi.form.encode(),
+            "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&description=Order+7"
+        );
+        let anonymous = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 5})),
+            "usd",
+        )
+        .unwrap();
+        assert_ne!(anonymous.key([1; 16]), anonymous.key([2; 16]));
+    }
+
+    fn intent(json: serde_json::Value) -> PaymentIntent {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn declined_record(decline_code: &str, code: &str) -> ChargeRecord {
+        let pi = intent(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "amount": 1099, "currency": "usd",
+            "customer": "cus_1", "payment_method": "pm_1"
+        }));
+        let error: ApiError = serde_json::from_value(serde_json::json!({
+            "type": "card_error", "code": code, "decline_code": decline_code, "message": "Your card was declined."
+        }))
+        .unwrap();
+        ChargeRecord::from_payment_intent(
+            &pi,
+            Some("Order 7"),
+            Some(ChargeError::from_api(&error)),
+            100,
+        )
+    }
+
+    #[test]
+    fn a_success_is_recorded_paid_and_answered_200() {
+        let pi = intent(serde_json::json!({
+            "id": "pi_1", "status": "succeeded", "amount": 1099, "currency": "usd",
+            "customer": "cus_1", "payment_method": "pm_1"
+        }));
+        let record = ChargeRecord::from_payment_intent(&pi, None, None, 100);
+        assert!(record.paid);
+        assert!(!record.needs_recovery());
+        assert_eq!(
+            record.answer(),
+            (
+                200,
+                serde_json::json!({"payment_intent": "pi_1", "status": "succeeded"})
+            )
+        );
+    }
+
+    #[test]
+    fn each_decline_is_recorded_and_answered_402_with_the_recovery_url() {
+        for (code, decline_code) in [
+            ("card_declined", "insufficient_funds"),
+            ("card_declined", "generic_decline"),
+            ("authentication_required", "authentication_required"),
+            ("expired_card", "expired_card"),
+        ] {
+            let record = declined_record(decline_code, code);
+            assert!(!record.paid);
+            assert!(record.needs_recovery(), "{code}");
+            let error = record.last_error.clone().unwrap();
+            assert_eq!(
+                (error.code.as_deref(), error.decline_code.as_deref()),
+                (Some(code), Some(decline_code))
+            );
+            let session = session(serde_json::json!({
+                "id": "cs_r", "mode": "payment", "url": "https://checkout.test/cs_r"
+            }));
+            let record = record.with_recovery(&session);
+            assert!(!record.needs_recovery());
+            let (status, body) = record.answer();
+            assert_eq!(status, 402);
+            assert_eq!(
+                body,
+                serde_json::json!({
+                    "payment_intent": "pi_1",
+                    "status": "requires_payment_method",
+                    "error": {"code": code, "decline_code": decline_code, "message": "Your card was declined."},
+                    "recovery_url": "https://checkout.test/cs_r"
+                })
+            );
+            let payload = record.recovery_notification();
+            assert_eq!(payload["recovery_url"], "https://checkout.test/cs_r");
+            assert_eq!(payload["decline_code"], decline_code);
+            assert_eq!(
+                (payload["amount"].as_i64(), payload["currency"].as_str()),
+                (Some(1099), Some("usd"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_recovery_session_charges_the_same_amount_to_the_same_customer() {
+        let request = declined_record("insufficient_funds", "card_declined")
+            .recovery_request("https://app.test")
+            .unwrap();
+        assert_eq!(request.path, "/v1/checkout/sessions");
+        assert_eq!(
+            request.idempotency_key.as_ref().unwrap().as_str(),
+            "pi_1:recovery"
+        );
+        let expected = [
+            ("mode", "payment"),
+            ("customer", "cus_1"),
+            ("line_items[0][quantity]", "1"),
+            ("line_items[0][price_data][currency]", "usd"),
+            ("line_items[0][price_data][unit_amount]", "1099"),
+            ("line_items[0][price_data][product_data][name]", "Order 7"),
+            (
+                "success_url",
+                "https://app.test/success?session_id={CHECKOUT_SESSION_ID}",
+            ),
+            ("cancel_url", "https://app.test/"),
+            ("metadata[payment_intent]", "pi_1"),
+        ];
+        assert_eq!(
+            params(&request),
+            expected
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        );
+        let unnamed = ChargeRecord {
+            description: None,
+            ..declined_record("x", "card_declined")
+        };
+        let request = unnamed.recovery_request("https://app.test").unwrap();
+        assert_eq!(
+            param(&request, "line_items[0][price_data][product_data][name]"),
+            Some(DEFAULT_PRODUCT_NAME)
+        );
+        // The same charge always asks with the same key: a retry makes no second session.
+        assert_eq!(
+            unnamed
+                .recovery_request("https://app.test")
+                .unwrap()
+                .idempotency_key,
+            request.idempotency_key
+        );
+    }
+
+    #[test]
+    fn a_repeated_answer_keeps_the_recovery_and_never_undoes_a_payment() {
+        let declined = declined_record("insufficient_funds", "card_declined");
+        let with_recovery = declined.clone().with_recovery(&session(
+            serde_json::json!({"id": "cs_r", "mode": "payment", "url": "https://c.test/r"}),
+        ));
+        let merged = ChargeRecord::merge_answer(
+            Some(with_recovery.clone()),
+            ChargeRecord {
+                created_at: 200,
+                updated_at: 200,
+                ..declined.clone()
+            },
+        );
+        assert_eq!(merged.recovery, with_recovery.recovery);
+        assert_eq!(merged.created_at, 100);
+        let paid = ChargeRecord {
+            status: RECOVERED.into(),
+            paid: true,
+            ..with_recovery
+        };
+        assert_eq!(
+            ChargeRecord::merge_answer(Some(paid.clone()), declined.clone()),
+            paid
+        );
+        assert_eq!(ChargeRecord::merge_answer(None, declined.clone()), declined);
+    }
+
+    #[test]
+    fn charge_status_never_goes_backwards() {
+        let declined = declined_record("insufficient_funds", "card_declined"); // updated_at 100
+        let succeeded = intent(serde_json::json!({
+            "id": "pi_1", "status": "succeeded", "amount": 1099, "currency": "usd", "payment_method": "pm_2"
+        }));
+        let failed = intent(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "amount": 1099, "currency": "usd"
+        }));
+        let paid = declined.apply_event(&succeeded, None, 150).unwrap();
+        assert_eq!(
+            (paid.status.as_str(), paid.paid, paid.updated_at),
+            ("succeeded", true, 150)
+        );
+        assert_eq!(paid.payment_method.as_deref(), Some("pm_2"));
+        // A payment_failed older than the stored success, or even newer: nothing changes.
+        assert_eq!(paid.apply_event(&failed, None, 120), None);
+        assert_eq!(paid.apply_event(&failed, None, 200), None);
+        // A success is final even when its event is older than the last failure seen.
+        assert!(declined.apply_event(&succeeded, None, 50).unwrap().paid);
+        // A failure older than the stored state is ignored; a newer one updates the error.
+        let newer_error = ChargeError {
+            code: Some("card_declined".into()),
+            decline_code: Some("lost_card".into()),
+            message: None,
+        };
+        assert_eq!(
+            declined.apply_event(&failed, Some(newer_error.clone()), 90),
+            None
+        );
+        let updated = declined
+            .apply_event(&failed, Some(newer_error.clone()), 110)
+            .unwrap();
+        assert_eq!(updated.last_error, Some(newer_error));
+        // The same state again changes nothing.
+        assert_eq!(
+            declined.apply_event(&failed, declined.last_error.clone(), 110),
+            None
+        );
+    }
+
+    #[test]
+    fn a_paid_recovery_session_marks_its_charge_recovered() {
+        let open = declined_record("insufficient_funds", "card_declined").with_recovery(&session(
+            serde_json::json!({"id": "cs_r", "mode": "payment", "url": "https://c.test/r"}),
+        ));
+        let paid_session = session(serde_json::json!({
+            "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "payment_intent": "pi_new", "customer": "cus_1", "amount_total": 1099, "currency": "usd",
+            "metadata": {"payment_intent": "pi_1"}
+        }));
+        let recovered = ChargeRecord::recovered(Some(&open), &paid_session, 300).unwrap();
+        assert_eq!(
+            (recovered.status.as_str(), recovered.paid),
+            (RECOVERED, true)
+        );
+        let recovery = recovered.recovery.clone().unwrap();
+        assert_eq!(
+            (
+                recovery.status.as_str(),
+                recovery.payment_intent.as_deref(),
+                recovery.url.as_deref()
+            ),
+            ("paid", Some("pi_new"), Some("https://c.test/r"))
+        );
+        assert_eq!(recovered.answer().0, 200);
+        // Once paid, a repeat changes nothing, and events for the old intent do not undo it.
+        assert_eq!(
+            ChargeRecord::recovered(Some(&recovered), &paid_session, 400),
+            None
+        );
+        let failed = intent(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "amount": 1099, "currency": "usd"
+        }));
+        assert_eq!(recovered.apply_event(&failed, None, 500), None);
+        // Without the record (not visible yet), it is made from the session.
+        let made = ChargeRecord::recovered(None, &paid_session, 300).unwrap();
+        assert_eq!(
+            (made.id.as_str(), made.amount, made.paid),
+            ("pi_1", 1099, true)
+        );
+        // Not a recovery session, or not paid: nothing.
+        let unpaid = session(serde_json::json!({
+            "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "unpaid",
+            "metadata": {"payment_intent": "pi_1"}
+        }));
+        assert_eq!(ChargeRecord::recovered(Some(&open), &unpaid, 300), None);
+        let foreign = session(serde_json::json!({
+            "id": "cs_x", "mode": "payment", "status": "complete", "payment_status": "paid"
+        }));
+        assert_eq!(ChargeRecord::recovered(None, &foreign, 300), None);
+    }
+
+    #[test]
+    fn the_session_id_is_read_from_the_success_url() {
+        assert_eq!(
+            session_id_from_url("https://app.test/success?session_id=cs_test_a1B2").unwrap(),
+            "cs_test_a1B2"
+        );
+        assert_eq!(
+            session_id_from_url("https://app.test/success?x=1&session_id=cs_1#top").unwrap(),
+            "cs_1"
+        );
+        for bad in [
+            "https://app.test/success",
+            "https://app.test/success?session_id=",
+            "https://app.test/success?session_id={CHECKOUT_SESSION_ID}",
+            "https://app.test/success?session_id=pi_1",
+            "https://app.test/success?session_id=cs_1%2F..%2Fx",
+            "https://app.test/success?session_id=cs_<script>",
+        ] {
+            assert_eq!(
+                session_id_from_url(bad),
+                Err(BillingError::InvalidSessionId),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_escape_what_they_echo() {
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        let html = SuccessView::CardSaved {
+            customer: "cus_1".into(),
+            brand: Some("<b>visa</b>".into()),
+            last4: Some("4242".into()),
+        }
+        .render();
+        assert!(
+            html.contains("&lt;b&gt;visa&lt;/b&gt; card ending in 4242"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>"));
+        assert!(html.contains("cus_1"));
+    }
 }
