@@ -39,6 +39,10 @@ pub async fn handle<S: Store, T: Transport>(
     match event.event_type.as_str() {
         CHECKOUT_SESSION_COMPLETED => {
             let session: CheckoutSession = event.object().step("decode_session")?;
+            // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
+            if !billing::is_prefixed_id(&session.id, "cs_") {
+                return Err(BillingError::InvalidSessionId).step("decode_session");
+            }
             match session.mode.as_str() {
                 "setup" => {
                     complete_setup(services, &session).await?;
@@ -253,8 +257,8 @@ pub async fn create_charge<S: Store, T: Transport>(
         }
     }
     let recovering = !record.paid && record.recovery.as_ref().is_some_and(|r| r.status == "open");
-    if let (true, Some(customer)) = (recovering, record.customer.clone()) {
-        // Keyed by the PaymentIntent: a repeated request does not notify twice.
+    if let Some(customer) = record.customer.clone().filter(|_| recovering) {
+        // Keyed by the PaymentIntent: a repeated request does not notify twice once delivered.
         services
             .notify(Notification::new(
                 &record.id,
@@ -666,6 +670,21 @@ mod tests {
         assert_eq!(
             (failure.step, failure.is_retryable()),
             ("create_customer", false)
+        );
+
+        let odd = event(
+            "evt_odd",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1/../x", None, "seti_1"),
+        );
+        let failure = run(&store, &FakeTransport::unreachable(), |s| {
+            block_on(handle(&odd, s))
+        })
+        .unwrap_err();
+        assert_eq!(
+            (failure.step, failure.is_retryable()),
+            ("decode_session", false)
         );
 
         store.set_failing(true);
