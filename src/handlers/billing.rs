@@ -730,6 +730,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_answer_of_the_wrong_shape_is_a_bad_response_not_a_success() {
+        let store = MemoryStore::new();
+        let odd = FakeTransport::new(|request| {
+            if path(request) == "/v1/customers" {
+                Ok(FakeTransport::json(200, r#"{"object":"customer","id":5}"#))
+            } else {
+                stripe(request)
+            }
+        });
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        let failure = run(&store, &odd, |s| block_on(handle(&e, s))).unwrap_err();
+        assert_eq!(failure.step, "create_customer");
+        assert_eq!(
+            (failure.error.status(), failure.error.code()),
+            (502, "stripe_bad_response")
+        );
+        assert_eq!(odd.calls().len(), 2, "a 2xx is not retried");
+        assert!(block_on(keys::checkout("cs_1").load(&store))
+            .unwrap()
+            .is_none());
+    }
+
     fn save_customer(store: &MemoryStore, pm: &str) {
         let record = CustomerRecord {
             version: 1,
