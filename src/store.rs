@@ -141,6 +141,14 @@ pub mod keys {
         Key::new(format!("identity:session:{session_id}"))
     }
 
+    pub fn customer(customer_id: &str) -> Key<crate::billing::CustomerRecord> {
+        Key::new(format!("customer:{customer_id}"))
+    }
+
+    pub fn charge(payment_intent_id: &str) -> Key<crate::billing::ChargeRecord> {
+        Key::new(format!("charge:{payment_intent_id}"))
+    }
+
     pub fn notification(id: &str) -> Key<Notification> {
         Key::new(format!("notification:{id}"))
     }

@@ -1,12 +1,24 @@
-//! Billing events: setup-mode completion, off-session charge follow-ups, recovery payments.
+//! Billing: setup-mode completion (from the webhook and from the success page, idempotent with
+//! each other), off-session charges with a recovery Checkout Session after a decline, and the
+//! follow-up events. The decisions are in `crate::billing`; this module loads, calls, stores.
 
+use crate::billing::{
+    self, BillingError, ChargeError, ChargeRecord, ChargeRequest, CheckoutRecord, CustomerRecord,
+    CustomerStep, LastPaymentError, SuccessView,
+};
+use crate::error::AppError;
 use crate::event::Event;
+use crate::notify::{Notification, Recipient};
+use crate::objects::{
+    CheckoutSession, Customer, Expandable, PaymentIntent, PaymentMethod, SetupIntent,
+};
 use crate::services::Services;
-use crate::store::Store;
-use crate::stripe::Transport;
+use crate::store::{keys, Key, Store, StoreError};
+use crate::stripe::{calls, is_stripe_id, StripeError, StripeRequest, Transport};
 use crate::webhook::Outcome;
+use serde_json::value::RawValue;
 
-use super::StepError;
+use super::{Step, StepError};
 
 pub const CHECKOUT_SESSION_COMPLETED: &str = "checkout.session.completed";
 pub const PAYMENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
@@ -18,10 +30,1014 @@ pub const EVENT_TYPES: &[&str] = &[
     PAYMENT_INTENT_PAYMENT_FAILED,
 ];
 
+/// The notification kind sent to a customer after a decline, with the recovery URL.
+pub const RECOVERY_NOTIFICATION: &str = "charge.recovery";
+
 pub async fn handle<S: Store, T: Transport>(
-    _event: &Event,
-    _services: &Services<'_, S, T>,
+    event: &Event,
+    services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    // Issue 6 fills this in.
-    Ok(Outcome::Ignored)
+    match event.event_type.as_str() {
+        CHECKOUT_SESSION_COMPLETED => {
+            let session: CheckoutSession = event.object().step("decode_session")?;
+            // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
+            if !billing::is_prefixed_id(&session.id, "cs_") {
+                return Err(BillingError::InvalidSessionId).step("decode_session");
+            }
+            match session.mode.as_str() {
+                "setup" => {
+                    complete_setup(services, &session).await?;
+                    Ok(Outcome::Handled)
+                }
+                "payment" => record_recovery(services, &session, event.created).await,
+                _ => Ok(Outcome::Ignored),
+            }
+        }
+        PAYMENT_INTENT_SUCCEEDED | PAYMENT_INTENT_PAYMENT_FAILED => {
+            let pi: PaymentIntent = event.object().step("decode_payment_intent")?;
+            let extra: LastPaymentError = event.object().step("decode_payment_intent")?;
+            update_charge(services, &pi, extra.last_payment_error, event.created).await
+        }
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+/// One Stripe call, decoded as `R`. Every call of this module goes through the same
+/// instantiation of the client (`Box<RawValue>`) and is decoded afterwards: the client's
+/// async retry loop is generic in the response type, and one copy of it per object type
+/// costs wasm size. An answer that does not decode is Stripe's `Malformed`, as the client
+/// would have said.
+async fn call<R: serde::de::DeserializeOwned, S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    request: &StripeRequest,
+) -> Result<R, AppError> {
+    let raw: Box<RawValue> = services.stripe(request).await?;
+    decode_raw(&raw)
+}
+
+fn decode_raw<R: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        StripeError::Malformed {
+            status: 200,
+            reason: format!(
+                "unexpected shape at line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        }
+        .into()
+    })
+}
+
+/// A record that does not decode is treated as absent: it is rewritten by the flow (every
+/// Stripe write is idempotent) instead of blocking it.
+async fn load_tolerant<T: serde::de::DeserializeOwned>(
+    key: &Key<T>,
+    store: &impl Store,
+) -> Result<Option<T>, StoreError> {
+    match key.load(store).await {
+        Err(StoreError::Corrupt { .. }) => Ok(None),
+        other => other,
+    }
+}
+
+/// What completing a setup session left: the checkout record, and the customer record when
+/// this call wrote it (`None` when the completion was already recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupDone {
+    pub checkout: CheckoutRecord,
+    pub customer: Option<CustomerRecord>,
+}
+
+/// Completes a setup-mode session: the SetupIntent's payment method, a customer when the
+/// session had none (with the email given to Checkout), the attach when needed, then
+/// `customer:{id}` and `checkout:{cs_id}`. Every write is keyed by the session id, so the
+/// webhook and the success page make each effect once at Stripe; an already completed
+/// `checkout:{cs_id}` makes this a no-op without any Stripe call.
+pub async fn complete_setup<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<SetupDone, StepError> {
+    let store = services.store;
+    let checkout_key = keys::checkout(&session.id);
+    let existing = load_tolerant(&checkout_key, store)
+        .await
+        .step("load_checkout")?;
+    if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
+        return Ok(SetupDone {
+            checkout: done,
+            customer: None,
+        });
+    }
+    if session.status.as_deref() != Some("complete") {
+        return Err(BillingError::SessionNotComplete).step("plan");
+    }
+    let setup_intent = match session.setup_intent.as_ref() {
+        Some(Expandable::Object(si)) => (**si).clone(),
+        Some(Expandable::Id(id)) if is_stripe_id(id) => {
+            call::<SetupIntent, _, _>(services, &calls::retrieve_setup_intent(id))
+                .await
+                .step("retrieve_setup_intent")?
+        }
+        _ => return Err(BillingError::NoSetupIntent).step("plan"),
+    };
+    let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
+    let customer = match &plan.customer {
+        CustomerStep::Existing(id) => id.clone(),
+        CustomerStep::Create { email } => {
+            call::<Customer, _, _>(services, &plan.create_customer(email.as_deref()))
+                .await
+                .step("create_customer")?
+                .id
+        }
+    };
+    if !is_stripe_id(&customer) {
+        return Err(AppError::Internal(
+            "Stripe returned a customer id that is not an id",
+        ))
+        .step("create_customer");
+    }
+    let card = match plan.attach(&customer) {
+        Some(request) => {
+            call::<PaymentMethod, _, _>(services, &request)
+                .await
+                .step("attach")?
+                .card
+        }
+        None => None,
+    };
+    let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
+    keys::customer(&customer)
+        .save(store, &customer_record, None)
+        .await
+        .step("save_customer")?;
+    // Written last: once it says complete, a repeat does nothing.
+    checkout_key
+        .save(store, &checkout, None)
+        .await
+        .step("save_checkout")?;
+    Ok(SetupDone {
+        checkout,
+        customer: Some(customer_record),
+    })
+}
+
+/// `checkout.session.completed` in payment mode: a paid recovery session marks the declined
+/// charge it names (`metadata[payment_intent]`) as paid. Needs no Stripe call.
+async fn record_recovery<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+    at: i64,
+) -> Result<Outcome, StepError> {
+    let Some(pi_id) = session.metadata.get(billing::RECOVERS_METADATA) else {
+        return Ok(Outcome::Ignored);
+    };
+    if !billing::is_prefixed_id(pi_id, "pi_") {
+        return Ok(Outcome::Ignored);
+    }
+    let store = services.store;
+    let key = keys::charge(pi_id);
+    let existing = load_tolerant(&key, store).await.step("load_charge")?;
+    if let Some(record) = ChargeRecord::recovered(existing.as_ref(), session, at) {
+        key.save(store, &record, None).await.step("save_charge")?;
+    }
+    if is_stripe_id(&session.id) {
+        keys::checkout(&session.id)
+            .save(store, &CheckoutRecord::opened(session, at), None)
+            .await
+            .step("save_checkout")?;
+    }
+    Ok(Outcome::Handled)
+}
+
+/// `payment_intent.succeeded` / `payment_failed` for a charge made here; other
+/// PaymentIntents (a recovery session's own, those of other systems) are ignored.
+async fn update_charge<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    pi: &PaymentIntent,
+    error: Option<ChargeError>,
+    created: i64,
+) -> Result<Outcome, StepError> {
+    if !is_stripe_id(&pi.id) {
+        return Ok(Outcome::Ignored);
+    }
+    let store = services.store;
+    let key = keys::charge(&pi.id);
+    let Some(existing) = load_tolerant(&key, store).await.step("load_charge")? else {
+        return Ok(Outcome::Ignored);
+    };
+    if let Some(next) = existing.apply_event(pi, error, created) {
+        key.save(store, &next, None).await.step("save_charge")?;
+    }
+    Ok(Outcome::Handled)
+}
+
+/// `POST /charges`: the off-session PaymentIntent; after a decline, the decline on record,
+/// a recovery Checkout Session for the same amount, and a notification with its URL.
+/// `random` makes the key when the caller gave none; `app_base_url` is where the recovery
+/// session returns.
+pub async fn create_charge<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    request: &ChargeRequest,
+    random: [u8; 16],
+    app_base_url: &str,
+) -> Result<ChargeRecord, AppError> {
+    let store = services.store;
+    let now = services.now;
+    let customer = load_tolerant(&keys::customer(&request.customer), store).await?;
+    let payment_method = request.payment_method(customer.as_ref())?;
+    let intent = request.to_stripe(payment_method, request.key(random));
+    let description = request.description.as_deref();
+    let answer = match services.stripe_or_decline::<Box<RawValue>>(&intent).await? {
+        Ok(raw) => {
+            let pi: PaymentIntent = decode_raw(&raw)?;
+            ChargeRecord::from_payment_intent(&pi, description, None, now)
+        }
+        Err(declined) => match declined.payment_intent.as_ref() {
+            Some(pi) => ChargeRecord::from_payment_intent(
+                pi,
+                description,
+                Some(ChargeError::from_api(&declined)),
+                now,
+            ),
+            // A decline without a PaymentIntent leaves nothing to recover: answered as is.
+            None => return Err(StripeError::CardDeclined(declined).into()),
+        },
+    };
+    if !is_stripe_id(&answer.id) {
+        return Err(AppError::Internal(
+            "Stripe returned a PaymentIntent id that is not an id",
+        ));
+    }
+    let key = keys::charge(&answer.id);
+    let existing = load_tolerant(&key, store).await?;
+    let mut record = ChargeRecord::merge_answer(existing, answer);
+    // The decline is on record before anything else can fail.
+    key.save(store, &record, None).await?;
+    if record.needs_recovery() {
+        if let Some(recovery) = record.recovery_request(app_base_url) {
+            let session: CheckoutSession = call(services, &recovery).await?;
+            record = record.with_recovery(&session);
+            key.save(store, &record, None).await?;
+            if is_stripe_id(&session.id) {
+                keys::checkout(&session.id)
+                    .save(store, &CheckoutRecord::opened(&session, now), None)
+                    .await?;
+            }
+        }
+    }
+    let recovering = !record.paid && record.recovery.as_ref().is_some_and(|r| r.status == "open");
+    if let Some(customer) = record.customer.clone().filter(|_| recovering) {
+        // Keyed by the PaymentIntent: a repeated request does not notify twice once delivered.
+        services
+            .notify(Notification::new(
+                &record.id,
+                RECOVERY_NOTIFICATION,
+                Recipient::Customer(customer),
+                record.recovery_notification(),
+            ))
+            .await?;
+    }
+    Ok(record)
+}
+
+/// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
+/// (payment mode) from one retrieval of the session with its SetupIntent expanded. Nothing is
+/// called when the webhook already recorded the setup.
+pub async fn complete_from_success_page<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session_id: &str,
+) -> Result<SuccessView, AppError> {
+    let store = services.store;
+    let existing = load_tolerant(&keys::checkout(session_id), store).await?;
+    if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
+        return card_saved(services, done, None).await;
+    }
+    let session: CheckoutSession = call(
+        services,
+        &calls::retrieve_checkout_session(session_id, true),
+    )
+    .await?;
+    match session.mode.as_str() {
+        "setup" => {
+            let done = complete_setup(services, &session)
+                .await
+                .map_err(|e| e.error)?;
+            card_saved(services, done.checkout, done.customer).await
+        }
+        "payment" if session.status.as_deref() == Some("complete") => {
+            record_recovery(services, &session, services.now)
+                .await
+                .map_err(|e| e.error)?;
+            Ok(SuccessView::PaymentReceived {
+                session: session.id,
+            })
+        }
+        "payment" => Err(BillingError::SessionNotComplete.into()),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+async fn card_saved<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    checkout: CheckoutRecord,
+    customer: Option<CustomerRecord>,
+) -> Result<SuccessView, AppError> {
+    let customer_id = checkout.customer.clone().unwrap_or_default();
+    let customer = match customer {
+        Some(record) => Some(record),
+        None if is_stripe_id(&customer_id) => {
+            load_tolerant(&keys::customer(&customer_id), services.store).await?
+        }
+        None => None,
+    };
+    // The card details belong to this session's card only if it is still the default.
+    let card = customer.filter(|c| c.default_payment_method == checkout.payment_method);
+    Ok(SuccessView::CardSaved {
+        customer: customer_id,
+        brand: card.as_ref().and_then(|c| c.card_brand.clone()),
+        last4: card.as_ref().and_then(|c| c.card_last4.clone()),
+    })
+}
+
+/// The status and page for a failed success page: a malformed id is 400, an id Stripe does
+/// not know is 404, a transient failure is 503 (try again), anything else its own status.
+pub fn success_error_page(error: &AppError) -> (u16, String) {
+    let (status, title, text) = match error {
+        AppError::Billing(BillingError::InvalidSessionId) => (
+            400,
+            "Invalid link",
+            "This link does not name a Checkout Session.",
+        ),
+        AppError::Billing(BillingError::SessionNotComplete) => (
+            409,
+            "Not finished yet",
+            "This Checkout Session is not complete. Go back to Checkout to finish it.",
+        ),
+        AppError::NotFound => (404, "Unknown session", "No such Checkout Session here."),
+        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => (
+            404,
+            "Unknown session",
+            "Stripe knows no such Checkout Session.",
+        ),
+        other if other.status() == 503 => (
+            503,
+            "Please try again",
+            "We could not reach our payment provider. Reload this page in a moment.",
+        ),
+        other if other.status() < 500 => (
+            400,
+            "Could not complete",
+            "This Checkout Session could not be completed.",
+        ),
+        other => (
+            other.status(),
+            "Something went wrong",
+            "The card could not be recorded because of an error on our side.",
+        ),
+    };
+    (status, billing::page(title, &[text.to_owned()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::services::Trace;
+    use crate::store::MemoryStore;
+    use crate::stripe::{HttpRequest, HttpResponse, Method, SendFailure};
+    use crate::testing::FakeTransport;
+    use pollster::block_on;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn config() -> Config {
+        Config::from_lookup(|name| (name == "STRIPE_SECRET_KEY").then(|| "sk_test_h".to_owned()))
+            .unwrap()
+    }
+
+    fn path(request: &HttpRequest) -> &str {
+        let rest = request.url.split("://").nth(1).unwrap_or("");
+        rest.find('/').map_or("", |i| &rest[i..])
+    }
+
+    /// Stripe as the handlers need it. A session `cs_cust` had a customer, `cs_1` none;
+    /// the card `pm_decline` is declined off-session.
+    fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
+        let body = request.body.as_deref().unwrap_or("");
+        let ok = |json: serde_json::Value| Ok(FakeTransport::json(200, &json.to_string()));
+        let si = |customer: Option<&str>| serde_json::json!({"id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": customer, "payment_method": "pm_1"});
+        match (request.method, path(request)) {
+            (Method::Get, "/v1/setup_intents/seti_1") => ok(si(None)),
+            (Method::Get, "/v1/setup_intents/seti_c") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
+            (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent") => ok(serde_json::json!({
+                "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete",
+                "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None)
+            })),
+            (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent") => ok(serde_json::json!({
+                "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null
+            })),
+            (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent") => ok(serde_json::json!({
+                "id": "cs_paid", "mode": "payment", "status": "complete", "payment_status": "paid",
+                "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+                "metadata": {"payment_intent": "pi_1"}
+            })),
+            (Method::Get, p) if p.starts_with("/v1/checkout/sessions/") => Ok(FakeTransport::json(
+                404,
+                r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such checkout.session"}}"#,
+            )),
+            (Method::Post, "/v1/customers") => ok(serde_json::json!({"id": "cus_new", "object": "customer"})),
+            (Method::Post, "/v1/payment_methods/pm_1/attach") => ok(serde_json::json!({
+                "id": "pm_1", "customer": "cus_new", "card": {"brand": "visa", "last4": "4242"}
+            })),
+            (Method::Post, "/v1/payment_intents") if body.contains("payment_method=pm_decline") => {
+                Ok(FakeTransport::json(402, &serde_json::json!({"error": {
+                    "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+                    "message": "Your card has insufficient funds.",
+                    "payment_intent": {"id": "pi_1", "status": "requires_payment_method", "amount": 1099,
+                        "currency": "usd", "customer": "cus_new", "payment_method": "pm_decline"}
+                }}).to_string()))
+            }
+            (Method::Post, "/v1/payment_intents") => ok(serde_json::json!({
+                "id": "pi_ok", "status": "succeeded", "amount": 1099, "currency": "usd",
+                "customer": "cus_new", "payment_method": "pm_1"
+            })),
+            (Method::Post, "/v1/checkout/sessions") => ok(serde_json::json!({
+                "id": "cs_r", "mode": "payment", "status": "open", "url": "https://checkout.test/cs_r",
+                "customer": "cus_new", "metadata": {"payment_intent": "pi_1"}
+            })),
+            (method, p) => panic!("unexpected {} {p}", method.as_str()),
+        }
+    }
+
+    fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Event {
+        let body = serde_json::json!({
+            "id": id, "object": "event", "type": kind, "created": created, "livemode": false,
+            "data": {"object": object}
+        });
+        Event::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn completed(id: &str, customer: Option<&str>, setup_intent: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
+            "customer": customer, "customer_details": {"email": "a@example.com"},
+            "setup_intent": setup_intent
+        })
+    }
+
+    fn run<R>(
+        store: &MemoryStore,
+        transport: &FakeTransport,
+        f: impl FnOnce(&Services<'_, MemoryStore, FakeTransport>) -> R,
+    ) -> R {
+        let config = config();
+        let trace = Trace::new();
+        let services = Services::new(store, transport, &config, NOW, &trace).for_webhook();
+        f(&services)
+    }
+
+    fn writes(transport: &FakeTransport) -> Vec<(String, Option<String>, Option<String>)> {
+        transport
+            .sent()
+            .into_iter()
+            .filter(|r| r.method == Method::Post)
+            .map(|r| {
+                (
+                    path(&r).to_owned(),
+                    r.header("idempotency-key").map(str::to_owned),
+                    r.body.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_webhook_creates_a_customer_attaches_and_records_once() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        let outcome = run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+        assert_eq!(outcome, Outcome::Handled);
+        assert_eq!(
+            transport.calls(),
+            [
+                "GET /v1/setup_intents/seti_1",
+                "POST /v1/customers",
+                "POST /v1/payment_methods/pm_1/attach"
+            ]
+        );
+        let w = writes(&transport);
+        assert_eq!(w[0].1.as_deref(), Some("checkout.cs_1:customer"));
+        assert_eq!(
+            w[0].2.as_deref(),
+            Some("email=a%40example.com&metadata[checkout_session]=cs_1")
+        );
+        assert_eq!(w[1].1.as_deref(), Some("checkout.cs_1:attach"));
+        assert_eq!(w[1].2.as_deref(), Some("customer=cus_new"));
+        let customer = block_on(keys::customer("cus_new").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(
+            (
+                customer.card_brand.as_deref(),
+                customer.card_last4.as_deref()
+            ),
+            (Some("visa"), Some("4242"))
+        );
+        let checkout = block_on(keys::checkout("cs_1").load(&store))
+            .unwrap()
+            .unwrap();
+        assert!(checkout.is_completed_setup());
+        assert_eq!(checkout.customer.as_deref(), Some("cus_new"));
+
+        // Another delivery of the completion (a new event id, so not deduped by id): no call.
+        let again = event(
+            "evt_2",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        run(&store, &transport, |s| block_on(handle(&again, s))).unwrap();
+        assert_eq!(transport.calls().len(), 3);
+    }
+
+    #[test]
+    fn a_session_with_a_customer_needs_no_write_at_stripe() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_c", Some("cus_given"), "seti_c"),
+        );
+        run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+        assert_eq!(transport.calls(), ["GET /v1/setup_intents/seti_c"]);
+        let customer = block_on(keys::customer("cus_given").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(customer.card_last4, None);
+    }
+
+    #[test]
+    fn the_success_page_sends_the_same_writes_as_the_webhook_and_either_order_is_one_effect() {
+        // Webhook alone.
+        let by_webhook = MemoryStore::new();
+        let webhook_transport = FakeTransport::new(stripe);
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        run(&by_webhook, &webhook_transport, |s| block_on(handle(&e, s))).unwrap();
+
+        // Success page first, in one retrieval, then the webhook.
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let view = run(&store, &transport, |s| {
+            block_on(complete_from_success_page(s, "cs_1"))
+        })
+        .unwrap();
+        assert_eq!(
+            view,
+            SuccessView::CardSaved {
+                customer: "cus_new".into(),
+                brand: Some("visa".into()),
+                last4: Some("4242".into())
+            }
+        );
+        assert_eq!(
+            transport.calls(),
+            [
+                "GET /v1/checkout/sessions/cs_1",
+                "POST /v1/customers",
+                "POST /v1/payment_methods/pm_1/attach"
+            ]
+        );
+        assert_eq!(writes(&transport), writes(&webhook_transport));
+        run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+        assert_eq!(
+            transport.calls().len(),
+            3,
+            "the webhook after the page calls nothing"
+        );
+
+        // Webhook first, then the page: the page reads what was recorded.
+        let view = run(&by_webhook, &webhook_transport, |s| {
+            block_on(complete_from_success_page(s, "cs_1"))
+        })
+        .unwrap();
+        assert!(
+            matches!(view, SuccessView::CardSaved { ref customer, .. } if customer == "cus_new")
+        );
+        assert_eq!(webhook_transport.calls().len(), 3);
+    }
+
+    #[test]
+    fn a_stripe_outage_is_retryable_and_the_retry_reuses_the_keys() {
+        let store = MemoryStore::new();
+        let down = FakeTransport::new(|request| {
+            if path(request).ends_with("/attach") {
+                Ok(FakeTransport::json(
+                    500,
+                    r#"{"error":{"type":"api_error"}}"#,
+                ))
+            } else {
+                stripe(request)
+            }
+        });
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        let failure = run(&store, &down, |s| block_on(handle(&e, s))).unwrap_err();
+        assert_eq!(failure.step, "attach");
+        assert!(failure.is_retryable());
+        assert!(block_on(keys::checkout("cs_1").load(&store))
+            .unwrap()
+            .is_none());
+
+        let up = FakeTransport::new(stripe);
+        run(&store, &up, |s| block_on(handle(&e, s))).unwrap();
+        let keys_down: Vec<_> = writes(&down).into_iter().map(|w| w.1).collect();
+        let keys_up: Vec<_> = writes(&up).into_iter().map(|w| w.1).collect();
+        assert_eq!(
+            keys_up,
+            keys_down[..2].to_vec(),
+            "customer then attach, same keys"
+        );
+    }
+
+    #[test]
+    fn a_refused_write_is_final_and_a_store_outage_retryable() {
+        let store = MemoryStore::new();
+        let refusing = FakeTransport::new(|request| {
+            if path(request) == "/v1/customers" {
+                Ok(FakeTransport::json(
+                    400,
+                    r#"{"error":{"type":"invalid_request_error","message":"Invalid email"}}"#,
+                ))
+            } else {
+                stripe(request)
+            }
+        });
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        let failure = run(&store, &refusing, |s| block_on(handle(&e, s))).unwrap_err();
+        assert_eq!(
+            (failure.step, failure.is_retryable()),
+            ("create_customer", false)
+        );
+
+        let odd = event(
+            "evt_odd",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1/../x", None, "seti_1"),
+        );
+        let failure = run(&store, &FakeTransport::unreachable(), |s| {
+            block_on(handle(&odd, s))
+        })
+        .unwrap_err();
+        assert_eq!(
+            (failure.step, failure.is_retryable()),
+            ("decode_session", false)
+        );
+
+        store.set_failing(true);
+        let failure = run(&store, &FakeTransport::unreachable(), |s| {
+            block_on(handle(&e, s))
+        })
+        .unwrap_err();
+        assert_eq!(
+            (failure.step, failure.is_retryable()),
+            ("load_checkout", true)
+        );
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_shape_is_a_bad_response_not_a_success() {
+        let store = MemoryStore::new();
+        let odd = FakeTransport::new(|request| {
+            if path(request) == "/v1/customers" {
+                Ok(FakeTransport::json(200, r#"{"object":"customer","id":5}"#))
+            } else {
+                stripe(request)
+            }
+        });
+        let e = event(
+            "evt_1",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        );
+        let failure = run(&store, &odd, |s| block_on(handle(&e, s))).unwrap_err();
+        assert_eq!(failure.step, "create_customer");
+        assert_eq!(
+            (failure.error.status(), failure.error.code()),
+            (502, "stripe_bad_response")
+        );
+        assert_eq!(odd.calls().len(), 2, "a 2xx is not retried");
+        assert!(block_on(keys::checkout("cs_1").load(&store))
+            .unwrap()
+            .is_none());
+    }
+
+    fn save_customer(store: &MemoryStore, pm: &str) {
+        let record = CustomerRecord {
+            version: 1,
+            id: "cus_new".into(),
+            default_payment_method: Some(pm.into()),
+            card_brand: None,
+            card_last4: None,
+            checkout_session: None,
+            updated_at: NOW,
+        };
+        block_on(keys::customer("cus_new").save(store, &record, None)).unwrap();
+    }
+
+    fn charge_request(json: serde_json::Value) -> ChargeRequest {
+        ChargeRequest::parse(serde_json::from_value(json).unwrap(), "usd").unwrap()
+    }
+
+    fn charge(
+        store: &MemoryStore,
+        transport: &FakeTransport,
+        request: &ChargeRequest,
+    ) -> Result<ChargeRecord, AppError> {
+        let config = config();
+        let trace = Trace::new();
+        let services = Services::new(store, transport, &config, NOW, &trace);
+        block_on(create_charge(
+            &services,
+            request,
+            [7; 16],
+            "https://app.test",
+        ))
+    }
+
+    #[test]
+    fn a_successful_charge_is_recorded() {
+        let store = MemoryStore::new();
+        save_customer(&store, "pm_1");
+        let transport = FakeTransport::new(stripe);
+        let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 1099}));
+        let record = charge(&store, &transport, &request).unwrap();
+        assert_eq!(
+            (record.id.as_str(), record.status.as_str(), record.paid),
+            ("pi_ok", "succeeded", true)
+        );
+        assert_eq!(transport.calls(), ["POST /v1/payment_intents"]);
+        let sent = transport.sent();
+        assert_eq!(
+            sent[0].header("idempotency-key"),
+            Some(hex::encode([7u8; 16]).as_str())
+        );
+        assert!(sent[0]
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("off_session=true&confirm=true"));
+        assert_eq!(
+            block_on(keys::charge("pi_ok").load(&store)).unwrap(),
+            Some(record)
+        );
+    }
+
+    #[test]
+    fn a_decline_gets_a_recovery_session_and_a_notification_once() {
+        let store = MemoryStore::new();
+        save_customer(&store, "pm_decline");
+        let transport = FakeTransport::new(stripe);
+        let request = charge_request(serde_json::json!({
+            "customer": "cus_new", "amount": 1099, "description": "Order 7", "idempotency_key": "order-7"
+        }));
+        let record = charge(&store, &transport, &request).unwrap();
+        assert_eq!(
+            transport.calls(),
+            ["POST /v1/payment_intents", "POST /v1/checkout/sessions"]
+        );
+        let w = writes(&transport);
+        assert_eq!(w[0].1.as_deref(), Some("charge:order-7"));
+        assert_eq!(w[1].1.as_deref(), Some("pi_1:recovery"));
+        assert!(w[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("metadata[payment_intent]=pi_1"));
+        assert_eq!(record.answer().0, 402);
+        assert_eq!(
+            record.recovery.as_ref().unwrap().url.as_deref(),
+            Some("https://checkout.test/cs_r")
+        );
+        assert_eq!(
+            record.last_error.as_ref().unwrap().decline_code.as_deref(),
+            Some("insufficient_funds")
+        );
+        assert_eq!(
+            block_on(keys::charge("pi_1").load(&store))
+                .unwrap()
+                .as_ref(),
+            Some(&record)
+        );
+        let recovery_checkout = block_on(keys::checkout("cs_r").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(recovery_checkout.recovers.as_deref(), Some("pi_1"));
+        let note = block_on(keys::notification("pi_1.charge.recovery").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(note.recipient, Recipient::Customer("cus_new".into()));
+        assert_eq!(note.payload["recovery_url"], "https://checkout.test/cs_r");
+        assert_eq!(note.payload["code"], "card_declined");
+
+        // The caller retries with its key: Stripe replays the decline; no second session.
+        let again = charge(&store, &transport, &request).unwrap();
+        assert_eq!(again, record);
+        assert_eq!(transport.calls().len(), 3);
+        assert_eq!(writes(&transport)[2].1.as_deref(), Some("charge:order-7"));
+    }
+
+    #[test]
+    fn charges_for_unknown_customers_or_without_a_card_call_nothing() {
+        let store = MemoryStore::new();
+        let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 5}));
+        let unknown = charge(&store, &FakeTransport::unreachable(), &request).unwrap_err();
+        assert!(matches!(
+            unknown,
+            AppError::Billing(BillingError::UnknownCustomer)
+        ));
+        assert_eq!(unknown.status(), 400);
+        let record = CustomerRecord {
+            version: 1,
+            id: "cus_new".into(),
+            default_payment_method: None,
+            card_brand: None,
+            card_last4: None,
+            checkout_session: None,
+            updated_at: NOW,
+        };
+        block_on(keys::customer("cus_new").save(&store, &record, None)).unwrap();
+        let no_card = charge(&store, &FakeTransport::unreachable(), &request).unwrap_err();
+        assert!(matches!(
+            no_card,
+            AppError::Billing(BillingError::NoSavedPaymentMethod)
+        ));
+    }
+
+    #[test]
+    fn follow_up_events_update_the_charge_in_order_and_the_recovery_marks_it_paid() {
+        let store = MemoryStore::new();
+        save_customer(&store, "pm_decline");
+        let transport = FakeTransport::new(stripe);
+        let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 1099}));
+        charge(&store, &transport, &request).unwrap();
+        let pi = |status: &str| {
+            serde_json::json!({"id": "pi_1", "status": status, "amount": 1099, "currency": "usd",
+                "customer": "cus_new", "last_payment_error": {"code": "card_declined", "decline_code": "lost_card"}})
+        };
+        // An older failure: nothing changes.
+        let old = event(
+            "evt_o",
+            PAYMENT_INTENT_PAYMENT_FAILED,
+            NOW - 10,
+            pi("requires_payment_method"),
+        );
+        assert_eq!(
+            run(&store, &transport, |s| block_on(handle(&old, s))).unwrap(),
+            Outcome::Handled
+        );
+        let stored = block_on(keys::charge("pi_1").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.last_error.unwrap().decline_code.as_deref(),
+            Some("insufficient_funds")
+        );
+        // A newer failure updates the error.
+        let newer = event(
+            "evt_n",
+            PAYMENT_INTENT_PAYMENT_FAILED,
+            NOW + 10,
+            pi("requires_payment_method"),
+        );
+        run(&store, &transport, |s| block_on(handle(&newer, s))).unwrap();
+        let stored = block_on(keys::charge("pi_1").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.last_error.unwrap().decline_code.as_deref(),
+            Some("lost_card")
+        );
+        // Unknown PaymentIntents are not ours.
+        let mut foreign = pi("succeeded");
+        foreign["id"] = "pi_other".into();
+        let foreign = event("evt_f", PAYMENT_INTENT_SUCCEEDED, NOW, foreign);
+        assert_eq!(
+            run(&store, &transport, |s| block_on(handle(&foreign, s))).unwrap(),
+            Outcome::Ignored
+        );
+        // The recovery session completes: paid.
+        let paid = event(
+            "evt_p",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW + 20,
+            serde_json::json!({
+                "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
+                "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+                "metadata": {"payment_intent": "pi_1"}
+            }),
+        );
+        run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
+        let stored = block_on(keys::charge("pi_1").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.status.as_str(), stored.paid),
+            (billing::RECOVERED, true)
+        );
+        assert_eq!(
+            stored.recovery.unwrap().payment_intent.as_deref(),
+            Some("pi_new")
+        );
+        // A late failure of the original intent does not undo it.
+        let late = event(
+            "evt_l",
+            PAYMENT_INTENT_PAYMENT_FAILED,
+            NOW + 30,
+            pi("requires_payment_method"),
+        );
+        run(&store, &transport, |s| block_on(handle(&late, s))).unwrap();
+        assert!(
+            block_on(keys::charge("pi_1").load(&store))
+                .unwrap()
+                .unwrap()
+                .paid
+        );
+        assert_eq!(transport.calls().len(), 2, "events call nothing at Stripe");
+    }
+
+    #[test]
+    fn the_success_page_records_a_paid_recovery_session() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let view = run(&store, &transport, |s| {
+            block_on(complete_from_success_page(s, "cs_paid"))
+        })
+        .unwrap();
+        assert_eq!(
+            view,
+            SuccessView::PaymentReceived {
+                session: "cs_paid".into()
+            }
+        );
+        assert!(
+            block_on(keys::charge("pi_1").load(&store))
+                .unwrap()
+                .unwrap()
+                .paid
+        );
+    }
+
+    #[test]
+    fn success_page_failures_are_clear_pages() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let unknown = run(&store, &transport, |s| {
+            block_on(complete_from_success_page(s, "cs_nope"))
+        })
+        .unwrap_err();
+        let (status, html) = success_error_page(&unknown);
+        assert_eq!(status, 404);
+        assert!(html.contains("Unknown session"));
+        let open = run(&store, &transport, |s| {
+            block_on(complete_from_success_page(s, "cs_open"))
+        })
+        .unwrap_err();
+        assert_eq!(success_error_page(&open).0, 409);
+        let bad = AppError::from(BillingError::InvalidSessionId);
+        assert_eq!(success_error_page(&bad).0, 400);
+        let down = FakeTransport::new(|_| Err(SendFailure::Network("reset".into())));
+        let unavailable = run(&store, &down, |s| {
+            block_on(complete_from_success_page(s, "cs_1"))
+        })
+        .unwrap_err();
+        assert_eq!(success_error_page(&unavailable).0, 503);
+        assert_eq!(success_error_page(&AppError::Internal("x")).0, 500);
+    }
 }

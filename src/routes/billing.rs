@@ -2,31 +2,85 @@
 
 use worker::{Env, Request, Response};
 
+use crate::billing::{is_prefixed_id, session_id_from_url, ChargeInput, ChargeRequest};
 use crate::error::{AppError, Result};
-use crate::services::Trace;
+use crate::handlers::billing as handler;
+use crate::services::{Services, Trace};
+use crate::store::keys;
+use crate::stripe::fetch::FetchTransport;
 
+use super::{json, load_config, read_json, record_response, state};
+
+/// The page Checkout returns to. Always a page, never JSON: a browser is looking at it.
 pub async fn success(
-    _req: &mut Request,
-    _env: &Env,
-    _now: i64,
-    _trace: &Trace,
+    req: &mut Request,
+    env: &Env,
+    now: i64,
+    trace: &Trace,
 ) -> Result<worker::Result<Response>> {
-    Err(AppError::NotFound)
+    let url = req.inner().url();
+    let result = async {
+        let session_id = session_id_from_url(&url)?;
+        let config = load_config(env)?;
+        let store = state(env)?;
+        let services = Services::new(&store, &FetchTransport, &config, now, trace);
+        handler::complete_from_success_page(&services, &session_id).await
+    }
+    .await;
+    let (status, body) = match result {
+        Ok(view) => (200, view.render()),
+        Err(error) => {
+            if error.status() >= 500 {
+                trace.note(format!("success page failed: {error}"));
+            }
+            handler::success_error_page(&error)
+        }
+    };
+    Ok(html(status, &body))
+}
+
+fn html(status: u16, body: &str) -> worker::Result<Response> {
+    let response = Response::from_html(body)?.with_status(status);
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response)
 }
 
 pub async fn create_charge(
-    _req: &mut Request,
-    _env: &Env,
-    _now: i64,
-    _trace: &Trace,
+    req: &mut Request,
+    env: &Env,
+    now: i64,
+    trace: &Trace,
 ) -> Result<worker::Result<Response>> {
-    Err(AppError::NotFound)
+    let config = load_config(env)?;
+    // Without APP_BASE_URL the recovery session returns to where this request came to.
+    let origin = match &config.app_base_url {
+        Some(url) => url.clone(),
+        None => crate::router::origin_of(&req.inner().url())
+            .ok_or(AppError::Internal("the request has no origin"))?
+            .to_owned(),
+    };
+    let input: ChargeInput = read_json(req).await?;
+    let request = ChargeRequest::parse(input, &config.default_currency)?;
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random)
+        .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
+    let store = state(env)?;
+    let services = Services::new(&store, &FetchTransport, &config, now, trace);
+    let record = handler::create_charge(&services, &request, random, &origin).await?;
+    let (status, body) = record.answer();
+    Ok(json(status, body.to_string()))
 }
 
-pub async fn get_customer(_env: &Env, _id: &str) -> Result<worker::Result<Response>> {
-    Err(AppError::NotFound)
+pub async fn get_customer(env: &Env, id: &str) -> Result<worker::Result<Response>> {
+    if !is_prefixed_id(id, "cus_") {
+        return Err(AppError::NotFound);
+    }
+    record_response(keys::customer(id).load(&state(env)?).await?)
 }
 
-pub async fn get_charge(_env: &Env, _id: &str) -> Result<worker::Result<Response>> {
-    Err(AppError::NotFound)
+pub async fn get_charge(env: &Env, id: &str) -> Result<worker::Result<Response>> {
+    if !is_prefixed_id(id, "pi_") {
+        return Err(AppError::NotFound);
+    }
+    record_response(keys::charge(id).load(&state(env)?).await?)
 }
