@@ -237,7 +237,7 @@ fn hostile_body() -> impl Strategy<Value = Vec<u8>> {
             s.into_bytes()
         }),
         (1usize..4000).prop_map(move |depth| {
-            let inner = format!("{}{}", "{\"a\":".repeat(depth), format!("1{}", "}".repeat(depth)));
+            let inner = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
             format!(r#"{{"id":"evt_deep","object":"event","type":"identity.verification_session.verified","created":{NOW},"livemode":false,"data":{{"object":{{"id":"vs_1","status":"verified","metadata":{inner}}}}}}}"#).into_bytes()
         }),
     ]
