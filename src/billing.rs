@@ -581,6 +581,23 @@ impl ChargeRecord {
         }
     }
 
+    /// Whether storing `self` (what [`Self::merge_answer`] made) over `existing` records
+    /// anything. Not for a repeated request once its decline and recovery session are on
+    /// record, nor over a paid or final record: writing the same state again could overwrite
+    /// a newer one written meanwhile (the recovery paid, by the webhook), since KV has no
+    /// compare-and-set and a read may be stale for up to a minute.
+    pub fn adds_to(&self, existing: Option<&Self>) -> bool {
+        match existing {
+            None => true,
+            Some(existing) if existing.paid || is_final_status(&existing.status) => false,
+            Some(existing) => {
+                existing.recovery.is_none()
+                    || existing.status != self.status
+                    || existing.last_error != self.last_error
+            }
+        }
+    }
+
     /// Declined and without a recovery session yet.
     pub fn needs_recovery(&self) -> bool {
         !self.paid && self.status == "requires_payment_method" && self.recovery.is_none()
@@ -1394,6 +1411,41 @@ mod tests {
             paid
         );
         assert_eq!(ChargeRecord::merge_answer(None, declined.clone()), declined);
+    }
+
+    #[test]
+    fn a_repeat_that_adds_nothing_is_not_written_again() {
+        let declined = declined_record("insufficient_funds", "card_declined");
+        let with_recovery = declined.clone().with_recovery(&session(
+            serde_json::json!({"id": "cs_r", "mode": "payment", "url": "https://c.test/r"}),
+        ));
+        let repeat = |existing: &ChargeRecord| {
+            ChargeRecord::merge_answer(
+                Some(existing.clone()),
+                ChargeRecord {
+                    updated_at: 200,
+                    ..declined.clone()
+                },
+            )
+        };
+        // First answer, and a repeat before the recovery session was on record: written.
+        assert!(declined.adds_to(None));
+        assert!(repeat(&declined).adds_to(Some(&declined)));
+        // The decline and its recovery on record: a repeat (Stripe's replay) adds nothing.
+        assert!(!repeat(&with_recovery).adds_to(Some(&with_recovery)));
+        // Nor over a paid record.
+        let paid = ChargeRecord {
+            status: RECOVERED.into(),
+            paid: true,
+            ..with_recovery.clone()
+        };
+        assert!(!repeat(&paid).adds_to(Some(&paid)));
+        // A different outcome for the same PaymentIntent is news.
+        let other = ChargeRecord {
+            last_error: declined_record("lost_card", "card_declined").last_error,
+            ..declined.clone()
+        };
+        assert!(other.adds_to(Some(&with_recovery)));
     }
 
     #[test]

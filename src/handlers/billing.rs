@@ -271,9 +271,17 @@ pub async fn create_charge<S: Store, T: Transport>(
     }
     let key = keys::charge(&answer.id);
     let existing = load_tolerant(&key, store).await?;
-    let mut record = ChargeRecord::merge_answer(existing, answer);
-    // The decline is on record before anything else can fail.
-    key.save(store, &record, None).await?;
+    let merged = ChargeRecord::merge_answer(existing.clone(), answer);
+    let mut record = match existing {
+        // A repeat that adds nothing writes nothing: it could erase a paid recovery recorded
+        // meanwhile by the webhook (and not seen by a stale read).
+        Some(existing) if !merged.adds_to(Some(&existing)) => existing,
+        _ => {
+            // The decline is on record before anything else can fail.
+            key.save(store, &merged, None).await?;
+            merged
+        }
+    };
     if record.needs_recovery() {
         if let Some(recovery) = record.recovery_request(app_base_url) {
             let session: CheckoutSession = call(services, &recovery).await?;
@@ -871,6 +879,111 @@ mod tests {
         assert_eq!(again, record);
         assert_eq!(transport.calls().len(), 3);
         assert_eq!(writes(&transport)[2].1.as_deref(), Some("charge:order-7"));
+    }
+
+    /// KV as a request may see it: reads of the keys in `stale` answer an older value (KV
+    /// caches reads at the edge for up to a minute); writes go through.
+    #[derive(Default)]
+    struct StaleReads {
+        inner: MemoryStore,
+        stale: std::cell::RefCell<std::collections::HashMap<String, String>>,
+    }
+
+    impl Store for StaleReads {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            let old = self.stale.borrow().get(key).cloned();
+            match old {
+                Some(old) => Ok(Some(old)),
+                None => self.inner.get(key).await,
+            }
+        }
+        async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+            self.inner.put(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            limit: usize,
+            cursor: Option<&str>,
+        ) -> Result<crate::store::ListPage, StoreError> {
+            self.inner.list(prefix, limit, cursor).await
+        }
+    }
+
+    #[test]
+    fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
+        let store = StaleReads::default();
+        save_customer(&store.inner, "pm_decline");
+        let transport = FakeTransport::new(stripe);
+        let config = config();
+        let trace = Trace::new();
+        let services = Services::new(&store, &transport, &config, NOW, &trace);
+        let request = charge_request(serde_json::json!({
+            "customer": "cus_new", "amount": 1099, "idempotency_key": "order-8"
+        }));
+        let first = block_on(create_charge(
+            &services,
+            &request,
+            [1; 16],
+            "https://app.test",
+        ))
+        .unwrap();
+        assert_eq!(first.answer().0, 402);
+        let declined = block_on(store.get("charge:pi_1")).unwrap().unwrap();
+
+        // The customer pays through the recovery session; the webhook records it.
+        let paid = event(
+            "evt_p",
+            CHECKOUT_SESSION_COMPLETED,
+            NOW + 20,
+            serde_json::json!({
+                "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
+                "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+                "metadata": {"payment_intent": "pi_1"}
+            }),
+        );
+        block_on(handle(&paid, &services)).unwrap();
+        assert!(
+            block_on(keys::charge("pi_1").load(&store))
+                .unwrap()
+                .unwrap()
+                .paid
+        );
+
+        // The app retries its request (same key) while its read of the charge is still the
+        // declined one: Stripe replays the decline, and nothing is written over the payment.
+        store
+            .stale
+            .borrow_mut()
+            .insert("charge:pi_1".into(), declined);
+        let retry = block_on(create_charge(
+            &services,
+            &request,
+            [2; 16],
+            "https://app.test",
+        ))
+        .unwrap();
+        assert_eq!(retry.id, "pi_1");
+        store.stale.borrow_mut().clear();
+        let stored = block_on(keys::charge("pi_1").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.status.as_str(), stored.paid),
+            (billing::RECOVERED, true)
+        );
+        assert_eq!(
+            transport.calls(),
+            [
+                "POST /v1/payment_intents",
+                "POST /v1/checkout/sessions",
+                "POST /v1/payment_intents",
+            ],
+            "the retry made no second recovery session"
+        );
     }
 
     #[test]
