@@ -17,7 +17,7 @@ use stripe_edge_webhooks::signature::{
 };
 use stripe_edge_webhooks::store::MemoryStore;
 use stripe_edge_webhooks::testing::FakeTransport;
-use stripe_edge_webhooks::webhook::{receive, Delivery, MAX_BODY_BYTES};
+use stripe_edge_webhooks::webhook::{receive, Delivery, Outcome, MAX_BODY_BYTES};
 
 const NOW: i64 = 1_790_000_000;
 const SECRET: &str = "whsec_hostile_input_tests";
@@ -266,9 +266,12 @@ fn signed_hostile_bodies_are_refused_with_a_4xx_and_nothing_is_stored() {
                 },
             ));
             match result {
-                // Some generated bodies are genuine events of types we do not handle (or
-                // nested metadata we do not read): those are recorded, as they should be.
-                Ok(receipt) => prop_assert!(!store.is_empty(), "{receipt:?}"),
+                // Only a verified event of a type we do not handle may pass (recorded as
+                // ignored); a handled type with a bad object must never be handled or recorded.
+                Ok(receipt) => {
+                    prop_assert_eq!(receipt.outcome, Outcome::Ignored, "{:?}", receipt);
+                    prop_assert!(!store.is_empty());
+                }
                 Err(error) => {
                     let status = AppError::from(error).status();
                     prop_assert!((400..500).contains(&status), "status {status}");
