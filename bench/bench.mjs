@@ -162,7 +162,7 @@ function report({ started, finished, info, loads, checks, trials, bundles, comma
   add();
   add('### Every trial');
   add();
-  add('<details><summary>round, path, worker, requests/s, p50, p99, requests, load</summary>');
+  add('<details><summary>round, path, worker, requests/s, p50, p99, CPU per request, requests, load</summary>');
   add();
   add('| round | path | worker | requests/s | p50 ms | p99 ms | CPU ms/req worker | CPU ms/req all | CPU ms/req load generator | requests | load 1 min |');
   add('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -235,7 +235,7 @@ async function main() {
     if (WRITE_RESULTS) {
       const previous = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
       const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER)) : `${NOTES_MARKER}\n`;
-      const head = '# Benchmark results\n\nWritten by `bash bench/run.sh` (bench/bench.mjs); every figure below comes from that run.\n\n';
+      const head = '# Benchmark results\n\nThe figures section is written by `bash bench/run.sh` (bench/bench.mjs) and every figure in it comes from that run; the notes after it are kept across runs and name the run or command behind each figure they quote.\n\n';
       writeFileSync(RESULTS, `${head}${text}\n\n${notes}`);
       console.error(`[bench] wrote ${path.relative(ROOT, RESULTS)}`);
     }
