@@ -299,8 +299,9 @@ export async function trial(worker, pathName, seconds, expectedRps) {
 }
 
 
-/** For profile.mjs: one worker in its own temporary directory. */
+/** For profile.mjs: one worker in its own temporary directory, removed even on an early exit. */
 const dirs = [];
+process.on('exit', () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 const started = [];
 export async function startBenchWorker(worker) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-bench-'));
