@@ -38,8 +38,48 @@ pub mod webhook;
 #[cfg(target_arch = "wasm32")]
 mod routes;
 
+/// The path of a URL as the runtime serialises it (`Request.url`), without the query or
+/// fragment and without re-parsing: what `worker::Request::path` gives, for a raw request.
+pub fn path_of(url: &str) -> String {
+    let Some(host_start) = url.find("://").map(|i| i + 3) else {
+        return if url.starts_with('/') {
+            url.to_owned()
+        } else {
+            format!("/{url}")
+        };
+    };
+    match url[host_start..].find('/') {
+        Some(i) => {
+            let path = &url[host_start + i..];
+            path[..path.find(['?', '#']).unwrap_or(path.len())].to_owned()
+        }
+        None => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_path_is_read_from_the_serialised_url() {
+        for (url, path) in [
+            ("https://example.com/", "/"),
+            ("http://127.0.0.1:8787/webhook", "/webhook"),
+            ("https://example.com/foo/bar", "/foo/bar"),
+            ("https://example.com/foo?a=1&b=/x", "/foo"),
+            ("https://example.com/foo#/frag?x", "/foo"),
+            ("https://example.com/a%3F%23%2Fb?c", "/a%3F%23%2Fb"),
+            ("https://example.com?query", "/"),
+            ("/already/a/path", "/already/a/path"),
+            ("no-scheme", "/no-scheme"),
+        ] {
+            assert_eq!(super::path_of(url), path, "{url}");
+        }
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod glue {
+    use worker::worker_sys::web_sys::Request as RawRequest;
     use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
 
     use crate::error::AppError;
@@ -70,11 +110,14 @@ mod glue {
         trace: crate::services::TraceData,
     }
 
+    /// Takes the request as the runtime hands it over: converting it to a `worker::Request`
+    /// reads `request.cf`, an object the runtime builds anew on every read, which the hot
+    /// routes (health checks, Stripe's deliveries) never need. Only the other routes convert it.
     #[event(fetch)]
-    async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    async fn fetch(req: RawRequest, env: Env, _ctx: Context) -> worker::Result<Response> {
         let started = Date::now().as_millis();
-        let method = req.method().to_string();
-        let path = req.path();
+        let method = req.method();
+        let path = crate::path_of(&req.url());
         let mut log = RequestLog {
             method: &method,
             path: &path,
@@ -82,7 +125,7 @@ mod glue {
         };
 
         let trace = Trace::new();
-        let result = handle(&mut req, &env, &mut log, &trace).await;
+        let result = handle(req, &env, &mut log, &trace).await;
         let response = match result {
             Ok(response) => response?,
             Err(error) => {
@@ -105,18 +148,17 @@ mod glue {
     }
 
     async fn handle(
-        req: &mut Request,
+        raw: RawRequest,
         env: &Env,
         log: &mut RequestLog<'_>,
         trace: &Trace,
     ) -> Result<worker::Result<Response>, AppError> {
         let now = (Date::now().as_millis() / 1000) as i64;
-        match route(log.method, log.path)? {
-            Route::Home => Ok(routes::checkout::home()),
-            Route::CreateCheckoutSession => routes::checkout::create(req, env, now).await,
-            Route::Health => Ok(routes::health::get()),
+        let route = route(log.method, log.path)?;
+        let mut req = match route {
+            Route::Health => return Ok(routes::health::get()),
             Route::Webhook => {
-                let receipt = routes::webhook::post(req, env, now, trace).await?;
+                let receipt = routes::webhook::post(&raw, env, now, trace).await?;
                 log.event_id = Some(receipt.event_id);
                 log.event_type = Some(receipt.event_type);
                 log.outcome = Some(if receipt.duplicate {
@@ -124,9 +166,19 @@ mod glue {
                 } else {
                     receipt.outcome.as_str()
                 });
-                let body = serde_json::json!({ "received": true, "duplicate": receipt.duplicate });
-                Ok(routes::json(200, body.to_string()))
+                return Ok(routes::json(
+                    200,
+                    routes::webhook::received(receipt.duplicate),
+                ));
             }
+            _ => Request::from(raw),
+        };
+        let req = &mut req;
+        match route {
+            Route::Home => Ok(routes::checkout::home()),
+            Route::CreateCheckoutSession => routes::checkout::create(req, env, now).await,
+            // Answered above, from the raw request.
+            Route::Health | Route::Webhook => Err(AppError::Internal("route answered above")),
             Route::Events => {
                 routes::admin::authorize(req, env)?;
                 routes::admin::list_events(req, env).await

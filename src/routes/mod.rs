@@ -8,8 +8,12 @@ pub mod health;
 pub mod identity;
 pub mod webhook;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use futures_util::StreamExt;
-use worker::{Env, Headers, Request, Response};
+use worker::worker_sys::web_sys::ReadableStream;
+use worker::{ByteStream, Env, Headers, Request, Response};
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
@@ -19,22 +23,66 @@ use crate::store::StoreError;
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
 
-/// Reads every setting straight from the `Env` object. Secrets are strings there; a var written
+/// A config built in this isolate, with every setting it read and the raw value it got.
+struct CachedConfig {
+    read: Vec<(String, Option<String>)>,
+    config: Rc<Config>,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Option<CachedConfig>> = const { RefCell::new(None) };
+}
+
+/// One setting straight from the `Env` object. Secrets are strings there; a var written
 /// unquoted in wrangler.toml (`WEBHOOK_TOLERANCE_SECONDS = 300`) arrives as a JSON value and is
 /// read as its JSON text, so it is validated like the string instead of silently ignored.
+fn raw_setting(env: &Env, name: &str) -> Option<String> {
+    let value = js_sys::Reflect::get(env, &name.into()).ok()?;
+    if value.is_undefined() || value.is_null() {
+        return None;
+    }
+    value.as_string().or_else(|| {
+        js_sys::JSON::stringify(&value)
+            .ok()
+            .and_then(|text| text.as_string())
+    })
+}
+
+/// Reads every setting from the `Env` object and builds the config.
 pub fn load_config(env: &Env) -> Result<Config> {
-    let lookup = |name: &str| {
-        let value = js_sys::Reflect::get(env, &name.into()).ok()?;
-        if value.is_undefined() || value.is_null() {
-            return None;
-        }
-        value.as_string().or_else(|| {
-            js_sys::JSON::stringify(&value)
-                .ok()
-                .and_then(|text| text.as_string())
-        })
-    };
-    Ok(Config::from_lookup(lookup)?)
+    Ok(shared_config(env)?.as_ref().clone())
+}
+
+/// The config, parsed and validated once per isolate. The settings it was built from are
+/// still read on every request and compared with the values it was built from, so a changed
+/// secret or var (`wrangler secret put`) takes effect on the next request, even in the same
+/// isolate. The key is whatever `Config::from_lookup` read, so a new setting needs no change
+/// here. An invalid config is not cached: its error is built again, naming the setting.
+pub fn shared_config(env: &Env) -> Result<Rc<Config>> {
+    let cached = CONFIG.with_borrow(|cache| {
+        cache
+            .as_ref()
+            .filter(|c| {
+                c.read
+                    .iter()
+                    .all(|(name, value)| raw_setting(env, name) == *value)
+            })
+            .map(|c| Rc::clone(&c.config))
+    });
+    if let Some(config) = cached {
+        return Ok(config);
+    }
+    let read = RefCell::new(Vec::new());
+    let config = Rc::new(Config::from_lookup(|name| {
+        let value = raw_setting(env, name);
+        read.borrow_mut().push((name.to_owned(), value.clone()));
+        value
+    })?);
+    CONFIG.set(Some(CachedConfig {
+        read: read.into_inner(),
+        config: Rc::clone(&config),
+    }));
+    Ok(config)
 }
 
 pub fn state(env: &Env) -> Result<KvState> {
@@ -95,14 +143,40 @@ pub async fn read_capped(
     if req.inner().body().is_none() {
         return Ok(Vec::new());
     }
-    let mut stream = req.stream().map_err(|_| unreadable())?;
+    let stream = req.stream().map_err(|_| unreadable())?;
+    read_stream_capped(stream, cap, unreadable).await
+}
+
+/// [`read_capped`] for a raw request's body (`Request.body`, `None` when there is none).
+pub async fn read_body_capped(
+    body: Option<ReadableStream>,
+    cap: usize,
+    unreadable: impl Fn() -> AppError,
+) -> Result<Vec<u8>> {
+    match body {
+        Some(body) => read_stream_capped(ByteStream::from(body), cap, unreadable).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The first chunk (for a Stripe event, usually the only one) becomes the body as it is:
+/// copied once, out of the runtime's memory, and never again.
+async fn read_stream_capped(
+    mut stream: ByteStream,
+    cap: usize,
+    unreadable: impl Fn() -> AppError,
+) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() + chunk.len() > cap {
             return Err(AppError::PayloadTooLarge);
         }
-        body.extend_from_slice(&chunk);
+        if body.is_empty() {
+            body = chunk;
+        } else {
+            body.extend_from_slice(&chunk);
+        }
     }
     Ok(body)
 }

@@ -1,0 +1,256 @@
+// The benchmark (run it with `bash bench/run.sh`, which builds the release worker first).
+//
+// Starts three workers under the same local workerd (`wrangler dev --local`, 127.0.0.1, each on
+// its own free port): this Rust worker, the reference JS worker of bench/reference (the
+// official Stripe SDK, as Stripe's docs recommend for Workers) and the do-nothing floor of
+// bench/floor. Then measures three paths in one interleaved run (rounds of every path on every
+// worker, the order of the workers rotating each round) with autocannon, and reports medians
+// over the rounds, paired ratios, and the bundles (`wrangler deploy --dry-run --outdir`).
+// Prints the report and writes it into bench/RESULTS.md (text after the notes marker is kept).
+//
+// Settings (environment): ROUNDS (5), SECONDS (3, per trial), CONNECTIONS (8), WARMUP_SECONDS (2).
+// Bounded: every trial stops after SECONDS, the whole run after a few minutes.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { CONNECTIONS, PATHS, ROOT, RUN_WORKERS as WORKERS, WRANGLER, check, makeEvent, median, startWorker, trial } from './lib.mjs';
+
+const RESULTS = path.join(ROOT, 'bench/RESULTS.md');
+const NOTES_MARKER = '<!-- notes: kept by bench.mjs when it rewrites the figures above -->';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const SECONDS = Number(process.env.SECONDS ?? 3);
+const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 2);
+const WRITE_RESULTS = process.env.WRITE_RESULTS !== '0';
+
+// ---------------------------------------------------------------- bundles
+
+function gzipSize(file) {
+  return zlib.gzipSync(readFileSync(file), { level: 9 }).length;
+}
+
+function dryRun(worker, dir) {
+  const out = path.join(dir, `dist-${worker.name}`);
+  const text = execFileSync(process.execPath, [WRANGLER, 'deploy', '--dry-run', '--config', worker.config, '--outdir', out], {
+    cwd: ROOT,
+    env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+  });
+  const upload = text.match(/Total Upload:\s*([\d.]+) KiB \/ gzip:\s*([\d.]+) KiB/);
+  const files = readdirSync(out, { recursive: true })
+    .map((f) => path.join(out, f))
+    .filter((f) => statSync(f).isFile() && /\.(m?js|wasm)$/.test(f))
+    .map((f) => ({ file: path.relative(out, f), raw: statSync(f).size, gzip: gzipSize(f) }));
+  return {
+    files,
+    raw: files.reduce((n, f) => n + f.raw, 0),
+    gzip: files.reduce((n, f) => n + f.gzip, 0),
+    wranglerRawKiB: upload ? Number(upload[1]) : NaN,
+    wranglerGzipKiB: upload ? Number(upload[2]) : NaN,
+  };
+}
+
+// ---------------------------------------------------------------- report
+
+const fmt = (v, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+const kib = (bytes) => (bytes / 1024).toFixed(1);
+
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  let wranglerVersion = 'unknown';
+  try {
+    wranglerVersion = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/wrangler/package.json'), 'utf8')).version;
+  } catch {}
+  let workerdVersion = 'unknown';
+  try {
+    workerdVersion = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/workerd/package.json'), 'utf8')).version;
+  } catch {}
+  return { nproc: os.cpus().length, model, node: process.version, wranglerVersion, workerdVersion, kernel: os.release() };
+}
+
+function report({ started, finished, info, loads, checks, trials, bundles, command }) {
+  const lines = [];
+  const add = (s = '') => lines.push(s);
+  const summary = {};
+  for (const w of WORKERS) {
+    for (const p of PATHS) {
+      const t = trials.filter((x) => x.worker === w.name && x.path === p);
+      summary[`${w.name}/${p}`] = {
+        rps: median(t.map((x) => x.rps)),
+        p50: median(t.map((x) => x.p50)),
+        p99: median(t.map((x) => x.p99)),
+        cpuWorker: median(t.map((x) => x.cpuWorker)),
+        cpuAll: median(t.map((x) => x.cpuAll)),
+        n: t.reduce((s, x) => s + x.n, 0),
+        unexpected: t.reduce((s, x) => s + x.unexpected, 0),
+        signedLate: t.reduce((s, x) => s + (x.signedLate ?? 0), 0),
+      };
+    }
+  }
+  /** Median over rounds of the per-round ratio a/b (paired: both measured in the same round). */
+  const paired = (a, b, p, key) => {
+    const rounds = [...new Set(trials.map((x) => x.round))];
+    return median(rounds.map((r) => {
+      const x = trials.find((t) => t.round === r && t.worker === a && t.path === p);
+      const y = trials.find((t) => t.round === r && t.worker === b && t.path === p);
+      return x && y ? x[key] / y[key] : NaN;
+    }));
+  };
+  const loadMin = Math.min(...loads), loadMax = Math.max(...loads);
+  const loadMean = loads.reduce((a, b) => a + b, 0) / loads.length;
+
+  add('## Figures of the last run');
+  add();
+  add(`- command: \`${command}\``);
+  add(`- date: ${started.toISOString()} to ${finished.toISOString()}`);
+  add(`- machine: ${info.nproc} CPUs (nproc), ${info.model}; Linux ${info.kernel}`);
+  add(`- load average (1 min) during the run: min ${loadMin.toFixed(2)}, mean ${loadMean.toFixed(2)}, max ${loadMax.toFixed(2)} (sampled before every trial; other builds were running on the machine)`);
+  add(`- runtime: wrangler ${info.wranglerVersion} (\`wrangler dev --local --ip 127.0.0.1\`), workerd ${info.workerdVersion}, Node ${info.node}; load generator autocannon, ${CONNECTIONS} connections, no pipelining`);
+  add(`- design: ${ROUNDS} rounds; in each round every path on every worker for ${SECONDS} s (worker order rotating), after a ${WARMUP_SECONDS} s warm-up of each; figures are medians over the rounds; ratios are the median of the per-round ratios`);
+  add(`- accept: distinct \`customer.updated\` events of ${checks.eventBytes} bytes, signed with the SDK's \`generateTestHeaderString\` just before each trial (pool sized from the warm-up rate${Object.values(summary).reduce((n, x) => n + x.signedLate, 0) ? '; some were signed during the trial because the pool ran out' : '; the pool never ran out'}); reject: the same size of body signed with another secret`);
+  add();
+  add('### Throughput and latency (medians over rounds)');
+  add();
+  add('| path | worker | requests/s | p50 ms | p99 ms | CPU ms/request, worker\'s workerd | CPU ms/request, all of wrangler dev | requests | unexpected answers |');
+  add('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const p of PATHS) {
+    for (const w of WORKERS) {
+      const s = summary[`${w.name}/${p}`];
+      add(`| ${p} | ${w.label} | ${fmt(s.rps)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.cpuWorker, 2)} | ${fmt(s.cpuAll, 2)} | ${s.n} | ${s.unexpected} |`);
+    }
+  }
+  add();
+  add('### Ratios (this worker against the others; paired per round)');
+  add();
+  add('| path | rps this/reference | p99 this/reference | CPU/request this/reference (worker; all) | rps this/floor | p99 this/floor | rps this/(floor + log) | p99 this/(floor + log) |');
+  add('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const p of PATHS) {
+    const r = (b, key) => fmt(paired('this', b, p, key), 2);
+    add(`| ${p} | ${r('reference', 'rps')} | ${r('reference', 'p99')} | ${r('reference', 'cpuWorker')}; ${r('reference', 'cpuAll')} | ${r('floor', 'rps')} | ${r('floor', 'p99')} | ${r('floor-log', 'rps')} | ${r('floor-log', 'p99')} |`);
+  }
+  add();
+  add('### Targets');
+  add();
+  const tgt = (ok) => (ok ? 'met' : '**not met**');
+  for (const p of ['accept', 'reject']) {
+    const r = paired('this', 'reference', p, 'rps');
+    const q = paired('this', 'reference', p, 'p99');
+    add(`- ${p}: requests/s ${fmt(r, 2)}× the reference (target ≥ 1.5×: ${tgt(r >= 1.5)}); p99 ${fmt(q, 2)}× the reference's (target ≤ 1: ${tgt(q <= 1)})`);
+  }
+  const f = paired('this', 'floor', 'reject', 'p99');
+  add(`- reject p99 ${fmt(f, 2)}× the floor's (target ≤ 1.2×: ${tgt(f <= 1.2)}); ${fmt(paired('this', 'floor-log', 'reject', 'p99'), 2)}× that of the floor that also writes one log line`);
+  const b = bundles.this ?? { gzip: NaN };
+  add(`- bundle ${kib(b.gzip)} KiB gzip, wasm + JS (target ≤ 300 KiB: ${tgt(b.gzip <= 300 * 1024)}; Cloudflare free plan limit 3 MiB = 3072 KiB compressed)`);
+  add();
+  add('### Bundles (`wrangler deploy --dry-run --outdir`, offline; gzip -9 per file)');
+  add();
+  add('| worker | file | raw KiB | gzip KiB |');
+  add('|---|---|---:|---:|');
+  for (const w of WORKERS) {
+    for (const file of bundles[w.name].files) add(`| ${w.label} | ${file.file} | ${kib(file.raw)} | ${kib(file.gzip)} |`);
+    const t = bundles[w.name];
+    add(`| ${w.label} | **total** | **${kib(t.raw)}** | **${kib(t.gzip)}** |`);
+  }
+  add();
+  add(`wrangler's own figure ("Total Upload … / gzip …"): ${WORKERS.map((w) => `${w.name} ${fmt(bundles[w.name].wranglerRawKiB, 2)} / ${fmt(bundles[w.name].wranglerGzipKiB, 2)} KiB`).join('; ')}.`);
+  add();
+  add('### Every trial');
+  add();
+  add('<details><summary>round, path, worker, requests/s, p50, p99, CPU per request, requests, load</summary>');
+  add();
+  add('| round | path | worker | requests/s | p50 ms | p99 ms | CPU ms/req worker | CPU ms/req all | CPU ms/req load generator | requests | load 1 min |');
+  add('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const t of trials) add(`| ${t.round} | ${t.path} | ${t.worker} | ${fmt(t.rps)} | ${fmt(t.p50, 2)} | ${fmt(t.p99, 2)} | ${fmt(t.cpuWorker, 2)} | ${fmt(t.cpuAll, 2)} | ${fmt(t.cpuLoadgen, 2)} | ${t.n} | ${t.load.toFixed(2)} |`);
+  add();
+  add('</details>');
+  add();
+  add('### Answers checked before timing');
+  add();
+  for (const w of WORKERS) add(`- ${w.name}: ${JSON.stringify(checks[w.name])}`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const started = new Date();
+  const command = process.env.BENCH_COMMAND ?? 'bash bench/run.sh';
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-bench-'));
+  const loads = [os.loadavg()[0]];
+  const info = machine();
+  console.error(`[bench] ${info.nproc} CPUs, ${info.model}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+  const bundles = {};
+  for (const w of WORKERS) {
+    bundles[w.name] = dryRun(w, dir);
+    console.error(`[bench] bundle ${w.name}: ${kib(bundles[w.name].raw)} KiB raw, ${kib(bundles[w.name].gzip)} KiB gzip`);
+  }
+
+  const workers = [];
+  try {
+    for (const w of WORKERS) {
+      workers.push(await startWorker(w, dir));
+      console.error(`[bench] ${w.name} ready at ${workers.at(-1).url}`);
+    }
+    const checks = { eventBytes: Buffer.byteLength(makeEvent('size')) };
+    for (const w of workers) checks[w.name] = await check(w);
+    const bad = workers.filter((w) => !w.floor).filter((w) => {
+      const c = checks[w.name];
+      return c.health[0] !== 200 || c.accept[0] !== 200 || !c.accept[1].includes('"duplicate":false') ||
+        c.redelivery[0] !== 200 || !c.redelivery[1].includes('"duplicate":true') || c.reject[0] !== 400;
+    });
+    if (bad.length) throw new Error(`unexpected answers: ${JSON.stringify(checks)}`);
+
+    // Warm-up: every path on every worker, also to size the accept pools.
+    const rate = {};
+    for (const w of workers) {
+      for (const p of PATHS) {
+        const t = await trial(w, p, WARMUP_SECONDS, 2000);
+        rate[`${w.name}/${p}`] = t.rps;
+        console.error(`[bench] warm-up ${w.name} ${p}: ${t.rps.toFixed(0)} req/s`);
+      }
+    }
+
+    const trials = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const p of PATHS) {
+        const order = workers.map((_, i) => workers[(i + round) % workers.length]);
+        for (const w of order) {
+          const t = await trial(w, p, SECONDS, rate[`${w.name}/${p}`] * 1.5);
+          loads.push(t.load);
+          trials.push({ round, path: p, worker: w.name, ...t });
+          console.error(`[bench] round ${round} ${p} ${w.name}: ${t.rps.toFixed(0)} req/s, p50 ${t.p50.toFixed(2)} ms, p99 ${t.p99.toFixed(2)} ms, CPU/req ${t.cpuWorker.toFixed(2)} ms (all ${t.cpuAll.toFixed(2)}), load ${t.load.toFixed(2)}${t.unexpected ? `, ${t.unexpected} UNEXPECTED ${JSON.stringify(t.statuses)}` : ''}`);
+        }
+      }
+    }
+    loads.push(os.loadavg()[0]);
+    const text = report({ started, finished: new Date(), info, loads, checks, trials, bundles, command });
+    console.log(text);
+    if (WRITE_RESULTS) {
+      const previous = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
+      const notes = previous.includes(NOTES_MARKER) ? previous.slice(previous.indexOf(NOTES_MARKER)) : `${NOTES_MARKER}\n`;
+      const head = '# Benchmark results\n\nThe figures section is written by `bash bench/run.sh` (bench/bench.mjs) and every figure in it comes from that run; the notes after it are kept across runs and name the run or command behind each figure they quote.\n\n';
+      writeFileSync(RESULTS, `${head}${text}\n\n${notes}`);
+      console.error(`[bench] wrote ${path.relative(ROOT, RESULTS)}`);
+    }
+    const total = trials.reduce((n, t) => n + t.unexpected, 0);
+    if (total) {
+      console.error(`[bench] ${total} unexpected answers`);
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const w of workers) await w.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
