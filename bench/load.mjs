@@ -8,6 +8,8 @@
 // Without --url it builds nothing and starts its own worker (wrangler dev, a fresh local KV)
 // from the current build/ (run scripts/build.sh first, or use bench/run.sh).
 
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { makeEvent, startWorker, stripe } from '../e2e/harness.mjs';
@@ -19,6 +21,7 @@ const { values: opts } = parseArgs({
     url: { type: 'string' },
     secret: { type: 'string', default: 'whsec_bench_load_1f2e3d' },
     admin: { type: 'string', default: 'bench-load-admin' },
+    'append-results': { type: 'string' },
   },
 });
 const total = Number(opts.events);
@@ -100,6 +103,25 @@ try {
   console.log(`events ${total}, connections ${connections}, ${seconds.toFixed(1)} s, ${(total / seconds).toFixed(0)} req/s`);
   console.log(`latency ms: p50 ${pct(50).toFixed(1)}, p90 ${pct(90).toFixed(1)}, p99 ${pct(99).toFixed(1)}, max ${sorted.at(-1).toFixed(1)}`);
   console.log(`non-2xx: ${non2xx}; recorded: ${total - missing} of ${total}; missing: ${missing}`);
+  if (opts['append-results']) {
+    const [load1] = os.loadavg();
+    // The load section is the file's last: replaced by each run, the rest kept.
+    const file = opts['append-results'];
+    const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const cut = before.indexOf('\n## Load: ');
+    writeFileSync(file, (cut === -1 ? before : before.slice(0, cut)).trimEnd() + '\n' + [
+      '',
+      '## Load: signed deliveries until every event is recorded',
+      '',
+      `\`node bench/load.mjs --events ${total} --connections ${connections}\` (part of \`bash bench/run.sh\`), ${new Date().toISOString()}, load average ${load1.toFixed(2)} at the end.`,
+      'Half `identity.verification_session.requires_input` (handled: session, user and outbox records written), half `customer.updated` (ignored: the event record only); each signed with the SDK beforehand; one local workerd (`wrangler dev`, local KV).',
+      '',
+      '| events | connections | seconds | requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | recorded |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| ${total} | ${connections} | ${seconds.toFixed(1)} | ${(total / seconds).toFixed(0)} | ${pct(50).toFixed(1)} | ${pct(90).toFixed(1)} | ${pct(99).toFixed(1)} | ${sorted.at(-1).toFixed(1)} | ${non2xx} | ${total - missing} of ${total} |`,
+      '',
+    ].join('\n'));
+  }
   process.exitCode = non2xx === 0 && missing === 0 ? 0 : 1;
 } finally {
   await worker.stop();
