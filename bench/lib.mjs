@@ -3,12 +3,12 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Stripe from 'stripe';
+import { freePort } from '../e2e/harness.mjs';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
@@ -94,18 +94,6 @@ export function signedRequest(body, secret) {
 }
 
 // ---------------------------------------------------------------- workers
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const running = new Set();
 function killGroup(child, signal) {

@@ -4,8 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createStandIn } from '../standin/server.mjs';
-import { adminGet, adminPost, connectStandIn, deliver, makeEvent, startSink, startWorker } from './harness.mjs';
+import { adminGet, adminPost, connectStandIn, deliver, makeEvent, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_billing_5e1a7d';
 const ADMIN = 'e2e-billing-admin-2b8f';
@@ -13,29 +12,21 @@ const STRIPE_KEY = 'sk_test_e2e_billing_3c9d41';
 const CARD_OK = '4242424242424242';
 
 describe('saving a card and charging it later', () => {
-  let standIn;
+  let stack;
   let stripeBase;
   let worker;
   let sink;
 
   before(async () => {
-    standIn = createStandIn();
-    stripeBase = await standIn.listen(0);
-    sink = await startSink();
-    // No APP_BASE_URL: Checkout returns to the worker's own origin.
-    worker = await startWorker({
-      STRIPE_API_BASE: stripeBase,
-      STRIPE_SECRET_KEY: STRIPE_KEY,
-      STRIPE_WEBHOOK_SECRET: SECRET,
-      ADMIN_TOKEN: ADMIN,
-      NOTIFY_URL: sink.url,
-    });
+    // No APP_BASE_URL: Checkout returns to the worker's own origin. The stand-in's own
+    // deliveries are off: each test delivers the events it needs.
+    stack = await startStack(
+      { STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN },
+      { connect: false },
+    );
+    ({ stripeBase, sink, worker } = stack);
   });
-  after(async () => {
-    await worker?.stop();
-    await standIn?.close();
-    await sink?.close();
-  });
+  after(() => stack?.stop());
 
   const requests = async () => (await fetch(`${stripeBase}/_test/requests`)).json();
   const objects = async () => (await fetch(`${stripeBase}/_test/objects`)).json();

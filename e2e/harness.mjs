@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
+import { createStandIn } from '../standin/server.mjs';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
@@ -185,4 +186,40 @@ export async function adminPost(worker, route, token, body) {
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${worker.url}${route}`, { method: 'POST', headers, body: JSON.stringify(body) });
   return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
+}
+
+/** A deterministic shuffle (so a failure can be replayed from its seed). */
+export function shuffled(items, seed) {
+  const out = [...items];
+  let state = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/**
+ * The usual end-to-end setup: the Stripe stand-in, a notification sink, and the worker with
+ * `settings` plus STRIPE_API_BASE and NOTIFY_URL pointing at them; the stand-in delivers its
+ * events to the worker signed with `settings.STRIPE_WEBHOOK_SECRET` unless `connect` is false.
+ */
+export async function startStack(settings, { connect = true } = {}) {
+  const standIn = createStandIn();
+  const stripeBase = await standIn.listen(0);
+  const sink = await startSink();
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, ...settings });
+  if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
+  return {
+    standIn,
+    stripeBase,
+    sink,
+    worker,
+    async stop() {
+      await worker.stop();
+      await sink.close();
+      await standIn.close();
+    },
+  };
 }

@@ -4,37 +4,27 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createStandIn } from '../standin/server.mjs';
-import { adminGet, adminPost, connectStandIn, deliver, makeEvent, startSink, startWorker } from './harness.mjs';
+import { adminGet, adminPost, deliver, makeEvent, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_identity';
 const ADMIN = 'e2e-identity-admin';
 
 describe('Identity verification under workerd', () => {
-  let standIn;
+  let stack;
   let stripeBase;
   let sink;
   let worker;
 
   before(async () => {
-    standIn = createStandIn();
-    stripeBase = await standIn.listen(0);
-    sink = await startSink();
-    worker = await startWorker({
-      STRIPE_API_BASE: stripeBase,
+    stack = await startStack({
       STRIPE_SECRET_KEY: 'sk_test_e2e_identity',
       STRIPE_WEBHOOK_SECRET: SECRET,
       ADMIN_TOKEN: ADMIN,
-      NOTIFY_URL: sink.url,
       IDENTITY_MAX_ATTEMPTS: '3',
     });
-    await connectStandIn(stripeBase, worker, SECRET);
+    ({ stripeBase, sink, worker } = stack);
   });
-  after(async () => {
-    await worker?.stop();
-    await sink?.close();
-    await standIn?.close();
-  });
+  after(() => stack?.stop());
 
   const create = (body) => adminPost(worker, '/identity/verification-sessions', ADMIN, body);
   const user = async (id) => (await adminGet(worker, `/identity/users/${id}`, ADMIN)).body;

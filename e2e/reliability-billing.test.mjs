@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createStandIn } from '../standin/server.mjs';
-import { adminGet, adminPost, deliver, startSink, startWorker, stripe } from './harness.mjs';
+import { adminGet, adminPost, deliver, startSink, startWorker, stripe, shuffled } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_rel_billing_41c7';
 const RECORDER_SECRET = 'whsec_e2e_rel_recorder_9b02';
@@ -16,18 +16,6 @@ const ADMIN = 'e2e-rel-billing-admin-6f3a';
 const STRIPE_KEY = 'sk_test_e2e_rel_billing_d28e';
 const CARD_OK = '4242424242424242';
 const CARD_DECLINED = '4000000000009995';
-
-/** A deterministic shuffle (so a failure can be replayed). */
-function shuffled(items, seed) {
-  const out = [...items];
-  let state = seed;
-  for (let i = out.length - 1; i > 0; i--) {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    const j = state % (i + 1);
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
 
 const ORDERS = {
   in_order: (events) => events,

@@ -4,22 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, deliver, makeEvent, startSink, startWorker } from './harness.mjs';
+import { adminGet, deliver, makeEvent, startSink, startWorker, shuffled } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_reliability_7d1e';
 const ADMIN = 'e2e-reliability-admin';
-
-/** A deterministic shuffle (so a failure can be replayed). */
-function shuffled(items, seed) {
-  const out = [...items];
-  let state = seed;
-  for (let i = out.length - 1; i > 0; i--) {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    const j = state % (i + 1);
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
 
 function vs(id, user, status, code, created) {
   return {

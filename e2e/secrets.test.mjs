@@ -4,8 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createStandIn } from '../standin/server.mjs';
-import { connectStandIn, makeEvent, startSink, startWorker, stripe } from './harness.mjs';
+import { makeEvent, startStack, stripe } from './harness.mjs';
 import { runTool } from './tools.mjs';
 
 const STRIPE_KEY = 'sk_test_CANARYstripekey7f3a9c';
@@ -15,30 +14,21 @@ const ADMIN = 'CANARY-admin-token-8e2d41';
 const SECRETS = [STRIPE_KEY, CURRENT, PREVIOUS, ADMIN];
 
 describe('secrets never leave the worker', () => {
-  let standIn;
+  let stack;
   let stripeBase;
   let sink;
   let worker;
   const seen = []; // every response: status, headers and body text
 
   before(async () => {
-    standIn = createStandIn();
-    stripeBase = await standIn.listen(0);
-    sink = await startSink();
-    worker = await startWorker({
-      STRIPE_API_BASE: stripeBase,
+    stack = await startStack({
       STRIPE_SECRET_KEY: STRIPE_KEY,
       STRIPE_WEBHOOK_SECRET: `${CURRENT},${PREVIOUS}`,
       ADMIN_TOKEN: ADMIN,
-      NOTIFY_URL: sink.url,
     });
-    await connectStandIn(stripeBase, worker, CURRENT);
+    ({ stripeBase, sink, worker } = stack);
   });
-  after(async () => {
-    await worker?.stop();
-    await sink?.close();
-    await standIn?.close();
-  });
+  after(() => stack?.stop());
 
   async function call(path, { method = 'GET', json, form, headers = {}, admin = true } = {}) {
     const h = { ...headers };
