@@ -429,6 +429,28 @@ mod tests {
         rest.find('/').map_or("", |i| &rest[i..])
     }
 
+    /// Stripe as in [`stripe`], except that a request whose path `at` accepts is answered
+    /// `status` with `body`.
+    fn stripe_failing(at: fn(&str) -> bool, status: u16, body: &'static str) -> FakeTransport {
+        FakeTransport::new(move |request| {
+            if at(path(request)) {
+                Ok(FakeTransport::json(status, body))
+            } else {
+                stripe(request)
+            }
+        })
+    }
+
+    /// `checkout.session.completed` for the setup session `cs_1`, which had no customer.
+    fn setup_completed(event_id: &str) -> Event {
+        event(
+            event_id,
+            CHECKOUT_SESSION_COMPLETED,
+            NOW,
+            completed("cs_1", None, "seti_1"),
+        )
+    }
+
     /// Stripe as the handlers need it. A session `cs_cust` had a customer, `cs_1` none;
     /// the card `pm_decline` is declined off-session.
     fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
@@ -524,12 +546,7 @@ mod tests {
     fn the_webhook_creates_a_customer_attaches_and_records_once() {
         let store = MemoryStore::new();
         let transport = FakeTransport::new(stripe);
-        let e = event(
-            "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
-        );
+        let e = setup_completed("evt_1");
         let outcome = run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
         assert_eq!(outcome, Outcome::Handled);
         assert_eq!(
@@ -566,12 +583,7 @@ mod tests {
         assert_eq!(checkout.customer.as_deref(), Some("cus_new"));
 
         // Another delivery of the completion (a new event id, so not deduped by id): no call.
-        let again = event(
-            "evt_2",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
-        );
+        let again = setup_completed("evt_2");
         run(&store, &transport, |s| block_on(handle(&again, s))).unwrap();
         assert_eq!(transport.calls().len(), 3);
     }
@@ -600,12 +612,7 @@ mod tests {
         // Webhook alone.
         let by_webhook = MemoryStore::new();
         let webhook_transport = FakeTransport::new(stripe);
-        let e = event(
-            "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
-        );
+        let e = setup_completed("evt_1");
         run(&by_webhook, &webhook_transport, |s| block_on(handle(&e, s))).unwrap();
 
         // Success page first, in one retrieval, then the webhook.
@@ -653,22 +660,12 @@ mod tests {
     #[test]
     fn a_stripe_outage_is_retryable_and_the_retry_reuses_the_keys() {
         let store = MemoryStore::new();
-        let down = FakeTransport::new(|request| {
-            if path(request).ends_with("/attach") {
-                Ok(FakeTransport::json(
-                    500,
-                    r#"{"error":{"type":"api_error"}}"#,
-                ))
-            } else {
-                stripe(request)
-            }
-        });
-        let e = event(
-            "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
+        let down = stripe_failing(
+            |path| path.ends_with("/attach"),
+            500,
+            r#"{"error":{"type":"api_error"}}"#,
         );
+        let e = setup_completed("evt_1");
         let failure = run(&store, &down, |s| block_on(handle(&e, s))).unwrap_err();
         assert_eq!(failure.step, "attach");
         assert!(failure.is_retryable());
@@ -690,22 +687,12 @@ mod tests {
     #[test]
     fn a_refused_write_is_final_and_a_store_outage_retryable() {
         let store = MemoryStore::new();
-        let refusing = FakeTransport::new(|request| {
-            if path(request) == "/v1/customers" {
-                Ok(FakeTransport::json(
-                    400,
-                    r#"{"error":{"type":"invalid_request_error","message":"Invalid email"}}"#,
-                ))
-            } else {
-                stripe(request)
-            }
-        });
-        let e = event(
-            "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
+        let refusing = stripe_failing(
+            |path| path == "/v1/customers",
+            400,
+            r#"{"error":{"type":"invalid_request_error","message":"Invalid email"}}"#,
         );
+        let e = setup_completed("evt_1");
         let failure = run(&store, &refusing, |s| block_on(handle(&e, s))).unwrap_err();
         assert_eq!(
             (failure.step, failure.is_retryable()),
@@ -741,19 +728,12 @@ mod tests {
     #[test]
     fn an_answer_of_the_wrong_shape_is_a_bad_response_not_a_success() {
         let store = MemoryStore::new();
-        let odd = FakeTransport::new(|request| {
-            if path(request) == "/v1/customers" {
-                Ok(FakeTransport::json(200, r#"{"object":"customer","id":5}"#))
-            } else {
-                stripe(request)
-            }
-        });
-        let e = event(
-            "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
-            NOW,
-            completed("cs_1", None, "seti_1"),
+        let odd = stripe_failing(
+            |path| path == "/v1/customers",
+            200,
+            r#"{"object":"customer","id":5}"#,
         );
+        let e = setup_completed("evt_1");
         let failure = run(&store, &odd, |s| block_on(handle(&e, s))).unwrap_err();
         assert_eq!(failure.step, "create_customer");
         assert_eq!(
