@@ -192,6 +192,12 @@ fn parse_url(name: &'static str, value: &str, shape: UrlShape) -> Result<String,
     }
 }
 
+/// Whether a URL a request hands us (e.g. a `return_url`) follows the same rules as the URL
+/// settings: `https://`, or `http://` to a loopback host, absolute, no credentials, no spaces.
+pub fn is_allowed_url(value: &str) -> bool {
+    value.len() <= 2048 && parse_url("url", value, UrlShape::Endpoint).is_ok()
+}
+
 fn is_loopback(authority: &str) -> bool {
     let host = match authority.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or(""),

@@ -159,6 +159,7 @@ pub mod keys {
 pub struct MemoryStore {
     entries: RefCell<BTreeMap<String, (String, Option<u64>)>>,
     failing: RefCell<bool>,
+    failing_writes: RefCell<Option<String>>,
 }
 
 impl MemoryStore {
@@ -169,6 +170,12 @@ impl MemoryStore {
     /// From now on every call fails as if KV were down (or recovers with `false`).
     pub fn set_failing(&self, failing: bool) {
         *self.failing.borrow_mut() = failing;
+    }
+
+    /// From now on writes to keys starting with `prefix` fail (a KV write failing in the
+    /// middle of a flow); `None` recovers.
+    pub fn fail_writes_to(&self, prefix: Option<&str>) {
+        *self.failing_writes.borrow_mut() = prefix.map(str::to_owned);
     }
 
     pub fn len(&self) -> usize {
@@ -209,6 +216,13 @@ impl Store for MemoryStore {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
         self.check()?;
+        if let Some(prefix) = self.failing_writes.borrow().as_deref() {
+            if key.starts_with(prefix) {
+                return Err(StoreError::Unavailable(format!(
+                    "injected write failure: {key}"
+                )));
+            }
+        }
         self.entries
             .borrow_mut()
             .insert(key.to_owned(), (value.to_owned(), ttl_seconds));

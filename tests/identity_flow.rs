@@ -370,6 +370,9 @@ fn invalid_creation_requests_are_400() {
         json!({"user_id": "a:b"}),
         json!({"user_id": "u", "type": "selfie"}),
         json!({"user_id": "u", "return_url": "http://example.com/back"}),
+        json!({"user_id": "u", "return_url": "http://127.0.0.1.evil.test/back"}),
+        json!({"user_id": "u", "return_url": "http://localhost@evil.test/back"}),
+        json!({"user_id": "u", "idempotency_key": "k".repeat(101)}),
     ] {
         let trace = Trace::new();
         let services = Services::new(&*world.store, &world.transport, &world.config, NOW, &trace);
@@ -462,5 +465,50 @@ fn a_caller_key_names_the_creation() {
     assert_eq!(
         world.transport.sent()[0].header("idempotency-key"),
         Some("identity.u_7.key:signup-1")
+    );
+}
+
+#[test]
+fn a_notification_is_not_lost_when_a_later_write_fails() {
+    for failing in ["identity:user:", "identity:session:"] {
+        let world = World::new("3", Some(SINK));
+        world.create("u_8").unwrap();
+        let verified = event(
+            "evt_v8",
+            "verified",
+            NOW + 5,
+            session("vs_1", Some("u_8"), "verified", None),
+        );
+        world.store.fail_writes_to(Some(failing));
+        let error = AppError::from(world.deliver(&verified).unwrap_err());
+        assert_eq!(error.status(), 503, "{failing}");
+        world.store.fail_writes_to(None);
+        assert_eq!(world.deliver(&verified).unwrap().outcome, Outcome::Handled);
+        assert_eq!(world.user("u_8")["status"], "verified");
+        let sent: Vec<Value> = world
+            .sink
+            .borrow()
+            .iter()
+            .filter(|n| n["kind"] == "identity.verified")
+            .cloned()
+            .collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "{failing}: exactly one verified notification, {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn a_creation_retried_after_a_record_write_failed_reuses_the_session() {
+    let world = World::new("3", None);
+    world.store.fail_writes_to(Some("identity:session:"));
+    assert_eq!(world.create("u_9").unwrap_err().status(), 503);
+    world.store.fail_writes_to(None);
+    let retried = world.create("u_9").unwrap();
+    assert_eq!(
+        (retried["id"].as_str(), retried["attempts"].as_i64()),
+        (Some("vs_1"), Some(1))
     );
 }

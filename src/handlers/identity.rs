@@ -89,8 +89,16 @@ pub async fn handle<S: Store, T: Transport>(
         ));
         return Ok(Outcome::Handled);
     };
-    // The user first: a redelivery after a failure between the two writes then finds the
-    // session not yet updated and applies the event again.
+    // The notification first: its outbox record makes it once, and a redelivery after a
+    // failure of a later write computes the same notice again (nothing it depends on was
+    // stored yet). Then the user, then the session: a redelivery after a failure between
+    // those two finds the session not yet updated and applies the event again.
+    if let Some(notice) = transition.notice {
+        services
+            .notify(notification(&event.id, notice))
+            .await
+            .step("notify")?;
+    }
     if let Some(user) = &transition.user {
         keys::identity_user(&user.user_id)
             .save(store, user, None)
@@ -101,12 +109,6 @@ pub async fn handle<S: Store, T: Transport>(
         .save(store, &session_record, None)
         .await
         .step("save_session")?;
-    if let Some(notice) = transition.notice {
-        services
-            .notify(notification(&event.id, notice))
-            .await
-            .step("notify")?;
-    }
     Ok(Outcome::Handled)
 }
 
@@ -172,19 +174,15 @@ impl CreateSession {
             return Err(CreateError::Invalid("type must be document or id_number"));
         }
         if let Some(key) = &self.idempotency_key {
-            if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            // With its `identity.{user_id}.key:` prefix it stays within Stripe's 255.
+            if key.is_empty() || key.len() > 100 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(CreateError::Invalid(
-                    "idempotency_key must be 1-200 printable ASCII characters",
+                    "idempotency_key must be 1-100 printable ASCII characters",
                 ));
             }
         }
         if let Some(url) = &self.return_url {
-            let loopback =
-                url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
-            if !(url.starts_with("https://") || loopback)
-                || url.len() > 2048
-                || url.contains(char::is_whitespace)
-            {
+            if !crate::config::is_allowed_url(url) {
                 return Err(CreateError::Invalid(
                     "return_url must be an https URL (http only for loopback)",
                 ));
@@ -237,7 +235,8 @@ pub async fn create_session<S: Store, T: Transport>(
         user.last_error = None;
         user.updated_at = user.updated_at.max(services.now);
     }
-    user_key.save(store, &user, None).await?;
+    // The session record first and the user (whose `created_here` numbers the next key)
+    // last: a retry after a failure in between reuses this creation's key and session.
     let session_key = keys::identity_session(&session.id);
     if readable(session_key.load(store).await)?.is_none() {
         let record = identity::SessionRecord {
@@ -253,6 +252,7 @@ pub async fn create_session<S: Store, T: Transport>(
         };
         session_key.save(store, &record, None).await?;
     }
+    user_key.save(store, &user, None).await?;
     Ok(Created {
         id: session.id,
         url: session.url,
