@@ -119,6 +119,31 @@ impl AppError {
         }
     }
 
+    /// What the operator's log gets: the whole error, except that a Stripe error is reduced to
+    /// its status, type, code and request id. Stripe's message can quote what was sent (an
+    /// email address), and the log must carry no personal data.
+    pub fn log_text(&self) -> String {
+        let Self::Stripe(e) = self else {
+            return self.to_string();
+        };
+        let Some(api) = e.api_error() else {
+            return e.to_string();
+        };
+        let mut text = format!(
+            "{}: Stripe answered {} {}",
+            self.code(),
+            api.status,
+            api.error_type
+        );
+        if let Some(code) = &api.code {
+            text.push_str(&format!(" ({code})"));
+        }
+        if let Some(id) = &api.request_id {
+            text.push_str(&format!(", request {id}"));
+        }
+        text
+    }
+
     /// `{"error":{"code":…,"message":…}}`
     pub fn body(&self) -> String {
         serde_json::json!({ "error": { "code": self.code(), "message": self.public_message() } })
@@ -258,6 +283,24 @@ mod tests {
         assert!(!AppError::from(StripeError::Api(api(401)))
             .public_message()
             .contains("cus_x"));
+    }
+
+    #[test]
+    fn the_log_text_of_a_stripe_error_leaves_out_its_message() {
+        let mut api: crate::stripe::ApiError = serde_json::from_str(
+            r#"{"type":"invalid_request_error","code":"email_invalid","message":"Invalid email address: jane@example.com"}"#,
+        )
+        .unwrap();
+        api.status = 400;
+        api.request_id = Some("req_123".into());
+        let text = AppError::from(StripeError::Api(Box::new(api))).log_text();
+        assert_eq!(
+            text,
+            "stripe_invalid_request: Stripe answered 400 invalid_request_error (email_invalid), request req_123"
+        );
+        assert!(AppError::from(ConfigError::Missing("ADMIN_TOKEN"))
+            .log_text()
+            .contains("ADMIN_TOKEN"));
     }
 
     #[test]

@@ -130,8 +130,8 @@ mod glue {
             Ok(response) => response?,
             Err(error) => {
                 if error.status() >= 500 {
-                    // The full error (not the public message) goes to the operator's log.
-                    console_error!("{{\"error\":{:?}}}", error.to_string());
+                    // More than the public message, less than Stripe's (see `log_text`).
+                    console_error!("{{\"error\":{:?}}}", error.log_text());
                 }
                 log.error = Some(error.code());
                 routes::error_response(&error)?

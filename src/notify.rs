@@ -90,11 +90,7 @@ pub async fn send(
     now: i64,
 ) -> Result<Notification, StoreError> {
     let key = keys::notification(&notification.id);
-    let existing = match key.load(store).await {
-        Ok(existing) => existing,
-        Err(StoreError::Corrupt { .. }) => None,
-        Err(unavailable) => return Err(unavailable),
-    };
+    let existing = key.load_tolerant(store).await?;
     if let Some(done) = existing.as_ref().filter(|n| n.delivered) {
         return Ok(done.clone());
     }

@@ -103,6 +103,18 @@ impl<T: DeserializeOwned> Key<T> {
     }
 }
 
+impl<T: DeserializeOwned> Key<T> {
+    /// Like [`Key::load`], but a value that does not decode counts as absent: the flow that
+    /// reads it rewrites it (every effect being idempotent) instead of being blocked by it for
+    /// Stripe's whole retry window. A failing store is still an error.
+    pub async fn load_tolerant(&self, store: &impl Store) -> Result<Option<T>, StoreError> {
+        match self.load(store).await {
+            Err(StoreError::Corrupt { .. }) => Ok(None),
+            other => other,
+        }
+    }
+}
+
 impl<T: Serialize> Key<T> {
     pub async fn save(
         &self,

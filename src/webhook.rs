@@ -118,13 +118,9 @@ pub async fn receive<S: Store, T: Transport>(
     let store = services.store;
 
     let key = keys::event(&event.id);
-    let previous = match key.load(store).await {
-        Ok(previous) => previous,
-        // An unreadable record must not block the event for Stripe's whole retry window:
-        // it is handled again (every effect is idempotent) and the record rewritten.
-        Err(StoreError::Corrupt { .. }) => None,
-        Err(unavailable) => return Err(unavailable.into()),
-    };
+    // An unreadable record must not block the event for Stripe's whole retry window: it is
+    // handled again (every effect is idempotent) and the record rewritten.
+    let previous = key.load_tolerant(store).await?;
     if let Some(record) = previous.filter(|r| r.outcome.is_final()) {
         return Ok(Receipt {
             event_id: event.id,
@@ -162,9 +158,11 @@ pub async fn receive<S: Store, T: Transport>(
         Some(failure) if failure.is_retryable() => return Err(failure.into()),
         // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops,
         // with the failure on record and in the log for an operator.
-        Some(failure) => services
-            .trace
-            .note(format!("event {} failed for good: {failure}", event.id)),
+        Some(failure) => services.trace.note(format!(
+            "event {} failed for good: {}",
+            event.id,
+            failure.summary()
+        )),
         None => {}
     }
     saved?;

@@ -13,7 +13,7 @@ use crate::objects::{
     CheckoutSession, Customer, Expandable, PaymentIntent, PaymentMethod, SetupIntent,
 };
 use crate::services::Services;
-use crate::store::{keys, Key, Store, StoreError};
+use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, StripeError, StripeRequest, Transport};
 use crate::webhook::Outcome;
 use serde_json::value::RawValue;
@@ -89,18 +89,6 @@ fn decode_raw<R: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<R, AppEr
     })
 }
 
-/// A record that does not decode is treated as absent: it is rewritten by the flow (every
-/// Stripe write is idempotent) instead of blocking it.
-async fn load_tolerant<T: serde::de::DeserializeOwned>(
-    key: &Key<T>,
-    store: &impl Store,
-) -> Result<Option<T>, StoreError> {
-    match key.load(store).await {
-        Err(StoreError::Corrupt { .. }) => Ok(None),
-        other => other,
-    }
-}
-
 /// What completing a setup session left: the checkout record, and the customer record when
 /// this call wrote it (`None` when the completion was already recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +108,8 @@ pub async fn complete_setup<S: Store, T: Transport>(
 ) -> Result<SetupDone, StepError> {
     let store = services.store;
     let checkout_key = keys::checkout(&session.id);
-    let existing = load_tolerant(&checkout_key, store)
+    let existing = checkout_key
+        .load_tolerant(store)
         .await
         .step("load_checkout")?;
     if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
@@ -197,7 +186,7 @@ async fn record_recovery<S: Store, T: Transport>(
     }
     let store = services.store;
     let key = keys::charge(pi_id);
-    let existing = load_tolerant(&key, store).await.step("load_charge")?;
+    let existing = key.load_tolerant(store).await.step("load_charge")?;
     if let Some(record) = ChargeRecord::recovered(existing.as_ref(), session, at) {
         key.save(store, &record, None).await.step("save_charge")?;
     }
@@ -223,7 +212,7 @@ async fn update_charge<S: Store, T: Transport>(
     }
     let store = services.store;
     let key = keys::charge(&pi.id);
-    let Some(existing) = load_tolerant(&key, store).await.step("load_charge")? else {
+    let Some(existing) = key.load_tolerant(store).await.step("load_charge")? else {
         return Ok(Outcome::Ignored);
     };
     if let Some(next) = existing.apply_event(pi, error, created) {
@@ -244,7 +233,9 @@ pub async fn create_charge<S: Store, T: Transport>(
 ) -> Result<ChargeRecord, AppError> {
     let store = services.store;
     let now = services.now;
-    let customer = load_tolerant(&keys::customer(&request.customer), store).await?;
+    let customer = keys::customer(&request.customer)
+        .load_tolerant(store)
+        .await?;
     let payment_method = request.payment_method(customer.as_ref())?;
     let intent = request.to_stripe(payment_method, request.key(random));
     let description = request.description.as_deref();
@@ -270,7 +261,7 @@ pub async fn create_charge<S: Store, T: Transport>(
         ));
     }
     let key = keys::charge(&answer.id);
-    let existing = load_tolerant(&key, store).await?;
+    let existing = key.load_tolerant(store).await?;
     let merged = ChargeRecord::merge_answer(existing.clone(), answer);
     let mut record = match existing {
         // A repeat that adds nothing writes nothing: it could erase a paid recovery recorded
@@ -317,7 +308,7 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
     session_id: &str,
 ) -> Result<SuccessView, AppError> {
     let store = services.store;
-    let existing = load_tolerant(&keys::checkout(session_id), store).await?;
+    let existing = keys::checkout(session_id).load_tolerant(store).await?;
     if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
         return card_saved(services, done, None).await;
     }
@@ -355,7 +346,9 @@ async fn card_saved<S: Store, T: Transport>(
     let customer = match customer {
         Some(record) => Some(record),
         None if is_stripe_id(&customer_id) => {
-            load_tolerant(&keys::customer(&customer_id), services.store).await?
+            keys::customer(&customer_id)
+                .load_tolerant(services.store)
+                .await?
         }
         None => None,
     };
@@ -412,7 +405,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::services::Trace;
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, StoreError};
     use crate::stripe::{HttpRequest, HttpResponse, Method, SendFailure};
     use crate::testing::FakeTransport;
     use pollster::block_on;

@@ -9,7 +9,7 @@ use crate::identity::{self, Incoming, Refusal, SessionEvent, UserNotice, UserRec
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
 use crate::services::Services;
-use crate::store::{keys, Store, StoreError};
+use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey, Transport};
 use crate::webhook::Outcome;
 
@@ -31,15 +31,6 @@ pub const EVENT_TYPES: &[&str] = &[
     REDACTED,
 ];
 
-/// A corrupt record is replaced rather than blocking the user for good; the event or the
-/// route rebuilds it from what Stripe sent.
-fn readable<T>(loaded: Result<Option<T>, StoreError>) -> Result<Option<T>, StoreError> {
-    match loaded {
-        Err(StoreError::Corrupt { .. }) => Ok(None),
-        other => other,
-    }
-}
-
 pub async fn handle<S: Store, T: Transport>(
     event: &Event,
     services: &Services<'_, S, T>,
@@ -56,12 +47,16 @@ pub async fn handle<S: Store, T: Transport>(
     }
     let store = services.store;
     let session_key = keys::identity_session(&session.id);
-    let stored_session = readable(session_key.load(store).await).step("load_session")?;
+    let stored_session = session_key
+        .load_tolerant(store)
+        .await
+        .step("load_session")?;
     let user_id = identity::user_of(&session, stored_session.as_ref());
     let stored_user = match &user_id {
-        Some(user_id) => {
-            readable(keys::identity_user(user_id).load(store).await).step("load_user")?
-        }
+        Some(user_id) => keys::identity_user(user_id)
+            .load_tolerant(store)
+            .await
+            .step("load_user")?,
         None => None,
     };
     let max_attempts = services.config.identity_max_attempts;
@@ -200,7 +195,7 @@ pub async fn create_session<S: Store, T: Transport>(
     request.validate().map_err(AppError::from)?;
     let store = services.store;
     let user_key = keys::identity_user(&request.user_id);
-    let user = readable(user_key.load(store).await)?;
+    let user = user_key.load_tolerant(store).await?;
     let max_attempts = services.config.identity_max_attempts;
     identity::may_create(user.as_ref(), max_attempts).map_err(CreateError::from)?;
     // One key per user and creation: a double submit, or the app retrying after a failure
@@ -223,8 +218,10 @@ pub async fn create_session<S: Store, T: Transport>(
         ))
         .await?;
     // Read again: the session's `created` event may have been handled meanwhile.
-    let mut user =
-        readable(user_key.load(store).await)?.unwrap_or_else(|| UserRecord::new(&request.user_id));
+    let mut user = user_key
+        .load_tolerant(store)
+        .await?
+        .unwrap_or_else(|| UserRecord::new(&request.user_id));
     if request.idempotency_key.is_none() {
         // A replay of creation n leaves the count at n.
         user.created_here = user.created_here.max(creation);
@@ -238,7 +235,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // The session record first and the user (whose `created_here` numbers the next key)
     // last: a retry after a failure in between reuses this creation's key and session.
     let session_key = keys::identity_session(&session.id);
-    if readable(session_key.load(store).await)?.is_none() {
+    if session_key.load_tolerant(store).await?.is_none() {
         let record = identity::SessionRecord {
             version: identity::SESSION_RECORD_VERSION,
             id: session.id.clone(),
