@@ -87,6 +87,25 @@ describe('saving a card and charging it later', () => {
   }
 
   describe('completion, with events delivered by the test', () => {
+    test('a setup session another integration created is left alone: ignored, no customer, 404 page', async () => {
+      const res = await fetch(`${stripeBase}/v1/checkout/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${STRIPE_KEY}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `foreign-${Date.now()}` },
+        body: new URLSearchParams({ mode: 'setup', currency: 'usd', success_url: 'https://other.example/ok', 'metadata[order]': '42' }).toString(),
+      });
+      assert.equal(res.status, 200);
+      const foreign = (await res.json()).id;
+      const events = await completeQuietly(foreign);
+      const completed = events.find((e) => e.type === 'checkout.session.completed');
+      const start = await count();
+      const delivered = await deliver(worker, completed, { secret: SECRET });
+      assert.equal(delivered.status, 200);
+      assert.equal((await adminGet(worker, `/events/${completed.id}`, ADMIN)).body.outcome, 'ignored');
+      assert.deepEqual(await since(start), [], 'no Stripe call for a session that is not ours');
+      assert.equal((await customersOf(foreign)).length, 0);
+      assert.equal((await success(foreign)).status, 404);
+    });
+
     test('webhook first, then the success page: one customer, one attach, no call from the page', async () => {
       const id = await createSession();
       const events = await completeQuietly(id);
@@ -326,7 +345,7 @@ describe('saving a card and charging it later', () => {
           line_items: [{ quantity: '1', price_data: { currency: 'eur', unit_amount: '2500', product_data: { name: `Order for ${declineCode}` } } }],
           success_url: `${worker.url}/success?session_id={CHECKOUT_SESSION_ID}`,
           cancel_url: `${worker.url}/`,
-          metadata: { payment_intent: pi },
+          metadata: { created_by: 'stripe-edge-webhooks', payment_intent: pi },
         });
 
         const charge = await adminGet(worker, `/charges/${pi}`, ADMIN);

@@ -69,6 +69,7 @@ describe('the Stripe client under workerd', () => {
       payment_method_types: ['card'],
       success_url: `${APP}/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${APP}/`,
+      metadata: { created_by: 'stripe-edge-webhooks' },
     });
     const second = await createSession();
     assert.equal(second.status, 303);

@@ -121,7 +121,7 @@ impl SetupRequest {
                 customer: self.customer.as_deref(),
                 success_url: &success_url,
                 cancel_url: &cancel_url,
-                metadata: &Metadata::new(),
+                metadata: &ours(),
             },
             key,
         )
@@ -151,6 +151,27 @@ impl CheckoutRecord {
 
 /// Metadata key on a recovery Checkout Session naming the declined PaymentIntent it pays for.
 pub const RECOVERS_METADATA: &str = "payment_intent";
+
+/// Metadata on every Checkout Session this service creates. Other integrations on the same
+/// Stripe account complete sessions too: only ours make this service create customers, attach
+/// cards or mark charges paid.
+pub const CREATED_BY_METADATA: &str = "created_by";
+pub const CREATED_BY: &str = "stripe-edge-webhooks";
+
+fn ours() -> Metadata {
+    let mut metadata = Metadata::new();
+    metadata.insert(CREATED_BY_METADATA.into(), CREATED_BY.into());
+    metadata
+}
+
+/// Whether this service created the session.
+pub fn is_ours(session: &CheckoutSession) -> bool {
+    session
+        .metadata
+        .get(CREATED_BY_METADATA)
+        .map(String::as_str)
+        == Some(CREATED_BY)
+}
 /// Stripe's largest amount (eight digits in the smallest unit).
 pub const MAX_AMOUNT: i64 = 99_999_999;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -609,7 +630,7 @@ impl ChargeRecord {
         let customer = self.customer.as_deref()?;
         let success_url = format!("{app_base_url}/success?session_id={SESSION_ID_PLACEHOLDER}");
         let cancel_url = format!("{app_base_url}/");
-        let mut metadata = Metadata::new();
+        let mut metadata = ours();
         metadata.insert(RECOVERS_METADATA.into(), self.id.clone());
         Some(calls::create_payment_session(
             &calls::PaymentSession {
@@ -884,6 +905,10 @@ mod tests {
         );
         assert!(body.contains("success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
         assert!(!body.contains("customer="), "{body}");
+        assert!(
+            body.contains("metadata[created_by]=stripe-edge-webhooks"),
+            "{body}"
+        );
     }
 
     fn session(json: serde_json::Value) -> CheckoutSession {
@@ -1357,6 +1382,7 @@ mod tests {
                 "https://app.test/success?session_id={CHECKOUT_SESSION_ID}",
             ),
             ("cancel_url", "https://app.test/"),
+            ("metadata[created_by]", "stripe-edge-webhooks"),
             ("metadata[payment_intent]", "pi_1"),
         ];
         assert_eq!(

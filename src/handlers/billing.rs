@@ -44,6 +44,13 @@ pub async fn handle<S: Store, T: Transport>(
             if !billing::is_prefixed_id(&session.id, "cs_") {
                 return Err(BillingError::InvalidSessionId).step("decode_session");
             }
+            if !billing::is_ours(&session) {
+                services.trace.note(format!(
+                    "checkout session {} was not created by this service; ignored",
+                    session.id
+                ));
+                return Ok(Outcome::Ignored);
+            }
             match session.mode.as_str() {
                 "setup" => {
                     complete_setup(services, &session).await?;
@@ -317,6 +324,9 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
         &calls::retrieve_checkout_session(session_id, true),
     )
     .await?;
+    if !billing::is_ours(&session) {
+        return Err(AppError::NotFound);
+    }
     match session.mode.as_str() {
         "setup" => {
             let done = complete_setup(services, &session)
@@ -455,15 +465,17 @@ mod tests {
             (Method::Get, "/v1/setup_intents/seti_c") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
             (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent") => ok(serde_json::json!({
                 "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete",
-                "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None)
+                "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None),
+                "metadata": {"created_by": "stripe-edge-webhooks"}
             })),
             (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent") => ok(serde_json::json!({
-                "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null
+                "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null,
+                "metadata": {"created_by": "stripe-edge-webhooks"}
             })),
             (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent") => ok(serde_json::json!({
                 "id": "cs_paid", "mode": "payment", "status": "complete", "payment_status": "paid",
                 "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
-                "metadata": {"payment_intent": "pi_1"}
+                "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
             })),
             (Method::Get, p) if p.starts_with("/v1/checkout/sessions/") => Ok(FakeTransport::json(
                 404,
@@ -487,7 +499,7 @@ mod tests {
             })),
             (Method::Post, "/v1/checkout/sessions") => ok(serde_json::json!({
                 "id": "cs_r", "mode": "payment", "status": "open", "url": "https://checkout.test/cs_r",
-                "customer": "cus_new", "metadata": {"payment_intent": "pi_1"}
+                "customer": "cus_new", "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
             })),
             (method, p) => panic!("unexpected {} {p}", method.as_str()),
         }
@@ -505,7 +517,7 @@ mod tests {
         serde_json::json!({
             "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
             "customer": customer, "customer_details": {"email": "a@example.com"},
-            "setup_intent": setup_intent
+            "setup_intent": setup_intent, "metadata": {"created_by": "stripe-edge-webhooks"}
         })
     }
 
@@ -648,6 +660,34 @@ mod tests {
             matches!(view, SuccessView::CardSaved { ref customer, .. } if customer == "cus_new")
         );
         assert_eq!(webhook_transport.calls().len(), 3);
+    }
+
+    #[test]
+    fn a_session_another_integration_created_is_left_alone() {
+        let store = MemoryStore::new();
+        let mut foreign = completed("cs_1", None, "seti_1");
+        foreign["metadata"] = serde_json::json!({"order": "42"});
+        let e = event("evt_f", CHECKOUT_SESSION_COMPLETED, NOW, foreign);
+        let outcome = run(&store, &FakeTransport::unreachable(), |s| {
+            block_on(handle(&e, s))
+        })
+        .unwrap();
+        assert_eq!(outcome, Outcome::Ignored);
+        assert!(store.is_empty());
+
+        let foreign_page = FakeTransport::new(|_| {
+            Ok(FakeTransport::json(
+                200,
+                r#"{"id":"cs_9","object":"checkout.session","mode":"setup","status":"complete","setup_intent":null,"metadata":{}}"#,
+            ))
+        });
+        let error = run(&store, &foreign_page, |s| {
+            block_on(complete_from_success_page(s, "cs_9"))
+        })
+        .unwrap_err();
+        assert_eq!(error.status(), 404);
+        assert_eq!(foreign_page.calls(), ["GET /v1/checkout/sessions/cs_9"]);
+        assert!(store.is_empty());
     }
 
     #[test]
@@ -915,7 +955,7 @@ mod tests {
             serde_json::json!({
                 "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
                 "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
-                "metadata": {"payment_intent": "pi_1"}
+                "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
             }),
         );
         block_on(handle(&paid, &services)).unwrap();
@@ -1046,7 +1086,7 @@ mod tests {
             serde_json::json!({
                 "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
                 "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
-                "metadata": {"payment_intent": "pi_1"}
+                "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
             }),
         );
         run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
