@@ -231,8 +231,19 @@ pub struct CustomerRecord {
     /// The Checkout Session that saved the default payment method.
     #[serde(default)]
     pub checkout_session: Option<String>,
+    /// That session's `created`: a card saved by an older session never replaces the card
+    /// of a newer one, whatever order their completions are handled in.
+    #[serde(default)]
+    pub saved_by_session_created: i64,
     /// Unix seconds of the last change.
     pub updated_at: i64,
+}
+
+impl CustomerRecord {
+    /// Whether `self` (about to be stored) should replace `stored`.
+    pub fn replaces(&self, stored: Option<&CustomerRecord>) -> bool {
+        stored.is_none_or(|stored| stored.saved_by_session_created <= self.saved_by_session_created)
+    }
 }
 
 /// Which customer the saved card belongs to.
@@ -248,6 +259,7 @@ pub enum CustomerStep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetupPlan {
     pub session_id: String,
+    pub session_created: i64,
     pub setup_intent: String,
     pub payment_method: String,
     /// Card details, when the SetupIntent came with its payment method expanded.
@@ -307,6 +319,7 @@ pub fn plan_setup(
     };
     Ok(SetupPlan {
         session_id: session.id.clone(),
+        session_created: session.created,
         setup_intent: setup_intent.id.clone(),
         payment_method,
         card,
@@ -354,6 +367,7 @@ impl SetupPlan {
             card_brand: card.and_then(|c| c.brand.clone()),
             card_last4: card.and_then(|c| c.last4.clone()),
             checkout_session: Some(self.session_id.clone()),
+            saved_by_session_created: self.session_created,
             updated_at: now,
         };
         let checkout = CheckoutRecord {
@@ -1216,6 +1230,7 @@ mod tests {
             card_brand: None,
             card_last4: None,
             checkout_session: None,
+            saved_by_session_created: 0,
             updated_at: 0,
         }
     }

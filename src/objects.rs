@@ -88,6 +88,9 @@ pub struct CustomerDetails {
 pub struct CheckoutSession {
     pub id: String,
     pub mode: String,
+    /// Unix seconds; orders two sessions that saved a card for the same customer.
+    #[serde(default)]
+    pub created: i64,
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]

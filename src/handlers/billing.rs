@@ -163,10 +163,22 @@ pub async fn complete_setup<S: Store, T: Transport>(
         None => None,
     };
     let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
-    keys::customer(&customer)
-        .save(store, &customer_record, None)
+    let customer_key = keys::customer(&customer);
+    let stored = customer_key
+        .load_tolerant(store)
         .await
-        .step("save_customer")?;
+        .step("load_customer")?;
+    if customer_record.replaces(stored.as_ref()) {
+        customer_key
+            .save(store, &customer_record, None)
+            .await
+            .step("save_customer")?;
+    } else {
+        services.trace.note(format!(
+            "customer {customer} keeps the card of a newer session than {}",
+            session.id
+        ));
+    }
     // Written last: once it says complete, a repeat does nothing.
     checkout_key
         .save(store, &checkout, None)
@@ -663,6 +675,53 @@ mod tests {
     }
 
     #[test]
+    fn a_card_saved_by_an_older_session_never_replaces_a_newer_one() {
+        let store = MemoryStore::new();
+        let session = |id: &str, created: i64, pm: &str| {
+            serde_json::json!({
+                "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
+                "created": created, "customer": "cus_x",
+                "setup_intent": {"id": format!("seti_{id}"), "status": "succeeded",
+                                 "customer": "cus_x", "payment_method": pm},
+                "metadata": {"created_by": "stripe-edge-webhooks"}
+            })
+        };
+        // The newer session's completion is handled first, the older one's after it.
+        for (event_id, id, created, pm) in [
+            ("evt_b", "cs_b", 200, "pm_b"),
+            ("evt_a", "cs_a", 100, "pm_a"),
+        ] {
+            let e = event(
+                event_id,
+                CHECKOUT_SESSION_COMPLETED,
+                NOW,
+                session(id, created, pm),
+            );
+            run(&store, &FakeTransport::unreachable(), |s| {
+                block_on(handle(&e, s))
+            })
+            .unwrap();
+        }
+        let customer = block_on(keys::customer("cus_x").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                customer.default_payment_method.as_deref(),
+                customer.checkout_session.as_deref()
+            ),
+            (Some("pm_b"), Some("cs_b"))
+        );
+        // Both sessions are still recorded as complete.
+        for id in ["cs_a", "cs_b"] {
+            assert!(block_on(keys::checkout(id).load(&store))
+                .unwrap()
+                .unwrap()
+                .is_completed_setup());
+        }
+    }
+
+    #[test]
     fn a_session_another_integration_created_is_left_alone() {
         let store = MemoryStore::new();
         let mut foreign = completed("cs_1", None, "seti_1");
@@ -787,6 +846,7 @@ mod tests {
             card_brand: None,
             card_last4: None,
             checkout_session: None,
+            saved_by_session_created: 0,
             updated_at: NOW,
         };
         block_on(keys::customer("cus_new").save(store, &record, None)).unwrap();
@@ -1016,6 +1076,7 @@ mod tests {
             card_brand: None,
             card_last4: None,
             checkout_session: None,
+            saved_by_session_created: 0,
             updated_at: NOW,
         };
         block_on(keys::customer("cus_new").save(&store, &record, None)).unwrap();
