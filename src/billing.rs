@@ -607,29 +607,26 @@ impl ChargeRecord {
     pub fn merge_answer(existing: Option<Self>, answer: Self) -> Self {
         match existing {
             Some(existing) if existing.paid || is_final_status(&existing.status) => existing,
+            // A repeated request gets Stripe's replay of the first answer, which is never newer
+            // than what is stored (events may have moved the charge on since): it may only add
+            // the recovery session the first attempt did not get to record.
             Some(existing) => Self {
-                recovery: answer.recovery.or(existing.recovery),
-                created_at: existing.created_at,
-                ..answer
+                recovery: existing.recovery.or(answer.recovery),
+                ..existing
             },
             None => answer,
         }
     }
 
     /// Whether storing `self` (what [`Self::merge_answer`] made) over `existing` records
-    /// anything. Not for a repeated request once its decline and recovery session are on
-    /// record, nor over a paid or final record: writing the same state again could overwrite
-    /// a newer one written meanwhile (the recovery paid, by the webhook), since KV has no
-    /// compare-and-set and a read may be stale for up to a minute.
+    /// anything: only a recovery session that `existing` lacks. Writing the stored state again
+    /// could overwrite a newer one written meanwhile (the recovery paid, by the webhook), since
+    /// KV has no compare-and-set and a read may be stale for up to a minute.
     pub fn adds_to(&self, existing: Option<&Self>) -> bool {
         match existing {
             None => true,
             Some(existing) if existing.paid || is_final_status(&existing.status) => false,
-            Some(existing) => {
-                existing.recovery.is_none()
-                    || existing.status != self.status
-                    || existing.last_error != self.last_error
-            }
+            Some(existing) => existing.recovery.is_none() && self.recovery.is_some(),
         }
     }
 
@@ -1455,38 +1452,36 @@ mod tests {
     }
 
     #[test]
-    fn a_repeat_that_adds_nothing_is_not_written_again() {
+    fn a_repeat_never_writes_over_what_is_stored() {
         let declined = declined_record("insufficient_funds", "card_declined");
         let with_recovery = declined.clone().with_recovery(&session(
             serde_json::json!({"id": "cs_r", "mode": "payment", "url": "https://c.test/r"}),
         ));
-        let repeat = |existing: &ChargeRecord| {
-            ChargeRecord::merge_answer(
-                Some(existing.clone()),
-                ChargeRecord {
-                    updated_at: 200,
-                    ..declined.clone()
-                },
-            )
-        };
-        // First answer, and a repeat before the recovery session was on record: written.
-        assert!(declined.adds_to(None));
-        assert!(repeat(&declined).adds_to(Some(&declined)));
-        // The decline and its recovery on record: a repeat (Stripe's replay) adds nothing.
-        assert!(!repeat(&with_recovery).adds_to(Some(&with_recovery)));
-        // Nor over a paid record.
         let paid = ChargeRecord {
             status: RECOVERED.into(),
             paid: true,
             ..with_recovery.clone()
         };
-        assert!(!repeat(&paid).adds_to(Some(&paid)));
-        // A different outcome for the same PaymentIntent is news.
-        let other = ChargeRecord {
+        // An event recorded a later failure of the same PaymentIntent meanwhile.
+        let later = ChargeRecord {
             last_error: declined_record("lost_card", "card_declined").last_error,
+            updated_at: 300,
             ..declined.clone()
         };
-        assert!(other.adds_to(Some(&with_recovery)));
+        // Stripe's replay of the first answer to a repeated request.
+        let replay = ChargeRecord {
+            updated_at: 200,
+            ..declined.clone()
+        };
+        assert!(declined.adds_to(None), "the first answer is written");
+        for stored in [&declined, &with_recovery, &paid, &later] {
+            let merged = ChargeRecord::merge_answer(Some(stored.clone()), replay.clone());
+            assert_eq!(&merged, stored, "the stored state wins");
+            assert!(!merged.adds_to(Some(stored)), "and nothing is written");
+        }
+        // What a repeat may add is the recovery session the first attempt did not record,
+        // which the recovery step writes itself.
+        assert!(with_recovery.adds_to(Some(&declined)));
     }
 
     #[test]
