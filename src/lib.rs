@@ -176,7 +176,7 @@ mod glue {
         let req = &mut req;
         match route {
             Route::Home => Ok(routes::checkout::home()),
-            Route::CreateCheckoutSession => routes::checkout::create(req, env, now).await,
+            Route::CreateCheckoutSession => routes::checkout::create(req, env, now, trace).await,
             // Answered above, from the raw request.
             Route::Health | Route::Webhook => Err(AppError::Internal("route answered above")),
             Route::Events => {

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::AppError;
@@ -91,11 +92,30 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
         self
     }
 
-    /// One Stripe call with the retry policy; its request id goes into the trace.
+    /// One Stripe call with the retry policy, decoded as `R`; its request id goes into the trace.
     pub async fn stripe<R: DeserializeOwned>(
         &self,
         request: &StripeRequest,
     ) -> Result<R, AppError> {
+        decode_raw(&self.stripe_raw(request).await?)
+    }
+
+    /// Like [`Self::stripe`], but a 402 comes back as the decline instead of an error.
+    pub async fn stripe_or_decline<R: DeserializeOwned>(
+        &self,
+        request: &StripeRequest,
+    ) -> Result<Result<R, Box<crate::stripe::ApiError>>, AppError> {
+        match self.stripe_raw(request).await {
+            Ok(raw) => Ok(Ok(decode_raw(&raw)?)),
+            Err(AppError::Stripe(StripeError::CardDeclined(declined))) => Ok(Err(declined)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every call goes through this one instantiation of the client's retry loop (the loop
+    /// is generic in the answer's type, and a copy per Stripe object costs wasm size); the
+    /// answer is decoded afterwards by [`decode_raw`].
+    async fn stripe_raw(&self, request: &StripeRequest) -> Result<Box<RawValue>, AppError> {
         let key = self.config.stripe_secret_key()?;
         let mut policy = self.policy;
         if let Some(ends) = self.budget_ends_ms {
@@ -112,7 +132,7 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
             key,
         )
         .with_policy(policy);
-        match client.send::<R>(request).await {
+        match client.send::<Box<RawValue>>(request).await {
             Ok(reply) => {
                 if let Some(id) = &reply.request_id {
                     self.trace.stripe_request_id(id);
@@ -128,18 +148,6 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
         }
     }
 
-    /// Like [`Self::stripe`], but a 402 comes back as the decline instead of an error.
-    pub async fn stripe_or_decline<R: DeserializeOwned>(
-        &self,
-        request: &StripeRequest,
-    ) -> Result<Result<R, Box<crate::stripe::ApiError>>, AppError> {
-        match self.stripe(request).await {
-            Ok(object) => Ok(Ok(object)),
-            Err(AppError::Stripe(StripeError::CardDeclined(declined))) => Ok(Err(declined)),
-            Err(other) => Err(other),
-        }
-    }
-
     /// Writes the outbox record and delivers it to `NOTIFY_URL` when set. Only a store failure
     /// is an error: an undelivered notification stays in the outbox and is noted in the log.
     pub async fn notify(&self, notification: Notification) -> Result<(), StoreError> {
@@ -151,4 +159,20 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
         }
         Ok(())
     }
+}
+
+/// A 2xx answer as `R`. One that does not have the expected shape is Stripe's `Malformed`, as
+/// the client would have said had it decoded the answer itself.
+fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        StripeError::Malformed {
+            status: 200,
+            reason: format!(
+                "unexpected shape at line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        }
+        .into()
+    })
 }

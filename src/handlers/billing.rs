@@ -14,9 +14,8 @@ use crate::objects::{
 };
 use crate::services::Services;
 use crate::store::{keys, Store};
-use crate::stripe::{calls, is_stripe_id, StripeError, StripeRequest, Transport};
+use crate::stripe::{calls, is_stripe_id, StripeError, Transport};
 use crate::webhook::Outcome;
-use serde_json::value::RawValue;
 
 use super::{Step, StepError};
 
@@ -69,33 +68,6 @@ pub async fn handle<S: Store, T: Transport>(
     }
 }
 
-/// One Stripe call, decoded as `R`. Every call of this module goes through the same
-/// instantiation of the client (`Box<RawValue>`) and is decoded afterwards: the client's
-/// async retry loop is generic in the response type, and one copy of it per object type
-/// costs wasm size. An answer that does not decode is Stripe's `Malformed`, as the client
-/// would have said.
-async fn call<R: serde::de::DeserializeOwned, S: Store, T: Transport>(
-    services: &Services<'_, S, T>,
-    request: &StripeRequest,
-) -> Result<R, AppError> {
-    let raw: Box<RawValue> = services.stripe(request).await?;
-    decode_raw(&raw)
-}
-
-fn decode_raw<R: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        StripeError::Malformed {
-            status: 200,
-            reason: format!(
-                "unexpected shape at line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        }
-        .into()
-    })
-}
-
 /// What completing a setup session left: the checkout record, and the customer record when
 /// this call wrote it (`None` when the completion was already recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,18 +102,18 @@ pub async fn complete_setup<S: Store, T: Transport>(
     }
     let setup_intent = match session.setup_intent.as_ref() {
         Some(Expandable::Object(si)) => (**si).clone(),
-        Some(Expandable::Id(id)) if is_stripe_id(id) => {
-            call::<SetupIntent, _, _>(services, &calls::retrieve_setup_intent(id))
-                .await
-                .step("retrieve_setup_intent")?
-        }
+        Some(Expandable::Id(id)) if is_stripe_id(id) => services
+            .stripe::<SetupIntent>(&calls::retrieve_setup_intent(id))
+            .await
+            .step("retrieve_setup_intent")?,
         _ => return Err(BillingError::NoSetupIntent).step("plan"),
     };
     let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
     let customer = match &plan.customer {
         CustomerStep::Existing(id) => id.clone(),
         CustomerStep::Create { email } => {
-            call::<Customer, _, _>(services, &plan.create_customer(email.as_deref()))
+            services
+                .stripe::<Customer>(&plan.create_customer(email.as_deref()))
                 .await
                 .step("create_customer")?
                 .id
@@ -155,7 +127,8 @@ pub async fn complete_setup<S: Store, T: Transport>(
     }
     let card = match plan.attach(&customer) {
         Some(request) => {
-            call::<PaymentMethod, _, _>(services, &request)
+            services
+                .stripe::<PaymentMethod>(&request)
                 .await
                 .step("attach")?
                 .card
@@ -258,11 +231,8 @@ pub async fn create_charge<S: Store, T: Transport>(
     let payment_method = request.payment_method(customer.as_ref())?;
     let intent = request.to_stripe(payment_method, request.key(random));
     let description = request.description.as_deref();
-    let answer = match services.stripe_or_decline::<Box<RawValue>>(&intent).await? {
-        Ok(raw) => {
-            let pi: PaymentIntent = decode_raw(&raw)?;
-            ChargeRecord::from_payment_intent(&pi, description, None, now)
-        }
+    let answer = match services.stripe_or_decline::<PaymentIntent>(&intent).await? {
+        Ok(pi) => ChargeRecord::from_payment_intent(&pi, description, None, now),
         Err(declined) => match declined.payment_intent.as_ref() {
             Some(pi) => ChargeRecord::from_payment_intent(
                 pi,
@@ -294,7 +264,7 @@ pub async fn create_charge<S: Store, T: Transport>(
     };
     if record.needs_recovery() {
         if let Some(recovery) = record.recovery_request(app_base_url) {
-            let session: CheckoutSession = call(services, &recovery).await?;
+            let session: CheckoutSession = services.stripe(&recovery).await?;
             record = record.with_recovery(&session);
             key.save(store, &record, None).await?;
             if is_stripe_id(&session.id) {
@@ -331,11 +301,9 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
     if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
         return card_saved(services, done, None).await;
     }
-    let session: CheckoutSession = call(
-        services,
-        &calls::retrieve_checkout_session(session_id, true),
-    )
-    .await?;
+    let session: CheckoutSession = services
+        .stripe(&calls::retrieve_checkout_session(session_id, true))
+        .await?;
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
     }

@@ -5,9 +5,10 @@ use worker::{Env, Request, Response};
 use crate::billing::{CheckoutRecord, SetupRequest};
 use crate::error::{AppError, Result};
 use crate::objects::CheckoutSession;
+use crate::services::{Services, Trace};
 use crate::store::keys;
 use crate::stripe::fetch::FetchTransport;
-use crate::stripe::{IdempotencyKey, StripeClient};
+use crate::stripe::IdempotencyKey;
 
 use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
 
@@ -33,7 +34,12 @@ pub fn home() -> worker::Result<Response> {
     Ok(response)
 }
 
-pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Result<Response>> {
+pub async fn create(
+    req: &mut Request,
+    env: &Env,
+    now: i64,
+    trace: &Trace,
+) -> Result<worker::Result<Response>> {
     let config = load_config(env)?;
     let content_type = req.headers().get("content-type").ok().flatten();
     let body = read_capped(req, MAX_FORM_BYTES, || AppError::BadForm).await?;
@@ -55,19 +61,14 @@ pub async fn create(req: &mut Request, env: &Env, now: i64) -> Result<worker::Re
         .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
     let request = setup.to_stripe(&origin, IdempotencyKey::random(random));
 
-    let transport = FetchTransport;
-    let client = StripeClient::new(
-        &transport,
-        &config.stripe_api_base,
-        &config.stripe_api_version,
-        config.stripe_secret_key()?,
-    );
-    let session = client.send::<CheckoutSession>(&request).await?.object;
+    let store = state(env)?;
+    let services = Services::new(&store, &FetchTransport, &config, now, trace);
+    let session: CheckoutSession = services.stripe(&request).await?;
     let url = session.url.clone().ok_or(AppError::Internal(
         "Stripe returned a Checkout Session without a url",
     ))?;
     keys::checkout(&session.id)
-        .save(&state(env)?, &CheckoutRecord::opened(&session, now), None)
+        .save(&store, &CheckoutRecord::opened(&session, now), None)
         .await?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(AppError::Internal(
