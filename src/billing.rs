@@ -441,10 +441,7 @@ impl ChargeRequest {
         let idempotency_key = match input.idempotency_key {
             None => None,
             Some(key) => {
-                let valid = !key.is_empty()
-                    && key.len() <= MAX_CALLER_KEY_LEN
-                    && key.bytes().all(|b| b.is_ascii_graphic());
-                if !valid {
+                if !IdempotencyKey::is_valid_caller_key(&key, MAX_CALLER_KEY_LEN) {
                     return Err(BillingError::InvalidIdempotencyKey);
                 }
                 Some(key)

@@ -89,6 +89,12 @@ impl IdempotencyKey {
         Self(format!("{scope}:{key}"))
     }
 
+    /// Whether a caller may name a write with `key`: 1 to `max_len` printable ASCII
+    /// characters, `max_len` leaving room for the scope within Stripe's 255.
+    pub fn is_valid_caller_key(key: &str, max_len: usize) -> bool {
+        !key.is_empty() && key.len() <= max_len && key.bytes().all(|b| b.is_ascii_graphic())
+    }
+
     /// For a write with no natural key: 128 random bits.
     pub fn random(random: [u8; 16]) -> Self {
         Self(hex::encode(random))

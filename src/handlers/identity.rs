@@ -170,7 +170,7 @@ impl CreateSession {
         }
         if let Some(key) = &self.idempotency_key {
             // With its `identity.{user_id}.key:` prefix it stays within Stripe's 255.
-            if key.is_empty() || key.len() > 100 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            if !IdempotencyKey::is_valid_caller_key(key, 100) {
                 return Err(CreateError::Invalid(
                     "idempotency_key must be 1-100 printable ASCII characters",
                 ));
