@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, adminPost, connectStandIn, deliver, makeEvent, startStack } from './harness.mjs';
+import { adminGet, adminPost, completeAtStandIn, connectStandIn, createSetupSession, deliver, makeEvent, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_billing_5e1a7d';
 const ADMIN = 'e2e-billing-admin-2b8f';
@@ -37,29 +37,10 @@ describe('saving a card and charging it later', () => {
   const since = async (start) => (await requests()).slice(start);
   const count = async () => (await requests()).length;
 
-  async function createSession(fields = {}) {
-    const res = await fetch(`${worker.url}/create-checkout-session`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(fields).toString(),
-    });
-    assert.equal(res.status, 303);
-    const [, id] = res.headers.get('location').match(/\/c\/pay\/(cs_\w+)$/);
-    return id;
-  }
+  const createSession = (fields = {}) => createSetupSession(worker, fields);
 
-  /** Completes a session at the stand-in as the test API does (JSON), returning its events. */
-  async function completeQuietly(id, card = CARD_OK) {
-    const res = await fetch(`${stripeBase}/_test/checkout/sessions/${id}/complete`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ card, email: 'buyer@example.com' }),
-    });
-    assert.equal(res.status, 200);
-    const { events } = await res.json();
-    return events.map((e) => e.event);
-  }
+  /** Completes a session at the stand-in, returning its events (delivered by the tests). */
+  const completeQuietly = (id, card = CARD_OK) => completeAtStandIn(stripeBase, id, { card });
 
   const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`);
   const customersOf = async (sessionId) =>

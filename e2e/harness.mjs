@@ -223,3 +223,29 @@ export async function startStack(settings, { connect = true } = {}) {
     },
   };
 }
+
+/** `POST /create-checkout-session` (setup mode): the id of the Checkout Session it sent to. */
+export async function createSetupSession(worker, fields = {}) {
+  const res = await fetch(`${worker.url}/create-checkout-session`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
+  const location = res.headers.get('location') ?? '';
+  const id = location.match(/\/c\/pay\/(cs_\w+)$/)?.[1];
+  if (res.status !== 303 || !id) throw new Error(`create-checkout-session: ${res.status} ${location}`);
+  return id;
+}
+
+/** Completes a Checkout Session at the stand-in (its test API); the events it emitted. */
+export async function completeAtStandIn(stripeBase, id, { card = '4242424242424242', email = 'buyer@example.com' } = {}) {
+  const res = await fetch(`${stripeBase}/_test/checkout/sessions/${id}/complete`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ card, email }),
+  });
+  if (res.status !== 200) throw new Error(`complete ${id}: ${res.status} ${await res.text()}`);
+  const { events } = await res.json();
+  return events.map((e) => e.event);
+}

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createStandIn } from '../standin/server.mjs';
-import { adminGet, adminPost, deliver, startSink, startWorker, stripe, shuffled } from './harness.mjs';
+import { adminGet, adminPost, completeAtStandIn, createSetupSession, deliver, startSink, startWorker, stripe, shuffled } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_rel_billing_41c7';
 const RECORDER_SECRET = 'whsec_e2e_rel_recorder_9b02';
@@ -95,29 +95,10 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
   const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`);
   const charge = (body) => adminPost(worker, '/charges', ADMIN, body);
 
-  async function createSession() {
-    const res = await fetch(`${worker.url}/create-checkout-session`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: '',
-    });
-    assert.equal(res.status, 303);
-    const [, id] = res.headers.get('location').match(/\/c\/pay\/(cs_\w+)$/);
-    return id;
-  }
+  const createSession = () => createSetupSession(worker);
 
   /** Completes a session at the stand-in; its events (for the recorder) are returned. */
-  async function complete(id, card = CARD_OK) {
-    const res = await fetch(`${stripeBase}/_test/checkout/sessions/${id}/complete`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ card, email: 'buyer@example.com' }),
-    });
-    assert.equal(res.status, 200);
-    const { events } = await res.json();
-    return events.map((e) => e.event);
-  }
+  const complete = (id, card = CARD_OK) => completeAtStandIn(stripeBase, id, { card });
 
   /** A completed setup session without a customer, and the ids a fault needs. */
   async function completedSetup(card = CARD_OK) {

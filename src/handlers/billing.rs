@@ -424,6 +424,11 @@ mod tests {
         })
     }
 
+    /// `charge:pi_1` as stored, from any store.
+    fn stored_charge(store: &impl Store) -> ChargeRecord {
+        block_on(keys::charge("pi_1").load(store)).unwrap().unwrap()
+    }
+
     /// `checkout.session.completed` for the setup session `cs_1`, which had no customer.
     fn setup_completed(event_id: &str) -> Event {
         event(
@@ -987,12 +992,7 @@ mod tests {
             }),
         );
         block_on(handle(&paid, &services)).unwrap();
-        assert!(
-            block_on(keys::charge("pi_1").load(&store))
-                .unwrap()
-                .unwrap()
-                .paid
-        );
+        assert!(stored_charge(&store).paid);
 
         // The app retries its request (same key) while its read of the charge is still the
         // declined one: Stripe replays the decline, and nothing is written over the payment.
@@ -1009,9 +1009,7 @@ mod tests {
         .unwrap();
         assert_eq!(retry.id, "pi_1");
         store.stale.borrow_mut().clear();
-        let stored = block_on(keys::charge("pi_1").load(&store))
-            .unwrap()
-            .unwrap();
+        let stored = stored_charge(&store);
         assert_eq!(
             (stored.status.as_str(), stored.paid),
             (billing::RECOVERED, true)
@@ -1077,9 +1075,7 @@ mod tests {
             run(&store, &transport, |s| block_on(handle(&old, s))).unwrap(),
             Outcome::Handled
         );
-        let stored = block_on(keys::charge("pi_1").load(&store))
-            .unwrap()
-            .unwrap();
+        let stored = stored_charge(&store);
         assert_eq!(
             stored.last_error.unwrap().decline_code.as_deref(),
             Some("insufficient_funds")
@@ -1092,9 +1088,7 @@ mod tests {
             pi("requires_payment_method"),
         );
         run(&store, &transport, |s| block_on(handle(&newer, s))).unwrap();
-        let stored = block_on(keys::charge("pi_1").load(&store))
-            .unwrap()
-            .unwrap();
+        let stored = stored_charge(&store);
         assert_eq!(
             stored.last_error.unwrap().decline_code.as_deref(),
             Some("lost_card")
@@ -1119,9 +1113,7 @@ mod tests {
             }),
         );
         run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
-        let stored = block_on(keys::charge("pi_1").load(&store))
-            .unwrap()
-            .unwrap();
+        let stored = stored_charge(&store);
         assert_eq!(
             (stored.status.as_str(), stored.paid),
             (billing::RECOVERED, true)
@@ -1138,12 +1130,7 @@ mod tests {
             pi("requires_payment_method"),
         );
         run(&store, &transport, |s| block_on(handle(&late, s))).unwrap();
-        assert!(
-            block_on(keys::charge("pi_1").load(&store))
-                .unwrap()
-                .unwrap()
-                .paid
-        );
+        assert!(stored_charge(&store).paid);
         assert_eq!(transport.calls().len(), 2, "events call nothing at Stripe");
     }
 
@@ -1161,12 +1148,7 @@ mod tests {
                 session: "cs_paid".into()
             }
         );
-        assert!(
-            block_on(keys::charge("pi_1").load(&store))
-                .unwrap()
-                .unwrap()
-                .paid
-        );
+        assert!(stored_charge(&store).paid);
     }
 
     #[test]

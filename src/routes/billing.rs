@@ -9,7 +9,7 @@ use crate::services::{Services, Trace};
 use crate::store::keys;
 use crate::stripe::fetch::FetchTransport;
 
-use super::{json, load_config, read_json, record_response, state};
+use super::{app_origin, json, load_config, random_bits, read_json, record_response, state};
 
 /// The page Checkout returns to. Always a page, never JSON: a browser is looking at it.
 pub async fn success(
@@ -52,18 +52,15 @@ pub async fn create_charge(
     trace: &Trace,
 ) -> Result<worker::Result<Response>> {
     let config = load_config(env)?;
-    // Without APP_BASE_URL the recovery session returns to where this request came to.
-    let origin = match &config.app_base_url {
-        Some(url) => url.clone(),
-        None => crate::router::origin_of(&req.inner().url())
-            .ok_or(AppError::Internal("the request has no origin"))?
-            .to_owned(),
-    };
+    // The recovery session returns here.
+    let origin = app_origin(
+        &config,
+        req,
+        AppError::Internal("the request has no origin"),
+    )?;
     let input: ChargeInput = read_json(req).await?;
     let request = ChargeRequest::parse(input, &config.default_currency)?;
-    let mut random = [0u8; 16];
-    getrandom::fill(&mut random)
-        .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
+    let random = random_bits()?;
     let store = state(env)?;
     let services = Services::new(&store, &FetchTransport, &config, now, trace);
     let record = handler::create_charge(&services, &request, random, &origin).await?;

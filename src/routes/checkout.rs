@@ -12,7 +12,7 @@ use crate::stripe::IdempotencyKey;
 
 use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
 
-use super::{load_config, read_capped, state};
+use super::{app_origin, load_config, random_bits, read_capped, state};
 
 const HOME: &str = r#"<!doctype html>
 <html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -49,17 +49,8 @@ pub async fn create(
         form_field(&fields, "currency"),
         &config.default_currency,
     )?;
-    // Without APP_BASE_URL the pages return to where this request came to.
-    let origin = match &config.app_base_url {
-        Some(url) => url.clone(),
-        None => crate::router::origin_of(&req.inner().url())
-            .ok_or(AppError::BadForm)?
-            .to_owned(),
-    };
-    let mut random = [0u8; 16];
-    getrandom::fill(&mut random)
-        .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
-    let request = setup.to_stripe(&origin, IdempotencyKey::random(random));
+    let origin = app_origin(&config, req, AppError::BadForm)?;
+    let request = setup.to_stripe(&origin, IdempotencyKey::random(random_bits()?));
 
     let store = state(env)?;
     let services = Services::new(&store, &FetchTransport, &config, now, trace);

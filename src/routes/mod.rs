@@ -93,6 +93,25 @@ pub fn state(env: &Env) -> Result<KvState> {
     })
 }
 
+/// Where Checkout returns to: `APP_BASE_URL`, or without it the origin this request came to.
+/// `no_origin` is the error for a request URL without one (the runtime always gives one).
+pub fn app_origin(config: &Config, req: &Request, no_origin: AppError) -> Result<String> {
+    match &config.app_base_url {
+        Some(url) => Ok(url.clone()),
+        None => crate::router::origin_of(&req.inner().url())
+            .map(str::to_owned)
+            .ok_or(no_origin),
+    }
+}
+
+/// 128 random bits, for an Idempotency-Key when the write has no natural one.
+pub fn random_bits() -> Result<[u8; 16]> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random)
+        .map_err(|_| AppError::Internal("no randomness for an idempotency key"))?;
+    Ok(random)
+}
+
 /// A JSON response with the headers every answer of this service carries.
 pub fn json(status: u16, body: String) -> worker::Result<Response> {
     let headers = Headers::new();
