@@ -1,14 +1,13 @@
 // What bench.mjs and profile.mjs share: the three workers, the events, starting a worker under
 // `wrangler dev` on free loopback ports, and one bounded load trial with autocannon.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Stripe from 'stripe';
-import { freePort } from '../e2e/harness.mjs';
+import { startWorker as startHarnessWorker } from '../e2e/harness.mjs';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
@@ -95,66 +94,15 @@ export function signedRequest(body, secret) {
 
 // ---------------------------------------------------------------- workers
 
-const running = new Set();
-function killGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
-process.on('exit', () => running.forEach((child) => killGroup(child, 'SIGKILL')));
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
-
+/** A bench worker under `wrangler dev`, its output in `dir` (the harness's startWorker). */
 export async function startWorker(worker, dir) {
-  const envFile = path.join(dir, `${worker.name}.env`);
-  writeFileSync(envFile, `STRIPE_WEBHOOK_SECRET=${SECRET}\n`);
-  const port = await freePort();
-  const inspectorPort = await freePort();
-  const logFile = path.join(dir, `${worker.name}.log`);
-  const out = openSync(logFile, 'w');
-  const args = [
-    WRANGLER, 'dev', '--config', worker.config, '--local', '--ip', '127.0.0.1', '--port', String(port),
-    '--inspector-port', String(inspectorPort), '--persist-to', path.join(dir, `${worker.name}-state`),
-    '--env-file', envFile, '--show-interactive-dev-session=false', '--log-level', 'log',
-  ];
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
-    detached: true,
-    stdio: ['ignore', out, out],
+  const handle = await startHarnessWorker(
+    { STRIPE_WEBHOOK_SECRET: SECRET },
+    { config: worker.config, logFile: path.join(dir, `${worker.name}.log`), args: ['--log-level', 'log'] },
+  ).catch((e) => {
+    throw new Error(`${worker.name}: ${e.message}`);
   });
-  running.add(child);
-  let exitCode;
-  const exited = new Promise((resolve) => child.on('exit', (code) => resolve((exitCode = code ?? 'signal'))));
-  const url = `http://127.0.0.1:${port}`;
-  const handle = {
-    ...worker,
-    url,
-    inspectorPort,
-    pgid: child.pid,
-    async stop() {
-      if (!running.has(child)) return;
-      killGroup(child, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-      killGroup(child, 'SIGKILL');
-      running.delete(child);
-    },
-  };
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline && exitCode === undefined) {
-    try {
-      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) return handle;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await handle.stop();
-  throw new Error(`${worker.name}: wrangler dev did not become ready (exit ${exitCode ?? 'timeout'}):\n${readFileSync(logFile, 'utf8')}`);
+  return { ...worker, ...handle };
 }
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux

@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,34 +46,46 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 /**
  * @param {Record<string,string>} settings  secrets and var overrides, written to an env file
+ * @param {object} [options]
+ * @param {string} [options.config]   another wrangler.toml (the bench's reference and floors)
+ * @param {string} [options.logFile]  write wrangler's output there instead of keeping it in
+ *   memory (under load that keeps this process out of the way of what it measures)
+ * @param {string[]} [options.args]   more `wrangler dev` arguments
+ * @returns the worker: `url`, `logs()`, `stop()`, and its process group `pgid` and `inspectorPort`
  */
-export async function startWorker(settings) {
+export async function startWorker(settings, { config, logFile, args: extraArgs = [] } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
   const envFile = path.join(dir, 'settings.env');
   writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const port = await freePort();
   const inspectorPort = await freePort();
   const args = [
-    WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', String(port),
+    WRANGLER, 'dev', ...(config ? ['--config', config] : []), '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspectorPort), '--persist-to', path.join(dir, 'state'),
-    '--env-file', envFile, '--show-interactive-dev-session=false',
+    '--env-file', envFile, '--show-interactive-dev-session=false', ...extraArgs,
   ];
+  const out = logFile ? openSync(logFile, 'w') : 'pipe';
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', out, out],
   });
   running.add(child);
   let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  child.stderr.on('data', (chunk) => (output += chunk));
+  if (!logFile) {
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+  }
+  const logs = () => (logFile ? readFileSync(logFile, 'utf8') : output);
   const exited = new Promise((resolve) => child.on('exit', resolve));
 
   const url = `http://127.0.0.1:${port}`;
   const worker = {
     url,
-    logs: () => output,
+    logs,
+    pgid: child.pid,
+    inspectorPort,
     async stop() {
       if (!running.has(child)) return;
       killGroup(child, 'SIGTERM');
@@ -99,7 +111,7 @@ export async function startWorker(settings) {
     await new Promise((r) => setTimeout(r, 250));
   }
   await worker.stop();
-  throw new Error(`wrangler dev did not become ready (exit: ${exitCode ?? 'timeout'}):\n${output}`);
+  throw new Error(`wrangler dev did not become ready (exit: ${exitCode ?? 'timeout'}):\n${logs()}`);
 }
 
 /** An event shaped like Stripe's, with a fresh id unless one is given. */
