@@ -10,7 +10,27 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { createStandIn } from '../standin/server.mjs';
+import { after } from 'node:test';
+import { createStandIn, violationLedger } from '../standin/server.mjs';
+
+/**
+ * Every e2e file imports this harness, so every file ends with this check: no stand-in of this
+ * process (started through startStack or directly) refused a request for breaking Stripe's
+ * definitions of its parameters (standin/validate.mjs), except requests a test made on purpose
+ * with the header `Standin-Expected-Violation: <reason>` (see `expectViolation`).
+ */
+after(() => {
+  const unexpected = violationLedger.filter((v) => !v.expected);
+  const expected = violationLedger.length - unexpected.length;
+  console.log(`# Stripe schema violations: ${unexpected.length} (and ${expected} caused on purpose)`);
+  if (unexpected.length) {
+    const list = unexpected.map((v) => `${v.method} ${v.path}: ${v.code ?? 'invalid'} ${v.param}: ${v.message}`).join('\n  ');
+    throw new Error(`the worker sent what Stripe's definitions refuse (${unexpected.length}):\n  ${list}`);
+  }
+});
+
+/** The header with which a test marks a request it sends with bad parameters on purpose. */
+export const expectViolation = (reason) => ({ 'standin-expected-violation': reason });
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const WRANGLER = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');

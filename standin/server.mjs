@@ -18,6 +18,7 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
+import { validateParams } from './validate.mjs';
 
 const DEFAULT_API_VERSION = '2026-10-28.endive';
 const signer = new Stripe('sk_test_standin_signing_only');
@@ -31,6 +32,13 @@ export const TEST_CARDS = {
   '4000000000000002': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
   '4000002760003184': { brand: 'visa', outcome: 'declined', code: 'authentication_required', decline_code: 'authentication_required', message: 'Your card was declined. This transaction requires authentication.' },
 };
+
+/**
+ * Every parameter violation any stand-in in this process answered (append-only; /_test/reset
+ * clears only one stand-in's own list). The e2e harness asserts after each file that none but
+ * the ones a test caused on purpose (header `Standin-Expected-Violation: <reason>`) happened.
+ */
+export const violationLedger = [];
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 export function newId(prefix, length = 24) {
@@ -114,6 +122,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   const idempotency = new Map(); // `${apiKey} ${key}` → { fingerprint, status, body }
   const inFlight = new Set();
   const requests = [];
+  const violations = []; // this stand-in's, since its last /_test/reset
   const faults = [];
   const endpoints = [];
   const deliveries = [];
@@ -331,7 +340,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   const routes = Object.entries(api).map(([key, handler]) => {
     const [method, pattern] = key.split(' ');
     const regex = new RegExp('^' + pattern.replace(/:id/g, '([A-Za-z0-9_]+)') + '$');
-    return { method, regex, handler, pattern };
+    return { method, regex, handler, pattern, key };
   });
 
   // ------------------------------------------------------------------ test-only actions
@@ -486,6 +495,21 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       inFlight.add(scope);
     }
+    // Stripe's definitions judge the parameters: the pinned SDK's type for this call, as JSON
+    // Schema (standin/schemas, tools/gen-stripe-schemas.mjs). A violation is not executed, so
+    // nothing is saved under its idempotency key (below).
+    const checked = validateParams(route.key, method === 'POST' ? params : query);
+    if (!checked.ok) {
+      const violation = {
+        method, path, schema: checked.schema, ...checked.error, request_id: requestId, idempotency_key: idempotencyKey,
+        expected: req.headers['standin-expected-violation'] ?? null, at: Date.now(),
+      };
+      violations.push(violation);
+      violationLedger.push(violation);
+      record.violation = violation;
+      if (scope) inFlight.delete(scope);
+      return reply(400, { error: { type: 'invalid_request_error', ...checked.error, doc_url: checked.error.code ? `https://docs.stripe.com/error-codes/${checked.error.code.replace(/_/g, '-')}` : undefined, request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}` } });
+    }
     let outcome;
     try {
       outcome = { status: 200, body: await route.handler(params, args, query, { requestId, idempotencyKey }), headers: {} };
@@ -511,8 +535,13 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     let m;
     try {
       if (p === '/_test/requests' && req.method === 'GET') return send(res, 200, requests);
+      if (p === '/_test/violations' && req.method === 'GET') {
+        const unexpected = violations.filter((v) => !v.expected);
+        return send(res, 200, { count: unexpected.length, expected: violations.length - unexpected.length, violations });
+      }
       if (p === '/_test/reset' && req.method === 'POST') {
         requests.length = 0;
+        violations.length = 0;
         faults.length = 0;
         deliveries.length = 0;
         return send(res, 200, { reset: true });
@@ -615,6 +644,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
 
   return {
     server,
+    violations: () => violations.slice(),
     async listen(port = 0) {
       await new Promise((resolve, reject) => {
         server.once('error', reject);
