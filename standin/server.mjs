@@ -113,6 +113,13 @@ function currency(value, param = 'currency') {
   if (!/^[a-zA-Z]{3}$/.test(value ?? '')) throw invalid(`Invalid currency: ${value}`, { code: 'parameter_invalid_string', param });
   return value.toLowerCase();
 }
+/** Payment method types that never send the customer elsewhere to pay or authenticate. */
+const NON_REDIRECTING = new Set(['card', 'us_bank_account', 'sepa_debit', 'bacs_debit', 'au_becs_debit', 'acss_debit', 'customer_balance']);
+function mayRedirect(params) {
+  const allowed = params.allowed_payment_method_types;
+  if (Array.isArray(allowed) && allowed.length > 0) return !allowed.every((t) => NON_REDIRECTING.has(t));
+  return params.automatic_payment_methods?.allow_redirects !== 'never';
+}
 const bool = (value) => value === 'true' || value === true;
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -201,6 +208,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const mode = required(params, 'mode');
       if (!['setup', 'payment'].includes(mode)) throw invalid(`Invalid mode: ${mode}`, { param: 'mode' });
       required(params, 'success_url');
+      // SDK 23.1.0, Checkout/Sessions.d.ts, SessionCreateParams.currency: "Required in `setup`
+      // mode when `allowed_payment_method_types` is not set."
+      if (mode === 'setup' && !params.currency && !params.allowed_payment_method_types) {
+        throw invalid('Missing required param: currency.', { code: 'parameter_missing', param: 'currency' });
+      }
       if (params.customer) get('customer', params.customer, 'customer', 'customer');
       const session = {
         id: newId(mode === 'setup' ? 'cs_test_c1' : 'cs_test_a1', 40),
@@ -214,6 +226,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         amount_total: null,
         setup_intent: null,
         payment_intent: null,
+        allowed_payment_method_types: params.allowed_payment_method_types ?? null,
         success_url: params.success_url,
         cancel_url: params.cancel_url ?? null,
         metadata: params.metadata ?? {},
@@ -255,7 +268,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const customer = required(params, 'customer');
       get('customer', customer, 'customer', 'customer');
       if (pm.customer && pm.customer !== customer) {
-        throw invalid('The payment method you provided has already been attached to a customer.', { code: 'payment_method_already_attached' });
+        // No `code`: the SDK's Code enum (PaymentIntents.d.ts LastPaymentError.Code) has none for it.
+        throw invalid('The payment method you provided has already been attached to a customer.', { param: 'payment_method' });
       }
       pm.customer = customer;
       emitAndKeep('payment_method.attached', pm, request);
@@ -266,6 +280,24 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const amount = positiveInteger(params.amount, 'amount');
       const cur = currency(required(params, 'currency'));
       if (params.customer) get('customer', params.customer, 'customer', 'customer');
+      const confirm = bool(params.confirm);
+      // SDK 23.1.0, PaymentIntents.d.ts, PaymentIntentCreateParams.off_session (and return_url,
+      // error_on_requires_action): "This parameter can only be used with `confirm=true`."
+      for (const param of ['off_session', 'return_url', 'error_on_requires_action']) {
+        if (params[param] !== undefined && !confirm) {
+          throw invalid(`You can only pass \`${param}\` when \`confirm\` is \`true\`.`, { param });
+        }
+      }
+      // automatic_payment_methods[allow_redirects] (AutomaticPaymentMethods.allow_redirects):
+      // confirming a PaymentIntent whose methods may redirect needs a return_url, unless the
+      // methods are limited to ones that never redirect (allowed_payment_method_types, which
+      // replaced payment_method_types in 23.0.0 / endive, see the CHANGELOG) or redirects are off.
+      if (confirm && !params.return_url && mayRedirect(params)) {
+        throw invalid(
+          'This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don\'t want to accept redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and Payment Intents.',
+          { param: 'return_url' },
+        );
+      }
       const pi = {
         id: newId('pi'),
         object: 'payment_intent',

@@ -199,7 +199,7 @@ describe('the API', () => {
     for (const [card, status, code, declineCode] of cases) {
       const { customer, paymentMethod } = await customerWithCard(card);
       const res = await call('POST', '/v1/payment_intents', {
-        amount: '1099', currency: 'usd', customer: customer.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', description: 'Order',
+        amount: '1099', currency: 'usd', customer: customer.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', description: 'Order', 'allowed_payment_method_types[0]': 'card',
       }, { idempotencyKey: key() });
       assert.equal(res.status, status, card);
       if (status === 200) {
@@ -220,7 +220,7 @@ describe('the API', () => {
   test("a payment method of another customer is refused", async () => {
     const { paymentMethod } = await customerWithCard('4242424242424242');
     const other = (await call('POST', '/v1/customers', {}, { idempotencyKey: key() })).body;
-    const res = await call('POST', '/v1/payment_intents', { amount: '500', currency: 'usd', customer: other.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true' }, { idempotencyKey: key() });
+    const res = await call('POST', '/v1/payment_intents', { amount: '500', currency: 'usd', customer: other.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', 'allowed_payment_method_types[0]': 'card' }, { idempotencyKey: key() });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.param, 'payment_method');
   });

@@ -8,7 +8,7 @@
 // Form values are strings, so they are first read as the schema's types, as Stripe reads them:
 // "123" where the schema has a number (Stripe's integers; the SDK types them `number`),
 // "true"/"false" where it has a boolean, brackets as objects, `a[]`/`a[0]` as arrays, and "" only
-// where the type allows it (the SDK's `Emptyable<T>` = `null | '' | T`: "" unsets); any other
+// where the type allows it (the SDK's `Emptyable<T>` = `null | '' | T`, or a nullable type: "" unsets); any other
 // empty string is refused like Stripe refuses it (parameter_invalid_empty).
 
 import { readFileSync, readdirSync } from 'node:fs';
@@ -49,7 +49,8 @@ export const paramName = (keys) => keys.map((k, i) => (i === 0 ? String(k) : `[$
 const branches = (schema) => (schema.anyOf ? schema.anyOf.flatMap(branches) : [schema]);
 const types = (s) => (s.type === undefined ? (s.const !== undefined ? [typeof s.const] : ['any']) : [s.type].flat());
 const allows = (s, type) => types(s).includes(type) || types(s).includes('any');
-const allowsEmpty = (s) => s.const === '' || (Array.isArray(s.enum) && s.enum.includes(''));
+// `Emptyable<string>` collapses to ["string", "null"] in the schema: on a form, "" is how null is sent.
+const allowsEmpty = (s) => s.const === '' || (Array.isArray(s.enum) && s.enum.includes('')) || [s.type].flat().includes('null');
 
 /**
  * Reads the form tree as the schema's types. Returns the typed value; pushes a Stripe-shaped
