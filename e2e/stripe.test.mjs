@@ -66,7 +66,7 @@ describe('the Stripe client under workerd', () => {
     assert.deepEqual(call.params, {
       mode: 'setup',
       currency: 'usd',
-      payment_method_types: ['card'],
+      allowed_payment_method_types: ['card'],
       success_url: `${APP}/success?session_id={CHECKOUT_SESSION_ID}`,
       cancel_url: `${APP}/`,
       metadata: { created_by: 'stripe-edge-webhooks' },

@@ -908,7 +908,7 @@ mod tests {
             .to_stripe("https://app.test", IdempotencyKey::random([1; 16]));
         let body = request.form.encode();
         assert!(
-            body.starts_with("mode=setup&currency=usd&payment_method_types[]=card&"),
+            body.starts_with("mode=setup&currency=usd&allowed_payment_method_types[]=card&"),
             "{body}"
         );
         assert!(body.contains("success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
@@ -1278,7 +1278,7 @@ mod tests {
         assert_eq!(pi.path, "/v1/payment_intents");
         assert_eq!(
             pi.form.encode(),
-            "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&description=Order+7"
+            "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&allowed_payment_method_types[]=card&description=Order+7"
         );
         let anonymous = ChargeRequest::parse(
             input(serde_json::json!({"customer": "cus_1", "amount": 5})),

@@ -176,7 +176,11 @@ pub mod calls {
             .set("mode", "setup")
             .set("currency", p.currency)
             .set_opt("customer", p.customer)
-            .set("payment_method_types[]", "card")
+            // Cards only. `payment_method_types` is gone from SessionCreateParams in stripe-node
+            // 23.0.0 (the `endive` major, CHANGELOG); `allowed_payment_method_types` replaces it
+            // (Checkout/Sessions.d.ts). `currency` stays: it is what Stripe needs in setup mode
+            // without that filter, and it keeps the session valid if the filter is ever dropped.
+            .set("allowed_payment_method_types[]", "card")
             .set("success_url", p.success_url)
             .set("cancel_url", p.cancel_url)
             .metadata(p.metadata);
@@ -265,6 +269,10 @@ pub mod calls {
             .set("payment_method", p.payment_method)
             .set("off_session", true)
             .set("confirm", true)
+            // Cards only, which never redirect: with the account's automatic payment methods
+            // Stripe refuses `confirm=true` without a `return_url` (PaymentIntents.d.ts,
+            // AutomaticPaymentMethods.allow_redirects); `payment_method_types` is gone in endive.
+            .set("allowed_payment_method_types[]", "card")
             .set_opt("description", p.description)
             .metadata(p.metadata);
         StripeRequest::post("/v1/payment_intents", form, key)

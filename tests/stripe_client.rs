@@ -367,7 +367,7 @@ fn a_402_is_a_card_decline_with_the_payment_intent_embedded() {
     assert_eq!(transport.sent().len(), 1, "a decline is never retried");
     assert_eq!(
         transport.sent()[0].body.as_deref(),
-        Some("amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&description=Order+42")
+        Some("amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&allowed_payment_method_types[]=card&description=Order+42")
     );
 }
 
@@ -506,7 +506,7 @@ fn every_call_builds_the_parameters_stripe_documents() {
                 key(),
             ),
             "/v1/checkout/sessions",
-            "mode=setup&currency=eur&customer=cus_1&payment_method_types[]=card&success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D&cancel_url=https%3A%2F%2Fapp.test%2F",
+            "mode=setup&currency=eur&customer=cus_1&allowed_payment_method_types[]=card&success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D&cancel_url=https%3A%2F%2Fapp.test%2F",
         ),
         (
             calls::create_payment_session(
