@@ -5,8 +5,8 @@
 // {"error":{type, code, decline_code, message, param, payment_intent, …}} with Stripe's
 // statuses; test cards deciding off-session outcomes; Idempotency-Key replay (same key and
 // parameters → the saved response, with Idempotent-Replayed: true; other parameters → 400
-// idempotency_error; a key still in progress → 409; nothing saved for a validation error or
-// a 5xx); Request-Id on every response; events
+// idempotency_error; a key still in progress → 409; every result of an executed request saved,
+// a 500 included, nothing for a validation error or an injected fault); Request-Id on every response; events
 // delivered to registered webhook endpoints, signed with the official SDK's header generator.
 //
 // What it adds for tests (under /_test, never under /v1): a record of every API request,
@@ -548,14 +548,21 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     } catch (e) {
       outcome = fail(e);
     }
+    // 'crash': the endpoint ran, then Stripe failed: a 500 that is saved under the key like any
+    // result of an executed request (below), so a retry with that key gets the same 500.
+    if (fault?.kind === 'crash') outcome = { status: 500, body: { error: { type: 'api_error', message: 'An unknown error occurred' } }, headers: {} };
     // 'slow': the request stays in progress until it answers, so the same key meanwhile is a 409.
     if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delay_ms ?? 30_000));
     if (scope) {
       inFlight.delete(scope);
-      // Like Stripe: a result is saved once the endpoint ran (a 402 decline, a 404 of an object
-      // it looked up), but not when the parameters failed validation, and never a 5xx.
+      // Like Stripe ("results are only saved if an API endpoint started executing … including
+      // 500 errors"; not when the parameters failed validation, or the request conflicted with
+      // one in progress, the 409 above): a 402 decline, a 404 of an object it looked up and a
+      // 500 of an executed request are saved and replayed. The injected faults 500, 429, 400,
+      // malformed and reset answered before anything ran (above): they model a request that
+      // never reached Stripe or never executed, so nothing is saved for them.
       const failedValidation = outcome.status === 400 && outcome.body?.error?.type === 'invalid_request_error';
-      if (outcome.status < 500 && !failedValidation) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
+      if (!failedValidation) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
     }
     if (res.destroyed) return;
     reply(outcome.status, outcome.body, outcome.headers);
@@ -580,7 +587,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       if (p === '/_test/faults' && req.method === 'POST') {
         const fault = { times: 1, ...json() };
-        if (!['500', '429', '400', 'slow', 'malformed', 'reset'].includes(String(fault.kind))) throw invalid('kind must be one of 500, 429, 400, slow, malformed, reset');
+        if (!['500', '429', '400', 'slow', 'malformed', 'reset', 'crash'].includes(String(fault.kind))) throw invalid('kind must be one of 500, 429, 400, slow, malformed, reset, crash');
         if (!fault.path?.startsWith('/v1/')) throw invalid('path must be a /v1/ prefix');
         faults.push({ ...fault, kind: String(fault.kind) });
         return send(res, 200, faults);

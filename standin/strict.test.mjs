@@ -185,3 +185,23 @@ describe('cross-field rules Stripe documents', () => {
     assert.equal(same.body.customer, customer.id);
   });
 });
+
+describe('idempotency, as Stripe documents it', () => {
+  test('a 500 of a request that began executing is saved and replayed; an injected fault is not', async () => {
+    await testPost('/_test/faults', { kind: 'crash', path: '/v1/customers' });
+    const k = 'k-crash';
+    const first = await call('POST', '/v1/customers', { email: 'crash@example.com' }, { idempotencyKey: k });
+    assert.equal(first.status, 500);
+    const replay = await call('POST', '/v1/customers', { email: 'crash@example.com' }, { idempotencyKey: k });
+    assert.equal(replay.status, 500);
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(replay.body, first.body);
+
+    await testPost('/_test/faults', { kind: '500', path: '/v1/customers' });
+    const k2 = 'k-transport';
+    assert.equal((await call('POST', '/v1/customers', { email: 't@example.com' }, { idempotencyKey: k2 })).status, 500);
+    const retried = await call('POST', '/v1/customers', { email: 't@example.com' }, { idempotencyKey: k2 });
+    assert.equal(retried.status, 200);
+    assert.equal(retried.headers.get('idempotent-replayed'), null);
+  });
+});
