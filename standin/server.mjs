@@ -17,6 +17,9 @@
 
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
 import { validateParams } from './validate.mjs';
 
@@ -39,6 +42,42 @@ export const TEST_CARDS = {
  * the ones a test caused on purpose (header `Standin-Expected-Violation: <reason>`) happened.
  */
 export const violationLedger = [];
+
+/**
+ * Stripe's example object of every resource (stripe/openapi fixtures3.json, what stripe-mock
+ * serves; ../shared/stripe/README.md). Every object the stand-in answers or sends in an event
+ * starts as a copy of the one for its resource, so every field Stripe sends is there with
+ * Stripe's type, the null ones included; the stand-in changes only the fields the call decides,
+ * and sets to null the ones that in the example describe something that has not happened to a
+ * new object (an error, a next action, a cancellation, a redaction). STRIPE_FIXTURES may point
+ * elsewhere.
+ */
+const FIXTURES_PATH = process.env.STRIPE_FIXTURES
+  ?? path.join(path.dirname(path.dirname(path.dirname(fileURLToPath(import.meta.url)))), 'shared/stripe/fixtures3.json');
+const FIXTURES = JSON.parse(readFileSync(FIXTURES_PATH, 'utf8')).resources;
+const FRESH = {
+  'checkout.session': {
+    after_expiration: null, client_secret: null, customer_details: null, collected_information: null, currency_conversion: null,
+    invoice: null, invoice_creation: null, payment_intent: null, payment_link: null, recovered_from: null, setup_intent: null,
+    shipping_address_collection: null, shipping_cost: null, subscription: null, total_details: null, payment_method_types: ['card'],
+  },
+  setup_intent: { last_setup_error: null, next_action: null, latest_attempt: null, mandate: null, payment_method_configuration_details: null },
+  payment_method: { metadata: {}, billing_details: { address: { city: null, country: null, line1: null, line2: null, postal_code: null, state: null }, email: null, name: null, phone: null, tax_id: null } },
+  customer: { discount: null, currency: null, shipping: null, invoice_prefix: null },
+  payment_intent: {
+    canceled_at: null, last_payment_error: null, next_action: null, processing: null, shipping: null, transfer_data: null,
+    payment_method_configuration_details: null, automatic_payment_methods: null, latest_charge: null, client_secret: null,
+  },
+  'identity.verification_session': { last_error: null, last_verification_report: null, redaction: null, status: 'requires_input' },
+  webhook_endpoint: { description: null, metadata: {} },
+  event: {},
+};
+/** A new object of `resource`, from Stripe's example, with the fields the call decides. */
+export function fromFixture(resource, fields) {
+  const base = FIXTURES[resource];
+  if (!base) throw new Error(`no fixture for ${resource}`);
+  return { ...structuredClone(base), ...structuredClone(FRESH[resource] ?? {}), ...fields };
+}
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 export function newId(prefix, length = 24) {
@@ -149,7 +188,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
 
   // ------------------------------------------------------------------ events and deliveries
   function emit(type, object, request) {
-    const event = {
+    const event = fromFixture('event', {
       id: newId('evt'),
       object: 'event',
       api_version: apiVersion,
@@ -159,7 +198,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       pending_webhooks: endpoints.length,
       request: { id: request?.requestId ?? null, idempotency_key: request?.idempotencyKey ?? null },
       type,
-    };
+    });
     const targets = endpoints.filter((e) => e.enabled_events.includes('*') || e.enabled_events.includes(type));
     const work = Promise.all(targets.map((endpoint) => deliver(event, endpoint)));
     pending.add(work);
@@ -201,7 +240,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
 
   const api = {
     'POST /v1/customers': (params) =>
-      store({ id: newId('cus', 14), object: 'customer', created: now(), email: params.email ?? null, name: params.name ?? null, metadata: params.metadata ?? {}, invoice_settings: { default_payment_method: null }, livemode: false }),
+      store(fromFixture('customer', {
+        id: newId('cus', 14), created: now(), email: params.email ?? null, name: params.name ?? null, description: params.description ?? null,
+        phone: params.phone ?? null, metadata: params.metadata ?? {}, livemode: false,
+        invoice_settings: { ...FIXTURES.customer.invoice_settings, default_payment_method: params.invoice_settings?.default_payment_method ?? null },
+      })),
     'GET /v1/customers/:id': (_, [id]) => get('customer', id, 'customer'),
 
     'POST /v1/checkout/sessions': (params) => {
@@ -214,7 +257,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         throw invalid('Missing required param: currency.', { code: 'parameter_missing', param: 'currency' });
       }
       if (params.customer) get('customer', params.customer, 'customer', 'customer');
-      const session = {
+      const session = fromFixture('checkout.session', {
         id: newId(mode === 'setup' ? 'cs_test_c1' : 'cs_test_a1', 40),
         object: 'checkout.session',
         mode,
@@ -234,7 +277,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         expires_at: now() + 86400,
         livemode: false,
         url: null,
-      };
+        client_reference_id: params.client_reference_id ?? null,
+        customer_email: params.customer_email ?? null,
+        locale: params.locale ?? null,
+        amount_subtotal: null,
+      });
       if (mode === 'setup') {
         session.currency = params.currency ? currency(params.currency) : null;
       } else {
@@ -249,6 +296,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
           total += amount * positiveInteger(item.quantity ?? '1', `line_items[${i}][quantity]`);
         });
         session.amount_total = total;
+        session.amount_subtotal = total;
+        session.total_details = { amount_discount: 0, amount_shipping: 0, amount_tax: 0 };
       }
       session.url = checkoutUrl(session.id);
       return store(session);
@@ -298,7 +347,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
           { param: 'return_url' },
         );
       }
-      const pi = {
+      const pi = fromFixture('payment_intent', {
         id: newId('pi'),
         object: 'payment_intent',
         amount,
@@ -312,7 +361,14 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         last_payment_error: null,
         created: now(),
         livemode: false,
-      };
+        payment_method_types: params.allowed_payment_method_types ?? ['card'],
+        allowed_payment_method_types: params.allowed_payment_method_types ?? null,
+        automatic_payment_methods: params.automatic_payment_methods ? { enabled: bool(params.automatic_payment_methods.enabled), allow_redirects: params.automatic_payment_methods.allow_redirects ?? 'always' } : null,
+        setup_future_usage: params.setup_future_usage ?? null,
+        receipt_email: params.receipt_email ?? null,
+        statement_descriptor: params.statement_descriptor ?? null,
+      });
+      pi.client_secret = `${pi.id}_secret_${newId('x', 25).slice(2)}`;
       if (pi.payment_method) {
         const pm = get('payment_method', pi.payment_method, 'payment_method', 'payment_method');
         if (pi.customer && pm.customer !== pi.customer) {
@@ -340,7 +396,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const type = required(params, 'type');
       if (!['document', 'id_number'].includes(type)) throw invalid(`Invalid type: ${type}`, { param: 'type' });
       const id = newId('vs');
-      const session = store({
+      const session = store(fromFixture('identity.verification_session', {
         id,
         object: 'identity.verification_session',
         type,
@@ -352,7 +408,10 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         metadata: params.metadata ?? {},
         created: now(),
         livemode: false,
-      });
+        client_reference_id: params.client_reference_id ?? null,
+        options: params.options ?? {},
+        related_customer: params.related_customer ?? null,
+      }));
       emitAndKeep('identity.verification_session.created', session, request);
       return session;
     },
@@ -363,7 +422,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if (!/^https?:\/\//.test(url)) throw invalid('Invalid URL: must be http(s).', { param: 'url' });
       const enabled = params.enabled_events;
       if (!Array.isArray(enabled) || enabled.length === 0) throw invalid('Missing required param: enabled_events.', { code: 'parameter_missing', param: 'enabled_events' });
-      const endpoint = { id: newId('we'), object: 'webhook_endpoint', url, enabled_events: enabled, api_version: params.api_version ?? null, status: 'enabled', secret: `whsec_${randomBytes(24).toString('hex')}`, created: now(), livemode: false };
+      const endpoint = fromFixture('webhook_endpoint', { id: newId('we'), object: 'webhook_endpoint', url, enabled_events: enabled, api_version: params.api_version ?? null, description: params.description ?? null, metadata: params.metadata ?? {}, status: 'enabled', secret: `whsec_${randomBytes(24).toString('hex')}`, created: now(), livemode: false });
       endpoints.push(endpoint);
       return { ...endpoint };
     },
@@ -384,18 +443,23 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     if (session.mode === 'payment' && test.outcome !== 'succeeded') {
       throw new ApiError(402, { type: 'card_error', code: test.code, decline_code: test.decline_code, message: test.message });
     }
-    const pm = store({ id: newId('pm'), object: 'payment_method', type: 'card', customer: null, card: { brand: test.brand, last4: card.slice(-4), exp_month: 12, exp_year: new Date().getFullYear() + 3 }, created: now(), livemode: false });
+    const pm = store(fromFixture('payment_method', {
+      id: newId('pm'), object: 'payment_method', type: 'card', customer: null, created: now(), livemode: false,
+      billing_details: { ...FRESH.payment_method.billing_details, email },
+      card: { ...FIXTURES.payment_method.card, brand: test.brand, display_brand: test.brand, last4: card.slice(-4), exp_month: 12, exp_year: new Date().getFullYear() + 3, fingerprint: newId('fp', 16).slice(3), networks: { available: [test.brand], preferred: null }, wallet: null },
+    }));
     cards.set(pm.id, card);
-    session.customer_details = { email };
+    session.customer_details = { ...FIXTURES['checkout.session'].customer_details, email };
     session.status = 'complete';
     const emitted = [];
     if (session.mode === 'setup') {
       if (session.customer) pm.customer = session.customer;
-      const si = store({ id: newId('seti'), object: 'setup_intent', status: 'succeeded', customer: session.customer, payment_method: pm.id, usage: 'off_session', created: now(), livemode: false });
+      const siId = newId('seti');
+      const si = store(fromFixture('setup_intent', { id: siId, object: 'setup_intent', client_secret: `${siId}_secret_${newId('x', 30).slice(2)}`, status: 'succeeded', customer: session.customer, payment_method: pm.id, usage: 'off_session', created: now(), livemode: false }));
       session.setup_intent = si.id;
       emitted.push(emitAndKeep('setup_intent.succeeded', si));
     } else {
-      const pi = store({ id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: session.metadata, status: 'succeeded', last_payment_error: null, created: now(), livemode: false });
+      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'succeeded', last_payment_error: null, latest_charge: newId('ch'), created: now(), livemode: false }));
       if (session.customer) pm.customer = session.customer;
       session.payment_intent = pi.id;
       session.payment_status = 'paid';
@@ -412,6 +476,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     session.status = status === 'redacted' ? session.status : status;
     session.last_error = status === 'requires_input' ? { code: code ?? 'document_unverified_other', reason: reason ?? 'The document could not be verified.' } : null;
     if (status === 'redacted') session.redaction = { status: 'redacted' };
+    if (status === 'verified') session.last_verification_report = newId('vr');
     const type = `identity.verification_session.${status}`;
     return { session, emitted: [emitAndKeep(type, session)] };
   }

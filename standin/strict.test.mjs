@@ -205,3 +205,29 @@ describe('idempotency, as Stripe documents it', () => {
     assert.equal(retried.headers.get('idempotent-replayed'), null);
   });
 });
+
+describe("objects are Stripe's example objects (fixtures3.json) with what the call decided", () => {
+  test('every field of the example is present, nulls included, for each resource the stand-in makes', async () => {
+    const { readFileSync } = await import('node:fs');
+    const fixtures = JSON.parse(readFileSync(new URL('../../shared/stripe/fixtures3.json', import.meta.url), 'utf8')).resources;
+    const { customer, paymentMethod } = await savedCard();
+    const sessions = (await (await fetch(`${base}/_test/objects`)).json()).filter((o) => o.object === 'checkout.session');
+    const pi = (await call('POST', '/v1/payment_intents', { amount: '700', currency: 'usd', customer: customer.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', 'allowed_payment_method_types[]': 'card' })).body;
+    const vs = (await call('POST', '/v1/identity/verification_sessions', { type: 'document' })).body;
+    const we = (await call('POST', '/v1/webhook_endpoints', { url: 'https://x.test/h', 'enabled_events[]': '*' })).body;
+    const si = (await call('GET', `/v1/checkout/sessions/${sessions.at(-1).id}`, { 'expand[]': 'setup_intent' })).body.setup_intent;
+    const pm = (await call('GET', `/v1/payment_methods/${paymentMethod}`)).body;
+    const made = { customer, 'checkout.session': sessions.at(-1), payment_intent: pi, 'identity.verification_session': vs, webhook_endpoint: we, setup_intent: si, payment_method: pm };
+    for (const [resource, object] of Object.entries(made)) {
+      assert.equal(object.object, resource);
+      for (const field of Object.keys(fixtures[resource])) assert.ok(field in object, `${resource}.${field}`);
+    }
+    assert.equal(customer.discount, null);
+    assert.equal(pi.last_payment_error, null);
+    assert.equal(pi.next_action, null);
+    assert.equal(vs.redaction, null);
+    assert.equal(vs.status, 'requires_input');
+    assert.equal(si.last_setup_error, null);
+    assert.deepEqual([pm.card.brand, pm.card.last4], ['visa', '4242']);
+  });
+});
