@@ -26,14 +26,19 @@ import { validateParams } from './validate.mjs';
 const DEFAULT_API_VERSION = '2026-10-28.endive';
 const signer = new Stripe('sk_test_standin_signing_only');
 
-/** Test card numbers and what an off-session charge with them does (Stripe's testing docs). */
+/**
+ * Test card numbers (docs.stripe.com/testing): what saving them in setup mode does (`setup`:
+ * declined, or 3D Secure required; otherwise saved) and what a later off-session charge does
+ * (`outcome`). 0341 saves and declines later; 3184 needs authentication when saved and fails
+ * off-session with authentication_required.
+ */
 export const TEST_CARDS = {
   '4242424242424242': { brand: 'visa', outcome: 'succeeded' },
   '5555555555554444': { brand: 'mastercard', outcome: 'succeeded' },
-  '4000000000009995': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+  '4000000000009995': { brand: 'visa', setup: 'declined', outcome: 'declined', code: 'card_declined', decline_code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
   '4000000000000341': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
-  '4000000000000002': { brand: 'visa', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
-  '4000002760003184': { brand: 'visa', outcome: 'declined', code: 'authentication_required', decline_code: 'authentication_required', message: 'Your card was declined. This transaction requires authentication.' },
+  '4000000000000002': { brand: 'visa', setup: 'declined', outcome: 'declined', code: 'card_declined', decline_code: 'generic_decline', message: 'Your card was declined.' },
+  '4000002760003184': { brand: 'visa', setup: '3ds', outcome: 'declined', code: 'authentication_required', decline_code: 'authentication_required', message: 'Your card was declined. This transaction requires authentication.' },
 };
 
 /**
@@ -435,28 +440,74 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   });
 
   // ------------------------------------------------------------------ test-only actions
-  function completeCheckout(id, { card = '4242424242424242', email = 'customer@example.com' } = {}) {
-    const session = get('checkout session', id, 'checkout.session');
-    if (session.status !== 'open') throw invalid(`This Checkout Session is no longer open (${session.status}).`);
-    const test = TEST_CARDS[card];
-    if (!test) throw invalid(`Unknown test card ${card}.`, { param: 'card' });
-    if (session.mode === 'payment' && test.outcome !== 'succeeded') {
-      throw new ApiError(402, { type: 'card_error', code: test.code, decline_code: test.decline_code, message: test.message });
-    }
+  function newCardMethod(card, test, email) {
     const pm = store(fromFixture('payment_method', {
       id: newId('pm'), object: 'payment_method', type: 'card', customer: null, created: now(), livemode: false,
       billing_details: { ...FRESH.payment_method.billing_details, email },
       card: { ...FIXTURES.payment_method.card, brand: test.brand, display_brand: test.brand, last4: card.slice(-4), exp_month: 12, exp_year: new Date().getFullYear() + 3, fingerprint: newId('fp', 16).slice(3), networks: { available: [test.brand], preferred: null }, wallet: null },
     }));
     cards.set(pm.id, card);
-    session.customer_details = { ...FIXTURES['checkout.session'].customer_details, email };
-    session.status = 'complete';
+    return pm;
+  }
+  function newBankMethod(email) {
+    // A delayed method (ACH Direct Debit): Stripe's test account 000123456789, routing 110000000.
+    return store(fromFixture('payment_method', {
+      id: newId('pm'), object: 'payment_method', type: 'us_bank_account', customer: null, created: now(), livemode: false, card: null,
+      billing_details: { ...FRESH.payment_method.billing_details, email, name: 'Jenny Rosen' },
+      us_bank_account: { account_holder_type: 'individual', account_type: 'checking', bank_name: 'STRIPE TEST BANK', financial_connections_account: null, fingerprint: newId('fp', 16).slice(3), last4: '6789', networks: { preferred: 'ach', supported: ['ach'] }, routing_number: '110000000', status_details: null },
+    }));
+  }
+
+  /**
+   * Completes an open Checkout Session as a customer would. `card`: a test card (TEST_CARDS);
+   * in setup mode 9995 and 0002 are declined while saving (the SetupIntent fails with
+   * last_setup_error, the session stays open, 402), and 3184 needs 3D Secure: `three_d_secure`
+   * 'complete' (the default of this JSON route, so older callers keep working) or 'fail', or
+   * 'pending' to leave the SetupIntent in requires_action. `method: 'delayed'` pays a
+   * payment-mode session by a delayed method (ACH): complete but unpaid until /settle.
+   */
+  function completeCheckout(id, { card = '4242424242424242', email = 'customer@example.com', three_d_secure: threeDS = 'complete', method = 'card' } = {}) {
+    const session = get('checkout session', id, 'checkout.session');
+    if (session.status !== 'open') throw invalid(`This Checkout Session is no longer open (${session.status}).`);
     const emitted = [];
-    if (session.mode === 'setup') {
+    if (method === 'delayed') {
+      if (session.mode !== 'payment') throw invalid('A delayed payment method completes payment-mode sessions only.', { param: 'method' });
+      const pm = newBankMethod(email);
+      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: 0, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'processing', payment_method_types: ['us_bank_account'], created: now(), livemode: false }));
       if (session.customer) pm.customer = session.customer;
-      const siId = newId('seti');
-      const si = store(fromFixture('setup_intent', { id: siId, object: 'setup_intent', client_secret: `${siId}_secret_${newId('x', 30).slice(2)}`, status: 'succeeded', customer: session.customer, payment_method: pm.id, usage: 'off_session', created: now(), livemode: false }));
+      Object.assign(session, { status: 'complete', payment_status: 'unpaid', payment_intent: pi.id, customer_details: { ...FIXTURES['checkout.session'].customer_details, email } });
+      emitted.push(emitAndKeep('payment_intent.processing', pi));
+      emitted.push(emitAndKeep('checkout.session.completed', session));
+      return { session, emitted };
+    }
+    const test = TEST_CARDS[card];
+    if (!test) throw invalid(`Unknown test card ${card}.`, { param: 'card' });
+    if (session.mode === 'payment' && test.outcome !== 'succeeded') {
+      throw new ApiError(402, { type: 'card_error', code: test.code, decline_code: test.decline_code, message: test.message });
+    }
+    const pm = newCardMethod(card, test, email);
+    if (session.mode === 'setup') {
+      const siId = session.setup_intent ?? newId('seti');
+      const si = objects.get(siId) ?? store(fromFixture('setup_intent', { id: siId, object: 'setup_intent', client_secret: `${siId}_secret_${newId('x', 30).slice(2)}`, customer: session.customer, usage: 'off_session', created: now(), livemode: false }));
       session.setup_intent = si.id;
+      const failSetup = (error) => {
+        Object.assign(si, { status: 'requires_payment_method', payment_method: null, next_action: null, last_setup_error: { ...error, payment_method: structuredClone(pm) } });
+        emitted.push(emitAndKeep('setup_intent.setup_failed', si));
+        return { session, emitted, setupIntent: si, declined: error };
+      };
+      if (test.setup === 'declined') {
+        return failSetup({ type: 'card_error', code: 'card_declined', decline_code: test.decline_code, message: test.message, doc_url: 'https://docs.stripe.com/error-codes/card-declined' });
+      }
+      if (test.setup === '3ds' && threeDS !== 'complete') {
+        if (threeDS === 'fail') {
+          return failSetup({ type: 'invalid_request_error', code: 'setup_intent_authentication_failure', message: 'The latest attempt to set up the payment method has failed because authentication failed.', doc_url: 'https://docs.stripe.com/error-codes/setup-intent-authentication-failure' });
+        }
+        Object.assign(si, { status: 'requires_action', payment_method: pm.id, last_setup_error: null, next_action: { type: 'use_stripe_sdk', use_stripe_sdk: { type: 'three_d_secure_redirect', stripe_js: `${publicBase}/c/3ds/${si.id}` } } });
+        emitted.push(emitAndKeep('setup_intent.requires_action', si));
+        return { session, emitted, setupIntent: si, requiresAction: true };
+      }
+      if (session.customer) pm.customer = session.customer;
+      Object.assign(si, { status: 'succeeded', payment_method: pm.id, last_setup_error: null, next_action: null });
       emitted.push(emitAndKeep('setup_intent.succeeded', si));
     } else {
       const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'succeeded', last_payment_error: null, latest_charge: newId('ch'), created: now(), livemode: false }));
@@ -465,8 +516,40 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       session.payment_status = 'paid';
       emitted.push(emitAndKeep('payment_intent.succeeded', pi));
     }
+    session.customer_details = { ...FIXTURES['checkout.session'].customer_details, email };
+    session.status = 'complete';
     emitted.push(emitAndKeep('checkout.session.completed', session));
     return { session, emitted };
+  }
+
+  /** A delayed payment of a completed, unpaid payment-mode session succeeds or fails. */
+  function settleCheckout(id, { outcome = 'succeeded' } = {}) {
+    const session = get('checkout session', id, 'checkout.session');
+    const pi = session.payment_intent && objects.get(session.payment_intent);
+    if (session.status !== 'complete' || session.payment_status !== 'unpaid' || pi?.status !== 'processing') {
+      throw invalid(`This Checkout Session has no delayed payment in progress (${session.status}, ${session.payment_status}).`);
+    }
+    const emitted = [];
+    if (outcome === 'succeeded') {
+      Object.assign(pi, { status: 'succeeded', amount_received: pi.amount, latest_charge: newId('py') });
+      session.payment_status = 'paid';
+      emitted.push(emitAndKeep('payment_intent.succeeded', pi));
+      emitted.push(emitAndKeep('checkout.session.async_payment_succeeded', session));
+    } else if (outcome === 'failed') {
+      const error = { type: 'card_error', code: 'payment_method_provider_decline', message: 'The payment was declined by the bank.', payment_method: structuredClone(objects.get(pi.payment_method)) };
+      Object.assign(pi, { status: 'requires_payment_method', last_payment_error: error });
+      emitted.push(emitAndKeep('payment_intent.payment_failed', pi));
+      emitted.push(emitAndKeep('checkout.session.async_payment_failed', session));
+    } else throw invalid('outcome must be succeeded or failed', { param: 'outcome' });
+    return { session, emitted };
+  }
+
+  /** An open session expires (Stripe: after expires_at, or POST /v1/checkout/sessions/{id}/expire). */
+  function expireCheckout(id) {
+    const session = get('checkout session', id, 'checkout.session');
+    if (session.status !== 'open') throw invalid(`Only Checkout Sessions with a status in ["open"] can be expired (this one is ${session.status}).`);
+    Object.assign(session, { status: 'expired', url: null });
+    return { session, emitted: [emitAndKeep('checkout.session.expired', session)] };
   }
 
   function moveIdentity(id, status, { code, reason } = {}) {
@@ -678,13 +761,31 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         return send(res, 200, { ...endpoint, secret: undefined });
       }
       if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/complete$/)) && req.method === 'POST') {
-        const { session, emitted } = completeCheckout(m[1], json());
+        const browser = (req.headers.accept ?? '').includes('text/html');
+        const input = json();
+        // The Checkout page asks for 3D Secure first: a browser's form without an answer gets
+        // the authentication page (a JSON caller's default is to complete it).
+        if (browser && TEST_CARDS[input.card]?.setup === '3ds' && !input.three_d_secure) {
+          const session = get('checkout session', m[1], 'checkout.session');
+          if (session.mode === 'setup') return html(res, threeDSPage(session, input));
+        }
+        const { session, emitted, declined, setupIntent, requiresAction } = completeCheckout(m[1], input);
         const events = await settle(emitted);
-        if ((req.headers.accept ?? '').includes('text/html') && session.success_url) {
+        if (browser && declined) return html(res, checkoutPage(session, declined.message));
+        if (browser && session.status === 'complete' && session.success_url) {
           res.writeHead(303, { location: session.success_url.replace('{CHECKOUT_SESSION_ID}', session.id) });
           return res.end();
         }
-        return send(res, 200, { session, events });
+        if (declined) return send(res, 402, { error: declined, session, setup_intent: setupIntent, events });
+        return send(res, 200, { session, events, ...(requiresAction ? { setup_intent: setupIntent } : {}) });
+      }
+      if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/settle$/)) && req.method === 'POST') {
+        const { session, emitted } = settleCheckout(m[1], json());
+        return send(res, 200, { session, events: await settle(emitted) });
+      }
+      if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/expire$/)) && req.method === 'POST') {
+        const { session, emitted } = expireCheckout(m[1]);
+        return send(res, 200, { session, events: await settle(emitted) });
       }
       if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
         const { session, emitted } = moveIdentity(m[1], m[2], json());
@@ -713,14 +814,26 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   }
   const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-  function checkoutPage(session) {
-    const options = Object.entries(TEST_CARDS).map(([n, c]) => `<option value="${n}">${n} (${c.brand}, ${c.outcome}${c.decline_code ? ': ' + c.decline_code : ''})</option>`).join('');
+  function threeDSPage(session, { card, email = '' }) {
+    const hidden = `<input type="hidden" name="card" value="${escape(card)}"><input type="hidden" name="email" value="${escape(email)}">`;
+    const action = `/_test/checkout/sessions/${escape(session.id)}/complete`;
+    return `<h1>3D Secure authentication</h1><p>Your bank asks you to confirm card ending in ${escape(card.slice(-4))} (test).</p>
+      <form method="post" action="${action}">${hidden}<input type="hidden" name="three_d_secure" value="complete"><button type="submit">Complete authentication</button></form><br>
+      <form method="post" action="${action}">${hidden}<input type="hidden" name="three_d_secure" value="fail"><button type="submit">Fail authentication</button></form>`;
+  }
+  function checkoutPage(session, declineMessage) {
+    const describe = (c) => (c.setup === 'declined' ? `declined when saved: ${c.decline_code}` : c.setup === '3ds' ? '3D Secure when saved, then authentication_required' : c.outcome === 'succeeded' ? 'succeeds' : `saved, then declined: ${c.decline_code}`);
+    const options = Object.entries(TEST_CARDS).map(([n, c]) => `<option value="${n}">${n} (${c.brand}, ${session.mode === 'setup' ? describe(c) : c.outcome})</option>`).join('');
+    const delayed = session.mode === 'payment'
+      ? `<form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete"><input type="hidden" name="method" value="delayed"><button type="submit">Pay by bank debit (delayed)</button></form>`
+      : '';
     return `<h1>Checkout (${escape(session.mode)} mode)</h1><p>Local Stripe stand-in: no card data leaves this machine.</p>
+      ${declineMessage ? `<p role="alert" style="color:#b00">${escape(declineMessage)}</p>` : ''}
       ${session.amount_total ? `<p>Amount: ${escape(session.amount_total)} ${escape(session.currency)}</p>` : ''}
       <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
       <label>Test card <select name="card">${options}</select></label><br><br>
       <label>Email <input name="email" value="customer@example.com"></label><br><br>
-      <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>`;
+      <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>${delayed}`;
   }
   function identityPage(session) {
     return `<h1>Identity verification</h1><p>Session ${escape(session.id)}: ${escape(session.status)}</p>

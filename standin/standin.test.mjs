@@ -192,7 +192,6 @@ describe('the API', () => {
   test('off-session charges: test cards decide, declines are 402 with the PaymentIntent embedded', async () => {
     const cases = [
       ['4242424242424242', 200, null, null],
-      ['4000000000009995', 402, 'card_declined', 'insufficient_funds'],
       ['4000000000000341', 402, 'card_declined', 'generic_decline'],
       ['4000002760003184', 402, 'authentication_required', 'authentication_required'],
     ];

@@ -231,3 +231,105 @@ describe("objects are Stripe's example objects (fixtures3.json) with what the ca
     assert.deepEqual([pm.card.brand, pm.card.last4], ['visa', '4242']);
   });
 });
+
+describe('test cards, as docs.stripe.com/testing describes them', () => {
+  const setupSession = async () => (await call('POST', '/v1/checkout/sessions', { mode: 'setup', currency: 'usd', success_url: 'https://x.test/ok?s={CHECKOUT_SESSION_ID}' })).body;
+
+  for (const [card, declineCode] of [['4000000000009995', 'insufficient_funds'], ['4000000000000002', 'generic_decline']]) {
+    test(`${card} is declined while it is saved: the SetupIntent fails, the session stays open`, async () => {
+      const session = await setupSession();
+      const res = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card });
+      assert.equal(res.status, 402);
+      assert.deepEqual([res.body.error.type, res.body.error.code, res.body.error.decline_code], ['card_error', 'card_declined', declineCode]);
+      assert.deepEqual(res.body.events.map((e) => e.event.type), ['setup_intent.setup_failed']);
+      const si = res.body.setup_intent;
+      assert.equal(si.status, 'requires_payment_method');
+      assert.equal(si.payment_method, null);
+      assert.equal(si.last_setup_error.decline_code, declineCode);
+      const after = (await call('GET', `/v1/checkout/sessions/${session.id}`)).body;
+      assert.equal(after.status, 'open');
+      // The page shows the decline; another card then saves on the same SetupIntent.
+      const page = await fetch(`${base}/_test/checkout/sessions/${session.id}/complete`, { method: 'POST', headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, body: `card=${card}`, redirect: 'manual' });
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /role="alert"/);
+      const ok = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card: '4242424242424242' });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.body.session.setup_intent, si.id);
+      assert.equal((await call('GET', `/v1/setup_intents/${si.id}`)).body.status, 'succeeded');
+    });
+  }
+
+  test('4000002760003184 needs 3D Secure when saved (the page asks), then fails off-session with authentication_required', async () => {
+    const session = await setupSession();
+    const page = await fetch(`${base}/_test/checkout/sessions/${session.id}/complete`, { method: 'POST', headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, body: 'card=4000002760003184&email=a%40b.test', redirect: 'manual' });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /3D Secure[\s\S]*Complete authentication/);
+    const pending = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card: '4000002760003184', three_d_secure: 'pending' });
+    assert.equal(pending.status, 200);
+    assert.equal(pending.body.setup_intent.status, 'requires_action');
+    assert.equal(pending.body.setup_intent.next_action.type, 'use_stripe_sdk');
+    assert.equal(pending.body.session.status, 'open');
+    const failed = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card: '4000002760003184', three_d_secure: 'fail' });
+    assert.equal(failed.status, 402);
+    assert.equal(failed.body.error.code, 'setup_intent_authentication_failure');
+    const done = await fetch(`${base}/_test/checkout/sessions/${session.id}/complete`, { method: 'POST', headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, body: 'card=4000002760003184&three_d_secure=complete', redirect: 'manual' });
+    assert.equal(done.status, 303);
+    assert.equal(done.headers.get('location'), `https://x.test/ok?s=${session.id}`);
+    const si = (await call('GET', `/v1/checkout/sessions/${session.id}`, { 'expand[]': 'setup_intent' })).body.setup_intent;
+    assert.equal(si.status, 'succeeded');
+    const customer = (await call('POST', '/v1/customers', {})).body;
+    await call('POST', `/v1/payment_methods/${si.payment_method}/attach`, { customer: customer.id });
+    const charge = await call('POST', '/v1/payment_intents', { amount: '900', currency: 'usd', customer: customer.id, payment_method: si.payment_method, off_session: 'true', confirm: 'true', 'allowed_payment_method_types[]': 'card' });
+    assert.equal(charge.status, 402);
+    assert.deepEqual([charge.body.error.type, charge.body.error.code], ['card_error', 'authentication_required']);
+    assert.equal(charge.body.error.payment_intent.status, 'requires_payment_method');
+  });
+
+  test('4000000000000341 saves, then declines later (card_declined); 4242 saves and charges', async () => {
+    for (const [card, status] of [['4000000000000341', 402], ['4242424242424242', 200]]) {
+      const { customer, paymentMethod } = await savedCard(card);
+      const charge = await call('POST', '/v1/payment_intents', { amount: '900', currency: 'usd', customer: customer.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', 'allowed_payment_method_types[]': 'card' });
+      assert.equal(charge.status, status, card);
+      if (status === 402) assert.equal(charge.body.error.code, 'card_declined');
+    }
+  });
+});
+
+describe('sessions paid later, expired sessions', () => {
+  const paymentSession = async () => {
+    const customer = (await call('POST', '/v1/customers', {})).body;
+    return (await call('POST', '/v1/checkout/sessions', {
+      mode: 'payment', customer: customer.id, success_url: 'https://x.test/ok', 'line_items[0][quantity]': '1',
+      'line_items[0][price_data][currency]': 'usd', 'line_items[0][price_data][unit_amount]': '1500', 'line_items[0][price_data][product_data][name]': 'Order',
+    })).body;
+  };
+
+  for (const [outcome, type, paymentStatus, piStatus] of [
+    ['succeeded', 'checkout.session.async_payment_succeeded', 'paid', 'succeeded'],
+    ['failed', 'checkout.session.async_payment_failed', 'unpaid', 'requires_payment_method'],
+  ]) {
+    test(`a delayed method completes the session unpaid, then ${outcome}`, async () => {
+      const session = await paymentSession();
+      const done = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { method: 'delayed' });
+      assert.equal(done.status, 200);
+      assert.deepEqual([done.body.session.status, done.body.session.payment_status], ['complete', 'unpaid']);
+      assert.deepEqual(done.body.events.map((e) => e.event.type), ['payment_intent.processing', 'checkout.session.completed']);
+      const settled = await testPost(`/_test/checkout/sessions/${session.id}/settle`, { outcome });
+      assert.equal(settled.status, 200);
+      assert.equal(settled.body.events.at(-1).event.type, type);
+      assert.equal(settled.body.events.at(-1).event.data.object.payment_status, paymentStatus);
+      assert.equal((await call('GET', `/v1/payment_intents/${done.body.session.payment_intent}`)).body.status, piStatus);
+      assert.equal((await testPost(`/_test/checkout/sessions/${session.id}/settle`, { outcome })).status, 400, 'settled once');
+    });
+  }
+
+  test('an open session expires (checkout.session.expired); an expired one cannot be completed', async () => {
+    const session = await paymentSession();
+    const expired = await testPost(`/_test/checkout/sessions/${session.id}/expire`);
+    assert.equal(expired.status, 200);
+    assert.equal(expired.body.session.status, 'expired');
+    assert.deepEqual(expired.body.events.map((e) => e.event.type), ['checkout.session.expired']);
+    assert.equal((await testPost(`/_test/checkout/sessions/${session.id}/complete`, {})).status, 400);
+    assert.equal((await testPost(`/_test/checkout/sessions/${session.id}/expire`)).status, 400);
+  });
+});
