@@ -422,6 +422,42 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     },
     'GET /v1/identity/verification_sessions/:id': (_, [id]) => get('verification session', id, 'identity.verification_session'),
 
+    // Events (EventListParams): newest first, `types[]` or `type` (a * wildcard allowed, as
+    // Stripe does), `created` exact or [gt|gte|lt|lte], `limit` 1..100 (default 10),
+    // `starting_after` / `ending_before` paging; a list object with has_more and url.
+    'GET /v1/events': (_p, _a, query) => {
+      const limit = query.limit === undefined ? 10 : Number(query.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+        throw invalid(`Invalid limit: must be between 1 and 100`, { param: 'limit' });
+      }
+      const wanted = query.types ?? (query.type ? [query.type] : null);
+      const matchType = (type) => !wanted || wanted.some((w) => (w.endsWith('*') ? type.startsWith(w.slice(0, -1)) : type === w));
+      const created = query.created;
+      const matchCreated = (t) => {
+        if (created === undefined) return true;
+        if (typeof created !== 'object') return t === Number(created);
+        const { gt, gte, lt, lte } = Object.fromEntries(Object.entries(created).map(([k, v]) => [k, Number(v)]));
+        return (gt === undefined || t > gt) && (gte === undefined || t >= gte) && (lt === undefined || t < lt) && (lte === undefined || t <= lte);
+      };
+      let list = [...events.values()].reverse().filter((e) => matchType(e.type) && matchCreated(e.created));
+      if (query.starting_after) {
+        const i = list.findIndex((e) => e.id === query.starting_after);
+        if (i === -1 && !events.has(query.starting_after)) throw missing('event', query.starting_after, 'starting_after');
+        list = list.slice(i + 1);
+      } else if (query.ending_before) {
+        const i = list.findIndex((e) => e.id === query.ending_before);
+        if (i === -1 && !events.has(query.ending_before)) throw missing('event', query.ending_before, 'ending_before');
+        list = list.slice(Math.max(0, i - limit), Math.max(0, i));
+        return { object: 'list', data: structuredClone(list), has_more: i - limit > 0, url: '/v1/events' };
+      }
+      return { object: 'list', data: structuredClone(list.slice(0, limit)), has_more: list.length > limit, url: '/v1/events' };
+    },
+    'GET /v1/events/:id': (_p, [id]) => {
+      const event = events.get(id);
+      if (!event) throw missing('event', id);
+      return structuredClone(event);
+    },
+
     'POST /v1/webhook_endpoints': (params) => {
       const url = required(params, 'url');
       if (!/^https?:\/\//.test(url)) throw invalid('Invalid URL: must be http(s).', { param: 'url' });

@@ -333,3 +333,32 @@ describe('sessions paid later, expired sessions', () => {
     assert.equal((await testPost(`/_test/checkout/sessions/${session.id}/expire`)).status, 400);
   });
 });
+
+describe('GET /v1/events and /v1/events/{id}', () => {
+  test('every emitted event, newest first, filtered by types[] and created, paged with has_more', async () => {
+    const start = Math.floor(Date.now() / 1000);
+    const made = [];
+    for (let i = 0; i < 3; i++) made.push((await call('POST', '/v1/identity/verification_sessions', { type: 'document' })).body.id);
+    await testPost(`/_test/identity/verification_sessions/${made[0]}/verified`);
+    const all = await call('GET', '/v1/events', { 'types[]': 'identity.verification_session.created', 'created[gte]': String(start), limit: '2' });
+    assert.equal(all.status, 200);
+    assert.deepEqual([all.body.object, all.body.url, all.body.has_more, all.body.data.length], ['list', '/v1/events', true, 2]);
+    assert.deepEqual(all.body.data.map((e) => e.data.object.id), [made[2], made[1]]);
+    const next = await call('GET', '/v1/events', { 'types[]': 'identity.verification_session.created', 'created[gte]': String(start), limit: '2', starting_after: all.body.data[1].id });
+    assert.deepEqual([next.body.has_more, next.body.data.map((e) => e.data.object.id)], [false, [made[0]]]);
+    const verified = await call('GET', '/v1/events', { type: 'identity.verification_session.*', 'created[gte]': String(start) });
+    assert.equal(verified.body.data[0].type, 'identity.verification_session.verified');
+    const future = await call('GET', '/v1/events', { 'created[gt]': String(start + 3600) });
+    assert.deepEqual(future.body.data, []);
+    const one = await call('GET', `/v1/events/${all.body.data[0].id}`);
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.body, all.body.data[0]);
+    assert.equal(one.body.object, 'event');
+    const none = await call('GET', '/v1/events/evt_nothing');
+    assert.deepEqual([none.status, none.body.error.code], [404, 'resource_missing']);
+    assert.equal((await call('GET', '/v1/events', { limit: '0' })).status, 400);
+    const bad = await call('GET', '/v1/events', { 'created[after]': '5' });
+    assert.deepEqual([bad.status, bad.body.error.code, bad.body.error.param], [400, 'parameter_unknown', 'created[after]']);
+    assert.equal((await violations()).count, 1);
+  });
+});
