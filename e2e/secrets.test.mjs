@@ -72,7 +72,7 @@ describe('secrets never leave the worker', () => {
     const ok = await call('/charges', { method: 'POST', json: { customer, amount: 500, currency: 'usd', description: 'Canary order' } });
     assert.equal(ok.status, 200);
     const declineSession = (await call('/create-checkout-session', { method: 'POST', form: {}, admin: false })).headers.get('location').match(/\/c\/pay\/(cs_\w+)$/)[1];
-    await standInPost(`/_test/checkout/sessions/${declineSession}/complete`, { card: '4000000000009995', email: 'decline@example.com' });
+    await standInPost(`/_test/checkout/sessions/${declineSession}/complete`, { card: '4000000000000341', email: 'decline@example.com' });
     assert.equal((await call(`/success?session_id=${declineSession}`, { admin: false })).status, 200);
     const decliner = (await (await fetch(`${stripeBase}/_test/objects`)).json()).find((o) => o.object === 'customer' && o.metadata?.checkout_session === declineSession).id;
     const declined = await call('/charges', { method: 'POST', json: { customer: decliner, amount: 700, currency: 'usd', description: 'Canary decline' } });
