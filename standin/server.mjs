@@ -309,9 +309,18 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     },
     'GET /v1/checkout/sessions/:id': (_, [id], query) => {
       const session = structuredClone(get('checkout session', id, 'checkout.session'));
-      for (const field of [query.expand ?? []].flat()) {
-        if (!['setup_intent', 'payment_intent', 'customer'].includes(field)) throw invalid(`This property cannot be expanded (${field}).`, { param: 'expand' });
-        if (session[field]) session[field] = structuredClone(objects.get(session[field]));
+      // Expandable fields (Session: customer, payment_intent, setup_intent; a dotted path goes
+      // one level further, e.g. setup_intent.payment_method).
+      const EXPANDABLE = { 'checkout.session': ['setup_intent', 'payment_intent', 'customer'], setup_intent: ['payment_method', 'customer'], payment_intent: ['payment_method', 'customer'] };
+      for (const path of [query.expand ?? []].flat()) {
+        let node = session;
+        for (const field of path.split('.')) {
+          if (!node || typeof node !== 'object' || !(EXPANDABLE[node.object] ?? []).includes(field)) {
+            throw invalid(`This property cannot be expanded (${path}).`, { param: 'expand' });
+          }
+          if (typeof node[field] === 'string') node[field] = structuredClone(objects.get(node[field]) ?? node[field]);
+          node = node[field];
+        }
       }
       return session;
     },

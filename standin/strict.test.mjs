@@ -336,6 +336,11 @@ describe('sessions paid later, expired sessions', () => {
 
 describe('GET /v1/events and /v1/events/{id}', () => {
   test('every emitted event, newest first, filtered by types[] and created, paged with has_more', async () => {
+    // A stand-in of its own: the other tests' events are not in its list.
+    const shared = base;
+    const own = createStandIn();
+    base = await own.listen(0);
+    after(() => own.close());
     const start = Math.floor(Date.now() / 1000);
     const made = [];
     for (let i = 0; i < 3; i++) made.push((await call('POST', '/v1/identity/verification_sessions', { type: 'document' })).body.id);
@@ -360,5 +365,15 @@ describe('GET /v1/events and /v1/events/{id}', () => {
     const bad = await call('GET', '/v1/events', { 'created[after]': '5' });
     assert.deepEqual([bad.status, bad.body.error.code, bad.body.error.param], [400, 'parameter_unknown', 'created[after]']);
     assert.equal((await violations()).count, 1);
+    base = shared;
   });
+});
+
+test('expand[]=setup_intent.payment_method expands two levels; an unknown path is refused', async () => {
+  const session = (await call('POST', '/v1/checkout/sessions', { mode: 'setup', currency: 'usd', success_url: 'https://x.test' })).body;
+  await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card: '4242424242424242' });
+  const res = await call('GET', `/v1/checkout/sessions/${session.id}`, { 'expand[]': 'setup_intent.payment_method' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.setup_intent.payment_method.card.last4, '4242');
+  assert.equal((await call('GET', `/v1/checkout/sessions/${session.id}`, { 'expand[]': 'setup_intent.mandate' })).status, 400);
 });
