@@ -13,7 +13,8 @@
 // fault injection (500, 429, slow, malformed JSON, connection reset), completing a Checkout
 // Session with a test card, moving an Identity session, and waiting for deliveries.
 //
-// Run: node standin/server.mjs [--port 12111] [--webhook-url URL --webhook-secret whsec_…]
+// Run: node standin/server.mjs [--port 12111] [--webhook-url URL] with the signing secret in
+// STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows)
 
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -243,6 +244,32 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     return `${publicBase}/c/pay/${id}`;
   }
 
+  // Expandable fields as the SDK types them (`string | Customer`, …); a dotted path goes one
+  // level further, e.g. setup_intent.payment_method.
+  const EXPANDABLE = {
+    'checkout.session': ['setup_intent', 'payment_intent', 'customer'],
+    setup_intent: ['payment_method', 'customer'],
+    payment_intent: ['payment_method', 'customer'],
+    payment_method: ['customer'],
+  };
+  /** A copy of `object` with the `expand[]` paths of `query` replaced by their objects. */
+  function expanded(object, query) {
+    const copy = structuredClone(object);
+    for (const path of [query.expand ?? []].flat()) {
+      let node = copy;
+      for (const field of path.split('.')) {
+        if (!node || typeof node !== 'object' || !(EXPANDABLE[node.object] ?? []).includes(field)) {
+          throw invalid(`This property cannot be expanded (${path}).`, { param: 'expand' });
+        }
+        if (typeof node[field] === 'string') node[field] = structuredClone(objects.get(node[field]) ?? node[field]);
+        node = node[field];
+      }
+    }
+    return copy;
+  }
+  // What a Checkout Session was created with that its object does not show.
+  const sessionOptions = new Map(); // session id → { setup_future_usage }
+
   const api = {
     'POST /v1/customers': (params) =>
       store(fromFixture('customer', {
@@ -305,27 +332,12 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         session.total_details = { amount_discount: 0, amount_shipping: 0, amount_tax: 0 };
       }
       session.url = checkoutUrl(session.id);
+      sessionOptions.set(session.id, { setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null });
       return store(session);
     },
-    'GET /v1/checkout/sessions/:id': (_, [id], query) => {
-      const session = structuredClone(get('checkout session', id, 'checkout.session'));
-      // Expandable fields (Session: customer, payment_intent, setup_intent; a dotted path goes
-      // one level further, e.g. setup_intent.payment_method).
-      const EXPANDABLE = { 'checkout.session': ['setup_intent', 'payment_intent', 'customer'], setup_intent: ['payment_method', 'customer'], payment_intent: ['payment_method', 'customer'] };
-      for (const path of [query.expand ?? []].flat()) {
-        let node = session;
-        for (const field of path.split('.')) {
-          if (!node || typeof node !== 'object' || !(EXPANDABLE[node.object] ?? []).includes(field)) {
-            throw invalid(`This property cannot be expanded (${path}).`, { param: 'expand' });
-          }
-          if (typeof node[field] === 'string') node[field] = structuredClone(objects.get(node[field]) ?? node[field]);
-          node = node[field];
-        }
-      }
-      return session;
-    },
-    'GET /v1/setup_intents/:id': (_, [id]) => get('setup_intent', id, 'setup_intent'),
-    'GET /v1/payment_methods/:id': (_, [id]) => get('payment_method', id, 'payment_method'),
+    'GET /v1/checkout/sessions/:id': (_, [id], query) => expanded(get('checkout session', id, 'checkout.session'), query),
+    'GET /v1/setup_intents/:id': (_, [id], query) => expanded(get('setup_intent', id, 'setup_intent'), query),
+    'GET /v1/payment_methods/:id': (_, [id], query) => expanded(get('payment_method', id, 'payment_method'), query),
     'POST /v1/payment_methods/:id/attach': (params, [id], _q, request) => {
       const pm = get('payment_method', id, 'payment_method');
       const customer = required(params, 'customer');
@@ -338,7 +350,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       emitAndKeep('payment_method.attached', pm, request);
       return pm;
     },
-    'GET /v1/payment_intents/:id': (_, [id]) => get('payment_intent', id, 'payment_intent'),
+    'GET /v1/payment_intents/:id': (_, [id], query) => expanded(get('payment_intent', id, 'payment_intent'), query),
     'POST /v1/payment_intents': (params, _p, _q, request) => {
       const amount = positiveInteger(params.amount, 'amount');
       const cur = currency(required(params, 'currency'));
@@ -518,8 +530,9 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     if (method === 'delayed') {
       if (session.mode !== 'payment') throw invalid('A delayed payment method completes payment-mode sessions only.', { param: 'method' });
       const pm = newBankMethod(email);
-      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: 0, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'processing', payment_method_types: ['us_bank_account'], created: now(), livemode: false }));
-      if (session.customer) pm.customer = session.customer;
+      const futureUsage = sessionOptions.get(session.id)?.setup_future_usage ?? null;
+      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: 0, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'processing', payment_method_types: ['us_bank_account'], setup_future_usage: futureUsage, created: now(), livemode: false }));
+      if (session.customer && futureUsage) pm.customer = session.customer;
       Object.assign(session, { status: 'complete', payment_status: 'unpaid', payment_intent: pi.id, customer_details: { ...FIXTURES['checkout.session'].customer_details, email } });
       emitted.push(emitAndKeep('payment_intent.processing', pi));
       emitted.push(emitAndKeep('checkout.session.completed', session));
@@ -555,8 +568,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       Object.assign(si, { status: 'succeeded', payment_method: pm.id, last_setup_error: null, next_action: null });
       emitted.push(emitAndKeep('setup_intent.succeeded', si));
     } else {
-      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'succeeded', last_payment_error: null, latest_charge: newId('ch'), created: now(), livemode: false }));
-      if (session.customer) pm.customer = session.customer;
+      const futureUsage = sessionOptions.get(session.id)?.setup_future_usage ?? null;
+      const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'succeeded', last_payment_error: null, latest_charge: newId('ch'), setup_future_usage: futureUsage, created: now(), livemode: false }));
+      // Stripe keeps (attaches) the payment method only when the session asked for it with
+      // payment_intent_data[setup_future_usage] (docs: "Save payment details during payment").
+      if (session.customer && futureUsage) pm.customer = session.customer;
       session.payment_intent = pi.id;
       session.payment_status = 'paid';
       emitted.push(emitAndKeep('payment_intent.succeeded', pi));
@@ -928,7 +944,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(`--${name}`);
     return i === -1 ? fallback : process.argv[i + 1];
   };
-  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: arg('webhook-secret') });
+  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: process.env.STANDIN_WEBHOOK_SECRET || arg('webhook-secret') });
   const url = await standIn.listen(Number(arg('port', '12111')));
   console.log(`Stripe stand-in listening on ${url}`);
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => standIn.close().then(() => process.exit(0)));

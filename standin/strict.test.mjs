@@ -323,6 +323,24 @@ describe('sessions paid later, expired sessions', () => {
     });
   }
 
+  test('the card a payment session is paid with is kept for the customer only with setup_future_usage', async () => {
+    for (const futureUsage of [null, 'off_session']) {
+      const customer = (await call('POST', '/v1/customers', {})).body;
+      const params = {
+        mode: 'payment', customer: customer.id, success_url: 'https://x.test/ok', 'line_items[0][quantity]': '1',
+        'line_items[0][price_data][currency]': 'usd', 'line_items[0][price_data][unit_amount]': '900', 'line_items[0][price_data][product_data][name]': 'Order',
+      };
+      if (futureUsage) params['payment_intent_data[setup_future_usage]'] = futureUsage;
+      const session = (await call('POST', '/v1/checkout/sessions', params)).body;
+      const done = await testPost(`/_test/checkout/sessions/${session.id}/complete`, { card: '4242424242424242' });
+      assert.equal(done.status, 200);
+      const pi = (await call('GET', `/v1/payment_intents/${done.body.session.payment_intent}`, { 'expand[]': 'payment_method' })).body;
+      assert.equal(pi.setup_future_usage, futureUsage);
+      assert.equal(pi.payment_method.object, 'payment_method', 'expanded');
+      assert.equal(pi.payment_method.customer, futureUsage ? customer.id : null, `setup_future_usage ${futureUsage}`);
+    }
+  });
+
   test('an open session expires (checkout.session.expired); an expired one cannot be completed', async () => {
     const session = await paymentSession();
     const expired = await testPost(`/_test/checkout/sessions/${session.id}/expire`);
