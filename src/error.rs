@@ -6,11 +6,10 @@
 use crate::billing::BillingError;
 use crate::config::ConfigError;
 use crate::event::EventError;
-use crate::handlers::identity::CreateError;
+use crate::identity::CreateError;
 use crate::signature::SignatureError;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 use crate::stripe::StripeError;
-use crate::webhook::WebhookError;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -47,18 +46,6 @@ pub enum AppError {
     Identity(#[from] CreateError),
     #[error(transparent)]
     Stripe(#[from] StripeError),
-}
-
-impl From<WebhookError> for AppError {
-    fn from(error: WebhookError) -> Self {
-        match error {
-            WebhookError::BodyTooLarge => Self::PayloadTooLarge,
-            WebhookError::Signature(e) => Self::Signature(e),
-            WebhookError::Event(e) => Self::Event(e),
-            WebhookError::Store(e) => Self::Store(e),
-            WebhookError::Handler(failure) => failure.error,
-        }
-    }
 }
 
 impl AppError {

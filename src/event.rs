@@ -4,7 +4,7 @@
 //! until a handler for that type asks for its own shape. Unknown event types are normal
 //! (Stripe adds types, and an endpoint may be subscribed to more than we handle).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Stripe ids are short; a cap keeps a hostile id from making a huge KV key (KV allows 512 bytes).
@@ -95,6 +95,55 @@ pub fn is_event_id(id: &str) -> bool {
             !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         })
 }
+
+/// What handling an event came to, as stored under `event:{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A handler ran to completion.
+    Handled,
+    /// Verified, but of a type this service does not act on.
+    Ignored,
+    /// A handler stopped at a step (recorded so a redelivery can finish the work).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Final outcomes make a redelivery a no-op; a failed one is worked again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Failed)
+    }
+}
+
+/// The value under `event:{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub version: u32,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created: i64,
+    pub livemode: bool,
+    pub outcome: Outcome,
+    /// The step that failed, for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// The error code at that step (as in the error responses), for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix seconds when this worker recorded it.
+    pub recorded_at: i64,
+}
+
+pub const EVENT_RECORD_VERSION: u32 = 1;
 
 #[cfg(test)]
 mod tests {

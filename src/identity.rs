@@ -223,6 +223,15 @@ impl Refusal {
     }
 }
 
+/// Why the creation route refuses a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
 /// Whether `user` may start another verification session.
 pub fn may_create(user: Option<&UserRecord>, max_attempts: u32) -> Result<(), Refusal> {
     let Some(user) = user else { return Ok(()) };

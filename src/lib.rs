@@ -1,20 +1,24 @@
 //! Stripe webhooks verified at the edge: a Cloudflare Worker in Rust.
 //!
-//! A tour, from the pure core to the glue:
-//! - [`signature`]: `Stripe-Signature` parsing and constant-time verification.
-//! - [`event`]: the Event envelope, decoded only as far as dispatch needs.
-//! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
-//! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
-//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check;
-//!   [`admin`]: the page of recorded events behind `GET /events`.
-//! - [`stripe`]: the Stripe API client (form encoding, idempotency keys, errors, retries)
-//!   behind a transport port; Workers fetch in `stripe::fetch`. [`objects`]: what we read of
-//!   Stripe's objects. [`billing`]: what the card-saving and charging flows ask and store.
-//! - [`router`] and [`error`]: the route table and the one error-to-status mapping.
-//! - `routes` (wasm32 only): thin adapters from `worker` requests to the core.
+//! A tour in layer order. A module imports only from its own layer or a lower one, checked
+//! by `tests/core/layers.rs`:
+//! 1. Leaves, pure (no store, network or clock): [`signature`] (`Stripe-Signature`
+//!    verification), [`event`] (the envelope, [`event::Outcome`], [`event::EventRecord`]),
+//!    [`objects`] (what we read of Stripe's objects), [`config`], [`auth`], [`identity`] and
+//!    [`billing`] (the decisions of each flow), [`notify`] (the outbox record), [`router`]
+//!    (the route table), [`error`] (the one app error and its HTTP status), [`stripe`]
+//!    (requests, calls, errors, the retry policy), and [`http`], the HTTP port's vocabulary.
+//! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
+//!    Workers fetch in `stripe::fetch`, and the fakes in `testing`.
+//! 3. [`services`]: what handlers use (the store, Stripe with a per-delivery budget,
+//!    notification sending, a trace for the log line).
+//! 4. Handlers, one flow each: [`handlers`] (event dispatch and the app's calls),
+//!    [`webhook`] (one delivery end to end), [`admin`] (the page behind `GET /events`).
+//! 5. `routes` (wasm32 only): thin adapters from `worker` requests to the handlers.
+//! 6. Glue: the fetch handler below routes once, authorizes once, logs one line.
 //!
-//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the fetch handler below touches
-//! `worker`, so the core is tested natively with `cargo test`.
+//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the glue touches `worker`, so the
+//! core is tested natively with `cargo test`.
 
 pub mod admin;
 pub mod auth;
@@ -23,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handlers;
+pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod objects;

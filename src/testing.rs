@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::stripe::{HttpRequest, HttpResponse, SendFailure, Transport};
+use crate::http::{HttpRequest, HttpResponse, SendFailure, Transport};
 
 type Responder = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, SendFailure>>;
 

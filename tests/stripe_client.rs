@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 
 use pollster::block_on;
 use stripe_edge_webhooks::config::{Config, STRIPE_SECRET_KEY};
+use stripe_edge_webhooks::http::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
 use stripe_edge_webhooks::objects::{CheckoutSession, Customer, Metadata, PaymentIntent};
 use stripe_edge_webhooks::stripe::{
-    calls, Form, HttpRequest, HttpResponse, IdempotencyKey, Method, RetryPolicy, SendFailure,
-    StripeClient, StripeError, StripeRequest, Transport,
+    calls, Form, IdempotencyKey, RetryPolicy, StripeClient, StripeError, StripeRequest,
 };
 
 const KEY: &str = "sk_test_client_tests_9f8e7d";

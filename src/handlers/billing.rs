@@ -8,14 +8,15 @@ use crate::billing::{
 };
 use crate::error::AppError;
 use crate::event::Event;
+use crate::event::Outcome;
+use crate::http::Transport;
 use crate::notify::{Notification, Recipient};
 use crate::objects::{
     CheckoutSession, Customer, Expandable, PaymentIntent, PaymentMethod, SetupIntent,
 };
 use crate::services::Services;
 use crate::store::{keys, Store};
-use crate::stripe::{calls, is_stripe_id, StripeError, Transport};
-use crate::webhook::Outcome;
+use crate::stripe::{calls, is_stripe_id, StripeError};
 
 use super::{Step, StepError};
 
@@ -394,9 +395,9 @@ pub fn success_error_page(error: &AppError) -> (u16, String) {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::http::{HttpRequest, HttpResponse, Method, SendFailure};
     use crate::services::Trace;
     use crate::store::{MemoryStore, StoreError};
-    use crate::stripe::{HttpRequest, HttpResponse, Method, SendFailure};
     use crate::testing::FakeTransport;
     use pollster::block_on;
 

@@ -4,14 +4,15 @@
 use serde::Deserialize;
 
 use crate::error::AppError;
+use crate::event::Outcome;
 use crate::event::{Event, EventError};
-use crate::identity::{self, Incoming, Refusal, SessionEvent, UserNotice, UserRecord};
+use crate::http::Transport;
+use crate::identity::{self, CreateError, Incoming, SessionEvent, UserNotice, UserRecord};
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
 use crate::services::Services;
 use crate::store::{keys, Store};
-use crate::stripe::{calls, is_stripe_id, IdempotencyKey, Transport};
-use crate::webhook::Outcome;
+use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
 use super::{Step, StepError};
 
@@ -135,15 +136,6 @@ pub struct CreateSession {
 
 fn document() -> String {
     "document".into()
-}
-
-/// Why the creation route refuses a request.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error(transparent)]
-    Refused(#[from] Refusal),
 }
 
 /// What the creation route answers.

@@ -7,10 +7,11 @@ pub mod identity;
 
 use crate::error::AppError;
 use crate::event::Event;
+use crate::event::Outcome;
+use crate::http::Transport;
 use crate::services::Services;
 use crate::store::{Store, StoreError};
-use crate::stripe::{StripeError, Transport};
-use crate::webhook::Outcome;
+use crate::stripe::StripeError;
 
 /// A handler stopped at `step` (e.g. `attach`): recorded with the event so the log and
 /// `GET /events/{id}` say where, and answered 5xx when a retry can get past it.
