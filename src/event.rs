@@ -96,6 +96,63 @@ pub fn is_event_id(id: &str) -> bool {
         })
 }
 
+/// Declares [`EventKind`] from one list of variants and their Stripe type strings, so that a
+/// type string is written once and [`EventKind::ALL`] cannot miss a variant.
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $variant:ident => $type:literal,)+) => {
+        /// The event types this service acts on, parsed once from `event.type` (as mini-redis
+        /// parses its `Command`). Every other verified type is recorded as ignored. Adding
+        /// one: a variant here, its arm in `handlers::dispatch` (the compiler asks for it),
+        /// and its fixture in `tools/fixtures/events/` (the trigger-fixtures test asks).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl EventKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)+];
+            /// Every handled type string, in declaration order.
+            pub const TYPES: &'static [&'static str] = &[$($type,)+];
+
+            /// Stripe's `type` string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $type,)+
+                }
+            }
+
+            /// The kind of a `type` string; `None` for a type this service does not act on.
+            pub fn parse(event_type: &str) -> Option<Self> {
+                match event_type {
+                    $($type => Some(EventKind::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    VerificationSessionCreated => "identity.verification_session.created",
+    VerificationSessionProcessing => "identity.verification_session.processing",
+    VerificationSessionVerified => "identity.verification_session.verified",
+    VerificationSessionRequiresInput => "identity.verification_session.requires_input",
+    VerificationSessionCanceled => "identity.verification_session.canceled",
+    VerificationSessionRedacted => "identity.verification_session.redacted",
+    /// Setup mode saves a card; payment mode pays a declined charge (its recovery).
+    CheckoutSessionCompleted => "checkout.session.completed",
+    PaymentIntentSucceeded => "payment_intent.succeeded",
+    PaymentIntentPaymentFailed => "payment_intent.payment_failed",
+}
+
+impl Event {
+    /// What this event is to the service, or `None` when it is not acted on.
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::parse(&self.event_type)
+    }
+}
+
 /// What handling an event came to, as stored under `event:{id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,6 +207,22 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"{"id":"evt_1Abc","object":"event","type":"customer.created","created":1700000000,"livemode":false,"api_version":"2026-10-28.endive","data":{"object":{"id":"cus_1","object":"customer"}}}"#;
+
+    #[test]
+    fn every_event_kind_parses_back_from_its_type_string() {
+        assert_eq!(EventKind::ALL.len(), EventKind::TYPES.len());
+        for (kind, type_string) in EventKind::ALL.iter().zip(EventKind::TYPES) {
+            assert_eq!(kind.as_str(), *type_string);
+            assert_eq!(EventKind::parse(type_string), Some(*kind));
+        }
+        for other in [
+            "customer.created",
+            "identity.verification_session.other",
+            "",
+        ] {
+            assert_eq!(EventKind::parse(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn the_envelope_is_read_and_the_object_kept_raw() {

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventKind;
 use crate::objects::{VerificationLastError, VerificationSession};
 
 pub const USER_RECORD_VERSION: u32 = 1;
@@ -34,18 +35,24 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
+    /// The Identity event of a `type` string (see [`Self::from_kind`]).
     pub fn from_type(event_type: &str) -> Option<Self> {
-        Some(
-            match event_type.strip_prefix("identity.verification_session.")? {
-                "created" => Self::Created,
-                "processing" => Self::Processing,
-                "requires_input" => Self::RequiresInput,
-                "verified" => Self::Verified,
-                "canceled" => Self::Canceled,
-                "redacted" => Self::Redacted,
-                _ => return None,
-            },
-        )
+        EventKind::parse(event_type).and_then(Self::from_kind)
+    }
+
+    /// The Identity event an [`EventKind`] is, if it is one.
+    pub fn from_kind(kind: EventKind) -> Option<Self> {
+        Some(match kind {
+            EventKind::VerificationSessionCreated => Self::Created,
+            EventKind::VerificationSessionProcessing => Self::Processing,
+            EventKind::VerificationSessionRequiresInput => Self::RequiresInput,
+            EventKind::VerificationSessionVerified => Self::Verified,
+            EventKind::VerificationSessionCanceled => Self::Canceled,
+            EventKind::VerificationSessionRedacted => Self::Redacted,
+            EventKind::CheckoutSessionCompleted
+            | EventKind::PaymentIntentSucceeded
+            | EventKind::PaymentIntentPaymentFailed => return None,
+        })
     }
 
     /// Within one second, the order in which Stripe can emit them: ties are broken by it.

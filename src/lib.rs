@@ -87,9 +87,10 @@ mod glue {
     use worker::worker_sys::web_sys::Request as RawRequest;
     use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
 
+    use crate::auth::authorize_admin;
     use crate::error::AppError;
-    use crate::router::{route, Route};
-    use crate::routes;
+    use crate::router::{route, Route, Routed};
+    use crate::routes::{self, Ctx};
     use crate::services::Trace;
 
     /// What one request leaves in the log: one JSON line, no secrets, no payloads.
@@ -152,6 +153,8 @@ mod glue {
         Ok(response)
     }
 
+    /// Routes once, authorizes once (from the route's row in `router::ROUTES`), and matches
+    /// once. The raw request becomes a `worker::Request` only in the arms that read it so.
     async fn handle(
         raw: RawRequest,
         env: &Env,
@@ -159,60 +162,51 @@ mod glue {
         trace: &Trace,
     ) -> Result<worker::Result<Response>, AppError> {
         let now = (Date::now().as_millis() / 1000) as i64;
-        let route = route(log.method, log.path)?;
-        let mut req = match route {
-            Route::Health => return Ok(routes::health::get()),
-            Route::Webhook => {
-                let receipt = routes::webhook::post(&raw, env, now, trace).await?;
-                log.event_id = Some(receipt.event_id);
-                log.event_type = Some(receipt.event_type);
-                log.outcome = Some(if receipt.duplicate {
-                    "duplicate"
-                } else {
-                    receipt.outcome.as_str()
-                });
-                return Ok(routes::json(
-                    200,
-                    routes::webhook::received(receipt.duplicate),
-                ));
-            }
-            _ => Request::from(raw),
-        };
-        let req = &mut req;
-        match route {
-            Route::Home => Ok(routes::checkout::home()),
-            Route::CreateCheckoutSession => routes::checkout::create(req, env, now, trace).await,
-            // Answered above, from the raw request.
-            Route::Health | Route::Webhook => Err(AppError::Internal("route answered above")),
-            Route::Events => {
-                routes::admin::authorize(req, env)?;
-                routes::admin::list_events(req, env).await
-            }
-            Route::Event(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::admin::get_event(env, &id).await
-            }
-            Route::CreateVerificationSession => {
-                routes::admin::authorize(req, env)?;
-                routes::identity::create_session(req, env, now, trace).await
-            }
-            Route::IdentityUser(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::identity::get_user(env, &id).await
-            }
-            Route::Success => routes::billing::success(req, env, now, trace).await,
-            Route::CreateCharge => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::create_charge(req, env, now, trace).await
-            }
-            Route::Customer(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::get_customer(env, &id).await
-            }
-            Route::Charge(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::get_charge(env, &id).await
-            }
+        let Routed { route, id } = route(log.method, log.path)?;
+        let ctx = Ctx::new(env, now, trace);
+        if route.needs_admin() {
+            let authorization = raw.headers().get("authorization").ok().flatten();
+            authorize_admin(ctx.config()?.admin_token(), authorization.as_deref())?;
         }
+        match route {
+            Route::Health => Ok(routes::health::get()),
+            Route::Webhook => webhook(&raw, &ctx, log).await,
+            Route::Home => Ok(routes::checkout::home()),
+            Route::CreateCheckoutSession => {
+                routes::checkout::create(&mut Request::from(raw), &ctx).await
+            }
+            Route::Events => routes::admin::list_events(&Request::from(raw), &ctx).await,
+            Route::Event => routes::admin::get_event(&ctx, &id).await,
+            Route::CreateVerificationSession => {
+                routes::identity::create_session(&mut Request::from(raw), &ctx).await
+            }
+            Route::IdentityUser => routes::identity::get_user(&ctx, &id).await,
+            Route::Success => routes::billing::success(&mut Request::from(raw), &ctx).await,
+            Route::CreateCharge => {
+                routes::billing::create_charge(&mut Request::from(raw), &ctx).await
+            }
+            Route::Customer => routes::billing::get_customer(&ctx, &id).await,
+            Route::Charge => routes::billing::get_charge(&ctx, &id).await,
+        }
+    }
+
+    /// `POST /webhook`, with what its log line says of the event.
+    async fn webhook(
+        raw: &RawRequest,
+        ctx: &Ctx<'_>,
+        log: &mut RequestLog<'_>,
+    ) -> Result<worker::Result<Response>, AppError> {
+        let receipt = routes::webhook::post(raw, ctx).await?;
+        log.event_id = Some(receipt.event_id);
+        log.event_type = Some(receipt.event_type);
+        log.outcome = Some(if receipt.duplicate {
+            "duplicate"
+        } else {
+            receipt.outcome.as_str()
+        });
+        Ok(routes::json(
+            200,
+            routes::webhook::received(receipt.duplicate),
+        ))
     }
 }

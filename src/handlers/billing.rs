@@ -20,53 +20,45 @@ use crate::stripe::{calls, is_stripe_id, StripeError};
 
 use super::{Step, StepError};
 
-pub const CHECKOUT_SESSION_COMPLETED: &str = "checkout.session.completed";
-pub const PAYMENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
-pub const PAYMENT_INTENT_PAYMENT_FAILED: &str = "payment_intent.payment_failed";
-
-pub const EVENT_TYPES: &[&str] = &[
-    CHECKOUT_SESSION_COMPLETED,
-    PAYMENT_INTENT_SUCCEEDED,
-    PAYMENT_INTENT_PAYMENT_FAILED,
-];
-
 /// The notification kind sent to a customer after a decline, with the recovery URL.
 pub const RECOVERY_NOTIFICATION: &str = "charge.recovery";
 
-pub async fn handle<S: Store, T: Transport>(
+/// `checkout.session.completed`: a setup session saves a card, a payment session pays a
+/// declined charge; sessions another integration created are ignored.
+pub async fn checkout_session_completed<S: Store, T: Transport>(
     event: &Event,
     services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    match event.event_type.as_str() {
-        CHECKOUT_SESSION_COMPLETED => {
-            let session: CheckoutSession = event.object().step("decode_session")?;
-            // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
-            if !billing::is_prefixed_id(&session.id, "cs_") {
-                return Err(BillingError::InvalidSessionId).step("decode_session");
-            }
-            if !billing::is_ours(&session) {
-                services.trace.note(format!(
-                    "checkout session {} was not created by this service; ignored",
-                    session.id
-                ));
-                return Ok(Outcome::Ignored);
-            }
-            match session.mode.as_str() {
-                "setup" => {
-                    complete_setup(services, &session).await?;
-                    Ok(Outcome::Handled)
-                }
-                "payment" => record_recovery(services, &session, event.created).await,
-                _ => Ok(Outcome::Ignored),
-            }
+    let session: CheckoutSession = event.object().step("decode_session")?;
+    // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
+    if !billing::is_prefixed_id(&session.id, "cs_") {
+        return Err(BillingError::InvalidSessionId).step("decode_session");
+    }
+    if !billing::is_ours(&session) {
+        services.trace.note(format!(
+            "checkout session {} was not created by this service; ignored",
+            session.id
+        ));
+        return Ok(Outcome::Ignored);
+    }
+    match session.mode.as_str() {
+        "setup" => {
+            complete_setup(services, &session).await?;
+            Ok(Outcome::Handled)
         }
-        PAYMENT_INTENT_SUCCEEDED | PAYMENT_INTENT_PAYMENT_FAILED => {
-            let pi: PaymentIntent = event.object().step("decode_payment_intent")?;
-            let extra: LastPaymentError = event.object().step("decode_payment_intent")?;
-            update_charge(services, &pi, extra.last_payment_error, event.created).await
-        }
+        "payment" => record_recovery(services, &session, event.created).await,
         _ => Ok(Outcome::Ignored),
     }
+}
+
+/// `payment_intent.succeeded` and `payment_intent.payment_failed`: the stored charge follows.
+pub async fn payment_intent_updated<S: Store, T: Transport>(
+    event: &Event,
+    services: &Services<'_, S, T>,
+) -> Result<Outcome, StepError> {
+    let pi: PaymentIntent = event.object().step("decode_payment_intent")?;
+    let extra: LastPaymentError = event.object().step("decode_payment_intent")?;
+    update_charge(services, &pi, extra.last_payment_error, event.created).await
 }
 
 /// What completing a setup session left: the checkout record, and the customer record when
@@ -352,49 +344,74 @@ async fn card_saved<S: Store, T: Transport>(
     })
 }
 
-/// The status and page for a failed success page: a malformed id is 400, an id Stripe does
-/// not know is 404, a transient failure is 503 (try again), anything else its own status.
-pub fn success_error_page(error: &AppError) -> (u16, String) {
-    let (status, title, text) = match error {
-        AppError::Billing(BillingError::InvalidSessionId) => (
-            400,
+/// A page shown for a failure of `GET /success`.
+struct ErrorPage {
+    /// `None`: the error's own status (from the one table in `error.rs`).
+    status: Option<u16>,
+    title: &'static str,
+    text: &'static str,
+}
+
+const fn error_page(status: Option<u16>, title: &'static str, text: &'static str) -> ErrorPage {
+    ErrorPage {
+        status,
+        title,
+        text,
+    }
+}
+
+/// The one table of failure pages, first match wins. A browser's link to a session that is
+/// not there (here or at Stripe) is a 404 page, although the JSON routes answer a Stripe 404
+/// with 400; a caller's error other than those is a 400 page, a fault of ours its own 5xx.
+fn success_error(error: &AppError) -> ErrorPage {
+    match error {
+        AppError::Billing(BillingError::InvalidSessionId) => error_page(
+            None,
             "Invalid link",
             "This link does not name a Checkout Session.",
         ),
-        AppError::Billing(BillingError::SessionNotComplete) => (
-            409,
+        AppError::Billing(BillingError::SessionNotComplete) => error_page(
+            None,
             "Not finished yet",
             "This Checkout Session is not complete. Go back to Checkout to finish it.",
         ),
-        AppError::NotFound => (404, "Unknown session", "No such Checkout Session here."),
-        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => (
-            404,
+        AppError::NotFound => error_page(None, "Unknown session", "No such Checkout Session here."),
+        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => error_page(
+            Some(404),
             "Unknown session",
             "Stripe knows no such Checkout Session.",
         ),
-        other if other.status() == 503 => (
-            503,
+        other if other.status() == 503 => error_page(
+            None,
             "Please try again",
             "We could not reach our payment provider. Reload this page in a moment.",
         ),
-        other if other.status() < 500 => (
-            400,
+        other if other.status() < 500 => error_page(
+            Some(400),
             "Could not complete",
             "This Checkout Session could not be completed.",
         ),
-        other => (
-            other.status(),
+        _ => error_page(
+            None,
             "Something went wrong",
             "The card could not be recorded because of an error on our side.",
         ),
-    };
-    (status, billing::page(title, &[text.to_owned()]))
+    }
+}
+
+/// The status and page for a failed success page.
+pub fn success_error_page(error: &AppError) -> (u16, String) {
+    let page = success_error(error);
+    let status = page.status.unwrap_or_else(|| error.status());
+    (status, billing::page(page.title, &[page.text.to_owned()]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::event::EventKind;
+    use crate::handlers::dispatch as handle;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFailure};
     use crate::services::Trace;
     use crate::store::{MemoryStore, StoreError};
@@ -434,7 +451,7 @@ mod tests {
     fn setup_completed(event_id: &str) -> Event {
         event(
             event_id,
-            CHECKOUT_SESSION_COMPLETED,
+            EventKind::CheckoutSessionCompleted.as_str(),
             NOW,
             completed("cs_1", None, "seti_1"),
         )
@@ -585,7 +602,7 @@ mod tests {
         let transport = FakeTransport::new(stripe);
         let e = event(
             "evt_1",
-            CHECKOUT_SESSION_COMPLETED,
+            EventKind::CheckoutSessionCompleted.as_str(),
             NOW,
             completed("cs_c", Some("cus_given"), "seti_c"),
         );
@@ -667,7 +684,7 @@ mod tests {
         ] {
             let e = event(
                 event_id,
-                CHECKOUT_SESSION_COMPLETED,
+                EventKind::CheckoutSessionCompleted.as_str(),
                 NOW,
                 session(id, created, pm),
             );
@@ -700,7 +717,12 @@ mod tests {
         let store = MemoryStore::new();
         let mut foreign = completed("cs_1", None, "seti_1");
         foreign["metadata"] = serde_json::json!({"order": "42"});
-        let e = event("evt_f", CHECKOUT_SESSION_COMPLETED, NOW, foreign);
+        let e = event(
+            "evt_f",
+            EventKind::CheckoutSessionCompleted.as_str(),
+            NOW,
+            foreign,
+        );
         let outcome = run(&store, &FakeTransport::unreachable(), |s| {
             block_on(handle(&e, s))
         })
@@ -767,7 +789,7 @@ mod tests {
 
         let odd = event(
             "evt_odd",
-            CHECKOUT_SESSION_COMPLETED,
+            EventKind::CheckoutSessionCompleted.as_str(),
             NOW,
             completed("cs_1/../x", None, "seti_1"),
         );
@@ -984,7 +1006,7 @@ mod tests {
         // The customer pays through the recovery session; the webhook records it.
         let paid = event(
             "evt_p",
-            CHECKOUT_SESSION_COMPLETED,
+            EventKind::CheckoutSessionCompleted.as_str(),
             NOW + 20,
             serde_json::json!({
                 "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
@@ -1068,7 +1090,7 @@ mod tests {
         // An older failure: nothing changes.
         let old = event(
             "evt_o",
-            PAYMENT_INTENT_PAYMENT_FAILED,
+            EventKind::PaymentIntentPaymentFailed.as_str(),
             NOW - 10,
             pi("requires_payment_method"),
         );
@@ -1084,7 +1106,7 @@ mod tests {
         // A newer failure updates the error.
         let newer = event(
             "evt_n",
-            PAYMENT_INTENT_PAYMENT_FAILED,
+            EventKind::PaymentIntentPaymentFailed.as_str(),
             NOW + 10,
             pi("requires_payment_method"),
         );
@@ -1097,7 +1119,12 @@ mod tests {
         // Unknown PaymentIntents are not ours.
         let mut foreign = pi("succeeded");
         foreign["id"] = "pi_other".into();
-        let foreign = event("evt_f", PAYMENT_INTENT_SUCCEEDED, NOW, foreign);
+        let foreign = event(
+            "evt_f",
+            EventKind::PaymentIntentSucceeded.as_str(),
+            NOW,
+            foreign,
+        );
         assert_eq!(
             run(&store, &transport, |s| block_on(handle(&foreign, s))).unwrap(),
             Outcome::Ignored
@@ -1105,7 +1132,7 @@ mod tests {
         // The recovery session completes: paid.
         let paid = event(
             "evt_p",
-            CHECKOUT_SESSION_COMPLETED,
+            EventKind::CheckoutSessionCompleted.as_str(),
             NOW + 20,
             serde_json::json!({
                 "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
@@ -1126,7 +1153,7 @@ mod tests {
         // A late failure of the original intent does not undo it.
         let late = event(
             "evt_l",
-            PAYMENT_INTENT_PAYMENT_FAILED,
+            EventKind::PaymentIntentPaymentFailed.as_str(),
             NOW + 30,
             pi("requires_payment_method"),
         );

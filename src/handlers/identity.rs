@@ -4,8 +4,7 @@
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::event::Outcome;
-use crate::event::{Event, EventError};
+use crate::event::{Event, EventError, EventKind, Outcome};
 use crate::http::Transport;
 use crate::identity::{self, CreateError, Incoming, SessionEvent, UserNotice, UserRecord};
 use crate::notify::{Notification, Recipient};
@@ -16,27 +15,15 @@ use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
 use super::{Step, StepError};
 
-pub const CREATED: &str = "identity.verification_session.created";
-pub const PROCESSING: &str = "identity.verification_session.processing";
-pub const VERIFIED: &str = "identity.verification_session.verified";
-pub const REQUIRES_INPUT: &str = "identity.verification_session.requires_input";
-pub const CANCELED: &str = "identity.verification_session.canceled";
-pub const REDACTED: &str = "identity.verification_session.redacted";
-
-pub const EVENT_TYPES: &[&str] = &[
-    CREATED,
-    PROCESSING,
-    VERIFIED,
-    REQUIRES_INPUT,
-    CANCELED,
-    REDACTED,
-];
-
+/// An Identity event: the session's record and its user's, moved forward by
+/// `identity::apply`, with a notification when the user should hear of it.
 pub async fn handle<S: Store, T: Transport>(
     event: &Event,
+    kind: EventKind,
     services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    let Some(kind) = SessionEvent::from_type(&event.event_type) else {
+    // `dispatch` sends only Identity kinds here.
+    let Some(kind) = SessionEvent::from_kind(kind) else {
         return Ok(Outcome::Ignored);
     };
     let session: VerificationSession = event.object().step("decode_session")?;

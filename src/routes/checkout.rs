@@ -1,18 +1,16 @@
 //! `GET /` and `POST /create-checkout-session`: save a card with Checkout in setup mode.
 
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 use crate::billing::{CheckoutRecord, SetupRequest};
 use crate::error::{AppError, Result};
 use crate::objects::CheckoutSession;
-use crate::services::{Services, Trace};
 use crate::store::keys;
-use crate::stripe::fetch::FetchTransport;
 use crate::stripe::IdempotencyKey;
 
 use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
 
-use super::{app_origin, load_config, random_bits, read_capped, state};
+use super::{app_origin, random_bits, read_capped, Ctx};
 
 const HOME: &str = r#"<!doctype html>
 <html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -34,13 +32,8 @@ pub fn home() -> worker::Result<Response> {
     Ok(response)
 }
 
-pub async fn create(
-    req: &mut Request,
-    env: &Env,
-    now: i64,
-    trace: &Trace,
-) -> Result<worker::Result<Response>> {
-    let config = load_config(env)?;
+pub async fn create(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    let config = ctx.config()?;
     let content_type = req.headers().get("content-type").ok().flatten();
     let body = read_capped(req, MAX_FORM_BYTES, || AppError::BadForm).await?;
     let fields = form_fields(content_type.as_deref(), &body)?;
@@ -49,17 +42,20 @@ pub async fn create(
         form_field(&fields, "currency"),
         &config.default_currency,
     )?;
-    let origin = app_origin(&config, req, AppError::BadForm)?;
+    let origin = app_origin(config, req, AppError::BadForm)?;
     let request = setup.to_stripe(&origin, IdempotencyKey::random(random_bits()?));
 
-    let store = state(env)?;
-    let services = Services::new(&store, &FetchTransport, &config, now, trace);
+    let services = ctx.services()?;
     let session: CheckoutSession = services.stripe(&request).await?;
     let url = session.url.clone().ok_or(AppError::Internal(
         "Stripe returned a Checkout Session without a url",
     ))?;
     keys::checkout(&session.id)
-        .save(&store, &CheckoutRecord::opened(&session, now), None)
+        .save(
+            services.store,
+            &CheckoutRecord::opened(&session, ctx.now),
+            None,
+        )
         .await?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(AppError::Internal(
