@@ -31,6 +31,7 @@ pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod objects;
+pub mod pages;
 pub mod router;
 pub mod services;
 pub mod signature;

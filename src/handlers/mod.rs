@@ -2,8 +2,9 @@
 //! `billing`) what to do, and carry it out through [`Services`] (Stripe, the store,
 //! notifications). One entry point, [`dispatch`], chooses by `event.type`.
 
-pub mod billing;
+pub mod charges;
 pub mod identity;
+pub mod setup;
 
 use crate::error::AppError;
 use crate::event::Outcome;
@@ -70,10 +71,10 @@ pub async fn dispatch<S: Store, T: Transport>(
         | EventKind::VerificationSessionCanceled
         | EventKind::VerificationSessionRedacted => identity::handle(event, kind, services).await,
         EventKind::CheckoutSessionCompleted => {
-            billing::checkout_session_completed(event, services).await
+            setup::checkout_session_completed(event, services).await
         }
         EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
-            billing::payment_intent_updated(event, services).await
+            charges::payment_intent_updated(event, services).await
         }
     }
 }

@@ -4,7 +4,8 @@ use worker::{Request, Response};
 
 use crate::billing::{is_prefixed_id, session_id_from_url, ChargeInput, ChargeRequest};
 use crate::error::{AppError, Result};
-use crate::handlers::billing as handler;
+use crate::handlers::{charges, setup};
+use crate::pages;
 use crate::store::keys;
 
 use super::{app_origin, json, random_bits, read_json, record_response, Ctx};
@@ -15,7 +16,7 @@ pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<
     let result = async {
         let session_id = session_id_from_url(&url)?;
         let services = ctx.services()?;
-        handler::complete_from_success_page(&services, &session_id).await
+        setup::complete_from_success_page(&services, &session_id).await
     }
     .await;
     let (status, body) = match result {
@@ -24,16 +25,10 @@ pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<
             if error.status() >= 500 {
                 ctx.trace.note(format!("success page failed: {error}"));
             }
-            handler::success_error_page(&error)
+            pages::success_error_page(&error)
         }
     };
-    Ok(html(status, &body))
-}
-
-fn html(status: u16, body: &str) -> worker::Result<Response> {
-    let response = Response::from_html(body)?.with_status(status);
-    response.headers().set("cache-control", "no-store")?;
-    Ok(response)
+    Ok(super::html(status, &body))
 }
 
 pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
@@ -44,7 +39,7 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
     let request = ChargeRequest::parse(input, &config.default_currency)?;
     let random = random_bits()?;
     let services = ctx.services()?;
-    let record = handler::create_charge(&services, &request, random, &origin).await?;
+    let record = charges::create_charge(&services, &request, random, &origin).await?;
     let (status, body) = record.answer();
     Ok(json(status, body.to_string()))
 }

@@ -174,6 +174,15 @@ pub fn json(status: u16, body: String) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
+/// An HTML page from `pages`, with the headers every page carries.
+pub fn html(status: u16, body: &str) -> worker::Result<Response> {
+    let response = Response::from_html(body)?.with_status(status);
+    for (name, value) in crate::pages::PAGE_HEADERS {
+        response.headers().set(name, value)?;
+    }
+    Ok(response)
+}
+
 pub fn error_response(error: &AppError) -> worker::Result<Response> {
     let response = json(error.status(), error.body())?;
     if let AppError::MethodNotAllowed { allow } = error {
