@@ -2,6 +2,7 @@
 //! success page, charges with their recovery, and the follow-up events, against `MemoryStore`
 //! and a scripted Stripe.
 
+use crate::helpers::{config_with, event_json, path};
 use pollster::block_on;
 use stripe_edge_webhooks::billing::{self, *};
 use stripe_edge_webhooks::config::Config;
@@ -23,13 +24,7 @@ use stripe_edge_webhooks::testing::FakeTransport;
 const NOW: i64 = 1_700_000_000;
 
 fn config() -> Config {
-    Config::from_lookup(|name| (name == "STRIPE_SECRET_KEY").then(|| "sk_test_h".to_owned()))
-        .unwrap()
-}
-
-fn path(request: &HttpRequest) -> &str {
-    let rest = request.url.split("://").nth(1).unwrap_or("");
-    rest.find('/').map_or("", |i| &rest[i..])
+    config_with(&[("STRIPE_SECRET_KEY", "sk_test_h")])
 }
 
 /// Stripe as in [`stripe`], except that a request whose path `at` accepts is answered
@@ -111,10 +106,7 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
 }
 
 fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Event {
-    let body = serde_json::json!({
-        "id": id, "object": "event", "type": kind, "created": created, "livemode": false,
-        "data": {"object": object}
-    });
+    let body = event_json(id, kind, created, object);
     Event::parse(body.to_string().as_bytes()).unwrap()
 }
 

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::helpers::event_json;
 use pollster::block_on;
 use serde_json::{json, Value};
 use stripe_edge_webhooks::config::Config;
@@ -137,9 +138,8 @@ impl World {
 }
 
 fn event(id: &str, kind: &str, created: i64, session: Value) -> Value {
-    json!({"id": id, "object": "event", "type": format!("identity.verification_session.{kind}"),
-           "created": created, "livemode": false, "api_version": "2026-10-28.endive",
-           "data": {"object": session}})
+    let kind = format!("identity.verification_session.{kind}");
+    event_json(id, &kind, created, session)
 }
 
 fn session(id: &str, user: Option<&str>, status: &str, code: Option<&str>) -> Value {
