@@ -12,7 +12,6 @@
 //!   events, whose status never goes backwards.
 
 use crate::objects::{CheckoutSession, Metadata};
-use crate::stripe::is_stripe_id;
 
 pub mod charge;
 pub mod setup;
@@ -103,10 +102,7 @@ pub const MAX_CALLER_KEY_LEN: usize = 200;
 /// The recovery line item's name when the charge had no description.
 pub const DEFAULT_PRODUCT_NAME: &str = "Payment";
 
-/// `prefix` followed by at least one character of a Stripe id.
-pub fn is_prefixed_id(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty()) && is_stripe_id(id)
-}
+pub use crate::stripe::is_prefixed_id;
 
 /// A three-letter code, lower-cased; absent or blank means `default_currency`.
 fn parse_currency(currency: Option<&str>, default_currency: &str) -> Result<String, BillingError> {
@@ -114,10 +110,7 @@ fn parse_currency(currency: Option<&str>, default_currency: &str) -> Result<Stri
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .unwrap_or(default_currency);
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(BillingError::InvalidCurrency);
-    }
-    Ok(currency.to_ascii_lowercase())
+    crate::config::currency_code(currency).ok_or(BillingError::InvalidCurrency)
 }
 
 /// The `session_id` query parameter of the `/success` URL (the first one), validated.

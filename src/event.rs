@@ -7,8 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Stripe ids are short; a cap keeps a hostile id from making a huge KV key (KV allows 512 bytes).
-const MAX_ID_LEN: usize = 255;
+use crate::stripe::is_prefixed_id;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -88,12 +87,10 @@ fn describe(error: &serde_json::Error) -> String {
     format!("{what} at line {} column {}", error.line(), error.column())
 }
 
-/// `evt_` followed by Stripe's id alphabet.
+/// `evt_` followed by Stripe's id alphabet, within 255 bytes: a hostile id must not make a huge
+/// KV key (KV allows 512 bytes).
 pub fn is_event_id(id: &str) -> bool {
-    id.len() <= MAX_ID_LEN
-        && id.strip_prefix("evt_").is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
+    is_prefixed_id(id, "evt_")
 }
 
 /// Declares [`EventKind`] from one list of variants and their Stripe type strings, so that a

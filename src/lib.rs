@@ -3,19 +3,28 @@
 //! A tour in layer order. A module imports only from its own layer or a lower one, checked
 //! by `tests/core/layers.rs`:
 //! 1. Leaves, pure (no store, network or clock): [`signature`] (`Stripe-Signature`
-//!    verification), [`event`] (the envelope, [`event::Outcome`], [`event::EventRecord`]),
-//!    [`objects`] (what we read of Stripe's objects), [`config`], [`auth`], [`identity`] and
-//!    [`billing`] (the decisions of each flow), [`notify`] (the outbox record), [`router`]
-//!    (the route table), [`error`] (the one app error and its HTTP status), [`stripe`]
-//!    (requests, calls, errors, the retry policy), and [`http`], the HTTP port's vocabulary.
+//!    verification), [`event`] (the envelope, [`event::EventKind`] declaring every handled
+//!    type once, [`event::Outcome`], [`event::EventRecord`]), [`objects`] (what we read of
+//!    Stripe's objects), [`config`], [`auth`], [`identity`] (a session step and a user step),
+//!    [`billing`] (`billing::setup` and `billing::charge`, the decisions of each flow),
+//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`router`] (the route table with
+//!    methods, admin flag and log words), [`error`] (the one app error and its one table of
+//!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
+//!    `request`, `calls`, `error` and `retry`.
 //! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
-//!    Workers fetch in `stripe::fetch`, and the fakes in `testing`.
+//!    `stripe::client` (a request through the transport, with retries), Workers fetch in
+//!    `stripe::fetch`, and the one fake transport in `testing`.
 //! 3. [`services`]: what handlers use (the store, Stripe with a per-delivery budget,
 //!    notification sending, a trace for the log line).
-//! 4. Handlers, one flow each: [`handlers`] (event dispatch and the app's calls),
-//!    [`webhook`] (one delivery end to end), [`admin`] (the page behind `GET /events`).
-//! 5. `routes` (wasm32 only): thin adapters from `worker` requests to the handlers.
-//! 6. Glue: the fetch handler below routes once, authorizes once, logs one line.
+//! 4. Handlers, one flow each: [`handlers`] (`dispatch`, one `match` over `EventKind`;
+//!    `setup`, `charges`, `identity`), [`webhook`] (one delivery end to end), [`admin`] (the
+//!    page behind `GET /events`).
+//! 5. `routes` (wasm32 only): thin adapters from `worker` requests to the handlers, over a
+//!    per-request `Ctx` that reads the config and the KV binding once.
+//! 6. Glue: the fetch handler below routes once, authorizes once, matches once, logs one line.
+//!
+//! Adding an event type: a line in `event_kinds!`, its arm in `handlers::dispatch`, its
+//! fixture. Adding a route: a line in `route_table!` and its adapter's arm below.
 //!
 //! Nothing but `routes`, `store::kv`, `stripe::fetch` and the glue touches `worker`, so the
 //! core is tested natively with `cargo test`.

@@ -1,6 +1,7 @@
 //! The route table: method and path to a `Route`. Pure, so 404/405 behave the same everywhere.
 
 use crate::error::AppError;
+use crate::stripe::is_prefixed_id;
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
@@ -138,11 +139,9 @@ pub fn path_for_log(path: &str) -> String {
     const MAX_SEGMENTS: usize = 6;
     let is_stripe_id = |segment: &str| {
         segment.len() <= 128
-            && STRIPE_ID_PREFIXES.iter().any(|prefix| {
-                segment.strip_prefix(prefix).is_some_and(|rest| {
-                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                })
-            })
+            && STRIPE_ID_PREFIXES
+                .iter()
+                .any(|prefix| is_prefixed_id(segment, prefix))
     };
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let mut logged = String::new();

@@ -132,6 +132,12 @@ pub fn is_stripe_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// `prefix` followed by at least one character of a Stripe id: the one check for ids of a
+/// known kind (`evt_`, `cs_`, `cus_`, `pi_`, …).
+pub fn is_prefixed_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty()) && is_stripe_id(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
