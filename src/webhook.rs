@@ -103,17 +103,7 @@ pub async fn receive<S: Store, T: Transport>(
         }) => return Err(malformed.into()),
         Err(failure) => (Outcome::Failed, Some(failure)),
     };
-    let record = EventRecord {
-        version: EVENT_RECORD_VERSION,
-        id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        created: event.created,
-        livemode: event.livemode,
-        outcome,
-        failed_step: failure.as_ref().map(|f| f.step.to_owned()),
-        error: failure.as_ref().map(|f| f.error.code().to_owned()),
-        recorded_at: delivery.now,
-    };
+    let record = record_of(&event, outcome, failure.as_ref(), delivery.now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
     match failure {
         // Stripe redelivers after a 5xx; the failed record (when it could be written) says
@@ -135,6 +125,26 @@ pub async fn receive<S: Store, T: Transport>(
         outcome,
         duplicate: false,
     })
+}
+
+/// The value stored under `event:{id}`: the outcome and, for a failure, its step and code.
+fn record_of(
+    event: &Event,
+    outcome: Outcome,
+    failure: Option<&StepError>,
+    now: i64,
+) -> EventRecord {
+    EventRecord {
+        version: EVENT_RECORD_VERSION,
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        created: event.created,
+        livemode: event.livemode,
+        outcome,
+        failed_step: failure.map(|f| f.step.to_owned()),
+        error: failure.map(|f| f.error.code().to_owned()),
+        recorded_at: now,
+    }
 }
 
 #[cfg(test)]

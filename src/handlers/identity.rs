@@ -6,7 +6,9 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::event::{Event, EventError, EventKind, Outcome};
 use crate::http::Transport;
-use crate::identity::{self, CreateError, Incoming, SessionEvent, UserNotice, UserRecord};
+use crate::identity::{
+    self, CreateError, Incoming, SessionEvent, SessionRecord, UserNotice, UserRecord,
+};
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
 use crate::services::Services;
@@ -72,27 +74,44 @@ pub async fn handle<S: Store, T: Transport>(
         ));
         return Ok(Outcome::Handled);
     };
-    // The notification first: its outbox record makes it once, and a redelivery after a
-    // failure of a later write computes the same notice again (nothing it depends on was
-    // stored yet). Then the user, then the session: a redelivery after a failure between
-    // those two finds the session not yet updated and applies the event again.
-    if let Some(notice) = transition.notice {
+    store_transition(
+        services,
+        &event.id,
+        transition.notice,
+        transition.user,
+        session_record,
+    )
+    .await?;
+    Ok(Outcome::Handled)
+}
+
+/// The notification first: its outbox record makes it once, and a redelivery after a failure
+/// of a later write computes the same notice again (nothing it depends on was stored yet).
+/// Then the user, then the session: a redelivery after a failure between those two finds the
+/// session not yet updated and applies the event again.
+async fn store_transition<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    event_id: &str,
+    notice: Option<UserNotice>,
+    user: Option<UserRecord>,
+    session_record: SessionRecord,
+) -> Result<(), StepError> {
+    if let Some(notice) = notice {
         services
-            .notify(notification(&event.id, notice))
+            .notify(notification(event_id, notice))
             .await
             .step("notify")?;
     }
-    if let Some(user) = &transition.user {
+    if let Some(user) = &user {
         keys::identity_user(&user.user_id)
-            .save(store, user, None)
+            .save(services.store, user, None)
             .await
             .step("save_user")?;
     }
-    session_key
-        .save(store, &session_record, None)
+    keys::identity_session(&session_record.id)
+        .save(services.store, &session_record, None)
         .await
-        .step("save_session")?;
-    Ok(Outcome::Handled)
+        .step("save_session")
 }
 
 fn notification(source: &str, notice: UserNotice) -> Notification {

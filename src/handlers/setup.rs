@@ -106,15 +106,52 @@ pub async fn complete_setup<S: Store, T: Transport>(
     if session.status.as_deref() != Some("complete") {
         return Err(BillingError::SessionNotComplete).step("plan");
     }
-    let setup_intent = match session.setup_intent.as_ref() {
-        Some(Expandable::Object(si)) => (**si).clone(),
+    let setup_intent = setup_intent_of(services, session).await?;
+    let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
+    let customer = customer_of(services, &plan).await?;
+    let card = match plan.attach(&customer) {
+        Some(request) => {
+            services
+                .stripe::<PaymentMethod>(&request)
+                .await
+                .step("attach")?
+                .card
+        }
+        None => None,
+    };
+    let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
+    save_customer(services, &customer_record, &session.id).await?;
+    // Written last: once it says complete, a repeat does nothing.
+    checkout_key
+        .save(store, &checkout, None)
+        .await
+        .step("save_checkout")?;
+    Ok(SetupDone {
+        checkout,
+        customer: Some(customer_record),
+    })
+}
+
+/// The session's SetupIntent: expanded in it, or retrieved by its id.
+async fn setup_intent_of<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<SetupIntent, StepError> {
+    match session.setup_intent.as_ref() {
+        Some(Expandable::Object(si)) => Ok((**si).clone()),
         Some(Expandable::Id(id)) if is_stripe_id(id) => services
             .stripe::<SetupIntent>(&calls::retrieve_setup_intent(id))
             .await
-            .step("retrieve_setup_intent")?,
-        _ => return Err(BillingError::NoSetupIntent).step("plan"),
-    };
-    let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
+            .step("retrieve_setup_intent"),
+        _ => Err(BillingError::NoSetupIntent).step("plan"),
+    }
+}
+
+/// The plan's customer: the session's own, or one created now (keyed by the session id).
+async fn customer_of<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    plan: &billing::SetupPlan,
+) -> Result<String, StepError> {
     let customer = match &plan.customer {
         CustomerStep::Existing(id) => id.clone(),
         CustomerStep::Create { email } => {
@@ -131,42 +168,31 @@ pub async fn complete_setup<S: Store, T: Transport>(
         ))
         .step("create_customer");
     }
-    let card = match plan.attach(&customer) {
-        Some(request) => {
-            services
-                .stripe::<PaymentMethod>(&request)
-                .await
-                .step("attach")?
-                .card
-        }
-        None => None,
-    };
-    let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
-    let customer_key = keys::customer(&customer);
-    let stored = customer_key
-        .load_tolerant(store)
+    Ok(customer)
+}
+
+/// Writes `customer:{id}` unless the stored record holds the card of a newer session.
+async fn save_customer<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    record: &CustomerRecord,
+    session_id: &str,
+) -> Result<(), StepError> {
+    let key = keys::customer(&record.id);
+    let stored = key
+        .load_tolerant(services.store)
         .await
         .step("load_customer")?;
-    if customer_record.replaces(stored.as_ref()) {
-        customer_key
-            .save(store, &customer_record, None)
+    if record.replaces(stored.as_ref()) {
+        key.save(services.store, record, None)
             .await
             .step("save_customer")?;
     } else {
         services.trace.note(format!(
-            "customer {customer} keeps the card of a newer session than {}",
-            session.id
+            "customer {} keeps the card of a newer session than {session_id}",
+            record.id
         ));
     }
-    // Written last: once it says complete, a repeat does nothing.
-    checkout_key
-        .save(store, &checkout, None)
-        .await
-        .step("save_checkout")?;
-    Ok(SetupDone {
-        checkout,
-        customer: Some(customer_record),
-    })
+    Ok(())
 }
 
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
