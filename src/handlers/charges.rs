@@ -11,7 +11,7 @@ use crate::notify::{Notification, Recipient};
 use crate::objects::{CheckoutSession, PaymentIntent};
 use crate::services::Services;
 use crate::store::{keys, Store};
-use crate::stripe::{is_stripe_id, StripeError};
+use crate::stripe::{is_stripe_id, StripeError, StripeRequest};
 
 use super::{Step, StepError};
 
@@ -129,14 +129,7 @@ pub async fn create_charge<S: Store, T: Transport>(
     };
     if record.needs_recovery() {
         if let Some(recovery) = record.recovery_request(app_base_url) {
-            let session: CheckoutSession = services.stripe(&recovery).await?;
-            record = record.with_recovery(&session);
-            key.save(store, &record, None).await?;
-            if is_stripe_id(&session.id) {
-                keys::checkout(&session.id)
-                    .save(store, &CheckoutRecord::opened(&session, now), None)
-                    .await?;
-            }
+            record = open_recovery(services, record, &recovery).await?;
         }
     }
     let recovering = !record.paid && record.recovery.as_ref().is_some_and(|r| r.status == "open");
@@ -149,6 +142,30 @@ pub async fn create_charge<S: Store, T: Transport>(
                 Recipient::Customer(customer),
                 record.recovery_notification(),
             ))
+            .await?;
+    }
+    Ok(record)
+}
+
+/// After a decline: the recovery Checkout Session, on the charge's record and as an open
+/// `checkout:{cs_id}` (so its completion is recognised as ours).
+async fn open_recovery<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    record: ChargeRecord,
+    recovery: &StripeRequest,
+) -> Result<ChargeRecord, AppError> {
+    let session: CheckoutSession = services.stripe(recovery).await?;
+    let record = record.with_recovery(&session);
+    keys::charge(&record.id)
+        .save(services.store, &record, None)
+        .await?;
+    if is_stripe_id(&session.id) {
+        keys::checkout(&session.id)
+            .save(
+                services.store,
+                &CheckoutRecord::opened(&session, services.now),
+                None,
+            )
             .await?;
     }
     Ok(record)

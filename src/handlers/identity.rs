@@ -185,6 +185,33 @@ impl CreateSession {
     }
 }
 
+impl CreateSession {
+    /// One key per user and creation, or the caller's own name for it.
+    fn key(&self, creation: u32) -> IdempotencyKey {
+        match &self.idempotency_key {
+            Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", self.user_id), key),
+            None => {
+                IdempotencyKey::scoped(&format!("identity.{}", self.user_id), &creation.to_string())
+            }
+        }
+    }
+}
+
+/// The record of a session created here, before any of its events.
+fn created_record(session: &VerificationSession, user_id: &str) -> SessionRecord {
+    SessionRecord {
+        version: identity::SESSION_RECORD_VERSION,
+        id: session.id.clone(),
+        user_id: Some(user_id.to_owned()),
+        status: session.status.clone(),
+        last_error: None,
+        session_created: session.created,
+        event_created: 0,
+        last_event: None,
+        redacted: false,
+    }
+}
+
 /// Creates a VerificationSession for a user within the attempt limit and records it.
 pub async fn create_session<S: Store, T: Transport>(
     request: &CreateSession,
@@ -200,13 +227,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // past the Stripe call (a timeout, a KV write), gets the same session back from Stripe
     // instead of using up an attempt. The caller may name the creation itself instead.
     let creation = user.as_ref().map_or(0, |u| u.created_here) + 1;
-    let key = match &request.idempotency_key {
-        Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", request.user_id), key),
-        None => IdempotencyKey::scoped(
-            &format!("identity.{}", request.user_id),
-            &creation.to_string(),
-        ),
-    };
+    let key = request.key(creation);
     let session: VerificationSession = services
         .stripe(&calls::create_verification_session(
             &request.kind,
@@ -234,17 +255,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // last: a retry after a failure in between reuses this creation's key and session.
     let session_key = keys::identity_session(&session.id);
     if session_key.load_tolerant(store).await?.is_none() {
-        let record = identity::SessionRecord {
-            version: identity::SESSION_RECORD_VERSION,
-            id: session.id.clone(),
-            user_id: Some(request.user_id.clone()),
-            status: session.status.clone(),
-            last_error: None,
-            session_created: session.created,
-            event_created: 0,
-            last_event: None,
-            redacted: false,
-        };
+        let record = created_record(&session, &request.user_id);
         session_key.save(store, &record, None).await?;
     }
     user_key.save(store, &user, None).await?;
