@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::error::AppError;
 use crate::event::is_event_id;
+use crate::event::EventRecord;
 use crate::store::{keys, Store, StoreError};
-use crate::webhook::EventRecord;
 
 pub const DEFAULT_EVENTS_LIMIT: usize = 20;
 pub const MAX_EVENTS_LIMIT: usize = 100;

@@ -239,15 +239,17 @@ fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u
 }
 
 fn parse_currency(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let code = value.to_ascii_lowercase();
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase()) {
-        Ok(code)
-    } else {
-        Err(ConfigError::Invalid {
-            name,
-            reason: "must be a three-letter ISO currency code",
-        })
-    }
+    currency_code(value).ok_or(ConfigError::Invalid {
+        name,
+        reason: "must be a three-letter ISO currency code",
+    })
+}
+
+/// A three-letter currency code, lower-cased as Stripe wants it: the one check for the
+/// `DEFAULT_CURRENCY` setting and the currencies callers send.
+pub fn currency_code(value: &str) -> Option<String> {
+    (value.len() == 3 && value.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| value.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -6,11 +6,10 @@
 use crate::billing::BillingError;
 use crate::config::ConfigError;
 use crate::event::EventError;
-use crate::handlers::identity::CreateError;
+use crate::identity::CreateError;
 use crate::signature::SignatureError;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 use crate::stripe::StripeError;
-use crate::webhook::WebhookError;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -49,60 +48,68 @@ pub enum AppError {
     Stripe(#[from] StripeError),
 }
 
-impl From<WebhookError> for AppError {
-    fn from(error: WebhookError) -> Self {
-        match error {
-            WebhookError::BodyTooLarge => Self::PayloadTooLarge,
-            WebhookError::Signature(e) => Self::Signature(e),
-            WebhookError::Event(e) => Self::Event(e),
-            WebhookError::Store(e) => Self::Store(e),
-            WebhookError::Handler(failure) => failure.error,
-        }
+/// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
+/// and [`AppError::is_retryable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Class {
+    status: u16,
+    code: &'static str,
+    /// A redelivery (or the caller's retry) can get past it. Only ever with a 5xx status:
+    /// Stripe redelivers only after one.
+    retry: bool,
+}
+
+const fn class(status: u16, code: &'static str, retry: bool) -> Class {
+    Class {
+        status,
+        code,
+        retry,
     }
 }
 
 impl AppError {
-    pub fn status(&self) -> u16 {
+    /// The one table. Transient faults (Stripe down or slow, an answer that did not arrive
+    /// whole, KV down) and this service's configuration (a missing setting, a refused API
+    /// key, which an operator fixes within Stripe's retry window) are retried; not what Stripe
+    /// said not to retry (`Stripe-Should-Retry: false`: its key replays the same failure),
+    /// nor this service's own inconsistencies.
+    fn class(&self) -> Class {
         match self {
-            Self::NotFound => 404,
-            Self::MethodNotAllowed { .. } => 405,
-            Self::Unauthorized => 401,
-            Self::PayloadTooLarge => 413,
-            Self::BadForm | Self::BadJson(_) | Self::BadQuery(_) => 400,
-            Self::Internal(_) => 500,
-            Self::Signature(_) | Self::Event(_) => 400,
+            Self::NotFound => class(404, "not_found", false),
+            Self::MethodNotAllowed { .. } => class(405, "method_not_allowed", false),
+            Self::Unauthorized => class(401, "unauthorized", false),
+            Self::PayloadTooLarge => class(413, "payload_too_large", false),
+            Self::BadForm => class(400, "bad_form", false),
+            Self::BadJson(_) => class(400, "bad_json", false),
+            Self::BadQuery(_) => class(400, "bad_query", false),
+            Self::Internal(_) => class(500, "internal_error", false),
+            Self::Signature(e) => class(400, e.code(), false),
+            Self::Event(e) => class(400, e.code(), false),
             // A missing or invalid setting is fixed by the operator; 500 keeps Stripe retrying
             // until then, so no event is lost to a misconfiguration.
-            Self::Config(_) => 500,
-            Self::Store(StoreError::Unavailable(_)) => 503,
-            Self::Store(StoreError::Corrupt { .. }) => 500,
-            Self::Billing(_) => 400,
-            Self::Identity(CreateError::Invalid(_)) => 400,
-            Self::Identity(CreateError::Refused(_)) => 409,
-            Self::Stripe(e) => stripe_status(e),
+            Self::Config(_) => class(500, "configuration_error", true),
+            Self::Store(StoreError::Unavailable(_)) => class(503, "store_unavailable", true),
+            Self::Store(StoreError::Corrupt { .. }) => class(500, "store_corrupt", false),
+            // The session is still open at Stripe: finish Checkout first.
+            Self::Billing(e @ BillingError::SessionNotComplete) => class(409, e.code(), false),
+            Self::Billing(e) => class(400, e.code(), false),
+            Self::Identity(CreateError::Invalid(_)) => class(400, "invalid_request", false),
+            Self::Identity(CreateError::Refused(refusal)) => class(409, refusal.code(), false),
+            Self::Stripe(e) => stripe_class(e),
         }
     }
 
+    pub fn status(&self) -> u16 {
+        self.class().status
+    }
+
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::Unauthorized => "unauthorized",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::BadForm => "bad_form",
-            Self::BadJson(_) => "bad_json",
-            Self::BadQuery(_) => "bad_query",
-            Self::Internal(_) => "internal_error",
-            Self::Signature(e) => e.code(),
-            Self::Event(e) => e.code(),
-            Self::Config(_) => "configuration_error",
-            Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
-            Self::Store(StoreError::Corrupt { .. }) => "store_corrupt",
-            Self::Billing(e) => e.code(),
-            Self::Identity(CreateError::Invalid(_)) => "invalid_request",
-            Self::Identity(CreateError::Refused(refusal)) => refusal.code(),
-            Self::Stripe(e) => stripe_code(e),
-        }
+        self.class().code
+    }
+
+    /// Whether a redelivery can get past this failure (the webhook then answers 5xx).
+    pub fn is_retryable(&self) -> bool {
+        self.class().retry
     }
 
     /// What the client is told. Configuration errors name the setting (never a value);
@@ -155,30 +162,26 @@ impl AppError {
 /// the caller sent is 400 with Stripe's message; a refused API key or an answer that makes no
 /// sense is this service's problem (500/502), as is a failure Stripe says not to retry (502);
 /// a decline is 402, as Stripe says it.
-fn stripe_status(error: &StripeError) -> u16 {
+fn stripe_class(error: &StripeError) -> Class {
     match error {
-        e if e.is_transient() => 503,
-        StripeError::CardDeclined(_) => 402,
-        StripeError::Api(api) if api.status == 401 || api.status == 403 => 500,
-        StripeError::Api(api) if api.status == 400 || api.status == 404 => 400,
-        StripeError::InvalidRequest(_) | StripeError::Unsendable(_) => 500,
-        _ => 502,
-    }
-}
-
-fn stripe_code(error: &StripeError) -> &'static str {
-    match (stripe_status(error), error) {
-        (503, _) => "stripe_unavailable",
-        (402, _) => "card_declined",
-        (400, _) => "stripe_invalid_request",
-        (500, _) => "stripe_configuration_error",
-        (_, StripeError::Api(_)) => "stripe_failed",
-        _ => "stripe_bad_response",
+        e if e.is_transient() => class(503, "stripe_unavailable", true),
+        StripeError::CardDeclined(_) => class(402, "card_declined", false),
+        StripeError::Api(api) if api.status == 401 || api.status == 403 => {
+            class(500, "stripe_configuration_error", true)
+        }
+        StripeError::Api(api) if api.status == 400 || api.status == 404 => {
+            class(400, "stripe_invalid_request", false)
+        }
+        StripeError::Unsendable(_) => class(500, "stripe_configuration_error", true),
+        // A request this service built wrong fails the same way every time.
+        StripeError::InvalidRequest(_) => class(500, "stripe_configuration_error", false),
+        StripeError::Api(_) => class(502, "stripe_failed", false),
+        _ => class(502, "stripe_bad_response", true),
     }
 }
 
 fn stripe_message(error: &StripeError) -> String {
-    match (stripe_status(error), error.api_error()) {
+    match (stripe_class(error).status, error.api_error()) {
         (400 | 402, Some(api)) => api
             .message
             .clone()
@@ -193,6 +196,56 @@ fn stripe_message(error: &StripeError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_5xx_errors_are_retryable_so_the_retry_rule_agrees_with_the_status() {
+        use crate::stripe::ApiError;
+        let api = |status: u16, should_retry: Option<bool>| {
+            let mut e: ApiError = serde_json::from_str(r#"{"type":"api_error"}"#).unwrap();
+            e.status = status;
+            e.should_retry = should_retry;
+            Box::new(e)
+        };
+        let errors: Vec<AppError> = vec![
+            AppError::NotFound,
+            AppError::Unauthorized,
+            AppError::BadForm,
+            AppError::Internal("x"),
+            ConfigError::Missing("STRIPE_SECRET_KEY").into(),
+            StoreError::Unavailable("down".into()).into(),
+            StoreError::Corrupt {
+                key: "k".into(),
+                reason: "r".into(),
+            }
+            .into(),
+            BillingError::SessionNotComplete.into(),
+            BillingError::InvalidSessionId.into(),
+            StripeError::Api(api(400, None)).into(),
+            StripeError::Api(api(401, None)).into(),
+            StripeError::Api(api(500, None)).into(),
+            StripeError::Api(api(500, Some(false))).into(),
+            StripeError::CardDeclined(api(402, None)).into(),
+            StripeError::Network("reset".into()).into(),
+            StripeError::Unsendable("bad header".into()).into(),
+            StripeError::InvalidRequest("no key").into(),
+            StripeError::Malformed {
+                status: 200,
+                reason: "x".into(),
+            }
+            .into(),
+        ];
+        for error in errors {
+            if error.is_retryable() {
+                assert!(error.status() >= 500, "{error:?}");
+            }
+            if error.status() < 500 {
+                assert!(!error.is_retryable(), "{error:?}");
+            }
+            if error.status() == 503 {
+                assert!(error.is_retryable(), "{error:?}");
+            }
+        }
+    }
 
     #[test]
     fn each_error_maps_to_the_status_stripe_should_see() {

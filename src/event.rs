@@ -4,11 +4,10 @@
 //! until a handler for that type asks for its own shape. Unknown event types are normal
 //! (Stripe adds types, and an endpoint may be subscribed to more than we handle).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Stripe ids are short; a cap keeps a hostile id from making a huge KV key (KV allows 512 bytes).
-const MAX_ID_LEN: usize = 255;
+use crate::stripe::is_prefixed_id;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -88,19 +87,139 @@ fn describe(error: &serde_json::Error) -> String {
     format!("{what} at line {} column {}", error.line(), error.column())
 }
 
-/// `evt_` followed by Stripe's id alphabet.
+/// `evt_` followed by Stripe's id alphabet, within 255 bytes: a hostile id must not make a huge
+/// KV key (KV allows 512 bytes).
 pub fn is_event_id(id: &str) -> bool {
-    id.len() <= MAX_ID_LEN
-        && id.strip_prefix("evt_").is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
+    is_prefixed_id(id, "evt_")
 }
+
+/// Declares [`EventKind`] from one list of variants and their Stripe type strings, so that a
+/// type string is written once and [`EventKind::ALL`] cannot miss a variant.
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $variant:ident => $type:literal,)+) => {
+        /// The event types this service acts on, parsed once from `event.type` (as mini-redis
+        /// parses its `Command`). Every other verified type is recorded as ignored. Adding
+        /// one: a variant here, its arm in `handlers::dispatch` (the compiler asks for it),
+        /// and its fixture in `tools/fixtures/events/` (the trigger-fixtures test asks).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl EventKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)+];
+            /// Every handled type string, in declaration order.
+            pub const TYPES: &'static [&'static str] = &[$($type,)+];
+
+            /// Stripe's `type` string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $type,)+
+                }
+            }
+
+            /// The kind of a `type` string; `None` for a type this service does not act on.
+            pub fn parse(event_type: &str) -> Option<Self> {
+                match event_type {
+                    $($type => Some(EventKind::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    VerificationSessionCreated => "identity.verification_session.created",
+    VerificationSessionProcessing => "identity.verification_session.processing",
+    VerificationSessionVerified => "identity.verification_session.verified",
+    VerificationSessionRequiresInput => "identity.verification_session.requires_input",
+    VerificationSessionCanceled => "identity.verification_session.canceled",
+    VerificationSessionRedacted => "identity.verification_session.redacted",
+    /// Setup mode saves a card; payment mode pays a declined charge (its recovery).
+    CheckoutSessionCompleted => "checkout.session.completed",
+    PaymentIntentSucceeded => "payment_intent.succeeded",
+    PaymentIntentPaymentFailed => "payment_intent.payment_failed",
+}
+
+impl Event {
+    /// What this event is to the service, or `None` when it is not acted on.
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::parse(&self.event_type)
+    }
+}
+
+/// What handling an event came to, as stored under `event:{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A handler ran to completion.
+    Handled,
+    /// Verified, but of a type this service does not act on.
+    Ignored,
+    /// A handler stopped at a step (recorded so a redelivery can finish the work).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Final outcomes make a redelivery a no-op; a failed one is worked again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Failed)
+    }
+}
+
+/// The value under `event:{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub version: u32,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created: i64,
+    pub livemode: bool,
+    pub outcome: Outcome,
+    /// The step that failed, for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// The error code at that step (as in the error responses), for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix seconds when this worker recorded it.
+    pub recorded_at: i64,
+}
+
+pub const EVENT_RECORD_VERSION: u32 = 1;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"{"id":"evt_1Abc","object":"event","type":"customer.created","created":1700000000,"livemode":false,"api_version":"2026-10-28.endive","data":{"object":{"id":"cus_1","object":"customer"}}}"#;
+
+    #[test]
+    fn every_event_kind_parses_back_from_its_type_string() {
+        assert_eq!(EventKind::ALL.len(), EventKind::TYPES.len());
+        for (kind, type_string) in EventKind::ALL.iter().zip(EventKind::TYPES) {
+            assert_eq!(kind.as_str(), *type_string);
+            assert_eq!(EventKind::parse(type_string), Some(*kind));
+        }
+        for other in [
+            "customer.created",
+            "identity.verification_session.other",
+            "",
+        ] {
+            assert_eq!(EventKind::parse(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn the_envelope_is_read_and_the_object_kept_raw() {

@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventKind;
 use crate::objects::{VerificationLastError, VerificationSession};
 
 pub const USER_RECORD_VERSION: u32 = 1;
@@ -34,18 +35,24 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
+    /// The Identity event of a `type` string (see [`Self::from_kind`]).
     pub fn from_type(event_type: &str) -> Option<Self> {
-        Some(
-            match event_type.strip_prefix("identity.verification_session.")? {
-                "created" => Self::Created,
-                "processing" => Self::Processing,
-                "requires_input" => Self::RequiresInput,
-                "verified" => Self::Verified,
-                "canceled" => Self::Canceled,
-                "redacted" => Self::Redacted,
-                _ => return None,
-            },
-        )
+        EventKind::parse(event_type).and_then(Self::from_kind)
+    }
+
+    /// The Identity event an [`EventKind`] is, if it is one.
+    pub fn from_kind(kind: EventKind) -> Option<Self> {
+        Some(match kind {
+            EventKind::VerificationSessionCreated => Self::Created,
+            EventKind::VerificationSessionProcessing => Self::Processing,
+            EventKind::VerificationSessionRequiresInput => Self::RequiresInput,
+            EventKind::VerificationSessionVerified => Self::Verified,
+            EventKind::VerificationSessionCanceled => Self::Canceled,
+            EventKind::VerificationSessionRedacted => Self::Redacted,
+            EventKind::CheckoutSessionCompleted
+            | EventKind::PaymentIntentSucceeded
+            | EventKind::PaymentIntentPaymentFailed => return None,
+        })
     }
 
     /// Within one second, the order in which Stripe can emit them: ties are broken by it.
@@ -223,6 +230,15 @@ impl Refusal {
     }
 }
 
+/// Why the creation route refuses a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
 /// Whether `user` may start another verification session.
 pub fn may_create(user: Option<&UserRecord>, max_attempts: u32) -> Result<(), Refusal> {
     let Some(user) = user else { return Ok(()) };
@@ -301,35 +317,63 @@ pub fn user_of(session: &VerificationSession, stored: Option<&SessionRecord>) ->
         .or_else(|| stored.and_then(|s| s.user_id.clone()))
 }
 
-/// Applies one event to the stored session and user records.
+/// Applies one event to the stored session and user records: the session step, then the
+/// user step for the session's user.
 pub fn apply(
     stored_session: Option<&SessionRecord>,
     stored_user: Option<&UserRecord>,
     incoming: Incoming<'_>,
     max_attempts: u32,
 ) -> Transition {
+    let Some(session_record) = session_step(stored_session, incoming) else {
+        return Transition::unchanged();
+    };
+    let (user, notice) = match &session_record.user_id {
+        Some(user_id) => user_step(
+            stored_user,
+            user_id,
+            &session_record,
+            incoming,
+            max_attempts,
+        ),
+        None => (None, None),
+    };
+    Transition {
+        session: Some(session_record),
+        user,
+        notice,
+    }
+}
+
+/// Whether the event changes nothing for the stored session: older than what is stored
+/// (ties broken by the order Stripe emits them in), after a terminal status (only a
+/// redaction follows verified and canceled), a repeat, or anything but a redaction after one.
+fn is_stale(stored: &SessionRecord, kind: SessionEvent, event_created: i64) -> bool {
+    let older = (event_created, kind.rank())
+        < (
+            stored.event_created,
+            stored.last_event.map_or(0, SessionEvent::rank),
+        );
+    let terminal = matches!(stored.status.as_str(), "verified" | "canceled")
+        && !matches!(kind, SessionEvent::Redacted);
+    let repeat = stored.last_event == Some(kind) && stored.event_created == event_created;
+    older || terminal || repeat || (stored.redacted && kind != SessionEvent::Redacted)
+}
+
+/// The session step: the session record after the event, or `None` when it is stale.
+pub fn session_step(
+    stored_session: Option<&SessionRecord>,
+    incoming: Incoming<'_>,
+) -> Option<SessionRecord> {
     let Incoming {
         event_created,
         kind,
         session,
         ..
     } = incoming;
-    if let Some(stored) = stored_session {
-        let older = (event_created, kind.rank())
-            < (
-                stored.event_created,
-                stored.last_event.map_or(0, SessionEvent::rank),
-            );
-        // Stripe's verified and canceled are terminal: only a redaction follows them.
-        let terminal = matches!(stored.status.as_str(), "verified" | "canceled")
-            && !matches!(kind, SessionEvent::Redacted);
-        let repeat = stored.last_event == Some(kind) && stored.event_created == event_created;
-        if older || terminal || repeat || (stored.redacted && kind != SessionEvent::Redacted) {
-            return Transition::unchanged();
-        }
+    if stored_session.is_some_and(|stored| is_stale(stored, kind, event_created)) {
+        return None;
     }
-
-    let user_id = user_of(session, stored_session);
     let status = match kind {
         SessionEvent::Created => session.status.clone(),
         SessionEvent::Processing => "processing".into(),
@@ -341,45 +385,70 @@ pub fn apply(
             stored_session.map_or_else(|| session.status.clone(), |s| s.status.clone())
         }
     };
-    let last_error = match kind {
-        SessionEvent::RequiresInput => Some(
-            session
-                .last_error
-                .as_ref()
-                .map(LastError::from)
-                .unwrap_or(LastError {
-                    code: None,
-                    reason: None,
-                }),
-        ),
-        SessionEvent::Redacted => None,
-        _ => None,
-    };
-    let session_record = SessionRecord {
+    let last_error = (kind == SessionEvent::RequiresInput).then(|| {
+        session
+            .last_error
+            .as_ref()
+            .map(LastError::from)
+            .unwrap_or(LastError {
+                code: None,
+                reason: None,
+            })
+    });
+    Some(SessionRecord {
         version: SESSION_RECORD_VERSION,
         id: session.id.clone(),
-        user_id: user_id.clone(),
-        status: status.clone(),
-        last_error: last_error.clone(),
+        user_id: user_of(session, stored_session),
+        status,
+        last_error,
         session_created: stored_session
             .map_or(session.created, |s| s.session_created.max(session.created)),
         event_created,
         last_event: Some(kind),
         redacted: kind == SessionEvent::Redacted || stored_session.is_some_and(|s| s.redacted),
-    };
+    })
+}
 
-    let Some(user_id) = user_id else {
-        return Transition {
-            session: Some(session_record),
-            user: None,
-            notice: None,
-        };
-    };
+/// The user step: the user record after the session step wrote `session_record` (`None`
+/// when it did not change), and the notice to send, if any.
+pub fn user_step(
+    stored_user: Option<&UserRecord>,
+    user_id: &str,
+    session_record: &SessionRecord,
+    incoming: Incoming<'_>,
+    max_attempts: u32,
+) -> (Option<UserRecord>, Option<UserNotice>) {
+    let Incoming {
+        event_created,
+        kind,
+        session,
+        ..
+    } = incoming;
     let mut user = stored_user
         .cloned()
-        .unwrap_or_else(|| UserRecord::new(&user_id));
+        .unwrap_or_else(|| UserRecord::new(user_id));
     let is_latest = user.add_session(&session.id, session_record.session_created);
-    let mut notice = None;
+    update_user(&mut user, session_record, kind, is_latest, event_created);
+    let notify = match kind {
+        SessionEvent::Verified => stored_user.and_then(|u| u.verified_at).is_none(),
+        SessionEvent::RequiresInput => is_latest && user.verified_at.is_none(),
+        _ => false,
+    };
+    let notice = notify.then(|| notice(&user, session_record, kind, event_created, max_attempts));
+    let user_changed = stored_user != Some(&user);
+    (user_changed.then_some(user), notice)
+}
+
+/// What the event does to the user's own status, error and next step.
+fn update_user(
+    user: &mut UserRecord,
+    session_record: &SessionRecord,
+    kind: SessionEvent,
+    is_latest: bool,
+    event_created: i64,
+) {
+    let status = &session_record.status;
+    let last_error = session_record.last_error.as_ref();
     match kind {
         SessionEvent::Verified if user.verified_at.is_none() => {
             user.status = "verified".into();
@@ -390,15 +459,16 @@ pub fn apply(
         }
         _ if !is_latest || user.verified_at.is_some() => {
             // An older session's news, or a user already verified: only the count changes.
-            if kind == SessionEvent::Redacted && user.latest_session.as_deref() == Some(&session.id)
+            if kind == SessionEvent::Redacted
+                && user.latest_session.as_deref() == Some(&session_record.id)
             {
                 user.last_error = None;
             }
         }
         SessionEvent::RequiresInput => {
             user.status = status.clone();
-            user.next = classify(last_error.as_ref().and_then(|e| e.code.as_deref()));
-            user.last_error = last_error.clone();
+            user.next = classify(last_error.and_then(|e| e.code.as_deref()));
+            user.last_error = last_error.cloned();
             user.updated_at = user.updated_at.max(event_created);
         }
         SessionEvent::Redacted => {
@@ -416,39 +486,36 @@ pub fn apply(
         }
         SessionEvent::Verified => {}
     }
-    let notify = match kind {
-        SessionEvent::Verified => stored_user.and_then(|u| u.verified_at).is_none(),
-        SessionEvent::RequiresInput => is_latest && user.verified_at.is_none(),
-        _ => false,
-    };
-    if notify {
-        let error = last_error.as_ref();
-        notice = Some(UserNotice {
-            user_id: user.user_id.clone(),
-            session_id: session.id.clone(),
-            status: status.clone(),
-            code: error.and_then(|e| e.code.clone()),
-            reason: error.and_then(|e| e.reason.clone()),
-            may_retry: user.may_retry(max_attempts),
-            next: if kind == SessionEvent::RequiresInput
-                && user.next == Next::Retry
-                && !user.may_retry(max_attempts)
-            {
-                // Retryable in itself, but no attempts left.
-                Next::Final
-            } else {
-                user.next
-            },
-            attempts: user.attempts(),
-            remaining_attempts: user.remaining_attempts(max_attempts),
-            created_at: event_created,
-        });
-    }
-    let user_changed = stored_user != Some(&user);
-    Transition {
-        session: Some(session_record),
-        user: user_changed.then_some(user),
-        notice,
+}
+
+/// The notice for a verified or requires-input event.
+fn notice(
+    user: &UserRecord,
+    session_record: &SessionRecord,
+    kind: SessionEvent,
+    event_created: i64,
+    max_attempts: u32,
+) -> UserNotice {
+    let error = session_record.last_error.as_ref();
+    UserNotice {
+        user_id: user.user_id.clone(),
+        session_id: session_record.id.clone(),
+        status: session_record.status.clone(),
+        code: error.and_then(|e| e.code.clone()),
+        reason: error.and_then(|e| e.reason.clone()),
+        may_retry: user.may_retry(max_attempts),
+        next: if kind == SessionEvent::RequiresInput
+            && user.next == Next::Retry
+            && !user.may_retry(max_attempts)
+        {
+            // Retryable in itself, but no attempts left.
+            Next::Final
+        } else {
+            user.next
+        },
+        attempts: user.attempts(),
+        remaining_attempts: user.remaining_attempts(max_attempts),
+        created_at: event_created,
     }
 }
 

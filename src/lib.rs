@@ -1,20 +1,33 @@
 //! Stripe webhooks verified at the edge: a Cloudflare Worker in Rust.
 //!
-//! A tour, from the pure core to the glue:
-//! - [`signature`]: `Stripe-Signature` parsing and constant-time verification.
-//! - [`event`]: the Event envelope, decoded only as far as dispatch needs.
-//! - [`webhook`]: one delivery end to end (cap, verify, parse, dedupe, dispatch, record).
-//! - [`store`]: the key-value port, the key schema, an in-memory store; KV in `store::kv`.
-//! - [`config`]: typed settings from vars and secrets; [`auth`]: the admin token check;
-//!   [`admin`]: the page of recorded events behind `GET /events`.
-//! - [`stripe`]: the Stripe API client (form encoding, idempotency keys, errors, retries)
-//!   behind a transport port; Workers fetch in `stripe::fetch`. [`objects`]: what we read of
-//!   Stripe's objects. [`billing`]: what the card-saving and charging flows ask and store.
-//! - [`router`] and [`error`]: the route table and the one error-to-status mapping.
-//! - `routes` (wasm32 only): thin adapters from `worker` requests to the core.
+//! A tour in layer order. A module imports only from its own layer or a lower one, checked
+//! by `tests/core/layers.rs`:
+//! 1. Leaves, pure (no store, network or clock): [`signature`] (`Stripe-Signature`
+//!    verification), [`event`] (the envelope, [`event::EventKind`] declaring every handled
+//!    type once, [`event::Outcome`], [`event::EventRecord`]), [`objects`] (what we read of
+//!    Stripe's objects), [`config`], [`auth`], [`identity`] (a session step and a user step),
+//!    [`billing`] (`billing::setup` and `billing::charge`, the decisions of each flow),
+//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`router`] (the route table with
+//!    methods, admin flag and log words), [`error`] (the one app error and its one table of
+//!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
+//!    `request`, `calls`, `error` and `retry`.
+//! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
+//!    `stripe::client` (a request through the transport, with retries), Workers fetch in
+//!    `stripe::fetch`, and the one fake transport in `testing`.
+//! 3. [`services`]: what handlers use (the store, Stripe with a per-delivery budget,
+//!    notification sending, a trace for the log line).
+//! 4. Handlers, one flow each: [`handlers`] (`dispatch`, one `match` over `EventKind`;
+//!    `setup`, `charges`, `identity`), [`webhook`] (one delivery end to end), [`admin`] (the
+//!    page behind `GET /events`).
+//! 5. `routes` (wasm32 only): thin adapters from `worker` requests to the handlers, over a
+//!    per-request `Ctx` that reads the config and the KV binding once.
+//! 6. Glue: the fetch handler below routes once, authorizes once, matches once, logs one line.
 //!
-//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the fetch handler below touches
-//! `worker`, so the core is tested natively with `cargo test`.
+//! Adding an event type: a line in `event_kinds!`, its arm in `handlers::dispatch`, its
+//! fixture. Adding a route: a line in `route_table!` and its adapter's arm below.
+//!
+//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the glue touches `worker`, so the
+//! core is tested natively with `cargo test`.
 
 pub mod admin;
 pub mod auth;
@@ -23,9 +36,11 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod handlers;
+pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod objects;
+pub mod pages;
 pub mod router;
 pub mod services;
 pub mod signature;
@@ -82,9 +97,10 @@ mod glue {
     use worker::worker_sys::web_sys::Request as RawRequest;
     use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
 
+    use crate::auth::authorize_admin;
     use crate::error::AppError;
-    use crate::router::{route, Route};
-    use crate::routes;
+    use crate::router::{route, Route, Routed};
+    use crate::routes::{self, Ctx};
     use crate::services::Trace;
 
     /// What one request leaves in the log: one JSON line, no secrets, no payloads.
@@ -147,6 +163,8 @@ mod glue {
         Ok(response)
     }
 
+    /// Routes once, authorizes once (from the route's row in `router::ROUTES`), and matches
+    /// once. The raw request becomes a `worker::Request` only in the arms that read it so.
     async fn handle(
         raw: RawRequest,
         env: &Env,
@@ -154,60 +172,51 @@ mod glue {
         trace: &Trace,
     ) -> Result<worker::Result<Response>, AppError> {
         let now = (Date::now().as_millis() / 1000) as i64;
-        let route = route(log.method, log.path)?;
-        let mut req = match route {
-            Route::Health => return Ok(routes::health::get()),
-            Route::Webhook => {
-                let receipt = routes::webhook::post(&raw, env, now, trace).await?;
-                log.event_id = Some(receipt.event_id);
-                log.event_type = Some(receipt.event_type);
-                log.outcome = Some(if receipt.duplicate {
-                    "duplicate"
-                } else {
-                    receipt.outcome.as_str()
-                });
-                return Ok(routes::json(
-                    200,
-                    routes::webhook::received(receipt.duplicate),
-                ));
-            }
-            _ => Request::from(raw),
-        };
-        let req = &mut req;
-        match route {
-            Route::Home => Ok(routes::checkout::home()),
-            Route::CreateCheckoutSession => routes::checkout::create(req, env, now, trace).await,
-            // Answered above, from the raw request.
-            Route::Health | Route::Webhook => Err(AppError::Internal("route answered above")),
-            Route::Events => {
-                routes::admin::authorize(req, env)?;
-                routes::admin::list_events(req, env).await
-            }
-            Route::Event(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::admin::get_event(env, &id).await
-            }
-            Route::CreateVerificationSession => {
-                routes::admin::authorize(req, env)?;
-                routes::identity::create_session(req, env, now, trace).await
-            }
-            Route::IdentityUser(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::identity::get_user(env, &id).await
-            }
-            Route::Success => routes::billing::success(req, env, now, trace).await,
-            Route::CreateCharge => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::create_charge(req, env, now, trace).await
-            }
-            Route::Customer(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::get_customer(env, &id).await
-            }
-            Route::Charge(id) => {
-                routes::admin::authorize(req, env)?;
-                routes::billing::get_charge(env, &id).await
-            }
+        let Routed { route, id } = route(log.method, log.path)?;
+        let ctx = Ctx::new(env, now, trace);
+        if route.needs_admin() {
+            let authorization = raw.headers().get("authorization").ok().flatten();
+            authorize_admin(ctx.config()?.admin_token(), authorization.as_deref())?;
         }
+        match route {
+            Route::Health => Ok(routes::health::get()),
+            Route::Webhook => webhook(&raw, &ctx, log).await,
+            Route::Home => Ok(routes::checkout::home()),
+            Route::CreateCheckoutSession => {
+                routes::checkout::create(&mut Request::from(raw), &ctx).await
+            }
+            Route::Events => routes::admin::list_events(&Request::from(raw), &ctx).await,
+            Route::Event => routes::admin::get_event(&ctx, &id).await,
+            Route::CreateVerificationSession => {
+                routes::identity::create_session(&mut Request::from(raw), &ctx).await
+            }
+            Route::IdentityUser => routes::identity::get_user(&ctx, &id).await,
+            Route::Success => routes::billing::success(&mut Request::from(raw), &ctx).await,
+            Route::CreateCharge => {
+                routes::billing::create_charge(&mut Request::from(raw), &ctx).await
+            }
+            Route::Customer => routes::billing::get_customer(&ctx, &id).await,
+            Route::Charge => routes::billing::get_charge(&ctx, &id).await,
+        }
+    }
+
+    /// `POST /webhook`, with what its log line says of the event.
+    async fn webhook(
+        raw: &RawRequest,
+        ctx: &Ctx<'_>,
+        log: &mut RequestLog<'_>,
+    ) -> Result<worker::Result<Response>, AppError> {
+        let receipt = routes::webhook::post(raw, ctx).await?;
+        log.event_id = Some(receipt.event_id);
+        log.event_type = Some(receipt.event_type);
+        log.outcome = Some(if receipt.duplicate {
+            "duplicate"
+        } else {
+            receipt.outcome.as_str()
+        });
+        Ok(routes::json(
+            200,
+            routes::webhook::received(receipt.duplicate),
+        ))
     }
 }

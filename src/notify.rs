@@ -1,5 +1,6 @@
-//! Notifications: an outbox record per notification in the store (`notification:{id}`), and a
-//! JSON POST to `NOTIFY_URL` when one is configured.
+//! Notifications, the pure part: the outbox record kept under `notification:{id}`, the JSON
+//! POST to `NOTIFY_URL` it becomes, and what an attempt's answer does to it. Loading, saving
+//! and sending are I/O and live in `Services::notify` (`services.rs`).
 //!
 //! Ids are derived from what caused the notification (an event id or a PaymentIntent id and
 //! the kind), so a redelivered event finds the record and does not notify twice once it is
@@ -9,8 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{keys, Store, StoreError};
-use crate::stripe::{HttpRequest, Method, SendFailure, Transport};
+use crate::http::{HttpRequest, HttpResponse, Method, SendFailure};
 
 pub const NOTIFICATION_RECORD_VERSION: u32 = 1;
 /// One attempt, this long at most.
@@ -80,196 +80,54 @@ struct Outgoing<'a> {
     created_at: i64,
 }
 
-/// Records the notification (unless it was already delivered) and delivers it when `url` is
-/// set. Returns the record as stored.
-pub async fn send(
-    store: &impl Store,
-    transport: &impl Transport,
-    url: Option<&str>,
-    notification: Notification,
-    now: i64,
-) -> Result<Notification, StoreError> {
-    let key = keys::notification(&notification.id);
-    let existing = key.load_tolerant(store).await?;
-    if let Some(done) = existing.as_ref().filter(|n| n.delivered) {
-        return Ok(done.clone());
-    }
-    let mut record = Notification {
-        created_at: existing.as_ref().map_or(now, |n| n.created_at),
-        attempts: existing.as_ref().map_or(0, |n| n.attempts),
-        ..notification
-    };
-    let Some(url) = url else {
-        key.save(store, &record, None).await?;
-        return Ok(record);
-    };
-    // The outbox record is written before the attempt, so a crash in between loses nothing.
-    key.save(store, &record, None).await?;
-    record.attempts += 1;
-    let body = serde_json::to_string(&Outgoing {
-        id: &record.id,
-        kind: &record.kind,
-        recipient: &record.recipient,
-        payload: &record.payload,
-        created_at: record.created_at,
-    })
-    .map_err(|e| StoreError::Corrupt {
-        key: key.as_str().to_owned(),
-        reason: e.to_string(),
-    })?;
-    let request = HttpRequest {
-        method: Method::Post,
-        url: url.to_owned(),
-        headers: vec![
-            ("content-type", "application/json".to_owned()),
-            // Lets the receiver drop a repeat if our record of the delivery was lost.
-            ("idempotency-key", record.id.clone()),
-        ],
-        body: Some(body),
-    };
-    match transport.send(&request, DELIVERY_TIMEOUT_MS).await {
-        Ok(response) if (200..300).contains(&response.status) => {
-            record.delivered = true;
-            record.delivered_at = Some(now);
-            record.last_error = None;
-        }
-        Ok(response) => record.last_error = Some(format!("the sink answered {}", response.status)),
-        Err(SendFailure::Network(reason) | SendFailure::Unsendable(reason)) => {
-            record.last_error = Some(reason)
+impl Notification {
+    /// This notification as first written, or as it continues a stored, undelivered one:
+    /// the first write time and the attempt count are kept.
+    pub fn resume(self, existing: Option<&Notification>, now: i64) -> Self {
+        Notification {
+            created_at: existing.map_or(now, |n| n.created_at),
+            attempts: existing.map_or(0, |n| n.attempts),
+            ..self
         }
     }
-    key.save(store, &record, None).await?;
-    Ok(record)
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MemoryStore;
-    use crate::testing::FakeTransport;
-    use pollster::block_on;
-
-    fn sample() -> Notification {
-        let mut payload = serde_json::Map::new();
-        payload.insert("status".into(), "verified".into());
-        Notification::new(
-            "evt_1",
-            "identity.verified",
-            Recipient::User("u_1".into()),
-            payload,
-        )
+    /// The POST to the sink. The `Idempotency-Key` lets the receiver drop a repeat if our
+    /// record of the delivery was lost.
+    pub fn request(&self, url: &str) -> Result<HttpRequest, serde_json::Error> {
+        let body = serde_json::to_string(&Outgoing {
+            id: &self.id,
+            kind: &self.kind,
+            recipient: &self.recipient,
+            payload: &self.payload,
+            created_at: self.created_at,
+        })?;
+        Ok(HttpRequest {
+            method: Method::Post,
+            url: url.to_owned(),
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("idempotency-key", self.id.clone()),
+            ],
+            body: Some(body),
+        })
     }
 
-    #[test]
-    fn without_a_url_the_record_is_kept_undelivered() {
-        let store = MemoryStore::new();
-        let transport = FakeTransport::new(|_| panic!("no delivery without a url"));
-        let record = block_on(send(&store, &transport, None, sample(), 100)).unwrap();
-        assert_eq!((record.delivered, record.created_at), (false, 100));
-        let stored = block_on(keys::notification("evt_1.identity.verified").load(&store))
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored, record);
-    }
-
-    #[test]
-    fn a_delivery_posts_json_and_marks_the_record_once() {
-        let store = MemoryStore::new();
-        let transport = FakeTransport::new(|_| Ok(FakeTransport::json(204, "")));
-        let record = block_on(send(
-            &store,
-            &transport,
-            Some("https://sink.test/n"),
-            sample(),
-            100,
-        ))
-        .unwrap();
-        assert!(record.delivered);
-        let sent = transport.sent();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].url, "https://sink.test/n");
-        assert_eq!(
-            sent[0].header("idempotency-key"),
-            Some("evt_1.identity.verified")
-        );
-        let body: serde_json::Value = serde_json::from_str(sent[0].body.as_ref().unwrap()).unwrap();
-        assert_eq!(
-            body["recipient"],
-            serde_json::json!({"type": "user", "id": "u_1"})
-        );
-        assert_eq!(body["payload"]["status"], "verified");
-        assert!(body.get("delivered").is_none());
-        // The same notification again (a redelivered event) sends nothing.
-        block_on(send(
-            &store,
-            &transport,
-            Some("https://sink.test/n"),
-            sample(),
-            200,
-        ))
-        .unwrap();
-        assert_eq!(transport.sent().len(), 1);
-    }
-
-    #[test]
-    fn a_failed_delivery_is_recorded_and_retried_next_time() {
-        let store = MemoryStore::new();
-        let failing = FakeTransport::new(|_| Ok(FakeTransport::json(500, "{}")));
-        let record = block_on(send(
-            &store,
-            &failing,
-            Some("https://sink.test/n"),
-            sample(),
-            100,
-        ))
-        .unwrap();
-        assert!(!record.delivered);
-        assert_eq!(record.last_error.as_deref(), Some("the sink answered 500"));
-        let down = FakeTransport::new(|_| Err(SendFailure::Network("connection refused".into())));
-        let record = block_on(send(
-            &store,
-            &down,
-            Some("https://sink.test/n"),
-            sample(),
-            150,
-        ))
-        .unwrap();
-        assert_eq!(
-            (record.attempts, record.last_error.as_deref()),
-            (2, Some("connection refused"))
-        );
-        let ok = FakeTransport::new(|_| Ok(FakeTransport::json(200, "{}")));
-        let record = block_on(send(
-            &store,
-            &ok,
-            Some("https://sink.test/n"),
-            sample(),
-            300,
-        ))
-        .unwrap();
-        assert_eq!(
-            (
-                record.delivered,
-                record.created_at,
-                record.delivered_at,
-                record.attempts
-            ),
-            (true, 100, Some(300), 3)
-        );
-    }
-
-    #[test]
-    fn a_store_outage_is_an_error() {
-        let store = MemoryStore::new();
-        store.set_failing(true);
-        let transport = FakeTransport::new(|_| panic!("nothing is sent when the outbox is down"));
-        assert!(block_on(send(
-            &store,
-            &transport,
-            Some("https://sink.test"),
-            sample(),
-            1
-        ))
-        .is_err());
+    /// Books one attempt and its answer: delivered on a 2xx, otherwise why not (a status or
+    /// the runtime's network message, never a body).
+    pub fn record_attempt(&mut self, answer: Result<&HttpResponse, &SendFailure>, now: i64) {
+        self.attempts += 1;
+        match answer {
+            Ok(response) if (200..300).contains(&response.status) => {
+                self.delivered = true;
+                self.delivered_at = Some(now);
+                self.last_error = None;
+            }
+            Ok(response) => {
+                self.last_error = Some(format!("the sink answered {}", response.status))
+            }
+            Err(SendFailure::Network(reason) | SendFailure::Unsendable(reason)) => {
+                self.last_error = Some(reason.clone())
+            }
+        }
     }
 }

@@ -1,64 +1,121 @@
 //! The route table: method and path to a `Route`. Pure, so 404/405 behave the same everywhere.
 
 use crate::error::AppError;
+use crate::stripe::is_prefixed_id;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// `GET /`: the "Save a card" page.
-    Home,
-    /// `POST /create-checkout-session`: a setup-mode Checkout Session, then 303 to it.
-    CreateCheckoutSession,
-    Health,
-    Webhook,
-    /// `GET /events/{id}` (admin).
-    Event(String),
-    /// `GET /events?limit=&cursor=` (admin): a page of recorded events.
-    Events,
-    /// `POST /identity/verification-sessions` (admin).
-    CreateVerificationSession,
-    /// `GET /identity/users/{id}` (admin).
-    IdentityUser(String),
-    /// `GET /success?session_id=`: the page Checkout returns to.
-    Success,
-    /// `POST /charges` (admin): an off-session charge.
-    CreateCharge,
-    /// `GET /customers/{id}` (admin).
-    Customer(String),
-    /// `GET /charges/{id}` (admin).
-    Charge(String),
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+/// Declares [`Route`] and its table from one list: each route's path (`{id}` is one
+/// non-empty segment), the methods it allows, and whether it needs the admin token. Its
+/// literal path segments are the words `path_for_log` keeps. Adding a route: a line here and
+/// its adapter's arm in `lib.rs` (the compiler asks for it).
+macro_rules! route_table {
+    ($($(#[$doc:meta])* $variant:ident => $path:literal, $allow:ident, $admin:literal;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Route {
+            $($(#[$doc])* $variant,)+
+        }
+
+        /// Every route with its path, methods and admin flag, in matching order.
+        pub const ROUTES: &[RouteSpec] = &[$(RouteSpec {
+            route: Route::$variant,
+            path: $path,
+            allow: $allow,
+            admin: $admin,
+        },)+];
+    };
 }
 
-pub fn route(method: &str, path: &str) -> Result<Route, AppError> {
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let (route, allow) = match segments.as_slice() {
-        [""] => (Route::Home, "GET, HEAD"),
-        ["create-checkout-session"] => (Route::CreateCheckoutSession, "POST"),
-        ["health"] => (Route::Health, "GET, HEAD"),
-        ["webhook"] => (Route::Webhook, "POST"),
-        ["events"] => (Route::Events, "GET, HEAD"),
-        ["events", id] if !id.is_empty() => (Route::Event((*id).to_owned()), "GET, HEAD"),
-        ["identity", "verification-sessions"] => (Route::CreateVerificationSession, "POST"),
-        ["identity", "users", id] if !id.is_empty() => {
-            (Route::IdentityUser((*id).to_owned()), "GET, HEAD")
-        }
-        ["success"] => (Route::Success, "GET, HEAD"),
-        ["charges"] => (Route::CreateCharge, "POST"),
-        ["charges", id] if !id.is_empty() => (Route::Charge((*id).to_owned()), "GET, HEAD"),
-        ["customers", id] if !id.is_empty() => (Route::Customer((*id).to_owned()), "GET, HEAD"),
-        _ => return Err(AppError::NotFound),
-    };
-    let allowed = match route {
-        Route::Webhook
-        | Route::CreateCheckoutSession
-        | Route::CreateVerificationSession
-        | Route::CreateCharge => method == "POST",
-        _ => method == "GET" || method == "HEAD",
-    };
-    if allowed {
-        Ok(route)
-    } else {
-        Err(AppError::MethodNotAllowed { allow })
+/// One row of [`ROUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub route: Route,
+    pub path: &'static str,
+    /// The `Allow` header of a 405.
+    pub allow: &'static str,
+    pub admin: bool,
+}
+
+route_table! {
+    /// `GET /`: the "Save a card" page.
+    Home => "/", GET, false;
+    /// `POST /create-checkout-session`: a setup-mode Checkout Session, then 303 to it.
+    CreateCheckoutSession => "/create-checkout-session", POST, false;
+    Health => "/health", GET, false;
+    Webhook => "/webhook", POST, false;
+    /// `GET /events?limit=&cursor=`: a page of recorded events.
+    Events => "/events", GET, true;
+    /// `GET /events/{id}`.
+    Event => "/events/{id}", GET, true;
+    CreateVerificationSession => "/identity/verification-sessions", POST, true;
+    IdentityUser => "/identity/users/{id}", GET, true;
+    /// `GET /success?session_id=`: the page Checkout returns to.
+    Success => "/success", GET, false;
+    /// `POST /charges`: an off-session charge.
+    CreateCharge => "/charges", POST, true;
+    Customer => "/customers/{id}", GET, true;
+    Charge => "/charges/{id}", GET, true;
+}
+
+impl Route {
+    /// Its row: the table is declared in variant order, so the discriminant is the index.
+    pub fn spec(self) -> &'static RouteSpec {
+        &ROUTES[self as usize]
     }
+
+    /// Behind `Authorization: Bearer ADMIN_TOKEN`.
+    pub fn needs_admin(self) -> bool {
+        self.spec().admin
+    }
+}
+
+/// A matched route and its `{id}` segment (empty for a route without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub route: Route,
+    pub id: String,
+}
+
+/// The segments of `path` if they fit `pattern`, with the `{id}` one.
+fn fit(pattern: &str, segments: &[&str]) -> Option<String> {
+    let parts: Vec<&str> = pattern[1..].split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut id = String::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if *part == "{id}" && !segment.is_empty() {
+            id = (*segment).to_owned();
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(id)
+}
+
+pub fn route(method: &str, path: &str) -> Result<Routed, AppError> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let (spec, id) = ROUTES
+        .iter()
+        .find_map(|spec| fit(spec.path, &segments).map(|id| (spec, id)))
+        .ok_or(AppError::NotFound)?;
+    if spec.allow.split(", ").any(|allowed| allowed == method) {
+        Ok(Routed {
+            route: spec.route,
+            id,
+        })
+    } else {
+        Err(AppError::MethodNotAllowed { allow: spec.allow })
+    }
+}
+
+/// A literal segment of some route's path.
+fn is_route_word(segment: &str) -> bool {
+    !segment.is_empty()
+        && ROUTES
+            .iter()
+            .any(|spec| spec.path.split('/').any(|part| part == segment))
 }
 
 /// `scheme://host[:port]` of an absolute URL, by hand: the `url` crate's IDNA tables would
@@ -76,36 +133,22 @@ pub fn origin_of(url: &str) -> Option<&str> {
 /// other segment become `*`, so a log line never carries personal data from a URL. The query
 /// is not part of `path` and is never logged.
 pub fn path_for_log(path: &str) -> String {
-    const WORDS: &[&str] = &[
-        "webhook",
-        "health",
-        "events",
-        "identity",
-        "verification-sessions",
-        "users",
-        "charges",
-        "customers",
-        "create-checkout-session",
-        "success",
-    ];
     const STRIPE_ID_PREFIXES: &[&str] = &[
         "evt_", "cus_", "pi_", "vs_", "cs_", "seti_", "pm_", "ch_", "we_",
     ];
     const MAX_SEGMENTS: usize = 6;
     let is_stripe_id = |segment: &str| {
         segment.len() <= 128
-            && STRIPE_ID_PREFIXES.iter().any(|prefix| {
-                segment.strip_prefix(prefix).is_some_and(|rest| {
-                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                })
-            })
+            && STRIPE_ID_PREFIXES
+                .iter()
+                .any(|prefix| is_prefixed_id(segment, prefix))
     };
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let mut logged = String::new();
     for (i, segment) in segments.iter().take(MAX_SEGMENTS).enumerate() {
         logged.push('/');
         let after_users = i > 0 && segments[i - 1] == "users";
-        if WORDS.contains(segment) || (!after_users && is_stripe_id(segment)) {
+        if is_route_word(segment) || (!after_users && is_stripe_id(segment)) {
             logged.push_str(segment);
         } else if !segment.is_empty() {
             logged.push('*');
@@ -280,35 +323,60 @@ mod tests {
 
     #[test]
     fn known_paths_route_with_their_methods() {
-        assert_eq!(route("GET", "/health").unwrap(), Route::Health);
-        assert_eq!(route("GET", "/").unwrap(), Route::Home);
+        let routed = |method, path| {
+            let Routed { route: r, id } = route(method, path).unwrap();
+            (r, id)
+        };
+        let none = String::new;
+        assert_eq!(routed("GET", "/health"), (Route::Health, none()));
+        assert_eq!(routed("GET", "/"), (Route::Home, none()));
         assert_eq!(
-            route("POST", "/create-checkout-session").unwrap(),
-            Route::CreateCheckoutSession
+            routed("POST", "/create-checkout-session"),
+            (Route::CreateCheckoutSession, none())
         );
-        assert_eq!(route("POST", "/webhook").unwrap(), Route::Webhook);
-        assert_eq!(route("GET", "/events").unwrap(), Route::Events);
+        assert_eq!(routed("POST", "/webhook"), (Route::Webhook, none()));
+        assert_eq!(routed("GET", "/events"), (Route::Events, none()));
         assert_eq!(
-            route("GET", "/events/evt_1").unwrap(),
-            Route::Event("evt_1".into())
-        );
-        assert_eq!(
-            route("POST", "/identity/verification-sessions").unwrap(),
-            Route::CreateVerificationSession
-        );
-        assert_eq!(
-            route("GET", "/identity/users/u_1").unwrap(),
-            Route::IdentityUser("u_1".into())
-        );
-        assert_eq!(route("GET", "/success").unwrap(), Route::Success);
-        assert_eq!(route("POST", "/charges").unwrap(), Route::CreateCharge);
-        assert_eq!(
-            route("GET", "/charges/pi_1").unwrap(),
-            Route::Charge("pi_1".into())
+            routed("GET", "/events/evt_1"),
+            (Route::Event, "evt_1".into())
         );
         assert_eq!(
-            route("GET", "/customers/cus_1").unwrap(),
-            Route::Customer("cus_1".into())
+            routed("POST", "/identity/verification-sessions"),
+            (Route::CreateVerificationSession, none())
+        );
+        assert_eq!(
+            routed("GET", "/identity/users/u_1"),
+            (Route::IdentityUser, "u_1".into())
+        );
+        assert_eq!(routed("GET", "/success"), (Route::Success, none()));
+        assert_eq!(routed("POST", "/charges"), (Route::CreateCharge, none()));
+        assert_eq!(
+            routed("GET", "/charges/pi_1"),
+            (Route::Charge, "pi_1".into())
+        );
+        assert_eq!(
+            routed("GET", "/customers/cus_1"),
+            (Route::Customer, "cus_1".into())
+        );
+    }
+
+    #[test]
+    fn each_route_finds_its_own_row_and_admin_routes_are_the_app_s() {
+        for spec in ROUTES {
+            assert_eq!(spec.route.spec(), spec);
+        }
+        let admin: Vec<Route> = ROUTES.iter().filter(|s| s.admin).map(|s| s.route).collect();
+        assert_eq!(
+            admin,
+            [
+                Route::Events,
+                Route::Event,
+                Route::CreateVerificationSession,
+                Route::IdentityUser,
+                Route::CreateCharge,
+                Route::Customer,
+                Route::Charge,
+            ]
         );
     }
 

@@ -11,9 +11,10 @@ use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::notify::{self, Notification};
-use crate::store::{Store, StoreError};
-use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest, Transport};
+use crate::http::Transport;
+use crate::notify::Notification;
+use crate::store::{keys, Store, StoreError};
+use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
 
 /// Collected while a request is handled and written into its one log line: ids and short
 /// notes only, never a secret, a body or personal data.
@@ -152,13 +153,50 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
     /// is an error: an undelivered notification stays in the outbox and is noted in the log.
     pub async fn notify(&self, notification: Notification) -> Result<(), StoreError> {
         let url = self.config.notify_url.as_deref();
-        let record = notify::send(self.store, self.transport, url, notification, self.now).await?;
+        let record =
+            send_notification(self.store, self.transport, url, notification, self.now).await?;
         if let Some(error) = record.last_error.as_deref().filter(|_| !record.delivered) {
             self.trace
                 .note(format!("notification {} not delivered: {error}", record.id));
         }
         Ok(())
     }
+}
+
+/// One notification attempt at most this long: a webhook must answer Stripe quickly.
+pub const DELIVERY_TIMEOUT_MS: u64 = 3_000;
+
+/// Records the notification (unless it was already delivered) and delivers it when `url` is
+/// set, in one attempt. Returns the record as stored. Ids are derived from what caused the
+/// notification, so a redelivered event finds the record and does not notify twice once it
+/// is delivered; a failed attempt leaves it undelivered for a later one and never fails the
+/// webhook.
+pub async fn send_notification(
+    store: &impl Store,
+    transport: &impl Transport,
+    url: Option<&str>,
+    notification: Notification,
+    now: i64,
+) -> Result<Notification, StoreError> {
+    let key = keys::notification(&notification.id);
+    let existing = key.load_tolerant(store).await?;
+    if let Some(done) = existing.as_ref().filter(|n| n.delivered) {
+        return Ok(done.clone());
+    }
+    let mut record = notification.resume(existing.as_ref(), now);
+    // The outbox record is written before the attempt, so a crash in between loses nothing.
+    key.save(store, &record, None).await?;
+    let Some(url) = url else {
+        return Ok(record);
+    };
+    let request = record.request(url).map_err(|e| StoreError::Corrupt {
+        key: key.as_str().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let answer = transport.send(&request, DELIVERY_TIMEOUT_MS).await;
+    record.record_attempt(answer.as_ref(), now);
+    key.save(store, &record, None).await?;
+    Ok(record)
 }
 
 /// A 2xx answer as `R`. One that does not have the expected shape is Stripe's `Malformed`, as
@@ -175,4 +213,138 @@ fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
         }
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::SendFailure;
+    use crate::notify::{Notification, Recipient};
+    use crate::store::MemoryStore;
+    use crate::testing::FakeTransport;
+    use pollster::block_on;
+
+    fn sample() -> Notification {
+        let mut payload = serde_json::Map::new();
+        payload.insert("status".into(), "verified".into());
+        Notification::new(
+            "evt_1",
+            "identity.verified",
+            Recipient::User("u_1".into()),
+            payload,
+        )
+    }
+
+    #[test]
+    fn without_a_url_the_record_is_kept_undelivered() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(|_| panic!("no delivery without a url"));
+        let record = block_on(send_notification(&store, &transport, None, sample(), 100)).unwrap();
+        assert_eq!((record.delivered, record.created_at), (false, 100));
+        let stored = block_on(keys::notification("evt_1.identity.verified").load(&store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, record);
+    }
+
+    #[test]
+    fn a_delivery_posts_json_and_marks_the_record_once() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(|_| Ok(FakeTransport::json(204, "")));
+        let record = block_on(send_notification(
+            &store,
+            &transport,
+            Some("https://sink.test/n"),
+            sample(),
+            100,
+        ))
+        .unwrap();
+        assert!(record.delivered);
+        let sent = transport.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].url, "https://sink.test/n");
+        assert_eq!(
+            sent[0].header("idempotency-key"),
+            Some("evt_1.identity.verified")
+        );
+        let body: serde_json::Value = serde_json::from_str(sent[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["recipient"],
+            serde_json::json!({"type": "user", "id": "u_1"})
+        );
+        assert_eq!(body["payload"]["status"], "verified");
+        assert!(body.get("delivered").is_none());
+        // The same notification again (a redelivered event) sends nothing.
+        block_on(send_notification(
+            &store,
+            &transport,
+            Some("https://sink.test/n"),
+            sample(),
+            200,
+        ))
+        .unwrap();
+        assert_eq!(transport.sent().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_delivery_is_recorded_and_retried_next_time() {
+        let store = MemoryStore::new();
+        let failing = FakeTransport::new(|_| Ok(FakeTransport::json(500, "{}")));
+        let record = block_on(send_notification(
+            &store,
+            &failing,
+            Some("https://sink.test/n"),
+            sample(),
+            100,
+        ))
+        .unwrap();
+        assert!(!record.delivered);
+        assert_eq!(record.last_error.as_deref(), Some("the sink answered 500"));
+        let down = FakeTransport::new(|_| Err(SendFailure::Network("connection refused".into())));
+        let record = block_on(send_notification(
+            &store,
+            &down,
+            Some("https://sink.test/n"),
+            sample(),
+            150,
+        ))
+        .unwrap();
+        assert_eq!(
+            (record.attempts, record.last_error.as_deref()),
+            (2, Some("connection refused"))
+        );
+        let ok = FakeTransport::new(|_| Ok(FakeTransport::json(200, "{}")));
+        let record = block_on(send_notification(
+            &store,
+            &ok,
+            Some("https://sink.test/n"),
+            sample(),
+            300,
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                record.delivered,
+                record.created_at,
+                record.delivered_at,
+                record.attempts
+            ),
+            (true, 100, Some(300), 3)
+        );
+    }
+
+    #[test]
+    fn a_store_outage_is_an_error() {
+        let store = MemoryStore::new();
+        store.set_failing(true);
+        let transport = FakeTransport::new(|_| panic!("nothing is sent when the outbox is down"));
+        assert!(block_on(send_notification(
+            &store,
+            &transport,
+            Some("https://sink.test"),
+            sample(),
+            1
+        ))
+        .is_err());
+    }
 }

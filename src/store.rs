@@ -11,26 +11,19 @@ use std::marker::PhantomData;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::billing::CheckoutRecord;
+use crate::event::EventRecord;
 use crate::identity::{SessionRecord, UserRecord};
 use crate::notify::Notification;
-use crate::webhook::EventRecord;
 
+pub mod error;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
+
+pub use error::StoreError;
 
 /// How long `event:{id}` is kept: Stripe retries a delivery for up to three days, and a
 /// month leaves room to investigate.
 pub const EVENT_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The backend failed; a retry may succeed.
-    #[error("the state store is unavailable: {0}")]
-    Unavailable(String),
-    /// A stored value does not decode as the type its key promises.
-    #[error("the stored value under {key} does not decode: {reason}")]
-    Corrupt { key: String, reason: String },
-}
 
 /// The port the core needs from KV. Futures are not `Send`: Workers runs one thread.
 #[allow(async_fn_in_trait)]

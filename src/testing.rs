@@ -2,16 +2,37 @@
 //! (the linker drops it from the wasm).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 
-use crate::stripe::{HttpRequest, HttpResponse, SendFailure, Transport};
+use crate::http::{HttpRequest, HttpResponse, SendFailure, Transport};
 
 type Responder = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, SendFailure>>;
 
-/// A transport that answers each request with a function of it, records what was sent, and
-/// keeps a virtual clock so retries and deadlines cost no real time.
+/// One scripted answer of [`FakeTransport::scripted`].
+pub enum Scripted {
+    Respond(HttpResponse),
+    /// A network failure after this many virtual milliseconds.
+    Fail(u64),
+    /// Never answers: the attempt times out.
+    Hang,
+    /// The runtime refuses to build the request.
+    Unsendable,
+}
+
+enum Answers {
+    /// A function of the request.
+    Function(Responder),
+    /// A script, one answer per request in order.
+    Script(RefCell<VecDeque<Scripted>>),
+}
+
+/// The one fake of the HTTP port: answers each request with a function of it or from a
+/// script, records what was sent (with its timeout) and every sleep, and keeps a virtual clock
+/// so retries and deadlines cost no real time.
 pub struct FakeTransport {
-    respond: Responder,
-    sent: RefCell<Vec<HttpRequest>>,
+    answers: Answers,
+    sent: RefCell<Vec<(HttpRequest, u64)>>,
+    sleeps: RefCell<Vec<u64>>,
     clock_ms: Cell<f64>,
 }
 
@@ -19,11 +40,31 @@ impl FakeTransport {
     pub fn new(
         respond: impl Fn(&HttpRequest) -> Result<HttpResponse, SendFailure> + 'static,
     ) -> Self {
+        Self::with(Answers::Function(Box::new(respond)))
+    }
+
+    /// Answers from `script`, in order; a request past its end fails the test.
+    pub fn scripted(script: Vec<Scripted>) -> Self {
+        Self::with(Answers::Script(RefCell::new(script.into())))
+    }
+
+    fn with(answers: Answers) -> Self {
         Self {
-            respond: Box::new(respond),
+            answers,
             sent: RefCell::new(Vec::new()),
+            sleeps: RefCell::new(Vec::new()),
             clock_ms: Cell::new(0.0),
         }
+    }
+
+    /// The timeout each request was sent with, in order.
+    pub fn timeouts(&self) -> Vec<u64> {
+        self.sent.borrow().iter().map(|(_, t)| *t).collect()
+    }
+
+    /// Every sleep, in milliseconds, in order.
+    pub fn sleeps(&self) -> Vec<u64> {
+        self.sleeps.borrow().clone()
     }
 
     /// A transport for code that must not make any request.
@@ -49,7 +90,7 @@ impl FakeTransport {
     }
 
     pub fn sent(&self) -> Vec<HttpRequest> {
-        self.sent.borrow().clone()
+        self.sent.borrow().iter().map(|(r, _)| r.clone()).collect()
     }
 
     /// `METHOD path` of every request, in order.
@@ -57,7 +98,7 @@ impl FakeTransport {
         self.sent
             .borrow()
             .iter()
-            .map(|r| {
+            .map(|(r, _)| {
                 let path = r
                     .url
                     .split("://")
@@ -78,14 +119,35 @@ impl Transport for FakeTransport {
     async fn send(
         &self,
         request: &HttpRequest,
-        _timeout_ms: u64,
+        timeout_ms: u64,
     ) -> Result<HttpResponse, SendFailure> {
-        self.sent.borrow_mut().push(request.clone());
+        self.sent.borrow_mut().push((request.clone(), timeout_ms));
         self.clock_ms.set(self.clock_ms.get() + 5.0);
-        (self.respond)(request)
+        let next = match &self.answers {
+            Answers::Function(respond) => return respond(request),
+            Answers::Script(script) => script.borrow_mut().pop_front(),
+        };
+        match next {
+            Some(Scripted::Respond(response)) => Ok(response),
+            Some(Scripted::Fail(after)) => {
+                self.clock_ms.set(self.clock_ms.get() + after as f64);
+                Err(SendFailure::Network("connection reset".into()))
+            }
+            Some(Scripted::Hang) => {
+                self.clock_ms.set(self.clock_ms.get() + timeout_ms as f64);
+                Err(SendFailure::Network(
+                    "the operation was aborted due to timeout".into(),
+                ))
+            }
+            Some(Scripted::Unsendable) => Err(SendFailure::Unsendable(
+                "invalid value for header stripe-version".into(),
+            )),
+            None => panic!("the client sent more requests than scripted"),
+        }
     }
 
     async fn sleep(&self, ms: u64) {
+        self.sleeps.borrow_mut().push(ms);
         self.clock_ms.set(self.clock_ms.get() + ms as f64);
     }
 

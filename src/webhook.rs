@@ -2,15 +2,13 @@
 //! Pure apart from the ports in [`Services`], so the whole flow runs natively against
 //! `MemoryStore` and a fake transport.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::AppError;
-use crate::event::{Event, EventError};
+use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, StepError};
+use crate::http::Transport;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
-use crate::stripe::Transport;
 
 /// Stripe's payloads are a few KB; 1 MiB is far above any real event and caps the HMAC work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -30,54 +28,19 @@ pub enum WebhookError {
     Handler(#[from] StepError),
 }
 
-/// What handling an event came to, as stored under `event:{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A handler ran to completion.
-    Handled,
-    /// Verified, but of a type this service does not act on.
-    Ignored,
-    /// A handler stopped at a step (recorded so a redelivery can finish the work).
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Handled => "handled",
-            Self::Ignored => "ignored",
-            Self::Failed => "failed",
+/// The delivery's failure as the route answers it: the webhook's own statuses come from the
+/// one mapping in `error.rs`.
+impl From<WebhookError> for AppError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::BodyTooLarge => Self::PayloadTooLarge,
+            WebhookError::Signature(e) => Self::Signature(e),
+            WebhookError::Event(e) => Self::Event(e),
+            WebhookError::Store(e) => Self::Store(e),
+            WebhookError::Handler(failure) => failure.error,
         }
     }
-
-    /// Final outcomes make a redelivery a no-op; a failed one is worked again.
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Failed)
-    }
 }
-
-/// The value under `event:{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
-    pub version: u32,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub created: i64,
-    pub livemode: bool,
-    pub outcome: Outcome,
-    /// The step that failed, for `Failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_step: Option<String>,
-    /// The error code at that step (as in the error responses), for `Failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Unix seconds when this worker recorded it.
-    pub recorded_at: i64,
-}
-
-pub const EVENT_RECORD_VERSION: u32 = 1;
 
 /// What the route answers with and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,17 +103,7 @@ pub async fn receive<S: Store, T: Transport>(
         }) => return Err(malformed.into()),
         Err(failure) => (Outcome::Failed, Some(failure)),
     };
-    let record = EventRecord {
-        version: EVENT_RECORD_VERSION,
-        id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        created: event.created,
-        livemode: event.livemode,
-        outcome,
-        failed_step: failure.as_ref().map(|f| f.step.to_owned()),
-        error: failure.as_ref().map(|f| f.error.code().to_owned()),
-        recorded_at: delivery.now,
-    };
+    let record = record_of(&event, outcome, failure.as_ref(), delivery.now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
     match failure {
         // Stripe redelivers after a 5xx; the failed record (when it could be written) says
@@ -172,6 +125,26 @@ pub async fn receive<S: Store, T: Transport>(
         outcome,
         duplicate: false,
     })
+}
+
+/// The value stored under `event:{id}`: the outcome and, for a failure, its step and code.
+fn record_of(
+    event: &Event,
+    outcome: Outcome,
+    failure: Option<&StepError>,
+    now: i64,
+) -> EventRecord {
+    EventRecord {
+        version: EVENT_RECORD_VERSION,
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        created: event.created,
+        livemode: event.livemode,
+        outcome,
+        failed_step: failure.map(|f| f.step.to_owned()),
+        error: failure.map(|f| f.error.code().to_owned()),
+        recorded_at: now,
+    }
 }
 
 #[cfg(test)]

@@ -4,38 +4,28 @@
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::event::{Event, EventError};
-use crate::identity::{self, Incoming, Refusal, SessionEvent, UserNotice, UserRecord};
+use crate::event::{Event, EventError, EventKind, Outcome};
+use crate::http::Transport;
+use crate::identity::{
+    self, CreateError, Incoming, SessionEvent, SessionRecord, UserNotice, UserRecord,
+};
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
 use crate::services::Services;
 use crate::store::{keys, Store};
-use crate::stripe::{calls, is_stripe_id, IdempotencyKey, Transport};
-use crate::webhook::Outcome;
+use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
 use super::{Step, StepError};
 
-pub const CREATED: &str = "identity.verification_session.created";
-pub const PROCESSING: &str = "identity.verification_session.processing";
-pub const VERIFIED: &str = "identity.verification_session.verified";
-pub const REQUIRES_INPUT: &str = "identity.verification_session.requires_input";
-pub const CANCELED: &str = "identity.verification_session.canceled";
-pub const REDACTED: &str = "identity.verification_session.redacted";
-
-pub const EVENT_TYPES: &[&str] = &[
-    CREATED,
-    PROCESSING,
-    VERIFIED,
-    REQUIRES_INPUT,
-    CANCELED,
-    REDACTED,
-];
-
+/// An Identity event: the session's record and its user's, moved forward by
+/// `identity::apply`, with a notification when the user should hear of it.
 pub async fn handle<S: Store, T: Transport>(
     event: &Event,
+    kind: EventKind,
     services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    let Some(kind) = SessionEvent::from_type(&event.event_type) else {
+    // `dispatch` sends only Identity kinds here.
+    let Some(kind) = SessionEvent::from_kind(kind) else {
         return Ok(Outcome::Ignored);
     };
     let session: VerificationSession = event.object().step("decode_session")?;
@@ -84,27 +74,44 @@ pub async fn handle<S: Store, T: Transport>(
         ));
         return Ok(Outcome::Handled);
     };
-    // The notification first: its outbox record makes it once, and a redelivery after a
-    // failure of a later write computes the same notice again (nothing it depends on was
-    // stored yet). Then the user, then the session: a redelivery after a failure between
-    // those two finds the session not yet updated and applies the event again.
-    if let Some(notice) = transition.notice {
+    store_transition(
+        services,
+        &event.id,
+        transition.notice,
+        transition.user,
+        session_record,
+    )
+    .await?;
+    Ok(Outcome::Handled)
+}
+
+/// The notification first: its outbox record makes it once, and a redelivery after a failure
+/// of a later write computes the same notice again (nothing it depends on was stored yet).
+/// Then the user, then the session: a redelivery after a failure between those two finds the
+/// session not yet updated and applies the event again.
+async fn store_transition<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    event_id: &str,
+    notice: Option<UserNotice>,
+    user: Option<UserRecord>,
+    session_record: SessionRecord,
+) -> Result<(), StepError> {
+    if let Some(notice) = notice {
         services
-            .notify(notification(&event.id, notice))
+            .notify(notification(event_id, notice))
             .await
             .step("notify")?;
     }
-    if let Some(user) = &transition.user {
+    if let Some(user) = &user {
         keys::identity_user(&user.user_id)
-            .save(store, user, None)
+            .save(services.store, user, None)
             .await
             .step("save_user")?;
     }
-    session_key
-        .save(store, &session_record, None)
+    keys::identity_session(&session_record.id)
+        .save(services.store, &session_record, None)
         .await
-        .step("save_session")?;
-    Ok(Outcome::Handled)
+        .step("save_session")
 }
 
 fn notification(source: &str, notice: UserNotice) -> Notification {
@@ -135,15 +142,6 @@ pub struct CreateSession {
 
 fn document() -> String {
     "document".into()
-}
-
-/// Why the creation route refuses a request.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error(transparent)]
-    Refused(#[from] Refusal),
 }
 
 /// What the creation route answers.
@@ -187,6 +185,33 @@ impl CreateSession {
     }
 }
 
+impl CreateSession {
+    /// One key per user and creation, or the caller's own name for it.
+    fn key(&self, creation: u32) -> IdempotencyKey {
+        match &self.idempotency_key {
+            Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", self.user_id), key),
+            None => {
+                IdempotencyKey::scoped(&format!("identity.{}", self.user_id), &creation.to_string())
+            }
+        }
+    }
+}
+
+/// The record of a session created here, before any of its events.
+fn created_record(session: &VerificationSession, user_id: &str) -> SessionRecord {
+    SessionRecord {
+        version: identity::SESSION_RECORD_VERSION,
+        id: session.id.clone(),
+        user_id: Some(user_id.to_owned()),
+        status: session.status.clone(),
+        last_error: None,
+        session_created: session.created,
+        event_created: 0,
+        last_event: None,
+        redacted: false,
+    }
+}
+
 /// Creates a VerificationSession for a user within the attempt limit and records it.
 pub async fn create_session<S: Store, T: Transport>(
     request: &CreateSession,
@@ -202,13 +227,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // past the Stripe call (a timeout, a KV write), gets the same session back from Stripe
     // instead of using up an attempt. The caller may name the creation itself instead.
     let creation = user.as_ref().map_or(0, |u| u.created_here) + 1;
-    let key = match &request.idempotency_key {
-        Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", request.user_id), key),
-        None => IdempotencyKey::scoped(
-            &format!("identity.{}", request.user_id),
-            &creation.to_string(),
-        ),
-    };
+    let key = request.key(creation);
     let session: VerificationSession = services
         .stripe(&calls::create_verification_session(
             &request.kind,
@@ -236,17 +255,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // last: a retry after a failure in between reuses this creation's key and session.
     let session_key = keys::identity_session(&session.id);
     if session_key.load_tolerant(store).await?.is_none() {
-        let record = identity::SessionRecord {
-            version: identity::SESSION_RECORD_VERSION,
-            id: session.id.clone(),
-            user_id: Some(request.user_id.clone()),
-            status: session.status.clone(),
-            last_error: None,
-            session_created: session.created,
-            event_created: 0,
-            last_event: None,
-            redacted: false,
-        };
+        let record = created_record(&session, &request.user_id);
         session_key.save(store, &record, None).await?;
     }
     user_key.save(store, &user, None).await?;

@@ -2,15 +2,16 @@
 //! `billing`) what to do, and carry it out through [`Services`] (Stripe, the store,
 //! notifications). One entry point, [`dispatch`], chooses by `event.type`.
 
-pub mod billing;
+pub mod charges;
 pub mod identity;
+pub mod setup;
 
 use crate::error::AppError;
-use crate::event::Event;
+use crate::event::Outcome;
+use crate::event::{Event, EventKind};
+use crate::http::Transport;
 use crate::services::Services;
-use crate::store::{Store, StoreError};
-use crate::stripe::{StripeError, Transport};
-use crate::webhook::Outcome;
+use crate::store::Store;
 
 /// A handler stopped at `step` (e.g. `attach`): recorded with the event so the log and
 /// `GET /events/{id}` say where, and answered 5xx when a retry can get past it.
@@ -23,25 +24,10 @@ pub struct StepError {
 }
 
 impl StepError {
-    /// Stripe should redeliver: the fault is transient (Stripe down or slow, an answer that
-    /// did not arrive whole, KV down) or this service's configuration (a missing setting, a
-    /// refused API key), which an operator fixes within Stripe's retry window. Not when Stripe
-    /// said not to retry (`Stripe-Should-Retry: false`: its key replays the same failure), nor
-    /// for this service's own inconsistencies.
+    /// Stripe should redeliver: the rule is [`AppError::is_retryable`], which sits in the one
+    /// table beside the status.
     pub fn is_retryable(&self) -> bool {
-        match &self.error {
-            AppError::Stripe(e) => {
-                e.is_transient()
-                    || matches!(
-                        e,
-                        StripeError::Malformed { .. } | StripeError::Unsendable(_)
-                    )
-                    || e.api_error()
-                        .is_some_and(|api| matches!(api.status, 401 | 403))
-            }
-            AppError::Store(StoreError::Unavailable(_)) | AppError::Config(_) => true,
-            _ => false,
-        }
+        self.error.is_retryable()
     }
 
     /// For the log: the step and [`AppError::log_text`].
@@ -64,38 +50,40 @@ impl<T, E: Into<AppError>> Step<T> for Result<T, E> {
     }
 }
 
-/// The event types this service acts on; every other verified type is recorded as ignored.
-pub const HANDLED_EVENT_TYPES: &[&str] = &[
-    identity::VERIFIED,
-    identity::REQUIRES_INPUT,
-    identity::PROCESSING,
-    identity::CANCELED,
-    identity::REDACTED,
-    identity::CREATED,
-    billing::CHECKOUT_SESSION_COMPLETED,
-    billing::PAYMENT_INTENT_SUCCEEDED,
-    billing::PAYMENT_INTENT_PAYMENT_FAILED,
-];
+/// The event types this service acts on, from [`EventKind`]; every other verified type is
+/// recorded as ignored.
+pub const HANDLED_EVENT_TYPES: &[&str] = EventKind::TYPES;
 
+/// The one `match` over what an event is. It has no wildcard arm, so a new [`EventKind`]
+/// does not compile until it is handled here.
 pub async fn dispatch<S: Store, T: Transport>(
     event: &Event,
     services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
-    let kind = event.event_type.as_str();
-    if identity::EVENT_TYPES.contains(&kind) {
-        identity::handle(event, services).await
-    } else if billing::EVENT_TYPES.contains(&kind) {
-        billing::handle(event, services).await
-    } else {
-        Ok(Outcome::Ignored)
+    let Some(kind) = event.kind() else {
+        return Ok(Outcome::Ignored);
+    };
+    match kind {
+        EventKind::VerificationSessionCreated
+        | EventKind::VerificationSessionProcessing
+        | EventKind::VerificationSessionVerified
+        | EventKind::VerificationSessionRequiresInput
+        | EventKind::VerificationSessionCanceled
+        | EventKind::VerificationSessionRedacted => identity::handle(event, kind, services).await,
+        EventKind::CheckoutSessionCompleted => {
+            setup::checkout_session_completed(event, services).await
+        }
+        EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
+            charges::payment_intent_updated(event, services).await
+        }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ConfigError;
-    use crate::stripe::ApiError;
+    use crate::store::StoreError;
+    use crate::stripe::{ApiError, StripeError};
 
     fn api(status: u16, should_retry: Option<bool>) -> StripeError {
         let mut e: ApiError = serde_json::from_str(r#"{"type":"api_error"}"#).unwrap();

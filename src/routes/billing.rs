@@ -1,83 +1,59 @@
 //! `GET /success`, `POST /charges`, `GET /customers/{id}`, `GET /charges/{id}`.
 
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 use crate::billing::{is_prefixed_id, session_id_from_url, ChargeInput, ChargeRequest};
 use crate::error::{AppError, Result};
-use crate::handlers::billing as handler;
-use crate::services::{Services, Trace};
+use crate::handlers::{charges, setup};
+use crate::pages;
 use crate::store::keys;
-use crate::stripe::fetch::FetchTransport;
 
-use super::{app_origin, json, load_config, random_bits, read_json, record_response, state};
+use super::{app_origin, json, random_bits, read_json, record_response, Ctx};
 
 /// The page Checkout returns to. Always a page, never JSON: a browser is looking at it.
-pub async fn success(
-    req: &mut Request,
-    env: &Env,
-    now: i64,
-    trace: &Trace,
-) -> Result<worker::Result<Response>> {
+pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     let url = req.inner().url();
     let result = async {
         let session_id = session_id_from_url(&url)?;
-        let config = load_config(env)?;
-        let store = state(env)?;
-        let services = Services::new(&store, &FetchTransport, &config, now, trace);
-        handler::complete_from_success_page(&services, &session_id).await
+        let services = ctx.services()?;
+        setup::complete_from_success_page(&services, &session_id).await
     }
     .await;
     let (status, body) = match result {
         Ok(view) => (200, view.render()),
         Err(error) => {
             if error.status() >= 500 {
-                trace.note(format!("success page failed: {error}"));
+                ctx.trace.note(format!("success page failed: {error}"));
             }
-            handler::success_error_page(&error)
+            pages::success_error_page(&error)
         }
     };
-    Ok(html(status, &body))
+    Ok(super::html(status, &body))
 }
 
-fn html(status: u16, body: &str) -> worker::Result<Response> {
-    let response = Response::from_html(body)?.with_status(status);
-    response.headers().set("cache-control", "no-store")?;
-    Ok(response)
-}
-
-pub async fn create_charge(
-    req: &mut Request,
-    env: &Env,
-    now: i64,
-    trace: &Trace,
-) -> Result<worker::Result<Response>> {
-    let config = load_config(env)?;
+pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    let config = ctx.config()?;
     // The recovery session returns here.
-    let origin = app_origin(
-        &config,
-        req,
-        AppError::Internal("the request has no origin"),
-    )?;
+    let origin = app_origin(config, req, AppError::Internal("the request has no origin"))?;
     let input: ChargeInput = read_json(req).await?;
     let request = ChargeRequest::parse(input, &config.default_currency)?;
     let random = random_bits()?;
-    let store = state(env)?;
-    let services = Services::new(&store, &FetchTransport, &config, now, trace);
-    let record = handler::create_charge(&services, &request, random, &origin).await?;
+    let services = ctx.services()?;
+    let record = charges::create_charge(&services, &request, random, &origin).await?;
     let (status, body) = record.answer();
     Ok(json(status, body.to_string()))
 }
 
-pub async fn get_customer(env: &Env, id: &str) -> Result<worker::Result<Response>> {
+pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
     if !is_prefixed_id(id, "cus_") {
         return Err(AppError::NotFound);
     }
-    record_response(keys::customer(id).load(&state(env)?).await?)
+    record_response(keys::customer(id).load(ctx.store()?).await?)
 }
 
-pub async fn get_charge(env: &Env, id: &str) -> Result<worker::Result<Response>> {
+pub async fn get_charge(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
     if !is_prefixed_id(id, "pi_") {
         return Err(AppError::NotFound);
     }
-    record_response(keys::charge(id).load(&state(env)?).await?)
+    record_response(keys::charge(id).load(ctx.store()?).await?)
 }

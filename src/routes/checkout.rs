@@ -1,46 +1,22 @@
 //! `GET /` and `POST /create-checkout-session`: save a card with Checkout in setup mode.
 
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
-use crate::billing::{CheckoutRecord, SetupRequest};
+use crate::billing::SetupRequest;
 use crate::error::{AppError, Result};
-use crate::objects::CheckoutSession;
-use crate::services::{Services, Trace};
-use crate::store::keys;
-use crate::stripe::fetch::FetchTransport;
-use crate::stripe::IdempotencyKey;
+use crate::handlers::setup;
+use crate::pages;
 
 use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
 
-use super::{app_origin, load_config, random_bits, read_capped, state};
-
-const HOME: &str = r#"<!doctype html>
-<html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Save a card</title>
-<body style="font-family:system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em">
-<h1>Save a card for later</h1>
-<p>You will be sent to Stripe Checkout to enter a card. Nothing is charged now.</p>
-<form method="post" action="/create-checkout-session">
-<label>Customer id (optional) <input name="customer" placeholder="cus_…" pattern="cus_[A-Za-z0-9_]+"></label>
-<input type="hidden" name="currency" value="">
-<p><button type="submit">Save a card</button></p>
-</form>
-</body></html>
-"#;
+use super::{app_origin, random_bits, read_capped, Ctx};
 
 pub fn home() -> worker::Result<Response> {
-    let response = Response::from_html(HOME)?;
-    response.headers().set("cache-control", "no-store")?;
-    Ok(response)
+    super::html(200, pages::HOME)
 }
 
-pub async fn create(
-    req: &mut Request,
-    env: &Env,
-    now: i64,
-    trace: &Trace,
-) -> Result<worker::Result<Response>> {
-    let config = load_config(env)?;
+pub async fn create(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    let config = ctx.config()?;
     let content_type = req.headers().get("content-type").ok().flatten();
     let body = read_capped(req, MAX_FORM_BYTES, || AppError::BadForm).await?;
     let fields = form_fields(content_type.as_deref(), &body)?;
@@ -49,23 +25,10 @@ pub async fn create(
         form_field(&fields, "currency"),
         &config.default_currency,
     )?;
-    let origin = app_origin(&config, req, AppError::BadForm)?;
-    let request = setup.to_stripe(&origin, IdempotencyKey::random(random_bits()?));
-
-    let store = state(env)?;
-    let services = Services::new(&store, &FetchTransport, &config, now, trace);
-    let session: CheckoutSession = services.stripe(&request).await?;
-    let url = session.url.clone().ok_or(AppError::Internal(
-        "Stripe returned a Checkout Session without a url",
-    ))?;
-    keys::checkout(&session.id)
-        .save(&store, &CheckoutRecord::opened(&session, now), None)
-        .await?;
-    if !url.starts_with("https://") && !url.starts_with("http://") {
-        return Err(AppError::Internal(
-            "Stripe returned a Checkout url that is not http(s)",
-        ));
-    }
+    let origin = app_origin(config, req, AppError::BadForm)?;
+    let random = random_bits()?;
+    let services = ctx.services()?;
+    let url = setup::open_setup_session(&services, &setup, &origin, random).await?;
     Ok(see_other(&url))
 }
 

@@ -8,7 +8,7 @@ pub mod health;
 pub mod identity;
 pub mod webhook;
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
@@ -17,8 +17,10 @@ use worker::{ByteStream, Env, Headers, Request, Response};
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::services::{Services, Trace};
 use crate::store::kv::KvState;
 use crate::store::StoreError;
+use crate::stripe::fetch::FetchTransport;
 
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
@@ -46,11 +48,6 @@ fn raw_setting(env: &Env, name: &str) -> Option<String> {
             .ok()
             .and_then(|text| text.as_string())
     })
-}
-
-/// Reads every setting from the `Env` object and builds the config.
-pub fn load_config(env: &Env) -> Result<Config> {
-    Ok(shared_config(env)?.as_ref().clone())
 }
 
 /// The config, parsed and validated once per isolate. The settings it was built from are
@@ -83,6 +80,61 @@ pub fn shared_config(env: &Env) -> Result<Rc<Config>> {
         config: Rc::clone(&config),
     }));
     Ok(config)
+}
+
+/// What a route needs besides its request, built once per request by the glue in place of
+/// a config/store/services preamble in each route. The config and the KV binding are read on
+/// first use, so `/health` and `/` touch neither, and each route keeps the order in which it
+/// reads them (a route that refuses a request early does so before any setting is read).
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    /// Unix seconds, from the runtime's clock.
+    pub now: i64,
+    pub trace: &'a Trace,
+    config: OnceCell<Rc<Config>>,
+    store: OnceCell<KvState>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(env: &'a Env, now: i64, trace: &'a Trace) -> Self {
+        Self {
+            env,
+            now,
+            trace,
+            config: OnceCell::new(),
+            store: OnceCell::new(),
+        }
+    }
+
+    /// The settings, from the per-isolate cache (see [`shared_config`]).
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = shared_config(self.env)?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    pub fn store(&self) -> Result<&KvState> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = state(self.env)?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    /// The handlers' services over KV and Workers fetch.
+    pub fn services(&self) -> Result<Services<'_, KvState, FetchTransport>> {
+        let config = self.config()?;
+        let store = self.store()?;
+        Ok(Services::new(
+            store,
+            &FetchTransport,
+            config,
+            self.now,
+            self.trace,
+        ))
+    }
 }
 
 pub fn state(env: &Env) -> Result<KvState> {
@@ -120,6 +172,15 @@ pub fn json(status: u16, body: String) -> worker::Result<Response> {
     Ok(Response::ok(body)?
         .with_status(status)
         .with_headers(headers))
+}
+
+/// An HTML page from `pages`, with the headers every page carries.
+pub fn html(status: u16, body: &str) -> worker::Result<Response> {
+    let response = Response::from_html(body)?.with_status(status);
+    for (name, value) in crate::pages::PAGE_HEADERS {
+        response.headers().set(name, value)?;
+    }
+    Ok(response)
 }
 
 pub fn error_response(error: &AppError) -> worker::Result<Response> {

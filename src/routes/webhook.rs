@@ -3,25 +3,22 @@
 //! settings from the per-isolate cache.
 
 use worker::worker_sys::web_sys::Request;
-use worker::Env;
 
 use crate::error::{AppError, Result};
 use crate::event::EventError;
-use crate::services::{Services, Trace};
 use crate::signature::SIGNATURE_HEADER;
-use crate::stripe::fetch::FetchTransport;
 use crate::webhook::{receive, Delivery, Receipt, MAX_BODY_BYTES};
 
-use super::{read_body_capped, shared_config, state};
+use super::{read_body_capped, Ctx};
 
-pub async fn post(req: &Request, env: &Env, now: i64, trace: &Trace) -> Result<Receipt> {
+pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
     // Refuse by the announced length before reading; the core checks the real length too.
     let announced = req.headers().get("content-length").ok().flatten();
     let announced = announced.and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(AppError::PayloadTooLarge);
     }
-    let config = shared_config(env)?;
+    let config = ctx.config()?;
     let secrets = config.webhook_secrets()?;
     let signature_header = req.headers().get(SIGNATURE_HEADER).ok().flatten();
     let unreadable =
@@ -46,10 +43,9 @@ pub async fn post(req: &Request, env: &Env, now: i64, trace: &Trace) -> Result<R
     let delivery = Delivery {
         body: &body,
         signature_header: signature_header.as_deref(),
-        now,
+        now: ctx.now,
     };
-    let store = state(env)?;
-    let services = Services::new(&store, &FetchTransport, &config, now, trace).for_webhook();
+    let services = ctx.services()?.for_webhook();
     Ok(receive(
         &services,
         secrets,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use worker::{AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
 
-use super::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
+use crate::http::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
 
 pub struct FetchTransport;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use stripe_edge_webhooks::config::DEFAULT_STRIPE_API_VERSION;
 
-const WRANGLER_TOML: &str = include_str!("../wrangler.toml");
+const WRANGLER_TOML: &str = include_str!("../../wrangler.toml");
 
 /// Section name (`vars`, `env.staging.vars`, `env.staging.kv_namespaces`, …) → its `key = value`
 /// lines, for the flat tables this file uses.

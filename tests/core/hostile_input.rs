@@ -11,13 +11,14 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::json;
 use stripe_edge_webhooks::config::Config;
 use stripe_edge_webhooks::error::AppError;
+use stripe_edge_webhooks::event::Outcome;
 use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::signature::{
     sign, verify, SignatureError, SignatureHeader, WebhookSecret, WebhookSecrets,
 };
 use stripe_edge_webhooks::store::MemoryStore;
 use stripe_edge_webhooks::testing::FakeTransport;
-use stripe_edge_webhooks::webhook::{receive, Delivery, Outcome, MAX_BODY_BYTES};
+use stripe_edge_webhooks::webhook::{receive, Delivery, MAX_BODY_BYTES};
 
 const NOW: i64 = 1_790_000_000;
 const SECRET: &str = "whsec_hostile_input_tests";

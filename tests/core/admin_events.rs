@@ -2,8 +2,8 @@
 
 use pollster::block_on;
 use stripe_edge_webhooks::admin::{list_events, EventsQuery};
+use stripe_edge_webhooks::event::{EventRecord, Outcome, EVENT_RECORD_VERSION};
 use stripe_edge_webhooks::store::{keys, ListPage, MemoryStore, Store, StoreError};
-use stripe_edge_webhooks::webhook::{EventRecord, Outcome, EVENT_RECORD_VERSION};
 
 fn record(id: &str, recorded_at: i64) -> EventRecord {
     EventRecord {

@@ -54,7 +54,7 @@ impl Case {
 }
 
 fn fixture() -> Fixture {
-    let text = include_str!("fixtures/signature_vectors.json");
+    let text = include_str!("../fixtures/signature_vectors.json");
     serde_json::from_str(text).expect("the fixture parses")
 }
 
@@ -83,7 +83,7 @@ fn outcome(case: &Case, now: i64, tolerance: u64) -> String {
 fn the_fixture_comes_from_the_pinned_sdk_and_covers_the_rules() {
     let fixture = fixture();
     let package: serde_json::Value =
-        serde_json::from_str(include_str!("../package.json")).expect("package.json parses");
+        serde_json::from_str(include_str!("../../package.json")).expect("package.json parses");
     assert_eq!(
         package["devDependencies"]["stripe"],
         fixture.stripe_sdk.as_str()

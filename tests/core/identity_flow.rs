@@ -6,17 +6,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::helpers::event_json;
 use pollster::block_on;
 use serde_json::{json, Value};
 use stripe_edge_webhooks::config::Config;
 use stripe_edge_webhooks::error::AppError;
+use stripe_edge_webhooks::event::Outcome;
 use stripe_edge_webhooks::handlers::identity::{create_session, user_view, CreateSession};
+use stripe_edge_webhooks::http::{HttpRequest, Method};
 use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::signature::{sign, WebhookSecret, WebhookSecrets};
 use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
-use stripe_edge_webhooks::stripe::{HttpRequest, Method};
 use stripe_edge_webhooks::testing::FakeTransport;
-use stripe_edge_webhooks::webhook::{receive, Delivery, Outcome, Receipt, WebhookError};
+use stripe_edge_webhooks::webhook::{receive, Delivery, Receipt, WebhookError};
 
 const SECRET: &str = "whsec_identity_flow";
 const NOW: i64 = 1_790_000_000;
@@ -136,9 +138,8 @@ impl World {
 }
 
 fn event(id: &str, kind: &str, created: i64, session: Value) -> Value {
-    json!({"id": id, "object": "event", "type": format!("identity.verification_session.{kind}"),
-           "created": created, "livemode": false, "api_version": "2026-10-28.endive",
-           "data": {"object": session}})
+    let kind = format!("identity.verification_session.{kind}");
+    event_json(id, &kind, created, session)
 }
 
 fn session(id: &str, user: Option<&str>, status: &str, code: Option<&str>) -> Value {

@@ -2,92 +2,19 @@
 //! sends, what it retries and how long it waits, and how it decodes Stripe's answers.
 //! The same behaviour is checked against the local stand-in under real workerd in e2e/.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-
+use crate::helpers::config_with;
 use pollster::block_on;
 use stripe_edge_webhooks::config::{Config, STRIPE_SECRET_KEY};
+use stripe_edge_webhooks::http::{HttpResponse, Method, Transport};
 use stripe_edge_webhooks::objects::{CheckoutSession, Customer, Metadata, PaymentIntent};
 use stripe_edge_webhooks::stripe::{
-    calls, Form, HttpRequest, HttpResponse, IdempotencyKey, Method, RetryPolicy, SendFailure,
-    StripeClient, StripeError, StripeRequest, Transport,
+    calls, Form, IdempotencyKey, RetryPolicy, StripeClient, StripeError, StripeRequest,
 };
+use stripe_edge_webhooks::testing::{FakeTransport, Scripted};
 
 const KEY: &str = "sk_test_client_tests_9f8e7d";
 const BASE: &str = "http://127.0.0.1:12111";
 const VERSION: &str = "2026-10-28.endive";
-
-enum Scripted {
-    Respond(HttpResponse),
-    /// A network failure after this many virtual milliseconds.
-    Fail(u64),
-    /// Never answers: the attempt times out.
-    Hang,
-    /// The runtime refuses to build the request.
-    Unsendable,
-}
-
-#[derive(Default)]
-struct FakeTransport {
-    script: RefCell<VecDeque<Scripted>>,
-    sent: RefCell<Vec<(HttpRequest, u64)>>,
-    sleeps: RefCell<Vec<u64>>,
-    clock: Cell<f64>,
-}
-
-impl FakeTransport {
-    fn new(script: Vec<Scripted>) -> Self {
-        Self {
-            script: RefCell::new(script.into()),
-            ..Default::default()
-        }
-    }
-
-    fn sent(&self) -> Vec<HttpRequest> {
-        self.sent.borrow().iter().map(|(r, _)| r.clone()).collect()
-    }
-}
-
-impl Transport for FakeTransport {
-    async fn send(
-        &self,
-        request: &HttpRequest,
-        timeout_ms: u64,
-    ) -> Result<HttpResponse, SendFailure> {
-        self.sent.borrow_mut().push((request.clone(), timeout_ms));
-        self.clock.set(self.clock.get() + 5.0);
-        match self.script.borrow_mut().pop_front() {
-            Some(Scripted::Respond(response)) => Ok(response),
-            Some(Scripted::Fail(after)) => {
-                self.clock.set(self.clock.get() + after as f64);
-                Err(SendFailure::Network("connection reset".into()))
-            }
-            Some(Scripted::Hang) => {
-                self.clock.set(self.clock.get() + timeout_ms as f64);
-                Err(SendFailure::Network(
-                    "the operation was aborted due to timeout".into(),
-                ))
-            }
-            Some(Scripted::Unsendable) => Err(SendFailure::Unsendable(
-                "invalid value for header stripe-version".into(),
-            )),
-            None => panic!("the client sent more requests than scripted"),
-        }
-    }
-
-    async fn sleep(&self, ms: u64) {
-        self.sleeps.borrow_mut().push(ms);
-        self.clock.set(self.clock.get() + ms as f64);
-    }
-
-    fn now_ms(&self) -> f64 {
-        self.clock.get()
-    }
-
-    fn random(&self) -> f64 {
-        0.5
-    }
-}
 
 fn respond(status: u16, body: &str) -> Scripted {
     respond_with(status, body, &[])
@@ -108,7 +35,7 @@ const SERVER_ERROR: &str =
     r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#;
 
 fn config() -> Config {
-    Config::from_lookup(|name| (name == STRIPE_SECRET_KEY).then(|| KEY.to_owned())).unwrap()
+    config_with(&[(STRIPE_SECRET_KEY, KEY)])
 }
 
 fn customer_request() -> StripeRequest {
@@ -146,7 +73,7 @@ fn send_with<T: serde::de::DeserializeOwned>(
 
 #[test]
 fn a_post_carries_credentials_version_idempotency_key_and_a_form_body() {
-    let transport = FakeTransport::new(vec![respond(200, CUSTOMER)]);
+    let transport = FakeTransport::scripted(vec![respond(200, CUSTOMER)]);
     let reply = send::<Customer>(&transport, &customer_request()).unwrap();
     assert_eq!(reply.object.id, "cus_123");
     assert_eq!(
@@ -177,7 +104,7 @@ fn a_post_carries_credentials_version_idempotency_key_and_a_form_body() {
 #[test]
 fn a_get_has_its_parameters_in_the_query_and_no_idempotency_key() {
     let body = r#"{"id":"cs_1","object":"checkout.session","mode":"setup","setup_intent":{"id":"seti_1","status":"succeeded","payment_method":"pm_1"}}"#;
-    let transport = FakeTransport::new(vec![respond(200, body)]);
+    let transport = FakeTransport::scripted(vec![respond(200, body)]);
     let reply =
         send::<CheckoutSession>(&transport, &calls::retrieve_checkout_session("cs_1", true))
             .unwrap();
@@ -196,7 +123,7 @@ fn a_get_has_its_parameters_in_the_query_and_no_idempotency_key() {
 
 #[test]
 fn a_post_without_an_idempotency_key_is_never_sent() {
-    let transport = FakeTransport::new(vec![]);
+    let transport = FakeTransport::scripted(vec![]);
     let request = StripeRequest {
         idempotency_key: None,
         ..customer_request()
@@ -210,7 +137,8 @@ fn a_post_without_an_idempotency_key_is_never_sent() {
 
 #[test]
 fn a_500_then_success_is_retried_with_the_same_request_and_key() {
-    let transport = FakeTransport::new(vec![respond(500, SERVER_ERROR), respond(200, CUSTOMER)]);
+    let transport =
+        FakeTransport::scripted(vec![respond(500, SERVER_ERROR), respond(200, CUSTOMER)]);
     let reply = send::<Customer>(&transport, &customer_request()).unwrap();
     assert_eq!(reply.attempts, 2);
     let sent = transport.sent();
@@ -221,7 +149,7 @@ fn a_500_then_success_is_retried_with_the_same_request_and_key() {
     );
     assert_eq!(sent[1].header("Idempotency-Key"), Some("evt_1:customer"));
     assert_eq!(
-        *transport.sleeps.borrow(),
+        transport.sleeps(),
         vec![187],
         "first backoff: 125..250 ms, jittered"
     );
@@ -243,7 +171,7 @@ fn statuses_that_retry_and_statuses_that_do_not() {
         let body = format!(
             r#"{{"error":{{"type":"invalid_request_error","message":"status {status}"}}}}"#
         );
-        let transport = FakeTransport::new(vec![
+        let transport = FakeTransport::scripted(vec![
             respond_with(status, &body, &headers),
             respond(200, CUSTOMER),
         ]);
@@ -259,14 +187,14 @@ fn statuses_that_retry_and_statuses_that_do_not() {
 
 #[test]
 fn retries_stop_after_the_attempt_limit_with_the_last_error() {
-    let transport = FakeTransport::new(vec![
+    let transport = FakeTransport::scripted(vec![
         respond(500, SERVER_ERROR),
         respond(500, SERVER_ERROR),
         respond(503, SERVER_ERROR),
     ]);
     let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
     assert_eq!(transport.sent().len(), 3);
-    assert_eq!(*transport.sleeps.borrow(), vec![187, 375]);
+    assert_eq!(transport.sleeps(), vec![187, 375]);
     let api = error.api_error().unwrap();
     assert_eq!((api.status, api.error_type.as_str()), (503, "api_error"));
     assert!(error.is_transient());
@@ -275,7 +203,7 @@ fn retries_stop_after_the_attempt_limit_with_the_last_error() {
 #[test]
 fn a_429_that_persists_is_returned_decoded_after_the_last_attempt() {
     let body = r#"{"error":{"type":"invalid_request_error","code":"rate_limit","message":"Too many requests hit the API too quickly."}}"#;
-    let transport = FakeTransport::new(vec![
+    let transport = FakeTransport::scripted(vec![
         respond(429, body),
         respond(429, body),
         respond(429, body),
@@ -291,14 +219,14 @@ fn a_429_that_persists_is_returned_decoded_after_the_last_attempt() {
 
 #[test]
 fn network_errors_are_retried() {
-    let transport = FakeTransport::new(vec![Scripted::Fail(10), respond(200, CUSTOMER)]);
+    let transport = FakeTransport::scripted(vec![Scripted::Fail(10), respond(200, CUSTOMER)]);
     assert_eq!(
         send::<Customer>(&transport, &customer_request())
             .unwrap()
             .attempts,
         2
     );
-    let transport = FakeTransport::new(vec![
+    let transport = FakeTransport::scripted(vec![
         Scripted::Fail(10),
         Scripted::Fail(10),
         Scripted::Fail(10),
@@ -316,7 +244,7 @@ fn the_overall_deadline_bounds_attempts_and_waits() {
         max_attempts: 5,
         ..Default::default()
     };
-    let transport = FakeTransport::new(vec![
+    let transport = FakeTransport::scripted(vec![
         Scripted::Hang,
         Scripted::Hang,
         Scripted::Hang,
@@ -329,7 +257,7 @@ fn the_overall_deadline_bounds_attempts_and_waits() {
         "ran until {}",
         transport.now_ms()
     );
-    let timeouts: Vec<u64> = transport.sent.borrow().iter().map(|(_, t)| *t).collect();
+    let timeouts: Vec<u64> = transport.timeouts();
     assert_eq!(timeouts[0], 4_000);
     assert!(timeouts.iter().skip(1).all(|t| *t <= 4_000), "{timeouts:?}");
     assert!(error.is_transient());
@@ -338,7 +266,7 @@ fn the_overall_deadline_bounds_attempts_and_waits() {
 #[test]
 fn a_402_is_a_card_decline_with_the_payment_intent_embedded() {
     let body = r#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds.","param":"","payment_intent":{"id":"pi_1","object":"payment_intent","status":"requires_payment_method","amount":1099,"currency":"usd","customer":"cus_1","payment_method":"pm_1","metadata":{}}}}"#;
-    let transport = FakeTransport::new(vec![respond(402, body)]);
+    let transport = FakeTransport::scripted(vec![respond(402, body)]);
     let request = calls::create_off_session_payment_intent(
         &calls::OffSessionCharge {
             customer: "cus_1",
@@ -399,7 +327,7 @@ fn errors_400_401_404_decode_with_type_code_and_param() {
             None,
         ),
     ] {
-        let transport = FakeTransport::new(vec![respond(status, body)]);
+        let transport = FakeTransport::scripted(vec![respond(status, body)]);
         let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
         let StripeError::Api(api) = &error else {
             panic!("{status}: {error:?}")
@@ -414,7 +342,7 @@ fn errors_400_401_404_decode_with_type_code_and_param() {
 
 #[test]
 fn malformed_bodies_are_reported_and_a_2xx_one_is_not_retried() {
-    let transport = FakeTransport::new(vec![respond(200, "<html>oops")]);
+    let transport = FakeTransport::scripted(vec![respond(200, "<html>oops")]);
     let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
     assert!(
         matches!(error, StripeError::Malformed { status: 200, .. }),
@@ -426,7 +354,8 @@ fn malformed_bodies_are_reported_and_a_2xx_one_is_not_retried() {
         "the write may have happened: not retried"
     );
 
-    let transport = FakeTransport::new(vec![respond(500, "{\"error\":"), respond(200, CUSTOMER)]);
+    let transport =
+        FakeTransport::scripted(vec![respond(500, "{\"error\":"), respond(200, CUSTOMER)]);
     assert_eq!(
         send::<Customer>(&transport, &customer_request())
             .unwrap()
@@ -434,7 +363,7 @@ fn malformed_bodies_are_reported_and_a_2xx_one_is_not_retried() {
         2
     );
 
-    let transport = FakeTransport::new(vec![respond(200, r#"{"id":"cus_1","email":5}"#)]);
+    let transport = FakeTransport::scripted(vec![respond(200, r#"{"id":"cus_1","email":5}"#)]);
     assert!(matches!(
         send::<Customer>(&transport, &customer_request()),
         Err(StripeError::Malformed { .. })
@@ -443,7 +372,7 @@ fn malformed_bodies_are_reported_and_a_2xx_one_is_not_retried() {
 
 #[test]
 fn the_secret_key_and_the_form_body_never_show_in_debug_output() {
-    let transport = FakeTransport::new(vec![]);
+    let transport = FakeTransport::scripted(vec![]);
     let config = config();
     let client = StripeClient::new(
         &transport,
@@ -465,7 +394,7 @@ fn the_secret_key_and_the_form_body_never_show_in_debug_output() {
 
 #[test]
 fn stripe_should_retry_false_makes_even_a_5xx_final_for_the_caller() {
-    let transport = FakeTransport::new(vec![respond_with(
+    let transport = FakeTransport::scripted(vec![respond_with(
         503,
         SERVER_ERROR,
         &[("stripe-should-retry", "false")],
@@ -475,14 +404,14 @@ fn stripe_should_retry_false_makes_even_a_5xx_final_for_the_caller() {
     assert_eq!(error.api_error().map(|e| e.should_retry), Some(Some(false)));
     assert!(!error.is_transient(), "{error:?}");
 
-    let transport = FakeTransport::new((0..3).map(|_| respond(503, SERVER_ERROR)).collect());
+    let transport = FakeTransport::scripted((0..3).map(|_| respond(503, SERVER_ERROR)).collect());
     let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
     assert!(error.is_transient(), "{error:?}");
 }
 
 #[test]
 fn a_request_the_runtime_cannot_build_is_final_and_not_a_network_error() {
-    let transport = FakeTransport::new(vec![Scripted::Unsendable]);
+    let transport = FakeTransport::scripted(vec![Scripted::Unsendable]);
     let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
     assert_eq!(transport.sent().len(), 1);
     assert!(matches!(error, StripeError::Unsendable(_)), "{error:?}");

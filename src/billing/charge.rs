@@ -1,0 +1,411 @@
+//! Off-session charges, pure: validation, the PaymentIntent, the record after success or
+//! decline, the recovery Checkout Session, and the follow-up events, whose status never goes
+//! backwards.
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{CheckoutSession, PaymentIntent};
+use crate::stripe::{calls, ApiError, IdempotencyKey, StripeRequest};
+
+use super::*;
+
+/// The JSON body of `POST /charges`, as sent. `amount` stays raw so that a wrong value gets
+/// its own message rather than serde's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeInput {
+    pub customer: String,
+    pub amount: serde_json::Value,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub payment_method: Option<String>,
+}
+
+/// A validated charge request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub customer: String,
+    pub amount: i64,
+    pub currency: String,
+    pub description: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub payment_method: Option<String>,
+}
+
+impl ChargeRequest {
+    pub fn parse(input: ChargeInput, default_currency: &str) -> Result<Self, BillingError> {
+        let customer = input.customer.trim();
+        if !is_prefixed_id(customer, "cus_") {
+            return Err(BillingError::InvalidCustomer);
+        }
+        let amount = input
+            .amount
+            .as_i64()
+            .filter(|a| (1..=MAX_AMOUNT).contains(a))
+            .ok_or(BillingError::InvalidAmount)?;
+        let currency = parse_currency(input.currency.as_deref(), default_currency)?;
+        let description = input
+            .description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty());
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+        {
+            return Err(BillingError::InvalidDescription);
+        }
+        let idempotency_key = match input.idempotency_key {
+            None => None,
+            Some(key) => {
+                if !IdempotencyKey::is_valid_caller_key(&key, MAX_CALLER_KEY_LEN) {
+                    return Err(BillingError::InvalidIdempotencyKey);
+                }
+                Some(key)
+            }
+        };
+        let payment_method = match input.payment_method.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(pm) if is_prefixed_id(pm, "pm_") => Some(pm.to_owned()),
+            Some(_) => return Err(BillingError::InvalidPaymentMethod),
+        };
+        Ok(Self {
+            customer: customer.to_owned(),
+            amount,
+            currency,
+            description,
+            idempotency_key,
+            payment_method,
+        })
+    }
+
+    /// The PaymentIntent's key: from the caller's key (a retried request makes one charge), or
+    /// 128 random bits.
+    pub fn key(&self, random: [u8; 16]) -> IdempotencyKey {
+        match &self.idempotency_key {
+            Some(key) => IdempotencyKey::scoped("charge", key),
+            None => IdempotencyKey::random(random),
+        }
+    }
+
+    /// The payment method to charge: the one given, else the customer's saved default.
+    pub fn payment_method<'a>(
+        &'a self,
+        customer: Option<&'a CustomerRecord>,
+    ) -> Result<&'a str, BillingError> {
+        let customer = customer.ok_or(BillingError::UnknownCustomer)?;
+        self.payment_method
+            .as_deref()
+            .or(customer.default_payment_method.as_deref())
+            .ok_or(BillingError::NoSavedPaymentMethod)
+    }
+
+    /// `POST /v1/payment_intents` with `off_session=true&confirm=true`.
+    pub fn to_stripe(&self, payment_method: &str, key: IdempotencyKey) -> StripeRequest {
+        calls::create_off_session_payment_intent(
+            &calls::OffSessionCharge {
+                customer: &self.customer,
+                payment_method,
+                amount: self.amount,
+                currency: &self.currency,
+                description: self.description.as_deref(),
+                metadata: &Metadata::new(),
+            },
+            key,
+        )
+    }
+}
+
+pub const CHARGE_RECORD_VERSION: u32 = 1;
+
+/// Why the last attempt failed, as Stripe said (`last_payment_error` or the 402 error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub decline_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl ChargeError {
+    pub fn from_api(error: &ApiError) -> Self {
+        Self {
+            code: error.code.clone(),
+            decline_code: error.decline_code.clone(),
+            message: error.message.clone(),
+        }
+    }
+}
+
+/// The Checkout Session (`mode=payment`) offered to the customer after a decline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    pub checkout_session: String,
+    pub url: Option<String>,
+    /// `open`, then `paid`.
+    pub status: String,
+    /// The PaymentIntent that paid through the recovery session.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+}
+
+/// The value under `charge:{pi_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRecord {
+    pub version: u32,
+    /// The off-session PaymentIntent.
+    pub id: String,
+    pub customer: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// The PaymentIntent's status, or `recovered` once the recovery session was paid.
+    pub status: String,
+    /// Paid, by the PaymentIntent or through the recovery session.
+    pub paid: bool,
+    #[serde(default)]
+    pub last_error: Option<ChargeError>,
+    #[serde(default)]
+    pub recovery: Option<Recovery>,
+    pub created_at: i64,
+    /// Unix seconds of the state recorded: the event's `created`, or the time of the request.
+    pub updated_at: i64,
+}
+
+pub const RECOVERED: &str = "recovered";
+
+/// A status that never changes again.
+fn is_final_status(status: &str) -> bool {
+    matches!(status, "succeeded" | "canceled" | RECOVERED)
+}
+
+/// What `payment_intent.*` events carry besides the PaymentIntent fields in `objects`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LastPaymentError {
+    #[serde(default)]
+    pub last_payment_error: Option<ChargeError>,
+}
+
+impl ChargeRecord {
+    /// The record of a PaymentIntent as Stripe answered it, at `now`.
+    pub fn from_payment_intent(
+        pi: &PaymentIntent,
+        description: Option<&str>,
+        error: Option<ChargeError>,
+        now: i64,
+    ) -> Self {
+        Self {
+            version: CHARGE_RECORD_VERSION,
+            id: pi.id.clone(),
+            customer: pi.customer.clone(),
+            amount: pi.amount,
+            currency: pi.currency.clone(),
+            description: description.map(str::to_owned),
+            payment_method: pi.payment_method.clone(),
+            status: pi.status.clone(),
+            paid: pi.status == "succeeded",
+            last_error: error,
+            recovery: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Folds the answer to a (possibly repeated) `POST /charges` into what is stored: a paid or
+    /// otherwise final record stays as it is; a recovery session already made is kept.
+    pub fn merge_answer(existing: Option<Self>, answer: Self) -> Self {
+        match existing {
+            Some(existing) if existing.paid || is_final_status(&existing.status) => existing,
+            // A repeated request gets Stripe's replay of the first answer, which is never newer
+            // than what is stored (events may have moved the charge on since): it may only add
+            // the recovery session the first attempt did not get to record.
+            Some(existing) => Self {
+                recovery: existing.recovery.or(answer.recovery),
+                ..existing
+            },
+            None => answer,
+        }
+    }
+
+    /// Whether storing `self` (what [`Self::merge_answer`] made) over `existing` records
+    /// anything: only a recovery session that `existing` lacks. Writing the stored state again
+    /// could overwrite a newer one written meanwhile (the recovery paid, by the webhook), since
+    /// KV has no compare-and-set and a read may be stale for up to a minute.
+    pub fn adds_to(&self, existing: Option<&Self>) -> bool {
+        match existing {
+            None => true,
+            Some(existing) if existing.paid || is_final_status(&existing.status) => false,
+            Some(existing) => existing.recovery.is_none() && self.recovery.is_some(),
+        }
+    }
+
+    /// Declined and without a recovery session yet.
+    pub fn needs_recovery(&self) -> bool {
+        !self.paid && self.status == "requires_payment_method" && self.recovery.is_none()
+    }
+
+    /// The recovery Checkout Session: same customer, amount and currency, named after the
+    /// description; keyed by the PaymentIntent so a repeat makes no second session.
+    pub fn recovery_request(&self, app_base_url: &str) -> Option<StripeRequest> {
+        let customer = self.customer.as_deref()?;
+        let success_url = format!("{app_base_url}/success?session_id={SESSION_ID_PLACEHOLDER}");
+        let cancel_url = format!("{app_base_url}/");
+        let mut metadata = ours();
+        metadata.insert(RECOVERS_METADATA.into(), self.id.clone());
+        Some(calls::create_payment_session(
+            &calls::PaymentSession {
+                customer,
+                amount: self.amount,
+                currency: &self.currency,
+                product_name: self.description.as_deref().unwrap_or(DEFAULT_PRODUCT_NAME),
+                success_url: &success_url,
+                cancel_url: &cancel_url,
+                metadata: &metadata,
+            },
+            IdempotencyKey::scoped(&self.id, "recovery"),
+        ))
+    }
+
+    pub fn with_recovery(mut self, session: &CheckoutSession) -> Self {
+        self.recovery = Some(Recovery {
+            checkout_session: session.id.clone(),
+            url: session.url.clone(),
+            status: "open".into(),
+            payment_intent: None,
+        });
+        self
+    }
+
+    /// A `payment_intent.succeeded` / `payment_failed` event for this charge, created at
+    /// `created`: the new record, or `None` when it changes nothing. A final status never
+    /// changes; an older event never overwrites a newer state.
+    pub fn apply_event(
+        &self,
+        pi: &PaymentIntent,
+        error: Option<ChargeError>,
+        created: i64,
+    ) -> Option<Self> {
+        if self.paid || is_final_status(&self.status) {
+            return None;
+        }
+        if !is_final_status(&pi.status) && created < self.updated_at {
+            return None;
+        }
+        let last_error = if pi.status == "succeeded" {
+            self.last_error.clone()
+        } else {
+            error.or_else(|| self.last_error.clone())
+        };
+        if pi.status == self.status && last_error == self.last_error {
+            return None;
+        }
+        Some(Self {
+            status: pi.status.clone(),
+            paid: pi.status == "succeeded",
+            last_error,
+            payment_method: pi.payment_method.clone().or(self.payment_method.clone()),
+            updated_at: created.max(self.updated_at),
+            ..self.clone()
+        })
+    }
+
+    /// The recovery session `session` was paid: the charge it recovers, marked paid. `None`
+    /// when the session is not a paid recovery session. Without a record (never stored here,
+    /// or not yet visible), one is made from the session.
+    pub fn recovered(existing: Option<&Self>, session: &CheckoutSession, at: i64) -> Option<Self> {
+        let pi_id = session.metadata.get(RECOVERS_METADATA)?;
+        if session.mode != "payment" || session.payment_status.as_deref() != Some("paid") {
+            return None;
+        }
+        let recovery = Recovery {
+            checkout_session: session.id.clone(),
+            url: existing
+                .and_then(|r| r.recovery.as_ref())
+                .and_then(|r| r.url.clone()),
+            status: "paid".into(),
+            payment_intent: session.payment_intent.clone(),
+        };
+        let record = match existing {
+            Some(existing) if existing.paid => return None,
+            Some(existing) => Self {
+                status: RECOVERED.into(),
+                paid: true,
+                recovery: Some(recovery),
+                updated_at: at.max(existing.updated_at),
+                ..existing.clone()
+            },
+            None => Self {
+                version: CHARGE_RECORD_VERSION,
+                id: pi_id.clone(),
+                customer: session.customer.clone(),
+                amount: session.amount_total.unwrap_or(0),
+                currency: session.currency.clone().unwrap_or_default(),
+                description: None,
+                payment_method: None,
+                status: RECOVERED.into(),
+                paid: true,
+                last_error: None,
+                recovery: Some(recovery),
+                created_at: at,
+                updated_at: at,
+            },
+        };
+        Some(record)
+    }
+
+    /// What the customer is told after a decline: where to pay instead.
+    pub fn recovery_notification(&self) -> serde_json::Map<String, serde_json::Value> {
+        let error = self.last_error.clone().unwrap_or(ChargeError {
+            code: None,
+            decline_code: None,
+            message: None,
+        });
+        let value = serde_json::json!({
+            "payment_intent": self.id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "code": error.code,
+            "decline_code": error.decline_code,
+            "message": error.message,
+            "recovery_url": self.recovery.as_ref().and_then(|r| r.url.clone()),
+        });
+        match value {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// The body `POST /charges` answers with: `{payment_intent, status}`, plus `error` and
+    /// `recovery_url` after a decline.
+    pub fn answer(&self) -> (u16, serde_json::Value) {
+        if self.paid || self.status != "requires_payment_method" {
+            return (
+                200,
+                serde_json::json!({ "payment_intent": self.id, "status": self.status }),
+            );
+        }
+        let error = self.last_error.as_ref();
+        (
+            402,
+            serde_json::json!({
+                "payment_intent": self.id,
+                "status": self.status,
+                "error": {
+                    "code": error.and_then(|e| e.code.clone()),
+                    "decline_code": error.and_then(|e| e.decline_code.clone()),
+                    "message": error.and_then(|e| e.message.clone()),
+                },
+                "recovery_url": self.recovery.as_ref().and_then(|r| r.url.clone()),
+            }),
+        )
+    }
+}

@@ -1,0 +1,264 @@
+//! Saving a card with Checkout in setup mode, pure: the session this service opens, its
+//! record, and from a completed session and its SetupIntent which customer to use and whether
+//! the payment method still has to be attached ([`plan_setup`]). The Stripe writes carry keys
+//! derived from the session id ([`completion_key`]), so the webhook and the success page make
+//! each effect once at Stripe.
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{Card, CheckoutSession, SetupIntent};
+use crate::stripe::{calls, IdempotencyKey, StripeRequest};
+
+use super::*;
+
+/// The value under `checkout:{cs_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    pub version: u32,
+    pub id: String,
+    pub mode: String,
+    pub customer: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub setup_intent: Option<String>,
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// For a recovery session (`mode=payment`): the declined PaymentIntent it pays for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovers: Option<String>,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+pub const CHECKOUT_RECORD_VERSION: u32 = 1;
+
+/// What `POST /create-checkout-session` was asked for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupRequest {
+    pub customer: Option<String>,
+    pub currency: String,
+}
+
+impl SetupRequest {
+    /// `customer` and `currency` from the form; blank fields count as absent.
+    pub fn parse(
+        customer: Option<&str>,
+        currency: Option<&str>,
+        default_currency: &str,
+    ) -> Result<Self, BillingError> {
+        let customer = customer.map(str::trim).filter(|c| !c.is_empty());
+        if customer.is_some_and(|id| !is_prefixed_id(id, "cus_")) {
+            return Err(BillingError::InvalidCustomer);
+        }
+        Ok(Self {
+            customer: customer.map(str::to_owned),
+            currency: parse_currency(currency, default_currency)?,
+        })
+    }
+
+    /// The Checkout Session to create, returning to `{app_base_url}/success` and `/`.
+    pub fn to_stripe(&self, app_base_url: &str, key: IdempotencyKey) -> StripeRequest {
+        let success_url = format!("{app_base_url}/success?session_id={SESSION_ID_PLACEHOLDER}");
+        let cancel_url = format!("{app_base_url}/");
+        calls::create_setup_session(
+            &calls::SetupSession {
+                currency: &self.currency,
+                customer: self.customer.as_deref(),
+                success_url: &success_url,
+                cancel_url: &cancel_url,
+                metadata: &ours(),
+            },
+            key,
+        )
+    }
+}
+
+impl CheckoutRecord {
+    pub fn opened(session: &CheckoutSession, now: i64) -> Self {
+        Self {
+            version: CHECKOUT_RECORD_VERSION,
+            id: session.id.clone(),
+            mode: session.mode.clone(),
+            customer: session.customer.clone(),
+            status: session.status.clone().unwrap_or_else(|| "open".to_owned()),
+            setup_intent: None,
+            payment_method: None,
+            recovers: session.metadata.get(RECOVERS_METADATA).cloned(),
+            updated_at: now,
+        }
+    }
+
+    /// A setup completion already recorded: a repeat (the other path, a redelivery) is a no-op.
+    pub fn is_completed_setup(&self) -> bool {
+        self.mode == "setup" && self.status == "complete" && self.payment_method.is_some()
+    }
+}
+
+pub const CUSTOMER_RECORD_VERSION: u32 = 1;
+
+/// The value under `customer:{cus_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    pub version: u32,
+    pub id: String,
+    pub default_payment_method: Option<String>,
+    #[serde(default)]
+    pub card_brand: Option<String>,
+    #[serde(default)]
+    pub card_last4: Option<String>,
+    /// The Checkout Session that saved the default payment method.
+    #[serde(default)]
+    pub checkout_session: Option<String>,
+    /// That session's `created`: a card saved by an older session never replaces the card
+    /// of a newer one, whatever order their completions are handled in.
+    #[serde(default)]
+    pub saved_by_session_created: i64,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+impl CustomerRecord {
+    /// Whether `self` (about to be stored) should replace `stored`.
+    pub fn replaces(&self, stored: Option<&CustomerRecord>) -> bool {
+        stored.is_none_or(|stored| stored.saved_by_session_created <= self.saved_by_session_created)
+    }
+}
+
+/// Which customer the saved card belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerStep {
+    /// The session (or its SetupIntent) named one: Checkout attached the card to it.
+    Existing(String),
+    /// None was named: create one, with the email the customer gave Checkout when present.
+    Create { email: Option<String> },
+}
+
+/// What completing a setup-mode session takes, decided from the session and its SetupIntent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupPlan {
+    pub session_id: String,
+    pub session_created: i64,
+    pub setup_intent: String,
+    pub payment_method: String,
+    /// Card details, when the SetupIntent came with its payment method expanded.
+    pub card: Option<Card>,
+    pub customer: CustomerStep,
+    /// The payment method is not yet attached to the customer.
+    pub attach: bool,
+}
+
+/// The Idempotency-Key of a completion write (`customer`, `attach`): derived from the Checkout
+/// Session id alone, so the webhook and the success page send the same key (with the same
+/// parameters) and Stripe makes the effect once, whichever comes first or when they race.
+pub fn completion_key(session_id: &str, step: &str) -> IdempotencyKey {
+    IdempotencyKey::scoped(&format!("checkout.{session_id}"), step)
+}
+
+/// Decides how to complete a setup-mode session. `setup_intent` is the session's (retrieved
+/// by the webhook path, expanded by the success page).
+pub fn plan_setup(
+    session: &CheckoutSession,
+    setup_intent: &SetupIntent,
+) -> Result<SetupPlan, BillingError> {
+    if session.status.as_deref() != Some("complete") {
+        return Err(BillingError::SessionNotComplete);
+    }
+    let named = session
+        .setup_intent
+        .as_ref()
+        .ok_or(BillingError::NoSetupIntent)?;
+    if named.id() != setup_intent.id {
+        return Err(BillingError::NoSetupIntent);
+    }
+    let method = setup_intent
+        .payment_method
+        .as_ref()
+        .ok_or(BillingError::NoPaymentMethod)?;
+    let payment_method = method.id().to_owned();
+    if !is_prefixed_id(&payment_method, "pm_") {
+        return Err(BillingError::NoPaymentMethod);
+    }
+    let card = method.object().and_then(|pm| pm.card.clone());
+    let attached_to = method.object().and_then(|pm| pm.customer.as_deref());
+    let (customer, attach) = match session.customer.as_ref().or(setup_intent.customer.as_ref()) {
+        Some(customer) => {
+            let attached = setup_intent.customer.as_ref() == Some(customer)
+                || attached_to == Some(customer.as_str());
+            (CustomerStep::Existing(customer.clone()), !attached)
+        }
+        None => {
+            let email = session
+                .customer_details
+                .as_ref()
+                .and_then(|d| d.email.clone())
+                .filter(|e| !e.is_empty());
+            (CustomerStep::Create { email }, true)
+        }
+    };
+    Ok(SetupPlan {
+        session_id: session.id.clone(),
+        session_created: session.created,
+        setup_intent: setup_intent.id.clone(),
+        payment_method,
+        card,
+        customer,
+        attach,
+    })
+}
+
+impl SetupPlan {
+    /// `POST /v1/customers` for [`CustomerStep::Create`]. Its parameters depend on the
+    /// session alone, so both completion paths send the same request with the same key.
+    pub fn create_customer(&self, email: Option<&str>) -> StripeRequest {
+        let mut metadata = Metadata::new();
+        metadata.insert("checkout_session".into(), self.session_id.clone());
+        calls::create_customer(
+            email,
+            &metadata,
+            completion_key(&self.session_id, "customer"),
+        )
+    }
+
+    /// `POST /v1/payment_methods/{pm}/attach`, when the card is not attached to `customer`.
+    pub fn attach(&self, customer: &str) -> Option<StripeRequest> {
+        self.attach.then(|| {
+            calls::attach_payment_method(
+                &self.payment_method,
+                customer,
+                completion_key(&self.session_id, "attach"),
+            )
+        })
+    }
+
+    /// What to store once the customer is known; `card` from the attach answer, if any.
+    pub fn records(
+        &self,
+        customer: &str,
+        card: Option<&Card>,
+        now: i64,
+    ) -> (CustomerRecord, CheckoutRecord) {
+        let card = card.or(self.card.as_ref());
+        let customer_record = CustomerRecord {
+            version: CUSTOMER_RECORD_VERSION,
+            id: customer.to_owned(),
+            default_payment_method: Some(self.payment_method.clone()),
+            card_brand: card.and_then(|c| c.brand.clone()),
+            card_last4: card.and_then(|c| c.last4.clone()),
+            checkout_session: Some(self.session_id.clone()),
+            saved_by_session_created: self.session_created,
+            updated_at: now,
+        };
+        let checkout = CheckoutRecord {
+            version: CHECKOUT_RECORD_VERSION,
+            id: self.session_id.clone(),
+            mode: "setup".into(),
+            customer: Some(customer.to_owned()),
+            status: "complete".into(),
+            setup_intent: Some(self.setup_intent.clone()),
+            payment_method: Some(self.payment_method.clone()),
+            recovers: None,
+            updated_at: now,
+        };
+        (customer_record, checkout)
+    }
+}

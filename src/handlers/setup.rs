@@ -1,0 +1,258 @@
+//! Saving a card: opening a setup-mode Checkout Session, then completing it from the webhook
+//! and from the success page, idempotent with each other. The decisions are in
+//! `billing::setup`; this module loads, calls Stripe, stores.
+
+use crate::billing::{
+    self, BillingError, CheckoutRecord, CustomerRecord, CustomerStep, SetupRequest,
+};
+use crate::error::AppError;
+use crate::event::{Event, Outcome};
+use crate::http::Transport;
+use crate::objects::{CheckoutSession, Customer, Expandable, PaymentMethod, SetupIntent};
+use crate::pages::SuccessView;
+use crate::services::Services;
+use crate::store::{keys, Store};
+use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
+
+use super::charges::record_recovery;
+use super::{Step, StepError};
+
+/// `POST /create-checkout-session`: opens a setup-mode Checkout Session returning to
+/// `app_base_url` and records it as open under `checkout:{cs_id}`; gives the URL to send the
+/// browser to. `random` makes the key: a browser form has no natural one.
+pub async fn open_setup_session<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    setup: &SetupRequest,
+    app_base_url: &str,
+    random: [u8; 16],
+) -> Result<String, AppError> {
+    let request = setup.to_stripe(app_base_url, IdempotencyKey::random(random));
+    let session: CheckoutSession = services.stripe(&request).await?;
+    let url = session.url.clone().ok_or(AppError::Internal(
+        "Stripe returned a Checkout Session without a url",
+    ))?;
+    keys::checkout(&session.id)
+        .save(
+            services.store,
+            &CheckoutRecord::opened(&session, services.now),
+            None,
+        )
+        .await?;
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(AppError::Internal(
+            "Stripe returned a Checkout url that is not http(s)",
+        ));
+    }
+    Ok(url)
+}
+
+/// `checkout.session.completed`: a setup session saves a card, a payment session pays a
+/// declined charge; sessions another integration created are ignored.
+pub async fn checkout_session_completed<S: Store, T: Transport>(
+    event: &Event,
+    services: &Services<'_, S, T>,
+) -> Result<Outcome, StepError> {
+    let session: CheckoutSession = event.object().step("decode_session")?;
+    // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
+    if !billing::is_prefixed_id(&session.id, "cs_") {
+        return Err(BillingError::InvalidSessionId).step("decode_session");
+    }
+    if !billing::is_ours(&session) {
+        services.trace.note(format!(
+            "checkout session {} was not created by this service; ignored",
+            session.id
+        ));
+        return Ok(Outcome::Ignored);
+    }
+    match session.mode.as_str() {
+        "setup" => {
+            complete_setup(services, &session).await?;
+            Ok(Outcome::Handled)
+        }
+        "payment" => record_recovery(services, &session, event.created).await,
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+/// What completing a setup session left: the checkout record, and the customer record when
+/// this call wrote it (`None` when the completion was already recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupDone {
+    pub checkout: CheckoutRecord,
+    pub customer: Option<CustomerRecord>,
+}
+
+/// Completes a setup-mode session: the SetupIntent's payment method, a customer when the
+/// session had none (with the email given to Checkout), the attach when needed, then
+/// `customer:{id}` and `checkout:{cs_id}`. Every write is keyed by the session id, so the
+/// webhook and the success page make each effect once at Stripe; an already completed
+/// `checkout:{cs_id}` makes this a no-op without any Stripe call.
+pub async fn complete_setup<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<SetupDone, StepError> {
+    let store = services.store;
+    let checkout_key = keys::checkout(&session.id);
+    let existing = checkout_key
+        .load_tolerant(store)
+        .await
+        .step("load_checkout")?;
+    if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
+        return Ok(SetupDone {
+            checkout: done,
+            customer: None,
+        });
+    }
+    if session.status.as_deref() != Some("complete") {
+        return Err(BillingError::SessionNotComplete).step("plan");
+    }
+    let setup_intent = setup_intent_of(services, session).await?;
+    let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
+    let customer = customer_of(services, &plan).await?;
+    let card = match plan.attach(&customer) {
+        Some(request) => {
+            services
+                .stripe::<PaymentMethod>(&request)
+                .await
+                .step("attach")?
+                .card
+        }
+        None => None,
+    };
+    let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
+    save_customer(services, &customer_record, &session.id).await?;
+    // Written last: once it says complete, a repeat does nothing.
+    checkout_key
+        .save(store, &checkout, None)
+        .await
+        .step("save_checkout")?;
+    Ok(SetupDone {
+        checkout,
+        customer: Some(customer_record),
+    })
+}
+
+/// The session's SetupIntent: expanded in it, or retrieved by its id.
+async fn setup_intent_of<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<SetupIntent, StepError> {
+    match session.setup_intent.as_ref() {
+        Some(Expandable::Object(si)) => Ok((**si).clone()),
+        Some(Expandable::Id(id)) if is_stripe_id(id) => services
+            .stripe::<SetupIntent>(&calls::retrieve_setup_intent(id))
+            .await
+            .step("retrieve_setup_intent"),
+        _ => Err(BillingError::NoSetupIntent).step("plan"),
+    }
+}
+
+/// The plan's customer: the session's own, or one created now (keyed by the session id).
+async fn customer_of<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    plan: &billing::SetupPlan,
+) -> Result<String, StepError> {
+    let customer = match &plan.customer {
+        CustomerStep::Existing(id) => id.clone(),
+        CustomerStep::Create { email } => {
+            services
+                .stripe::<Customer>(&plan.create_customer(email.as_deref()))
+                .await
+                .step("create_customer")?
+                .id
+        }
+    };
+    if !is_stripe_id(&customer) {
+        return Err(AppError::Internal(
+            "Stripe returned a customer id that is not an id",
+        ))
+        .step("create_customer");
+    }
+    Ok(customer)
+}
+
+/// Writes `customer:{id}` unless the stored record holds the card of a newer session.
+async fn save_customer<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    record: &CustomerRecord,
+    session_id: &str,
+) -> Result<(), StepError> {
+    let key = keys::customer(&record.id);
+    let stored = key
+        .load_tolerant(services.store)
+        .await
+        .step("load_customer")?;
+    if record.replaces(stored.as_ref()) {
+        key.save(services.store, record, None)
+            .await
+            .step("save_customer")?;
+    } else {
+        services.trace.note(format!(
+            "customer {} keeps the card of a newer session than {session_id}",
+            record.id
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
+/// (payment mode) from one retrieval of the session with its SetupIntent expanded. Nothing is
+/// called when the webhook already recorded the setup.
+pub async fn complete_from_success_page<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session_id: &str,
+) -> Result<SuccessView, AppError> {
+    let store = services.store;
+    let existing = keys::checkout(session_id).load_tolerant(store).await?;
+    if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
+        return card_saved(services, done, None).await;
+    }
+    let session: CheckoutSession = services
+        .stripe(&calls::retrieve_checkout_session(session_id, true))
+        .await?;
+    if !billing::is_ours(&session) {
+        return Err(AppError::NotFound);
+    }
+    match session.mode.as_str() {
+        "setup" => {
+            let done = complete_setup(services, &session)
+                .await
+                .map_err(|e| e.error)?;
+            card_saved(services, done.checkout, done.customer).await
+        }
+        "payment" if session.status.as_deref() == Some("complete") => {
+            record_recovery(services, &session, services.now)
+                .await
+                .map_err(|e| e.error)?;
+            Ok(SuccessView::PaymentReceived {
+                session: session.id,
+            })
+        }
+        "payment" => Err(BillingError::SessionNotComplete.into()),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+async fn card_saved<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    checkout: CheckoutRecord,
+    customer: Option<CustomerRecord>,
+) -> Result<SuccessView, AppError> {
+    let customer_id = checkout.customer.clone().unwrap_or_default();
+    let customer = match customer {
+        Some(record) => Some(record),
+        None if is_stripe_id(&customer_id) => {
+            keys::customer(&customer_id)
+                .load_tolerant(services.store)
+                .await?
+        }
+        None => None,
+    };
+    // The card details belong to this session's card only if it is still the default.
+    let card = customer.filter(|c| c.default_payment_method == checkout.payment_method);
+    Ok(SuccessView::CardSaved {
+        customer: customer_id,
+        brand: card.as_ref().and_then(|c| c.card_brand.clone()),
+        last4: card.as_ref().and_then(|c| c.card_last4.clone()),
+    })
+}

@@ -1,0 +1,160 @@
+//! Every HTML page of the service, with its escaping and headers: the "Save a card" form,
+//! the success page, and its failure pages (one table). Pure; the routes send what it gives.
+
+use crate::billing::BillingError;
+use crate::error::AppError;
+use crate::stripe::StripeError;
+
+/// The headers every page carries besides its content type: a page about a session or a card
+/// must not be cached.
+pub const PAGE_HEADERS: &[(&str, &str)] = &[("cache-control", "no-store")];
+
+/// The "Save a card" page at `GET /`.
+pub const HOME: &str = r#"<!doctype html>
+<html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Save a card</title>
+<body style="font-family:system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em">
+<h1>Save a card for later</h1>
+<p>You will be sent to Stripe Checkout to enter a card. Nothing is charged now.</p>
+<form method="post" action="/create-checkout-session">
+<label>Customer id (optional) <input name="customer" placeholder="cus_…" pattern="cus_[A-Za-z0-9_]+"></label>
+<input type="hidden" name="currency" value="">
+<p><button type="submit">Save a card</button></p>
+</form>
+</body></html>
+"#;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small page; `title` and `paragraphs` are text, escaped here.
+pub fn page(title: &str, paragraphs: &[String]) -> String {
+    let body: String = paragraphs
+        .iter()
+        .map(|p| format!("<p>{}</p>\n", escape_html(p)))
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<title>{title}</title>\n<body style=\"font-family:system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em\">\n<h1>{title}</h1>\n{body}<p><a href=\"/\">Back</a></p>\n</body></html>\n",
+        title = escape_html(title),
+    )
+}
+
+/// What the success page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuccessView {
+    CardSaved {
+        customer: String,
+        brand: Option<String>,
+        last4: Option<String>,
+    },
+    PaymentReceived {
+        session: String,
+    },
+}
+
+impl SuccessView {
+    pub fn render(&self) -> String {
+        match self {
+            Self::CardSaved {
+                customer,
+                brand,
+                last4,
+            } => {
+                let card = match (brand, last4) {
+                    (Some(brand), Some(last4)) => format!("Your {brand} card ending in {last4}"),
+                    (None, Some(last4)) => format!("Your card ending in {last4}"),
+                    _ => "Your card".to_owned(),
+                };
+                page(
+                    "Card saved",
+                    &[
+                        format!("{card} is saved for later payments. Nothing was charged."),
+                        format!("Customer reference: {customer}"),
+                    ],
+                )
+            }
+            Self::PaymentReceived { session } => page(
+                "Payment received",
+                &[
+                    "Thank you: your payment went through.".to_owned(),
+                    format!("Reference: {session}"),
+                ],
+            ),
+        }
+    }
+}
+
+/// A page shown for a failure of `GET /success`.
+struct ErrorPage {
+    /// `None`: the error's own status (from the one table in `error.rs`).
+    status: Option<u16>,
+    title: &'static str,
+    text: &'static str,
+}
+
+const fn error_page(status: Option<u16>, title: &'static str, text: &'static str) -> ErrorPage {
+    ErrorPage {
+        status,
+        title,
+        text,
+    }
+}
+
+/// The one table of failure pages, first match wins. A browser's link to a session that is
+/// not there (here or at Stripe) is a 404 page, although the JSON routes answer a Stripe 404
+/// with 400; a caller's error other than those is a 400 page, a fault of ours its own 5xx.
+fn success_error(error: &AppError) -> ErrorPage {
+    match error {
+        AppError::Billing(BillingError::InvalidSessionId) => error_page(
+            None,
+            "Invalid link",
+            "This link does not name a Checkout Session.",
+        ),
+        AppError::Billing(BillingError::SessionNotComplete) => error_page(
+            None,
+            "Not finished yet",
+            "This Checkout Session is not complete. Go back to Checkout to finish it.",
+        ),
+        AppError::NotFound => error_page(None, "Unknown session", "No such Checkout Session here."),
+        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => error_page(
+            Some(404),
+            "Unknown session",
+            "Stripe knows no such Checkout Session.",
+        ),
+        other if other.status() == 503 => error_page(
+            None,
+            "Please try again",
+            "We could not reach our payment provider. Reload this page in a moment.",
+        ),
+        other if other.status() < 500 => error_page(
+            Some(400),
+            "Could not complete",
+            "This Checkout Session could not be completed.",
+        ),
+        _ => error_page(
+            None,
+            "Something went wrong",
+            "The card could not be recorded because of an error on our side.",
+        ),
+    }
+}
+
+/// The status and page for a failed success page.
+pub fn success_error_page(error: &AppError) -> (u16, String) {
+    let page = success_error(error);
+    let status = page.status.unwrap_or_else(|| error.status());
+    (status, self::page(page.title, &[page.text.to_owned()]))
+}

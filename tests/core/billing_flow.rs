@@ -1,0 +1,799 @@
+//! Billing flows end to end through the handlers: setup completion from the webhook and the
+//! success page, charges with their recovery, and the follow-up events, against `MemoryStore`
+//! and a scripted Stripe.
+
+use crate::helpers::{config_with, event_json, path};
+use pollster::block_on;
+use stripe_edge_webhooks::billing::{self, *};
+use stripe_edge_webhooks::config::Config;
+use stripe_edge_webhooks::error::AppError;
+use stripe_edge_webhooks::event::EventKind;
+use stripe_edge_webhooks::event::{Event, Outcome};
+use stripe_edge_webhooks::handlers::charges::*;
+use stripe_edge_webhooks::handlers::dispatch as handle;
+use stripe_edge_webhooks::handlers::setup::*;
+use stripe_edge_webhooks::http::{HttpRequest, HttpResponse, Method, SendFailure};
+use stripe_edge_webhooks::notify::Recipient;
+use stripe_edge_webhooks::pages::{success_error_page, SuccessView};
+use stripe_edge_webhooks::services::Services;
+use stripe_edge_webhooks::services::Trace;
+use stripe_edge_webhooks::store::{keys, Store};
+use stripe_edge_webhooks::store::{MemoryStore, StoreError};
+use stripe_edge_webhooks::testing::FakeTransport;
+
+const NOW: i64 = 1_700_000_000;
+
+fn config() -> Config {
+    config_with(&[("STRIPE_SECRET_KEY", "sk_test_h")])
+}
+
+/// Stripe as in [`stripe`], except that a request whose path `at` accepts is answered
+/// `status` with `body`.
+fn stripe_failing(at: fn(&str) -> bool, status: u16, body: &'static str) -> FakeTransport {
+    FakeTransport::new(move |request| {
+        if at(path(request)) {
+            Ok(FakeTransport::json(status, body))
+        } else {
+            stripe(request)
+        }
+    })
+}
+
+/// `charge:pi_1` as stored, from any store.
+fn stored_charge(store: &impl Store) -> ChargeRecord {
+    block_on(keys::charge("pi_1").load(store)).unwrap().unwrap()
+}
+
+/// `checkout.session.completed` for the setup session `cs_1`, which had no customer.
+fn setup_completed(event_id: &str) -> Event {
+    event(
+        event_id,
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW,
+        completed("cs_1", None, "seti_1"),
+    )
+}
+
+/// Stripe as the handlers need it. A session `cs_cust` had a customer, `cs_1` none;
+/// the card `pm_decline` is declined off-session.
+fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
+    let body = request.body.as_deref().unwrap_or("");
+    let ok = |json: serde_json::Value| Ok(FakeTransport::json(200, &json.to_string()));
+    let si = |customer: Option<&str>| serde_json::json!({"id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": customer, "payment_method": "pm_1"});
+    match (request.method, path(request)) {
+        (Method::Get, "/v1/setup_intents/seti_1") => ok(si(None)),
+        (Method::Get, "/v1/setup_intents/seti_c") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
+        (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent") => ok(serde_json::json!({
+            "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete",
+            "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None),
+            "metadata": {"created_by": "stripe-edge-webhooks"}
+        })),
+        (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent") => ok(serde_json::json!({
+            "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null,
+            "metadata": {"created_by": "stripe-edge-webhooks"}
+        })),
+        (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent") => ok(serde_json::json!({
+            "id": "cs_paid", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+            "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+        })),
+        (Method::Get, p) if p.starts_with("/v1/checkout/sessions/") => Ok(FakeTransport::json(
+            404,
+            r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such checkout.session"}}"#,
+        )),
+        (Method::Post, "/v1/customers") => ok(serde_json::json!({"id": "cus_new", "object": "customer"})),
+        (Method::Post, "/v1/payment_methods/pm_1/attach") => ok(serde_json::json!({
+            "id": "pm_1", "customer": "cus_new", "card": {"brand": "visa", "last4": "4242"}
+        })),
+        (Method::Post, "/v1/payment_intents") if body.contains("payment_method=pm_decline") => {
+            Ok(FakeTransport::json(402, &serde_json::json!({"error": {
+                "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+                "message": "Your card has insufficient funds.",
+                "payment_intent": {"id": "pi_1", "status": "requires_payment_method", "amount": 1099,
+                    "currency": "usd", "customer": "cus_new", "payment_method": "pm_decline"}
+            }}).to_string()))
+        }
+        (Method::Post, "/v1/payment_intents") => ok(serde_json::json!({
+            "id": "pi_ok", "status": "succeeded", "amount": 1099, "currency": "usd",
+            "customer": "cus_new", "payment_method": "pm_1"
+        })),
+        (Method::Post, "/v1/checkout/sessions") => ok(serde_json::json!({
+            "id": "cs_r", "mode": "payment", "status": "open", "url": "https://checkout.test/cs_r",
+            "customer": "cus_new", "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+        })),
+        (method, p) => panic!("unexpected {} {p}", method.as_str()),
+    }
+}
+
+fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Event {
+    let body = event_json(id, kind, created, object);
+    Event::parse(body.to_string().as_bytes()).unwrap()
+}
+
+fn completed(id: &str, customer: Option<&str>, setup_intent: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
+        "customer": customer, "customer_details": {"email": "a@example.com"},
+        "setup_intent": setup_intent, "metadata": {"created_by": "stripe-edge-webhooks"}
+    })
+}
+
+fn run<R>(
+    store: &MemoryStore,
+    transport: &FakeTransport,
+    f: impl FnOnce(&Services<'_, MemoryStore, FakeTransport>) -> R,
+) -> R {
+    let config = config();
+    let trace = Trace::new();
+    let services = Services::new(store, transport, &config, NOW, &trace).for_webhook();
+    f(&services)
+}
+
+fn writes(transport: &FakeTransport) -> Vec<(String, Option<String>, Option<String>)> {
+    transport
+        .sent()
+        .into_iter()
+        .filter(|r| r.method == Method::Post)
+        .map(|r| {
+            (
+                path(&r).to_owned(),
+                r.header("idempotency-key").map(str::to_owned),
+                r.body.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_webhook_creates_a_customer_attaches_and_records_once() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let e = setup_completed("evt_1");
+    let outcome = run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+    assert_eq!(outcome, Outcome::Handled);
+    assert_eq!(
+        transport.calls(),
+        [
+            "GET /v1/setup_intents/seti_1",
+            "POST /v1/customers",
+            "POST /v1/payment_methods/pm_1/attach"
+        ]
+    );
+    let w = writes(&transport);
+    assert_eq!(w[0].1.as_deref(), Some("checkout.cs_1:customer"));
+    assert_eq!(
+        w[0].2.as_deref(),
+        Some("email=a%40example.com&metadata[checkout_session]=cs_1")
+    );
+    assert_eq!(w[1].1.as_deref(), Some("checkout.cs_1:attach"));
+    assert_eq!(w[1].2.as_deref(), Some("customer=cus_new"));
+    let customer = block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+    assert_eq!(
+        (
+            customer.card_brand.as_deref(),
+            customer.card_last4.as_deref()
+        ),
+        (Some("visa"), Some("4242"))
+    );
+    let checkout = block_on(keys::checkout("cs_1").load(&store))
+        .unwrap()
+        .unwrap();
+    assert!(checkout.is_completed_setup());
+    assert_eq!(checkout.customer.as_deref(), Some("cus_new"));
+
+    // Another delivery of the completion (a new event id, so not deduped by id): no call.
+    let again = setup_completed("evt_2");
+    run(&store, &transport, |s| block_on(handle(&again, s))).unwrap();
+    assert_eq!(transport.calls().len(), 3);
+}
+
+#[test]
+fn a_session_with_a_customer_needs_no_write_at_stripe() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let e = event(
+        "evt_1",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW,
+        completed("cs_c", Some("cus_given"), "seti_c"),
+    );
+    run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+    assert_eq!(transport.calls(), ["GET /v1/setup_intents/seti_c"]);
+    let customer = block_on(keys::customer("cus_given").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+    assert_eq!(customer.card_last4, None);
+}
+
+#[test]
+fn the_success_page_sends_the_same_writes_as_the_webhook_and_either_order_is_one_effect() {
+    // Webhook alone.
+    let by_webhook = MemoryStore::new();
+    let webhook_transport = FakeTransport::new(stripe);
+    let e = setup_completed("evt_1");
+    run(&by_webhook, &webhook_transport, |s| block_on(handle(&e, s))).unwrap();
+
+    // Success page first, in one retrieval, then the webhook.
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let view = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_1"))
+    })
+    .unwrap();
+    assert_eq!(
+        view,
+        SuccessView::CardSaved {
+            customer: "cus_new".into(),
+            brand: Some("visa".into()),
+            last4: Some("4242".into())
+        }
+    );
+    assert_eq!(
+        transport.calls(),
+        [
+            "GET /v1/checkout/sessions/cs_1",
+            "POST /v1/customers",
+            "POST /v1/payment_methods/pm_1/attach"
+        ]
+    );
+    assert_eq!(writes(&transport), writes(&webhook_transport));
+    run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+    assert_eq!(
+        transport.calls().len(),
+        3,
+        "the webhook after the page calls nothing"
+    );
+
+    // Webhook first, then the page: the page reads what was recorded.
+    let view = run(&by_webhook, &webhook_transport, |s| {
+        block_on(complete_from_success_page(s, "cs_1"))
+    })
+    .unwrap();
+    assert!(matches!(view, SuccessView::CardSaved { ref customer, .. } if customer == "cus_new"));
+    assert_eq!(webhook_transport.calls().len(), 3);
+}
+
+#[test]
+fn a_card_saved_by_an_older_session_never_replaces_a_newer_one() {
+    let store = MemoryStore::new();
+    let session = |id: &str, created: i64, pm: &str| {
+        serde_json::json!({
+            "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
+            "created": created, "customer": "cus_x",
+            "setup_intent": {"id": format!("seti_{id}"), "status": "succeeded",
+                             "customer": "cus_x", "payment_method": pm},
+            "metadata": {"created_by": "stripe-edge-webhooks"}
+        })
+    };
+    // The newer session's completion is handled first, the older one's after it.
+    for (event_id, id, created, pm) in [
+        ("evt_b", "cs_b", 200, "pm_b"),
+        ("evt_a", "cs_a", 100, "pm_a"),
+    ] {
+        let e = event(
+            event_id,
+            EventKind::CheckoutSessionCompleted.as_str(),
+            NOW,
+            session(id, created, pm),
+        );
+        run(&store, &FakeTransport::unreachable(), |s| {
+            block_on(handle(&e, s))
+        })
+        .unwrap();
+    }
+    let customer = block_on(keys::customer("cus_x").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            customer.default_payment_method.as_deref(),
+            customer.checkout_session.as_deref()
+        ),
+        (Some("pm_b"), Some("cs_b"))
+    );
+    // Both sessions are still recorded as complete.
+    for id in ["cs_a", "cs_b"] {
+        assert!(block_on(keys::checkout(id).load(&store))
+            .unwrap()
+            .unwrap()
+            .is_completed_setup());
+    }
+}
+
+#[test]
+fn a_session_another_integration_created_is_left_alone() {
+    let store = MemoryStore::new();
+    let mut foreign = completed("cs_1", None, "seti_1");
+    foreign["metadata"] = serde_json::json!({"order": "42"});
+    let e = event(
+        "evt_f",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW,
+        foreign,
+    );
+    let outcome = run(&store, &FakeTransport::unreachable(), |s| {
+        block_on(handle(&e, s))
+    })
+    .unwrap();
+    assert_eq!(outcome, Outcome::Ignored);
+    assert!(store.is_empty());
+
+    let foreign_page = FakeTransport::new(|_| {
+        Ok(FakeTransport::json(
+            200,
+            r#"{"id":"cs_9","object":"checkout.session","mode":"setup","status":"complete","setup_intent":null,"metadata":{}}"#,
+        ))
+    });
+    let error = run(&store, &foreign_page, |s| {
+        block_on(complete_from_success_page(s, "cs_9"))
+    })
+    .unwrap_err();
+    assert_eq!(error.status(), 404);
+    assert_eq!(foreign_page.calls(), ["GET /v1/checkout/sessions/cs_9"]);
+    assert!(store.is_empty());
+}
+
+#[test]
+fn a_stripe_outage_is_retryable_and_the_retry_reuses_the_keys() {
+    let store = MemoryStore::new();
+    let down = stripe_failing(
+        |path| path.ends_with("/attach"),
+        500,
+        r#"{"error":{"type":"api_error"}}"#,
+    );
+    let e = setup_completed("evt_1");
+    let failure = run(&store, &down, |s| block_on(handle(&e, s))).unwrap_err();
+    assert_eq!(failure.step, "attach");
+    assert!(failure.is_retryable());
+    assert!(block_on(keys::checkout("cs_1").load(&store))
+        .unwrap()
+        .is_none());
+
+    let up = FakeTransport::new(stripe);
+    run(&store, &up, |s| block_on(handle(&e, s))).unwrap();
+    let keys_down: Vec<_> = writes(&down).into_iter().map(|w| w.1).collect();
+    let keys_up: Vec<_> = writes(&up).into_iter().map(|w| w.1).collect();
+    assert_eq!(
+        keys_up,
+        keys_down[..2].to_vec(),
+        "customer then attach, same keys"
+    );
+}
+
+#[test]
+fn a_refused_write_is_final_and_a_store_outage_retryable() {
+    let store = MemoryStore::new();
+    let refusing = stripe_failing(
+        |path| path == "/v1/customers",
+        400,
+        r#"{"error":{"type":"invalid_request_error","message":"Invalid email"}}"#,
+    );
+    let e = setup_completed("evt_1");
+    let failure = run(&store, &refusing, |s| block_on(handle(&e, s))).unwrap_err();
+    assert_eq!(
+        (failure.step, failure.is_retryable()),
+        ("create_customer", false)
+    );
+
+    let odd = event(
+        "evt_odd",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW,
+        completed("cs_1/../x", None, "seti_1"),
+    );
+    let failure = run(&store, &FakeTransport::unreachable(), |s| {
+        block_on(handle(&odd, s))
+    })
+    .unwrap_err();
+    assert_eq!(
+        (failure.step, failure.is_retryable()),
+        ("decode_session", false)
+    );
+
+    store.set_failing(true);
+    let failure = run(&store, &FakeTransport::unreachable(), |s| {
+        block_on(handle(&e, s))
+    })
+    .unwrap_err();
+    assert_eq!(
+        (failure.step, failure.is_retryable()),
+        ("load_checkout", true)
+    );
+}
+
+#[test]
+fn an_answer_of_the_wrong_shape_is_a_bad_response_not_a_success() {
+    let store = MemoryStore::new();
+    let odd = stripe_failing(
+        |path| path == "/v1/customers",
+        200,
+        r#"{"object":"customer","id":5}"#,
+    );
+    let e = setup_completed("evt_1");
+    let failure = run(&store, &odd, |s| block_on(handle(&e, s))).unwrap_err();
+    assert_eq!(failure.step, "create_customer");
+    assert_eq!(
+        (failure.error.status(), failure.error.code()),
+        (502, "stripe_bad_response")
+    );
+    assert_eq!(odd.calls().len(), 2, "a 2xx is not retried");
+    assert!(block_on(keys::checkout("cs_1").load(&store))
+        .unwrap()
+        .is_none());
+}
+
+fn save_customer(store: &MemoryStore, pm: &str) {
+    let record = CustomerRecord {
+        version: 1,
+        id: "cus_new".into(),
+        default_payment_method: Some(pm.into()),
+        card_brand: None,
+        card_last4: None,
+        checkout_session: None,
+        saved_by_session_created: 0,
+        updated_at: NOW,
+    };
+    block_on(keys::customer("cus_new").save(store, &record, None)).unwrap();
+}
+
+fn charge_request(json: serde_json::Value) -> ChargeRequest {
+    ChargeRequest::parse(serde_json::from_value(json).unwrap(), "usd").unwrap()
+}
+
+fn charge(
+    store: &MemoryStore,
+    transport: &FakeTransport,
+    request: &ChargeRequest,
+) -> Result<ChargeRecord, AppError> {
+    let config = config();
+    let trace = Trace::new();
+    let services = Services::new(store, transport, &config, NOW, &trace);
+    block_on(create_charge(
+        &services,
+        request,
+        [7; 16],
+        "https://app.test",
+    ))
+}
+
+#[test]
+fn a_successful_charge_is_recorded() {
+    let store = MemoryStore::new();
+    save_customer(&store, "pm_1");
+    let transport = FakeTransport::new(stripe);
+    let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 1099}));
+    let record = charge(&store, &transport, &request).unwrap();
+    assert_eq!(
+        (record.id.as_str(), record.status.as_str(), record.paid),
+        ("pi_ok", "succeeded", true)
+    );
+    assert_eq!(transport.calls(), ["POST /v1/payment_intents"]);
+    let sent = transport.sent();
+    assert_eq!(
+        sent[0].header("idempotency-key"),
+        Some(hex::encode([7u8; 16]).as_str())
+    );
+    assert!(sent[0]
+        .body
+        .as_deref()
+        .unwrap()
+        .contains("off_session=true&confirm=true"));
+    assert_eq!(
+        block_on(keys::charge("pi_ok").load(&store)).unwrap(),
+        Some(record)
+    );
+}
+
+#[test]
+fn a_decline_gets_a_recovery_session_and_a_notification_once() {
+    let store = MemoryStore::new();
+    save_customer(&store, "pm_decline");
+    let transport = FakeTransport::new(stripe);
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "description": "Order 7", "idempotency_key": "order-7"
+    }));
+    let record = charge(&store, &transport, &request).unwrap();
+    assert_eq!(
+        transport.calls(),
+        ["POST /v1/payment_intents", "POST /v1/checkout/sessions"]
+    );
+    let w = writes(&transport);
+    assert_eq!(w[0].1.as_deref(), Some("charge:order-7"));
+    assert_eq!(w[1].1.as_deref(), Some("pi_1:recovery"));
+    assert!(w[1]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("metadata[payment_intent]=pi_1"));
+    assert_eq!(record.answer().0, 402);
+    assert_eq!(
+        record.recovery.as_ref().unwrap().url.as_deref(),
+        Some("https://checkout.test/cs_r")
+    );
+    assert_eq!(
+        record.last_error.as_ref().unwrap().decline_code.as_deref(),
+        Some("insufficient_funds")
+    );
+    assert_eq!(
+        block_on(keys::charge("pi_1").load(&store))
+            .unwrap()
+            .as_ref(),
+        Some(&record)
+    );
+    let recovery_checkout = block_on(keys::checkout("cs_r").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(recovery_checkout.recovers.as_deref(), Some("pi_1"));
+    let note = block_on(keys::notification("pi_1.charge.recovery").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(note.recipient, Recipient::Customer("cus_new".into()));
+    assert_eq!(note.payload["recovery_url"], "https://checkout.test/cs_r");
+    assert_eq!(note.payload["code"], "card_declined");
+
+    // The caller retries with its key: Stripe replays the decline; no second session.
+    let again = charge(&store, &transport, &request).unwrap();
+    assert_eq!(again, record);
+    assert_eq!(transport.calls().len(), 3);
+    assert_eq!(writes(&transport)[2].1.as_deref(), Some("charge:order-7"));
+}
+
+/// KV as a request may see it: reads of the keys in `stale` answer an older value (KV
+/// caches reads at the edge for up to a minute); writes go through.
+#[derive(Default)]
+struct StaleReads {
+    inner: MemoryStore,
+    stale: std::cell::RefCell<std::collections::HashMap<String, String>>,
+}
+
+impl Store for StaleReads {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let old = self.stale.borrow().get(key).cloned();
+        match old {
+            Some(old) => Ok(Some(old)),
+            None => self.inner.get(key).await,
+        }
+    }
+    async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        self.inner.put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<stripe_edge_webhooks::store::ListPage, StoreError> {
+        self.inner.list(prefix, limit, cursor).await
+    }
+}
+
+#[test]
+fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
+    let store = StaleReads::default();
+    save_customer(&store.inner, "pm_decline");
+    let transport = FakeTransport::new(stripe);
+    let config = config();
+    let trace = Trace::new();
+    let services = Services::new(&store, &transport, &config, NOW, &trace);
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-8"
+    }));
+    let first = block_on(create_charge(
+        &services,
+        &request,
+        [1; 16],
+        "https://app.test",
+    ))
+    .unwrap();
+    assert_eq!(first.answer().0, 402);
+    let declined = block_on(store.get("charge:pi_1")).unwrap().unwrap();
+
+    // The customer pays through the recovery session; the webhook records it.
+    let paid = event(
+        "evt_p",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW + 20,
+        serde_json::json!({
+            "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+            "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+        }),
+    );
+    block_on(handle(&paid, &services)).unwrap();
+    assert!(stored_charge(&store).paid);
+
+    // The app retries its request (same key) while its read of the charge is still the
+    // declined one: Stripe replays the decline, and nothing is written over the payment.
+    store
+        .stale
+        .borrow_mut()
+        .insert("charge:pi_1".into(), declined);
+    let retry = block_on(create_charge(
+        &services,
+        &request,
+        [2; 16],
+        "https://app.test",
+    ))
+    .unwrap();
+    assert_eq!(retry.id, "pi_1");
+    store.stale.borrow_mut().clear();
+    let stored = stored_charge(&store);
+    assert_eq!(
+        (stored.status.as_str(), stored.paid),
+        (billing::RECOVERED, true)
+    );
+    assert_eq!(
+        transport.calls(),
+        [
+            "POST /v1/payment_intents",
+            "POST /v1/checkout/sessions",
+            "POST /v1/payment_intents",
+        ],
+        "the retry made no second recovery session"
+    );
+}
+
+#[test]
+fn charges_for_unknown_customers_or_without_a_card_call_nothing() {
+    let store = MemoryStore::new();
+    let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 5}));
+    let unknown = charge(&store, &FakeTransport::unreachable(), &request).unwrap_err();
+    assert!(matches!(
+        unknown,
+        AppError::Billing(BillingError::UnknownCustomer)
+    ));
+    assert_eq!(unknown.status(), 400);
+    let record = CustomerRecord {
+        version: 1,
+        id: "cus_new".into(),
+        default_payment_method: None,
+        card_brand: None,
+        card_last4: None,
+        checkout_session: None,
+        saved_by_session_created: 0,
+        updated_at: NOW,
+    };
+    block_on(keys::customer("cus_new").save(&store, &record, None)).unwrap();
+    let no_card = charge(&store, &FakeTransport::unreachable(), &request).unwrap_err();
+    assert!(matches!(
+        no_card,
+        AppError::Billing(BillingError::NoSavedPaymentMethod)
+    ));
+}
+
+#[test]
+fn follow_up_events_update_the_charge_in_order_and_the_recovery_marks_it_paid() {
+    let store = MemoryStore::new();
+    save_customer(&store, "pm_decline");
+    let transport = FakeTransport::new(stripe);
+    let request = charge_request(serde_json::json!({"customer": "cus_new", "amount": 1099}));
+    charge(&store, &transport, &request).unwrap();
+    let pi = |status: &str| {
+        serde_json::json!({"id": "pi_1", "status": status, "amount": 1099, "currency": "usd",
+            "customer": "cus_new", "last_payment_error": {"code": "card_declined", "decline_code": "lost_card"}})
+    };
+    // An older failure: nothing changes.
+    let old = event(
+        "evt_o",
+        EventKind::PaymentIntentPaymentFailed.as_str(),
+        NOW - 10,
+        pi("requires_payment_method"),
+    );
+    assert_eq!(
+        run(&store, &transport, |s| block_on(handle(&old, s))).unwrap(),
+        Outcome::Handled
+    );
+    let stored = stored_charge(&store);
+    assert_eq!(
+        stored.last_error.unwrap().decline_code.as_deref(),
+        Some("insufficient_funds")
+    );
+    // A newer failure updates the error.
+    let newer = event(
+        "evt_n",
+        EventKind::PaymentIntentPaymentFailed.as_str(),
+        NOW + 10,
+        pi("requires_payment_method"),
+    );
+    run(&store, &transport, |s| block_on(handle(&newer, s))).unwrap();
+    let stored = stored_charge(&store);
+    assert_eq!(
+        stored.last_error.unwrap().decline_code.as_deref(),
+        Some("lost_card")
+    );
+    // Unknown PaymentIntents are not ours.
+    let mut foreign = pi("succeeded");
+    foreign["id"] = "pi_other".into();
+    let foreign = event(
+        "evt_f",
+        EventKind::PaymentIntentSucceeded.as_str(),
+        NOW,
+        foreign,
+    );
+    assert_eq!(
+        run(&store, &transport, |s| block_on(handle(&foreign, s))).unwrap(),
+        Outcome::Ignored
+    );
+    // The recovery session completes: paid.
+    let paid = event(
+        "evt_p",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW + 20,
+        serde_json::json!({
+            "id": "cs_r", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+            "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+        }),
+    );
+    run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
+    let stored = stored_charge(&store);
+    assert_eq!(
+        (stored.status.as_str(), stored.paid),
+        (billing::RECOVERED, true)
+    );
+    assert_eq!(
+        stored.recovery.unwrap().payment_intent.as_deref(),
+        Some("pi_new")
+    );
+    // A late failure of the original intent does not undo it.
+    let late = event(
+        "evt_l",
+        EventKind::PaymentIntentPaymentFailed.as_str(),
+        NOW + 30,
+        pi("requires_payment_method"),
+    );
+    run(&store, &transport, |s| block_on(handle(&late, s))).unwrap();
+    assert!(stored_charge(&store).paid);
+    assert_eq!(transport.calls().len(), 2, "events call nothing at Stripe");
+}
+
+#[test]
+fn the_success_page_records_a_paid_recovery_session() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let view = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_paid"))
+    })
+    .unwrap();
+    assert_eq!(
+        view,
+        SuccessView::PaymentReceived {
+            session: "cs_paid".into()
+        }
+    );
+    assert!(stored_charge(&store).paid);
+}
+
+#[test]
+fn success_page_failures_are_clear_pages() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let unknown = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_nope"))
+    })
+    .unwrap_err();
+    let (status, html) = success_error_page(&unknown);
+    assert_eq!(status, 404);
+    assert!(html.contains("Unknown session"));
+    let open = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_open"))
+    })
+    .unwrap_err();
+    assert_eq!(success_error_page(&open).0, 409);
+    let bad = AppError::from(BillingError::InvalidSessionId);
+    assert_eq!(success_error_page(&bad).0, 400);
+    let down = FakeTransport::new(|_| Err(SendFailure::Network("reset".into())));
+    let unavailable = run(&store, &down, |s| {
+        block_on(complete_from_success_page(s, "cs_1"))
+    })
+    .unwrap_err();
+    assert_eq!(success_error_page(&unavailable).0, 503);
+    assert_eq!(success_error_page(&AppError::Internal("x")).0, 500);
+}
