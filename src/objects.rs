@@ -1,12 +1,49 @@
 //! The Stripe objects this service reads, from API responses and from `event.data.object`.
 //! Only the fields used are declared; everything else Stripe sends is skipped, so new
 //! fields never break decoding and the wasm carries no generated API surface.
+//!
+//! Stripe's types (the SDK's, generated from its OpenAPI spec) decide what may be `null` and
+//! what may come expanded: every field the SDK types `… | null` decodes from `null`, and every
+//! expandable one (`string | Customer`) from an id or the object. The tests decode Stripe's own
+//! example of each object and a copy with every nullable field set to null
+//! (`tests/fixtures/stripe_objects.json`, made by `tools/gen-object-fixtures.mjs`).
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub type Metadata = BTreeMap<String, String>;
+
+/// `null` (which Stripe sends for an empty nullable field, e.g. a Checkout Session's
+/// `metadata: Metadata | null`) read as the empty value.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+/// The id of an expandable field that is only ever needed as an id (`customer`,
+/// `payment_intent`): Stripe sends the id, or the object (even a deleted customer) when the
+/// request expanded it.
+fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Object {
+        id: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IdOrObject {
+        Id(String),
+        Object(Object),
+    }
+    Ok(match Option::<IdOrObject>::deserialize(deserializer)? {
+        Some(IdOrObject::Id(id)) => Some(id),
+        Some(IdOrObject::Object(object)) => Some(object.id),
+        None => None,
+    })
+}
 
 /// A field Stripe returns as an id, or as the object when asked with `expand[]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -62,7 +99,7 @@ pub struct Card {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct PaymentMethod {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
     #[serde(default)]
     pub card: Option<Card>,
@@ -72,7 +109,7 @@ pub struct PaymentMethod {
 pub struct SetupIntent {
     pub id: String,
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
     #[serde(default)]
     pub payment_method: Option<Expandable<PaymentMethod>>,
@@ -97,19 +134,19 @@ pub struct CheckoutSession {
     pub payment_status: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
     #[serde(default)]
     pub customer_details: Option<CustomerDetails>,
     #[serde(default)]
     pub setup_intent: Option<Expandable<SetupIntent>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub payment_intent: Option<String>,
     #[serde(default)]
     pub amount_total: Option<i64>,
     #[serde(default)]
     pub currency: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -119,11 +156,11 @@ pub struct PaymentIntent {
     pub status: String,
     pub amount: i64,
     pub currency: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "expandable_id")]
     pub payment_method: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -148,7 +185,7 @@ pub struct VerificationSession {
     pub client_secret: Option<String>,
     #[serde(default)]
     pub last_error: Option<VerificationLastError>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -159,7 +196,7 @@ pub struct WebhookEndpoint {
     /// Only in the response to the create call.
     #[serde(default)]
     pub secret: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub enabled_events: Vec<String>,
 }
 
@@ -205,5 +242,93 @@ mod tests {
         .unwrap();
         assert_eq!(pi.customer, None);
         assert_eq!(pi.amount, 1099);
+    }
+
+    /// Stripe's own example objects and their all-nullable-fields-null copies.
+    fn stripe_objects() -> serde_json::Value {
+        serde_json::from_str(include_str!("../tests/fixtures/stripe_objects.json"))
+            .expect("tests/fixtures/stripe_objects.json is JSON")
+    }
+
+    fn variants(name: &str) -> [(String, serde_json::Value); 2] {
+        let objects = stripe_objects();
+        let entry = &objects[name];
+        assert!(entry.is_object(), "no {name} in stripe_objects.json");
+        ["fixture", "nullable"].map(|variant| (format!("{name} {variant}"), entry[variant].clone()))
+    }
+
+    fn decodes_every_variant<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
+        variants(name)
+            .into_iter()
+            .map(|(label, value)| {
+                serde_json::from_value(value).unwrap_or_else(|e| panic!("{label}: {e}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_object_decodes_from_stripes_example_and_with_every_nullable_field_null() {
+        let sessions: Vec<CheckoutSession> = decodes_every_variant("checkout.session");
+        assert_eq!(sessions[0].mode, "payment");
+        assert_eq!(sessions[1].metadata, Metadata::new());
+        assert_eq!((sessions[1].customer.as_deref(), sessions[1].status.as_deref()), (None, None));
+        let intents: Vec<SetupIntent> = decodes_every_variant("setup_intent");
+        assert!(intents[1].payment_method.is_none() && intents[1].customer.is_none());
+        let methods: Vec<PaymentMethod> = decodes_every_variant("payment_method");
+        let card = methods[1].card.as_ref().expect("a card payment method");
+        assert_eq!((card.brand.as_deref(), card.last4.as_deref()), (Some("visa"), Some("4242")));
+        decodes_every_variant::<Customer>("customer");
+        let payments: Vec<PaymentIntent> = decodes_every_variant("payment_intent");
+        assert_eq!(payments[1].payment_method, None);
+        let verifications: Vec<VerificationSession> =
+            decodes_every_variant("identity.verification_session");
+        assert_eq!(verifications[1].last_error, None);
+        decodes_every_variant::<WebhookEndpoint>("webhook_endpoint");
+    }
+
+    #[test]
+    fn the_event_envelope_decodes_from_stripes_example_and_with_nulls() {
+        for (label, mut event) in variants("event") {
+            // fixtures3.json's event carries an object of its own; any object will do here.
+            event["data"]["object"] = stripe_objects()["checkout.session"]["fixture"].clone();
+            let body = serde_json::to_vec(&event).unwrap();
+            let parsed = crate::event::Event::parse(&body).unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert!(parsed.object::<CheckoutSession>().is_ok(), "{label}");
+        }
+    }
+
+    #[test]
+    fn expandable_fields_decode_as_an_id_and_as_the_object() {
+        let objects = stripe_objects();
+        let example = |name: &str| objects[name]["fixture"].clone();
+        let mut session = example("checkout.session");
+        session["customer"] = example("customer");
+        session["payment_intent"] = example("payment_intent");
+        let mut setup = example("setup_intent");
+        setup["payment_method"] = example("payment_method");
+        setup["customer"] = example("customer");
+        session["setup_intent"] = setup;
+        let expanded: CheckoutSession = serde_json::from_value(session.clone()).unwrap();
+        assert_eq!(expanded.customer.as_deref(), example("customer")["id"].as_str());
+        assert_eq!(expanded.payment_intent.as_deref(), example("payment_intent")["id"].as_str());
+        let setup = expanded.setup_intent.as_ref().and_then(Expandable::object).unwrap();
+        assert_eq!(setup.customer.as_deref(), example("customer")["id"].as_str());
+        let method = setup.payment_method.as_ref().and_then(Expandable::object).unwrap();
+        assert_eq!(method.card.as_ref().and_then(|c| c.last4.as_deref()), Some("4242"));
+
+        // A deleted customer, expanded, is still its id.
+        session["customer"] = serde_json::json!({"id": "cus_gone", "object": "customer", "deleted": true});
+        let deleted: CheckoutSession = serde_json::from_value(session).unwrap();
+        assert_eq!(deleted.customer.as_deref(), Some("cus_gone"));
+
+        let mut payment = example("payment_intent");
+        payment["customer"] = example("customer");
+        payment["payment_method"] = example("payment_method");
+        let payment: PaymentIntent = serde_json::from_value(payment).unwrap();
+        assert_eq!(payment.payment_method.as_deref(), example("payment_method")["id"].as_str());
+        let mut method = example("payment_method");
+        method["customer"] = example("customer");
+        let method: PaymentMethod = serde_json::from_value(method).unwrap();
+        assert_eq!(method.customer.as_deref(), example("customer")["id"].as_str());
     }
 }
