@@ -55,12 +55,15 @@ impl SessionEvent {
         })
     }
 
-    /// Within one second, the order in which Stripe can emit them: ties are broken by it.
+    /// Within one second, the order in which Stripe emits them: ties are broken by it.
+    /// Stripe's lifecycle (docs: "How sessions work") is created (`requires_input`), then
+    /// `processing` once the user submits, then `verified`, or back to `requires_input` when a
+    /// check fails; so a `requires_input` in the same second as `processing` comes after it.
     fn rank(self) -> u8 {
         match self {
             Self::Created => 0,
-            Self::RequiresInput => 1,
-            Self::Processing => 2,
+            Self::Processing => 1,
+            Self::RequiresInput => 2,
             Self::Verified | Self::Canceled => 3,
             Self::Redacted => 4,
         }
@@ -81,18 +84,115 @@ pub enum Next {
     Final,
 }
 
-/// How a `last_error.code` is treated. Unknown codes are kept verbatim and retryable: Stripe
-/// adds codes, and refusing a user for a code we do not know yet would be wrong.
+/// What the user can do about a failed check, told in the notification (`user_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAction {
+    /// Start again (another session), with what the check asked for.
+    TryAgain,
+    /// The user left the flow before submitting: finish it.
+    FinishVerification,
+    /// The device cannot run the flow (no camera, old browser): continue on another device.
+    SwitchDevice,
+    /// Use a valid, unexpired document of a supported type.
+    UseAnotherDocument,
+    /// Nothing the user can do; the operator decides (manual review) or the outcome is final.
+    ContactSupport,
+}
+
+/// Every `last_error.code` Stripe defines for the pinned API version (the SDK's
+/// `VerificationSession.LastError.Code`, checked against `tests/fixtures/stripe_objects.json`),
+/// each decided on purpose: whether another attempt may help, and what the user is told to do.
+pub const LAST_ERROR_CODES: &[(&str, Next, UserAction)] = &[
+    ("abandoned", Next::Retry, UserAction::FinishVerification),
+    // The user refused the biometric consent: a person decides, not another automatic try.
+    (
+        "consent_declined",
+        Next::ManualReview,
+        UserAction::ContactSupport,
+    ),
+    (
+        "country_not_supported",
+        Next::Final,
+        UserAction::ContactSupport,
+    ),
+    (
+        "device_not_supported",
+        Next::Retry,
+        UserAction::SwitchDevice,
+    ),
+    (
+        "document_expired",
+        Next::Retry,
+        UserAction::UseAnotherDocument,
+    ),
+    (
+        "document_type_not_supported",
+        Next::Retry,
+        UserAction::UseAnotherDocument,
+    ),
+    (
+        "document_unverified_other",
+        Next::Retry,
+        UserAction::TryAgain,
+    ),
+    ("email_unverified_other", Next::Retry, UserAction::TryAgain),
+    // Declining the email or phone one-time code is not a fraud signal; it may be retried.
+    (
+        "email_verification_declined",
+        Next::Retry,
+        UserAction::TryAgain,
+    ),
+    (
+        "id_number_insufficient_document_data",
+        Next::Retry,
+        UserAction::TryAgain,
+    ),
+    ("id_number_mismatch", Next::Retry, UserAction::TryAgain),
+    (
+        "id_number_unverified_other",
+        Next::Retry,
+        UserAction::TryAgain,
+    ),
+    ("phone_unverified_other", Next::Retry, UserAction::TryAgain),
+    (
+        "phone_verification_declined",
+        Next::Retry,
+        UserAction::TryAgain,
+    ),
+    (
+        "selfie_document_missing_photo",
+        Next::Retry,
+        UserAction::UseAnotherDocument,
+    ),
+    ("selfie_face_mismatch", Next::Retry, UserAction::TryAgain),
+    // A manipulated selfie is a fraud signal: a person reviews it; no automatic retry.
+    (
+        "selfie_manipulated",
+        Next::ManualReview,
+        UserAction::ContactSupport,
+    ),
+    ("selfie_unverified_other", Next::Retry, UserAction::TryAgain),
+    (
+        "under_supported_age",
+        Next::Final,
+        UserAction::ContactSupport,
+    ),
+];
+
+/// How a `last_error.code` is treated ([`LAST_ERROR_CODES`]). Unknown codes are kept verbatim
+/// and retryable: Stripe adds codes, and refusing a user for a code we do not know yet would
+/// be wrong.
+pub fn guidance(code: Option<&str>) -> (Next, UserAction) {
+    code.and_then(|code| LAST_ERROR_CODES.iter().find(|(known, ..)| *known == code))
+        .map_or((Next::Retry, UserAction::TryAgain), |&(_, next, action)| {
+            (next, action)
+        })
+}
+
+/// Whether another attempt may help after a failure with `code` (see [`guidance`]).
 pub fn classify(code: Option<&str>) -> Next {
-    match code {
-        Some(
-            "consent_declined" | "email_verification_declined" | "phone_verification_declined",
-        ) => Next::ManualReview,
-        Some("under_supported_age" | "country_not_supported") => Next::Final,
-        // document_expired, document_unverified_other, document_type_not_supported, the
-        // selfie_* and id_number_* codes, abandoned, device_not_supported, and unknown codes.
-        _ => Next::Retry,
-    }
+    guidance(code).0
 }
 
 /// The value under `identity:session:{vs_id}`.
@@ -281,6 +381,9 @@ pub struct UserNotice {
     pub reason: Option<String>,
     pub may_retry: bool,
     pub next: Next,
+    /// For a failed check: what the user can do about it ([`guidance`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_action: Option<UserAction>,
     pub attempts: u32,
     pub remaining_attempts: u32,
     /// The event's `created`.
@@ -513,6 +616,13 @@ fn notice(
         } else {
             user.next
         },
+        user_action: (kind == SessionEvent::RequiresInput).then(|| {
+            if user.may_retry(max_attempts) {
+                guidance(error.and_then(|e| e.code.as_deref())).1
+            } else {
+                UserAction::ContactSupport
+            }
+        }),
         attempts: user.attempts(),
         remaining_attempts: user.remaining_attempts(max_attempts),
         created_at: event_created,
@@ -645,7 +755,9 @@ mod tests {
 
     #[test]
     fn each_listed_code_is_decided_as_the_issue_says() {
-        assert_eq!(classify(Some("consent_declined")), Next::ManualReview);
+        for code in ["consent_declined", "selfie_manipulated"] {
+            assert_eq!(classify(Some(code)), Next::ManualReview, "{code}");
+        }
         for code in ["under_supported_age", "country_not_supported"] {
             assert_eq!(classify(Some(code)), Next::Final, "{code}");
         }
@@ -655,16 +767,52 @@ mod tests {
             "document_type_not_supported",
             "selfie_document_missing_photo",
             "selfie_face_mismatch",
-            "selfie_manipulated",
             "selfie_unverified_other",
             "id_number_insufficient_document_data",
             "id_number_mismatch",
             "id_number_unverified_other",
+            "email_verification_declined",
+            "phone_verification_declined",
+            "abandoned",
+            "device_not_supported",
             "a_code_stripe_adds_next_year",
         ] {
             assert_eq!(classify(Some(code)), Next::Retry, "{code}");
         }
         assert_eq!(classify(None), Next::Retry);
+        assert_eq!(
+            guidance(Some("abandoned")).1,
+            UserAction::FinishVerification
+        );
+        assert_eq!(
+            guidance(Some("device_not_supported")).1,
+            UserAction::SwitchDevice
+        );
+        assert_eq!(
+            guidance(Some("document_expired")).1,
+            UserAction::UseAnotherDocument
+        );
+        assert_eq!(
+            guidance(Some("a_code_stripe_adds_next_year")),
+            (Next::Retry, UserAction::TryAgain)
+        );
+    }
+
+    #[test]
+    fn every_code_of_stripes_enum_is_decided_explicitly_and_no_other() {
+        let objects: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/stripe_objects.json")).unwrap();
+        let mut sdk: Vec<&str> = objects["enums"]["identity.verification_session.last_error.code"]
+            .as_array()
+            .expect("the SDK's code enum")
+            .iter()
+            .filter_map(|code| code.as_str())
+            .collect();
+        let mut ours: Vec<&str> = LAST_ERROR_CODES.iter().map(|(code, ..)| *code).collect();
+        sdk.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(sdk.len(), 19, "the pinned SDK lists 19 codes");
+        assert_eq!(ours, sdk);
     }
 
     #[test]
@@ -837,6 +985,36 @@ mod tests {
             1
         );
         assert_eq!(in_order.user().verified_at, Some(120));
+    }
+
+    #[test]
+    fn requires_input_in_the_same_second_as_processing_follows_it_in_either_arrival_order() {
+        let s = session("vs_1", Some("u_1"), 100);
+        let failed_session = failed(s.clone(), "document_expired");
+        for processing_first in [true, false] {
+            let mut w = World::new();
+            w.deliver(SessionEvent::Created, 100, &s);
+            if processing_first {
+                w.deliver(SessionEvent::Processing, 105, &s);
+                assert!(w.deliver(SessionEvent::RequiresInput, 105, &failed_session));
+            } else {
+                assert!(w.deliver(SessionEvent::RequiresInput, 105, &failed_session));
+                assert!(
+                    !w.deliver(SessionEvent::Processing, 105, &s),
+                    "processing is before requires_input"
+                );
+            }
+            assert_eq!(
+                w.user().status,
+                "requires_input",
+                "processing first: {processing_first}"
+            );
+            assert_eq!(
+                w.user().last_error.as_ref().unwrap().code.as_deref(),
+                Some("document_expired")
+            );
+            assert_eq!(w.notices.len(), 1, "the failure is notified once");
+        }
     }
 
     #[test]

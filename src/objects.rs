@@ -271,12 +271,21 @@ mod tests {
         let sessions: Vec<CheckoutSession> = decodes_every_variant("checkout.session");
         assert_eq!(sessions[0].mode, "payment");
         assert_eq!(sessions[1].metadata, Metadata::new());
-        assert_eq!((sessions[1].customer.as_deref(), sessions[1].status.as_deref()), (None, None));
+        assert_eq!(
+            (
+                sessions[1].customer.as_deref(),
+                sessions[1].status.as_deref()
+            ),
+            (None, None)
+        );
         let intents: Vec<SetupIntent> = decodes_every_variant("setup_intent");
         assert!(intents[1].payment_method.is_none() && intents[1].customer.is_none());
         let methods: Vec<PaymentMethod> = decodes_every_variant("payment_method");
         let card = methods[1].card.as_ref().expect("a card payment method");
-        assert_eq!((card.brand.as_deref(), card.last4.as_deref()), (Some("visa"), Some("4242")));
+        assert_eq!(
+            (card.brand.as_deref(), card.last4.as_deref()),
+            (Some("visa"), Some("4242"))
+        );
         decodes_every_variant::<Customer>("customer");
         let payments: Vec<PaymentIntent> = decodes_every_variant("payment_intent");
         assert_eq!(payments[1].payment_method, None);
@@ -292,7 +301,8 @@ mod tests {
             // fixtures3.json's event carries an object of its own; any object will do here.
             event["data"]["object"] = stripe_objects()["checkout.session"]["fixture"].clone();
             let body = serde_json::to_vec(&event).unwrap();
-            let parsed = crate::event::Event::parse(&body).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let parsed =
+                crate::event::Event::parse(&body).unwrap_or_else(|e| panic!("{label}: {e}"));
             assert!(parsed.object::<CheckoutSession>().is_ok(), "{label}");
         }
     }
@@ -309,15 +319,36 @@ mod tests {
         setup["customer"] = example("customer");
         session["setup_intent"] = setup;
         let expanded: CheckoutSession = serde_json::from_value(session.clone()).unwrap();
-        assert_eq!(expanded.customer.as_deref(), example("customer")["id"].as_str());
-        assert_eq!(expanded.payment_intent.as_deref(), example("payment_intent")["id"].as_str());
-        let setup = expanded.setup_intent.as_ref().and_then(Expandable::object).unwrap();
-        assert_eq!(setup.customer.as_deref(), example("customer")["id"].as_str());
-        let method = setup.payment_method.as_ref().and_then(Expandable::object).unwrap();
-        assert_eq!(method.card.as_ref().and_then(|c| c.last4.as_deref()), Some("4242"));
+        assert_eq!(
+            expanded.customer.as_deref(),
+            example("customer")["id"].as_str()
+        );
+        assert_eq!(
+            expanded.payment_intent.as_deref(),
+            example("payment_intent")["id"].as_str()
+        );
+        let setup = expanded
+            .setup_intent
+            .as_ref()
+            .and_then(Expandable::object)
+            .unwrap();
+        assert_eq!(
+            setup.customer.as_deref(),
+            example("customer")["id"].as_str()
+        );
+        let method = setup
+            .payment_method
+            .as_ref()
+            .and_then(Expandable::object)
+            .unwrap();
+        assert_eq!(
+            method.card.as_ref().and_then(|c| c.last4.as_deref()),
+            Some("4242")
+        );
 
         // A deleted customer, expanded, is still its id.
-        session["customer"] = serde_json::json!({"id": "cus_gone", "object": "customer", "deleted": true});
+        session["customer"] =
+            serde_json::json!({"id": "cus_gone", "object": "customer", "deleted": true});
         let deleted: CheckoutSession = serde_json::from_value(session).unwrap();
         assert_eq!(deleted.customer.as_deref(), Some("cus_gone"));
 
@@ -325,10 +356,16 @@ mod tests {
         payment["customer"] = example("customer");
         payment["payment_method"] = example("payment_method");
         let payment: PaymentIntent = serde_json::from_value(payment).unwrap();
-        assert_eq!(payment.payment_method.as_deref(), example("payment_method")["id"].as_str());
+        assert_eq!(
+            payment.payment_method.as_deref(),
+            example("payment_method")["id"].as_str()
+        );
         let mut method = example("payment_method");
         method["customer"] = example("customer");
         let method: PaymentMethod = serde_json::from_value(method).unwrap();
-        assert_eq!(method.customer.as_deref(), example("customer")["id"].as_str());
+        assert_eq!(
+            method.customer.as_deref(),
+            example("customer")["id"].as_str()
+        );
     }
 }

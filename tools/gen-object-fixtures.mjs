@@ -109,5 +109,19 @@ names.forEach((name, i) => {
   if (nulled.length === 0) throw new Error(`no nullable field found for ${name}: the SDK types did not resolve`);
   result[name] = { fixture, nullable, nulled_fields: nulled };
 });
+/** The string literals of an enum field (`'a' | 'b' | OtherString`), by a path of property names. */
+function enumValues(type, path) {
+  let current = type;
+  for (const name of path) {
+    current = propertyType(current, name);
+    if (!current) throw new Error(`no ${path.join('.')} in the SDK type`);
+  }
+  const parts = current.isUnion() ? current.types : [current];
+  return parts.filter((t) => t.isStringLiteral()).map((t) => t.value).sort();
+}
+// The decisions the worker makes per value (identity::guidance) must cover exactly these.
+result.enums = {
+  'identity.verification_session.last_error.code': enumValues(declared.get(`v${names.indexOf('identity.verification_session')}`), ['last_error', 'code']),
+};
 writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
 console.log(`wrote ${out}: ${names.length} objects`);
