@@ -50,6 +50,10 @@ pub enum BillingError {
     NoSetupIntent,
     #[error("the SetupIntent has no payment method")]
     NoPaymentMethod,
+    /// A completed session whose SetupIntent did not succeed (still processing, or failed):
+    /// no card is saved until Stripe says `succeeded`.
+    #[error("the card was not saved: the SetupIntent has not succeeded")]
+    SetupNotSucceeded,
 }
 
 impl BillingError {
@@ -67,6 +71,7 @@ impl BillingError {
             Self::SessionNotComplete => "session_not_complete",
             Self::NoSetupIntent => "no_setup_intent",
             Self::NoPaymentMethod => "no_payment_method",
+            Self::SetupNotSucceeded => "setup_not_succeeded",
         }
     }
 }
@@ -327,12 +332,28 @@ mod tests {
         let complete = session(
             serde_json::json!({"id": "cs_1", "mode": "setup", "status": "complete", "setup_intent": "seti_1"}),
         );
-        let no_pm =
-            setup_intent(serde_json::json!({"id": "seti_1", "status": "requires_payment_method"}));
+        let no_pm = setup_intent(serde_json::json!({"id": "seti_1", "status": "succeeded"}));
         assert_eq!(
             plan_setup(&complete, &no_pm),
             Err(BillingError::NoPaymentMethod)
         );
+        // A card is saved only once the SetupIntent succeeded (a declined card leaves it
+        // requires_payment_method; a delayed method, processing).
+        for status in [
+            "requires_payment_method",
+            "requires_action",
+            "processing",
+            "canceled",
+        ] {
+            let unfinished = setup_intent(
+                serde_json::json!({"id": "seti_1", "status": status, "payment_method": "pm_1"}),
+            );
+            assert_eq!(
+                plan_setup(&complete, &unfinished),
+                Err(BillingError::SetupNotSucceeded),
+                "{status}"
+            );
+        }
     }
 
     #[test]
@@ -545,7 +566,7 @@ mod tests {
         assert_eq!(pi.path, "/v1/payment_intents");
         assert_eq!(
             pi.form.encode(),
-            "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&allowed_payment_method_types[]=card&description=Order+7"
+            "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never&off_session=true&confirm=true&description=Order+7"
         );
         let anonymous = ChargeRequest::parse(
             input(serde_json::json!({"customer": "cus_1", "amount": 5})),
@@ -649,6 +670,7 @@ mod tests {
         let expected = [
             ("mode", "payment"),
             ("customer", "cus_1"),
+            ("payment_intent_data[setup_future_usage]", "off_session"),
             ("line_items[0][quantity]", "1"),
             ("line_items[0][price_data][currency]", "usd"),
             ("line_items[0][price_data][unit_amount]", "1099"),

@@ -91,7 +91,9 @@ impl AppError {
             Self::Store(StoreError::Unavailable(_)) => class(503, "store_unavailable", true),
             Self::Store(StoreError::Corrupt { .. }) => class(500, "store_corrupt", false),
             // The session is still open at Stripe: finish Checkout first.
-            Self::Billing(e @ BillingError::SessionNotComplete) => class(409, e.code(), false),
+            Self::Billing(
+                e @ (BillingError::SessionNotComplete | BillingError::SetupNotSucceeded),
+            ) => class(409, e.code(), false),
             Self::Billing(e) => class(400, e.code(), false),
             Self::Identity(CreateError::Invalid(_)) => class(400, "invalid_request", false),
             Self::Identity(CreateError::Refused(refusal)) => class(409, refusal.code(), false),

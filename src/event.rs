@@ -139,6 +139,12 @@ event_kinds! {
     VerificationSessionRedacted => "identity.verification_session.redacted",
     /// Setup mode saves a card; payment mode pays a declined charge (its recovery).
     CheckoutSessionCompleted => "checkout.session.completed",
+    /// A session completed with a delayed payment method (`payment_status: unpaid`) was paid.
+    CheckoutSessionAsyncPaymentSucceeded => "checkout.session.async_payment_succeeded",
+    /// ... or its payment failed.
+    CheckoutSessionAsyncPaymentFailed => "checkout.session.async_payment_failed",
+    /// An open session expired (24 h after creation by default) without being completed.
+    CheckoutSessionExpired => "checkout.session.expired",
     PaymentIntentSucceeded => "payment_intent.succeeded",
     PaymentIntentPaymentFailed => "payment_intent.payment_failed",
 }

@@ -50,6 +50,9 @@ impl SessionEvent {
             EventKind::VerificationSessionCanceled => Self::Canceled,
             EventKind::VerificationSessionRedacted => Self::Redacted,
             EventKind::CheckoutSessionCompleted
+            | EventKind::CheckoutSessionAsyncPaymentSucceeded
+            | EventKind::CheckoutSessionAsyncPaymentFailed
+            | EventKind::CheckoutSessionExpired
             | EventKind::PaymentIntentSucceeded
             | EventKind::PaymentIntentPaymentFailed => return None,
         })

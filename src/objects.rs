@@ -140,8 +140,9 @@ pub struct CheckoutSession {
     pub customer_details: Option<CustomerDetails>,
     #[serde(default)]
     pub setup_intent: Option<Expandable<SetupIntent>>,
-    #[serde(default, deserialize_with = "expandable_id")]
-    pub payment_intent: Option<String>,
+    /// Expanded by the success page's retrieval (with its payment method).
+    #[serde(default)]
+    pub payment_intent: Option<Expandable<PaymentIntent>>,
     #[serde(default)]
     pub amount_total: Option<i64>,
     #[serde(default)]
@@ -158,8 +159,9 @@ pub struct PaymentIntent {
     pub currency: String,
     #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
-    #[serde(default, deserialize_with = "expandable_id")]
-    pub payment_method: Option<String>,
+    /// Expanded when retrieved for a paid recovery session (the card to keep).
+    #[serde(default)]
+    pub payment_method: Option<Expandable<PaymentMethod>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
@@ -288,7 +290,7 @@ mod tests {
         );
         decodes_every_variant::<Customer>("customer");
         let payments: Vec<PaymentIntent> = decodes_every_variant("payment_intent");
-        assert_eq!(payments[1].payment_method, None);
+        assert!(payments[1].payment_method.is_none());
         let verifications: Vec<VerificationSession> =
             decodes_every_variant("identity.verification_session");
         assert_eq!(verifications[1].last_error, None);
@@ -324,7 +326,7 @@ mod tests {
             example("customer")["id"].as_str()
         );
         assert_eq!(
-            expanded.payment_intent.as_deref(),
+            expanded.payment_intent.as_ref().map(Expandable::id),
             example("payment_intent")["id"].as_str()
         );
         let setup = expanded
@@ -356,9 +358,10 @@ mod tests {
         payment["customer"] = example("customer");
         payment["payment_method"] = example("payment_method");
         let payment: PaymentIntent = serde_json::from_value(payment).unwrap();
+        let paid_with = payment.payment_method.as_ref().and_then(Expandable::object);
         assert_eq!(
-            payment.payment_method.as_deref(),
-            example("payment_method")["id"].as_str()
+            paid_with.and_then(|pm| pm.card.as_ref()?.brand.as_deref()),
+            Some("visa")
         );
         let mut method = example("payment_method");
         method["customer"] = example("customer");

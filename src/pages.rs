@@ -63,6 +63,10 @@ pub enum SuccessView {
     PaymentReceived {
         session: String,
     },
+    /// Completed with a delayed payment method: paid once the money arrives.
+    PaymentProcessing {
+        session: String,
+    },
 }
 
 impl SuccessView {
@@ -90,6 +94,13 @@ impl SuccessView {
                 "Payment received",
                 &[
                     "Thank you: your payment went through.".to_owned(),
+                    format!("Reference: {session}"),
+                ],
+            ),
+            Self::PaymentProcessing { session } => page(
+                "Payment processing",
+                &[
+                    "Thank you: your payment is being processed. It can take a few days to arrive; you will hear from us when it has.".to_owned(),
                     format!("Reference: {session}"),
                 ],
             ),
@@ -127,6 +138,11 @@ fn success_error(error: &AppError) -> ErrorPage {
             None,
             "Not finished yet",
             "This Checkout Session is not complete. Go back to Checkout to finish it.",
+        ),
+        AppError::Billing(BillingError::SetupNotSucceeded) => error_page(
+            None,
+            "Card not saved",
+            "Your card could not be saved. Go back to Checkout and try again, or use another card.",
         ),
         AppError::NotFound => error_page(None, "Unknown session", "No such Checkout Session here."),
         AppError::Stripe(StripeError::Api(api)) if api.status == 404 => error_page(

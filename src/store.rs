@@ -25,6 +25,9 @@ pub use error::StoreError;
 /// month leaves room to investigate.
 pub const EVENT_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 
+/// How long Stripe keeps an Idempotency-Key (and its saved result): 24 hours.
+pub const STRIPE_KEY_TTL_SECONDS: u64 = 24 * 60 * 60;
+
 /// The port the core needs from KV. Futures are not `Send`: Workers runs one thread.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -152,6 +155,12 @@ pub mod keys {
 
     pub fn charge(payment_intent_id: &str) -> Key<crate::billing::ChargeRecord> {
         Key::new(format!("charge:{payment_intent_id}"))
+    }
+
+    /// The payment method a caller-keyed `POST /charges` was first sent with (Stripe keeps
+    /// a key 24 h, and so does this record).
+    pub fn charge_key(caller_key: &str) -> Key<crate::billing::ChargeKeyRecord> {
+        Key::new(format!("charge_key:{caller_key}"))
     }
 
     pub fn notification(id: &str) -> Key<Notification> {

@@ -75,6 +75,9 @@ function optionsFor(type) {
   if (type === 'identity.verification_session.redacted') return ['session'];
   if (type.startsWith('identity.verification_session.')) return ['user', 'session'];
   if (type === 'checkout.session.completed') return ['user', 'session', 'mode', 'customer', 'payment-intent', 'amount', 'currency'];
+  // A payment-mode session paid later by a delayed method, or expired (a recovery session's events).
+  if (type === 'checkout.session.expired') return ['user', 'session', 'customer', 'amount', 'currency'];
+  if (type.startsWith('checkout.session.')) return ['user', 'session', 'customer', 'payment-intent', 'amount', 'currency'];
   if (type === 'payment_intent.payment_failed') return ['user', 'customer', 'payment-intent', 'amount', 'currency', 'code', 'reason', 'decline-code'];
   if (type.startsWith('payment_intent.')) return ['user', 'customer', 'payment-intent', 'amount', 'currency'];
   return [];
@@ -199,6 +202,14 @@ export function buildEvent(type, opts = {}, { now = Math.floor(Date.now() / 1000
       object.payment_status = 'paid';
     }
     object.expires_at = created + 24 * 60 * 60;
+  } else if (type.startsWith('checkout.session.')) {
+    // The fixture says the mode, status and payment_status Stripe sends with this type.
+    object.id = opts.session !== undefined ? idOption(opts.session, 'cs_', 'session') : newId('cs_test_');
+    if (opts.customer !== undefined) object.customer = idOption(opts.customer, 'cus_', 'customer');
+    if (opts.currency !== undefined) object.currency = currency();
+    if (opts['payment-intent'] !== undefined) object.payment_intent = idOption(opts['payment-intent'], 'pi_', 'payment-intent');
+    if (opts.amount !== undefined) object.amount_total = object.amount_subtotal = amount();
+    object.expires_at = type === 'checkout.session.expired' ? created : created + 24 * 60 * 60;
   } else if (type.startsWith('payment_intent.')) {
     object.id = opts['payment-intent'] !== undefined ? idOption(opts['payment-intent'], 'pi_', 'payment-intent') : newId('pi_');
     object.client_secret = `${object.id}_secret_${newId('test_')}`;

@@ -122,6 +122,16 @@ impl ChargeRequest {
 
 pub const CHARGE_RECORD_VERSION: u32 = 1;
 
+/// The value under `charge_key:{idempotency_key}`: the payment method the charge with that
+/// caller key was first sent with. A retry must send Stripe the same parameters to get the
+/// first answer replayed (else Stripe refuses the key), and the customer's default may have
+/// changed meanwhile (a paid recovery session makes its card the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeKeyRecord {
+    pub version: u32,
+    pub payment_method: String,
+}
+
 /// Why the last attempt failed, as Stripe said (`last_payment_error` or the 402 error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeError {
@@ -148,11 +158,43 @@ impl ChargeError {
 pub struct Recovery {
     pub checkout_session: String,
     pub url: Option<String>,
-    /// `open`, then `paid`.
+    /// [`RecoveryStatus`]'s words: `open`, then `paid`; or `processing` (completed with a
+    /// delayed payment method, not paid yet), then `paid` or `failed`; or `expired`.
     pub status: String,
     /// The PaymentIntent that paid through the recovery session.
     #[serde(default)]
     pub payment_intent: Option<String>,
+    /// 1 for the first recovery session of the charge; a new one after an expired or failed
+    /// one counts up, and numbers its Idempotency-Key.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// What happened to a recovery session without it being paid, from its
+/// `checkout.session.*` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStatus {
+    /// Completed with a delayed payment method (`payment_status: unpaid`): the money is on
+    /// its way; `async_payment_succeeded` or `_failed` follows.
+    Processing,
+    /// `checkout.session.async_payment_failed`: the delayed payment did not arrive.
+    Failed,
+    /// `checkout.session.expired`: the link is dead (24 h by default).
+    Expired,
+}
+
+impl RecoveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 /// The value under `charge:{pi_id}`.
@@ -183,6 +225,17 @@ pub struct ChargeRecord {
 
 pub const RECOVERED: &str = "recovered";
 
+/// The Idempotency-Key of a charge's recovery session: `{pi}:recovery` for the first, then
+/// `{pi}:recovery.{n}`, so a repeated `POST /charges` replays the current session and a new
+/// one is made only after the last expired or failed.
+pub fn recovery_key(payment_intent: &str, attempt: u32) -> IdempotencyKey {
+    if attempt <= 1 {
+        IdempotencyKey::scoped(payment_intent, "recovery")
+    } else {
+        IdempotencyKey::scoped(payment_intent, &format!("recovery.{attempt}"))
+    }
+}
+
 /// A status that never changes again.
 fn is_final_status(status: &str) -> bool {
     matches!(status, "succeeded" | "canceled" | RECOVERED)
@@ -210,7 +263,7 @@ impl ChargeRecord {
             amount: pi.amount,
             currency: pi.currency.clone(),
             description: description.map(str::to_owned),
-            payment_method: pi.payment_method.clone(),
+            payment_method: pi.payment_method.as_ref().map(|pm| pm.id().to_owned()),
             status: pi.status.clone(),
             paid: pi.status == "succeeded",
             last_error: error,
@@ -248,9 +301,20 @@ impl ChargeRecord {
         }
     }
 
-    /// Declined and without a recovery session yet.
+    /// Declined, and without a recovery session that can still be paid: none yet, or the
+    /// last one expired or its delayed payment failed.
     pub fn needs_recovery(&self) -> bool {
-        !self.paid && self.status == "requires_payment_method" && self.recovery.is_none()
+        !self.paid
+            && self.status == "requires_payment_method"
+            && self.recovery.as_ref().is_none_or(|r| {
+                r.status == RecoveryStatus::Expired.as_str()
+                    || r.status == RecoveryStatus::Failed.as_str()
+            })
+    }
+
+    /// The number of the next recovery session.
+    fn next_recovery_attempt(&self) -> u32 {
+        self.recovery.as_ref().map_or(1, |r| r.attempt + 1)
     }
 
     /// The recovery Checkout Session: same customer, amount and currency, named after the
@@ -271,18 +335,49 @@ impl ChargeRecord {
                 cancel_url: &cancel_url,
                 metadata: &metadata,
             },
-            IdempotencyKey::scoped(&self.id, "recovery"),
+            recovery_key(&self.id, self.next_recovery_attempt()),
         ))
     }
 
     pub fn with_recovery(mut self, session: &CheckoutSession) -> Self {
+        let attempt = self.next_recovery_attempt();
         self.recovery = Some(Recovery {
             checkout_session: session.id.clone(),
             url: session.url.clone(),
             status: "open".into(),
             payment_intent: None,
+            attempt,
         });
         self
+    }
+
+    /// A recovery session of this charge moved on without being paid (`status`): the record
+    /// to store, or `None` when it changes nothing. Only the current recovery session counts
+    /// (events of an older, replaced one change nothing), and a paid charge never changes.
+    pub fn recovery_moved(
+        &self,
+        session: &CheckoutSession,
+        status: RecoveryStatus,
+        at: i64,
+    ) -> Option<Self> {
+        let recovery = self.recovery.as_ref()?;
+        if self.paid || recovery.checkout_session != session.id || recovery.status == "paid" {
+            return None;
+        }
+        // A delayed payment's outcome is final for the session; only an open session can
+        // complete or expire.
+        let allowed = match status {
+            RecoveryStatus::Processing | RecoveryStatus::Expired => recovery.status == "open",
+            RecoveryStatus::Failed => matches!(recovery.status.as_str(), "open" | "processing"),
+        };
+        allowed.then(|| Self {
+            recovery: Some(Recovery {
+                status: status.as_str().into(),
+                ..recovery.clone()
+            }),
+            updated_at: at.max(self.updated_at),
+            ..self.clone()
+        })
     }
 
     /// A `payment_intent.succeeded` / `payment_failed` event for this charge, created at
@@ -312,7 +407,11 @@ impl ChargeRecord {
             status: pi.status.clone(),
             paid: pi.status == "succeeded",
             last_error,
-            payment_method: pi.payment_method.clone().or(self.payment_method.clone()),
+            payment_method: pi
+                .payment_method
+                .as_ref()
+                .map(|pm| pm.id().to_owned())
+                .or(self.payment_method.clone()),
             updated_at: created.max(self.updated_at),
             ..self.clone()
         })
@@ -326,13 +425,15 @@ impl ChargeRecord {
         if session.mode != "payment" || session.payment_status.as_deref() != Some("paid") {
             return None;
         }
+        let current = existing.and_then(|r| r.recovery.as_ref());
         let recovery = Recovery {
             checkout_session: session.id.clone(),
-            url: existing
-                .and_then(|r| r.recovery.as_ref())
+            url: current
+                .filter(|r| r.checkout_session == session.id)
                 .and_then(|r| r.url.clone()),
             status: "paid".into(),
-            payment_intent: session.payment_intent.clone(),
+            payment_intent: session.payment_intent.as_ref().map(|pi| pi.id().to_owned()),
+            attempt: current.map_or(1, |r| r.attempt),
         };
         let record = match existing {
             Some(existing) if existing.paid => return None,

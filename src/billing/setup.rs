@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::objects::{Card, CheckoutSession, SetupIntent};
+use crate::objects::{Card, CheckoutSession, PaymentMethod, SetupIntent};
 use crate::stripe::{calls, IdempotencyKey, StripeRequest};
 
 use super::*;
@@ -118,6 +118,32 @@ pub struct CustomerRecord {
 }
 
 impl CustomerRecord {
+    /// The customer's default after a paid recovery session: the payment method it was paid
+    /// with (kept for off-session use by `setup_future_usage`), ordered like a saved card by
+    /// the session's `created`, so a recovery newer than the last setup wins and an older one
+    /// does not.
+    pub fn from_recovery(
+        customer: &str,
+        session: &CheckoutSession,
+        payment_method: &PaymentMethod,
+        now: i64,
+    ) -> Option<Self> {
+        if !is_prefixed_id(customer, "cus_") || !is_prefixed_id(&payment_method.id, "pm_") {
+            return None;
+        }
+        let card = payment_method.card.as_ref();
+        Some(Self {
+            version: CUSTOMER_RECORD_VERSION,
+            id: customer.to_owned(),
+            default_payment_method: Some(payment_method.id.clone()),
+            card_brand: card.and_then(|c| c.brand.clone()),
+            card_last4: card.and_then(|c| c.last4.clone()),
+            checkout_session: Some(session.id.clone()),
+            saved_by_session_created: session.created,
+            updated_at: now,
+        })
+    }
+
     /// Whether `self` (about to be stored) should replace `stored`.
     pub fn replaces(&self, stored: Option<&CustomerRecord>) -> bool {
         stored.is_none_or(|stored| stored.saved_by_session_created <= self.saved_by_session_created)
@@ -169,6 +195,9 @@ pub fn plan_setup(
         .ok_or(BillingError::NoSetupIntent)?;
     if named.id() != setup_intent.id {
         return Err(BillingError::NoSetupIntent);
+    }
+    if setup_intent.status != "succeeded" {
+        return Err(BillingError::SetupNotSucceeded);
     }
     let method = setup_intent
         .payment_method

@@ -2,16 +2,17 @@
 //! events. The decisions are in `billing::charge`; this module loads, calls Stripe, stores.
 
 use crate::billing::{
-    self, ChargeError, ChargeRecord, ChargeRequest, CheckoutRecord, LastPaymentError,
+    self, ChargeError, ChargeKeyRecord, ChargeRecord, ChargeRequest, CheckoutRecord,
+    CustomerRecord, LastPaymentError, RecoveryStatus,
 };
 use crate::error::AppError;
 use crate::event::{Event, Outcome};
 use crate::http::Transport;
 use crate::notify::{Notification, Recipient};
-use crate::objects::{CheckoutSession, PaymentIntent};
+use crate::objects::{CheckoutSession, Expandable, PaymentIntent, PaymentMethod};
 use crate::services::Services;
-use crate::store::{keys, Store};
-use crate::stripe::{is_stripe_id, StripeError, StripeRequest};
+use crate::store::{keys, Store, STRIPE_KEY_TTL_SECONDS};
+use crate::stripe::{calls, is_stripe_id, StripeError, StripeRequest};
 
 use super::{Step, StepError};
 
@@ -28,18 +29,23 @@ pub async fn payment_intent_updated<S: Store, T: Transport>(
     update_charge(services, &pi, extra.last_payment_error, event.created).await
 }
 
-/// `checkout.session.completed` in payment mode: a paid recovery session marks the declined
-/// charge it names (`metadata[payment_intent]`) as paid. Needs no Stripe call.
+/// A recovery session completed (`checkout.session.completed`) or paid later
+/// (`async_payment_succeeded`): when paid, the declined charge it names
+/// (`metadata[payment_intent]`) is marked paid and the payment method it was paid with becomes
+/// the customer's default; when completed unpaid (a delayed method), the charge says
+/// `processing` until the outcome's event.
 pub(crate) async fn record_recovery<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     session: &CheckoutSession,
     at: i64,
 ) -> Result<Outcome, StepError> {
-    let Some(pi_id) = session.metadata.get(billing::RECOVERS_METADATA) else {
+    let Some(pi_id) = recovered_charge(session) else {
         return Ok(Outcome::Ignored);
     };
-    if !billing::is_prefixed_id(pi_id, "pi_") {
-        return Ok(Outcome::Ignored);
+    if session.status.as_deref() == Some("complete")
+        && session.payment_status.as_deref() == Some("unpaid")
+    {
+        return recovery_moved(services, session, RecoveryStatus::Processing, at).await;
     }
     let store = services.store;
     let key = keys::charge(pi_id);
@@ -47,11 +53,120 @@ pub(crate) async fn record_recovery<S: Store, T: Transport>(
     if let Some(record) = ChargeRecord::recovered(existing.as_ref(), session, at) {
         key.save(store, &record, None).await.step("save_charge")?;
     }
+    if session.payment_status.as_deref() == Some("paid") {
+        keep_recovery_card(services, session).await?;
+    }
     if is_stripe_id(&session.id) {
         keys::checkout(&session.id)
             .save(store, &CheckoutRecord::opened(session, at), None)
             .await
             .step("save_checkout")?;
+    }
+    Ok(Outcome::Handled)
+}
+
+/// The declined PaymentIntent a recovery session pays for (`metadata[payment_intent]`).
+fn recovered_charge(session: &CheckoutSession) -> Option<&str> {
+    session
+        .metadata
+        .get(billing::RECOVERS_METADATA)
+        .map(String::as_str)
+        .filter(|id| billing::is_prefixed_id(id, "pi_"))
+}
+
+/// The payment method a paid recovery session was paid with becomes the customer's default
+/// (`setup_future_usage=off_session` kept it for off-session use), unless a newer session
+/// saved a card since. The success page's retrieval has it expanded; the webhook asks Stripe.
+async fn keep_recovery_card<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<(), StepError> {
+    let Some(customer) = session.customer.as_deref().filter(|c| is_stripe_id(c)) else {
+        return Ok(());
+    };
+    let Some(method) = recovery_payment_method(services, session).await? else {
+        return Ok(());
+    };
+    let Some(record) = CustomerRecord::from_recovery(customer, session, &method, services.now)
+    else {
+        return Ok(());
+    };
+    let key = keys::customer(customer);
+    let stored = key
+        .load_tolerant(services.store)
+        .await
+        .step("load_customer")?;
+    let unchanged = stored.as_ref().is_some_and(|s| {
+        s.default_payment_method == record.default_payment_method
+            && s.checkout_session == record.checkout_session
+    });
+    if record.replaces(stored.as_ref()) && !unchanged {
+        key.save(services.store, &record, None)
+            .await
+            .step("save_customer")?;
+    }
+    Ok(())
+}
+
+/// The payment method of a paid session's PaymentIntent: expanded in it, else retrieved.
+async fn recovery_payment_method<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<Option<PaymentMethod>, StepError> {
+    let retrieved;
+    let payment_intent = match session.payment_intent.as_ref() {
+        Some(Expandable::Object(pi)) => pi.as_ref(),
+        Some(Expandable::Id(id)) if is_stripe_id(id) => {
+            retrieved = services
+                .stripe::<PaymentIntent>(&calls::retrieve_payment_intent(id))
+                .await
+                .step("retrieve_payment_intent")?;
+            &retrieved
+        }
+        _ => return Ok(None),
+    };
+    Ok(match payment_intent.payment_method.as_ref() {
+        Some(Expandable::Object(pm)) => Some(pm.as_ref().clone()),
+        // Not expanded by whoever sent it: the id is enough, the card details stay unknown.
+        Some(Expandable::Id(id)) => Some(PaymentMethod {
+            id: id.clone(),
+            customer: None,
+            card: None,
+        }),
+        None => None,
+    })
+}
+
+/// A recovery session's delayed payment failed, it expired, or it completed unpaid: the
+/// charge's recovery says so. After `failed` or `expired`, repeating `POST /charges` with the
+/// same `idempotency_key` makes a new recovery session.
+pub(crate) async fn recovery_moved<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+    status: RecoveryStatus,
+    at: i64,
+) -> Result<Outcome, StepError> {
+    let Some(pi_id) = recovered_charge(session) else {
+        return Ok(Outcome::Ignored);
+    };
+    let key = keys::charge(pi_id);
+    let Some(existing) = key
+        .load_tolerant(services.store)
+        .await
+        .step("load_charge")?
+    else {
+        return Ok(Outcome::Ignored);
+    };
+    match existing.recovery_moved(session, status, at) {
+        Some(next) => key
+            .save(services.store, &next, None)
+            .await
+            .step("save_charge")?,
+        None => services.trace.note(format!(
+            "recovery session {} {}: charge {pi_id} unchanged",
+            session.id,
+            status.as_str()
+        )),
     }
     Ok(Outcome::Handled)
 }
@@ -93,8 +208,8 @@ pub async fn create_charge<S: Store, T: Transport>(
     let customer = keys::customer(&request.customer)
         .load_tolerant(store)
         .await?;
-    let payment_method = request.payment_method(customer.as_ref())?;
-    let intent = request.to_stripe(payment_method, request.key(random));
+    let payment_method = pinned_payment_method(services, request, customer.as_ref()).await?;
+    let intent = request.to_stripe(&payment_method, request.key(random));
     let description = request.description.as_deref();
     let answer = match services.stripe_or_decline::<PaymentIntent>(&intent).await? {
         Ok(pi) => ChargeRecord::from_payment_intent(&pi, description, None, now),
@@ -132,12 +247,20 @@ pub async fn create_charge<S: Store, T: Transport>(
             record = open_recovery(services, record, &recovery).await?;
         }
     }
-    let recovering = !record.paid && record.recovery.as_ref().is_some_and(|r| r.status == "open");
-    if let Some(customer) = record.customer.clone().filter(|_| recovering) {
-        // Keyed by the PaymentIntent: a repeated request does not notify twice once delivered.
+    let open_recovery = record
+        .recovery
+        .as_ref()
+        .filter(|r| !record.paid && r.status == "open");
+    if let (Some(customer), Some(recovery)) = (record.customer.clone(), open_recovery) {
+        // Keyed by the PaymentIntent (and the recovery's number after the first): a repeated
+        // request does not notify twice once delivered, and a renewed link is notified anew.
+        let source = match recovery.attempt {
+            0 | 1 => record.id.clone(),
+            n => format!("{}.{n}", record.id),
+        };
         services
             .notify(Notification::new(
-                &record.id,
+                &source,
                 RECOVERY_NOTIFICATION,
                 Recipient::Customer(customer),
                 record.recovery_notification(),
@@ -145,6 +268,32 @@ pub async fn create_charge<S: Store, T: Transport>(
             .await?;
     }
     Ok(record)
+}
+
+/// The payment method to charge. With a caller key, the one the key was first used with (see
+/// [`ChargeKeyRecord`]), recorded before Stripe is asked.
+async fn pinned_payment_method<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    request: &ChargeRequest,
+    customer: Option<&CustomerRecord>,
+) -> Result<String, AppError> {
+    let chosen = request.payment_method(customer)?;
+    let Some(caller_key) = request.idempotency_key.as_deref() else {
+        return Ok(chosen.to_owned());
+    };
+    let key = keys::charge_key(caller_key);
+    if let Some(pinned) = key.load_tolerant(services.store).await? {
+        if request.payment_method.is_none() {
+            return Ok(pinned.payment_method);
+        }
+    }
+    let record = ChargeKeyRecord {
+        version: 1,
+        payment_method: chosen.to_owned(),
+    };
+    key.save(services.store, &record, Some(STRIPE_KEY_TTL_SECONDS))
+        .await?;
+    Ok(chosen.to_owned())
 }
 
 /// After a decline: the recovery Checkout Session, on the charge's record and as an open

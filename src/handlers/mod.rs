@@ -70,8 +70,11 @@ pub async fn dispatch<S: Store, T: Transport>(
         | EventKind::VerificationSessionRequiresInput
         | EventKind::VerificationSessionCanceled
         | EventKind::VerificationSessionRedacted => identity::handle(event, kind, services).await,
-        EventKind::CheckoutSessionCompleted => {
-            setup::checkout_session_completed(event, services).await
+        EventKind::CheckoutSessionCompleted
+        | EventKind::CheckoutSessionAsyncPaymentSucceeded
+        | EventKind::CheckoutSessionAsyncPaymentFailed
+        | EventKind::CheckoutSessionExpired => {
+            setup::checkout_session_event(event, kind, services).await
         }
         EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
             charges::payment_intent_updated(event, services).await

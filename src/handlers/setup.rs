@@ -3,10 +3,10 @@
 //! `billing::setup`; this module loads, calls Stripe, stores.
 
 use crate::billing::{
-    self, BillingError, CheckoutRecord, CustomerRecord, CustomerStep, SetupRequest,
+    self, BillingError, CheckoutRecord, CustomerRecord, CustomerStep, RecoveryStatus, SetupRequest,
 };
 use crate::error::AppError;
-use crate::event::{Event, Outcome};
+use crate::event::{Event, EventKind, Outcome};
 use crate::http::Transport;
 use crate::objects::{CheckoutSession, Customer, Expandable, PaymentMethod, SetupIntent};
 use crate::pages::SuccessView;
@@ -14,7 +14,7 @@ use crate::services::Services;
 use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
-use super::charges::record_recovery;
+use super::charges::{record_recovery, recovery_moved};
 use super::{Step, StepError};
 
 /// `POST /create-checkout-session`: opens a setup-mode Checkout Session returning to
@@ -46,10 +46,12 @@ pub async fn open_setup_session<S: Store, T: Transport>(
     Ok(url)
 }
 
-/// `checkout.session.completed`: a setup session saves a card, a payment session pays a
-/// declined charge; sessions another integration created are ignored.
-pub async fn checkout_session_completed<S: Store, T: Transport>(
+/// `checkout.session.*`: a completed setup session saves a card; a payment session is a
+/// declined charge's recovery, paid (at once or later), processing, failed or expired.
+/// Sessions another integration created are ignored.
+pub async fn checkout_session_event<S: Store, T: Transport>(
     event: &Event,
+    kind: EventKind,
     services: &Services<'_, S, T>,
 ) -> Result<Outcome, StepError> {
     let session: CheckoutSession = event.object().step("decode_session")?;
@@ -64,12 +66,19 @@ pub async fn checkout_session_completed<S: Store, T: Transport>(
         ));
         return Ok(Outcome::Ignored);
     }
-    match session.mode.as_str() {
-        "setup" => {
+    match (session.mode.as_str(), kind) {
+        ("setup", EventKind::CheckoutSessionCompleted) => {
             complete_setup(services, &session).await?;
             Ok(Outcome::Handled)
         }
-        "payment" => record_recovery(services, &session, event.created).await,
+        ("payment", EventKind::CheckoutSessionAsyncPaymentFailed) => {
+            recovery_moved(services, &session, RecoveryStatus::Failed, event.created).await
+        }
+        ("payment", EventKind::CheckoutSessionExpired) => {
+            recovery_moved(services, &session, RecoveryStatus::Expired, event.created).await
+        }
+        // Completed (paid, or unpaid with a delayed method), or paid later.
+        ("payment", _) => record_recovery(services, &session, event.created).await,
         _ => Ok(Outcome::Ignored),
     }
 }
@@ -196,7 +205,8 @@ async fn save_customer<S: Store, T: Transport>(
 }
 
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
-/// (payment mode) from one retrieval of the session with its SetupIntent expanded. Nothing is
+/// (payment mode) from one retrieval of the session with its SetupIntent (or PaymentIntent)
+/// and their payment method expanded. Nothing is
 /// called when the webhook already recorded the setup.
 pub async fn complete_from_success_page<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
@@ -208,7 +218,7 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
         return card_saved(services, done, None).await;
     }
     let session: CheckoutSession = services
-        .stripe(&calls::retrieve_checkout_session(session_id, true))
+        .stripe(&calls::retrieve_checkout_session(session_id))
         .await?;
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
@@ -224,9 +234,15 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
             record_recovery(services, &session, services.now)
                 .await
                 .map_err(|e| e.error)?;
-            Ok(SuccessView::PaymentReceived {
-                session: session.id,
-            })
+            if session.payment_status.as_deref() == Some("paid") {
+                Ok(SuccessView::PaymentReceived {
+                    session: session.id,
+                })
+            } else {
+                Ok(SuccessView::PaymentProcessing {
+                    session: session.id,
+                })
+            }
         }
         "payment" => Err(BillingError::SessionNotComplete.into()),
         _ => Err(AppError::NotFound),

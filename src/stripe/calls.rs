@@ -13,6 +13,8 @@ pub struct SetupSession<'a> {
     pub metadata: &'a Metadata,
 }
 
+/// Cards only, by `allowed_payment_method_types`: the saved card is charged later off-session,
+/// where a card behaves as [`create_off_session_payment_intent`] expects.
 pub fn create_setup_session(p: &SetupSession<'_>, key: IdempotencyKey) -> StripeRequest {
     let form = Form::new()
         .set("mode", "setup")
@@ -39,10 +41,14 @@ pub struct PaymentSession<'a> {
     pub metadata: &'a Metadata,
 }
 
+/// The recovery session after a decline. `setup_future_usage=off_session` keeps the payment
+/// method it is paid with for later off-session charges (Stripe attaches it to the customer),
+/// so the next charge does not go to the card that was declined.
 pub fn create_payment_session(p: &PaymentSession<'_>, key: IdempotencyKey) -> StripeRequest {
     let form = Form::new()
         .set("mode", "payment")
         .set("customer", p.customer)
+        .set("payment_intent_data[setup_future_usage]", "off_session")
         .set("line_items[0][quantity]", 1)
         .set("line_items[0][price_data][currency]", p.currency)
         .set("line_items[0][price_data][unit_amount]", p.amount)
@@ -56,17 +62,30 @@ pub fn create_payment_session(p: &PaymentSession<'_>, key: IdempotencyKey) -> St
     StripeRequest::post("/v1/checkout/sessions", form, key)
 }
 
-pub fn retrieve_checkout_session(id: &str, expand_setup_intent: bool) -> StripeRequest {
-    let query = if expand_setup_intent {
-        Form::new().expand("setup_intent")
-    } else {
-        Form::new()
-    };
+/// The session with what either mode needs expanded: a setup session's SetupIntent and its
+/// card, a payment session's PaymentIntent and the payment method it was paid with. Stripe
+/// expands a field that is null to null, so one request serves both modes.
+pub fn retrieve_checkout_session(id: &str) -> StripeRequest {
+    let query = Form::new()
+        .expand("setup_intent.payment_method")
+        .expand("payment_intent.payment_method");
     StripeRequest::get(format!("/v1/checkout/sessions/{id}"), query)
 }
 
+/// With its payment method expanded: the card's brand and last4 are recorded.
 pub fn retrieve_setup_intent(id: &str) -> StripeRequest {
-    StripeRequest::get(format!("/v1/setup_intents/{id}"), Form::new())
+    StripeRequest::get(
+        format!("/v1/setup_intents/{id}"),
+        Form::new().expand("payment_method"),
+    )
+}
+
+/// With its payment method expanded (a paid recovery session's new card).
+pub fn retrieve_payment_intent(id: &str) -> StripeRequest {
+    StripeRequest::get(
+        format!("/v1/payment_intents/{id}"),
+        Form::new().expand("payment_method"),
+    )
 }
 
 pub fn create_customer(
@@ -104,17 +123,20 @@ pub fn create_off_session_payment_intent(
     p: &OffSessionCharge<'_>,
     key: IdempotencyKey,
 ) -> StripeRequest {
+    // Confirmed at once with nobody present, so nothing may redirect: with the account's
+    // automatic payment methods Stripe refuses `confirm=true` without a `return_url`
+    // (PaymentIntents.d.ts, AutomaticPaymentMethods.allow_redirects). Not limited to cards: a
+    // recovery session may have kept a method that is not a card (a bank debit) as the
+    // customer's default, and any method that never redirects can be charged off-session.
     let form = Form::new()
         .set("amount", p.amount)
         .set("currency", p.currency)
         .set("customer", p.customer)
         .set("payment_method", p.payment_method)
+        .set("automatic_payment_methods[enabled]", true)
+        .set("automatic_payment_methods[allow_redirects]", "never")
         .set("off_session", true)
         .set("confirm", true)
-        // Cards only, which never redirect: with the account's automatic payment methods
-        // Stripe refuses `confirm=true` without a `return_url` (PaymentIntents.d.ts,
-        // AutomaticPaymentMethods.allow_redirects); `payment_method_types` is gone in endive.
-        .set("allowed_payment_method_types[]", "card")
         .set_opt("description", p.description)
         .metadata(p.metadata);
     StripeRequest::post("/v1/payment_intents", form, key)

@@ -61,18 +61,24 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
     let ok = |json: serde_json::Value| Ok(FakeTransport::json(200, &json.to_string()));
     let si = |customer: Option<&str>| serde_json::json!({"id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": customer, "payment_method": "pm_1"});
     match (request.method, path(request)) {
-        (Method::Get, "/v1/setup_intents/seti_1") => ok(si(None)),
-        (Method::Get, "/v1/setup_intents/seti_c") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
-        (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent") => ok(serde_json::json!({
+        (Method::Get, "/v1/setup_intents/seti_1?expand[]=payment_method") => ok(si(None)),
+        (Method::Get, "/v1/payment_intents/pi_new?expand[]=payment_method") => ok(serde_json::json!({
+            "id": "pi_new", "object": "payment_intent", "status": "succeeded", "amount": 1099,
+            "currency": "usd", "customer": "cus_new",
+            "payment_method": {"id": "pm_new", "object": "payment_method", "customer": "cus_new",
+                "card": {"brand": "mastercard", "last4": "4444"}}
+        })),
+        (Method::Get, "/v1/setup_intents/seti_c?expand[]=payment_method") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
+        (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
             "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete",
             "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None),
             "metadata": {"created_by": "stripe-edge-webhooks"}
         })),
-        (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent") => ok(serde_json::json!({
+        (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
             "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null,
             "metadata": {"created_by": "stripe-edge-webhooks"}
         })),
-        (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent") => ok(serde_json::json!({
+        (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
             "id": "cs_paid", "mode": "payment", "status": "complete", "payment_status": "paid",
             "payment_intent": "pi_new", "customer": "cus_new", "amount_total": 1099, "currency": "usd",
             "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
@@ -97,6 +103,14 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
             "id": "pi_ok", "status": "succeeded", "amount": 1099, "currency": "usd",
             "customer": "cus_new", "payment_method": "pm_1"
         })),
+        (Method::Post, "/v1/checkout/sessions")
+            if request.header("idempotency-key") == Some("pi_1:recovery.2") =>
+        {
+            ok(serde_json::json!({
+                "id": "cs_r2", "mode": "payment", "status": "open", "url": "https://checkout.test/cs_r2",
+                "customer": "cus_new", "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+            }))
+        }
         (Method::Post, "/v1/checkout/sessions") => ok(serde_json::json!({
             "id": "cs_r", "mode": "payment", "status": "open", "url": "https://checkout.test/cs_r",
             "customer": "cus_new", "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
@@ -634,6 +648,8 @@ fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
         [
             "POST /v1/payment_intents",
             "POST /v1/checkout/sessions",
+            // The webhook reads the paid recovery's card.
+            "GET /v1/payment_intents/pi_new",
             "POST /v1/payment_intents",
         ],
         "the retry made no second recovery session"
@@ -751,7 +767,25 @@ fn follow_up_events_update_the_charge_in_order_and_the_recovery_marks_it_paid() 
     );
     run(&store, &transport, |s| block_on(handle(&late, s))).unwrap();
     assert!(stored_charge(&store).paid);
-    assert_eq!(transport.calls().len(), 2, "events call nothing at Stripe");
+    // The paid recovery's card (retrieved once) is the customer's default from now on.
+    let calls = transport.calls();
+    assert_eq!(
+        calls.len(),
+        3,
+        "events call nothing at Stripe but the paid recovery's PaymentIntent"
+    );
+    assert_eq!(calls[2], "GET /v1/payment_intents/pi_new");
+    let customer = block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            customer.default_payment_method.as_deref(),
+            customer.card_last4.as_deref(),
+            customer.checkout_session.as_deref()
+        ),
+        (Some("pm_new"), Some("4444"), Some("cs_r"))
+    );
 }
 
 #[test]
@@ -796,4 +830,247 @@ fn success_page_failures_are_clear_pages() {
     .unwrap_err();
     assert_eq!(success_error_page(&unavailable).0, 503);
     assert_eq!(success_error_page(&AppError::Internal("x")).0, 500);
+}
+
+/// A recovery session's own event: `cs_r` (or `cs_r2`) for the charge `pi_1`.
+fn recovery_event(id: &str, kind: &str, at: i64, session: &str, status: &str, paid: &str) -> Event {
+    event(
+        id,
+        kind,
+        at,
+        serde_json::json!({
+            "id": session, "object": "checkout.session", "mode": "payment", "status": status,
+            "payment_status": paid, "payment_intent": (status == "complete").then_some("pi_new"),
+            "customer": "cus_new", "amount_total": 1099, "currency": "usd", "created": NOW + 1,
+            "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+        }),
+    )
+}
+
+fn declined_charge(store: &MemoryStore, transport: &FakeTransport) -> ChargeRequest {
+    save_customer(store, "pm_decline");
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-9"
+    }));
+    let first = charge(store, transport, &request).unwrap();
+    assert_eq!(first.recovery.as_ref().unwrap().checkout_session, "cs_r");
+    request
+}
+
+#[test]
+fn a_recovery_paid_later_by_a_delayed_method_is_processing_then_paid_with_its_card_kept() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    declined_charge(&store, &transport);
+    let unpaid = recovery_event(
+        "evt_c",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW + 5,
+        "cs_r",
+        "complete",
+        "unpaid",
+    );
+    run(&store, &transport, |s| block_on(handle(&unpaid, s))).unwrap();
+    let stored = stored_charge(&store);
+    assert_eq!(
+        (
+            stored.paid,
+            stored.recovery.as_ref().unwrap().status.as_str()
+        ),
+        (false, "processing")
+    );
+    let paid = recovery_event(
+        "evt_s",
+        EventKind::CheckoutSessionAsyncPaymentSucceeded.as_str(),
+        NOW + 90,
+        "cs_r",
+        "complete",
+        "paid",
+    );
+    run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
+    let stored = stored_charge(&store);
+    assert_eq!(
+        (stored.status.as_str(), stored.paid),
+        (billing::RECOVERED, true)
+    );
+    let customer = block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(customer.default_payment_method.as_deref(), Some("pm_new"));
+}
+
+#[test]
+fn a_failed_or_expired_recovery_is_recorded_and_a_repeated_charge_makes_a_new_one() {
+    for (kind, status) in [
+        (
+            EventKind::CheckoutSessionAsyncPaymentFailed.as_str(),
+            "failed",
+        ),
+        (EventKind::CheckoutSessionExpired.as_str(), "expired"),
+    ] {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(stripe);
+        let request = declined_charge(&store, &transport);
+        let (session_status, payment_status) = match status {
+            "failed" => ("complete", "unpaid"),
+            _ => ("expired", "unpaid"),
+        };
+        let moved = recovery_event(
+            "evt_m",
+            kind,
+            NOW + 50,
+            "cs_r",
+            session_status,
+            payment_status,
+        );
+        assert_eq!(
+            run(&store, &transport, |s| block_on(handle(&moved, s))).unwrap(),
+            Outcome::Handled
+        );
+        let stored = stored_charge(&store);
+        assert_eq!(stored.recovery.as_ref().unwrap().status, status, "{kind}");
+        assert!(!stored.paid);
+
+        // The app repeats its request: a second recovery session, under its own key, and
+        // the customer is told the new link.
+        let renewed = charge(&store, &transport, &request).unwrap();
+        let recovery = renewed.recovery.clone().unwrap();
+        assert_eq!(
+            (
+                recovery.checkout_session.as_str(),
+                recovery.status.as_str(),
+                recovery.attempt
+            ),
+            ("cs_r2", "open", 2),
+            "{kind}"
+        );
+        assert_eq!(
+            renewed.answer().1["recovery_url"],
+            "https://checkout.test/cs_r2"
+        );
+        let keys: Vec<_> = writes(&transport)
+            .into_iter()
+            .map(|(path, key, _)| (path, key))
+            .collect();
+        assert!(
+            keys.contains(&(
+                "/v1/checkout/sessions".into(),
+                Some("pi_1:recovery.2".into())
+            )),
+            "{keys:?}"
+        );
+        assert!(
+            block_on(keys::notification("pi_1.2.charge.recovery").load(&store))
+                .unwrap()
+                .is_some(),
+            "the renewed link is notified"
+        );
+        // A late event of the replaced session changes nothing.
+        let stale = recovery_event(
+            "evt_x",
+            EventKind::CheckoutSessionExpired.as_str(),
+            NOW + 60,
+            "cs_r",
+            "expired",
+            "unpaid",
+        );
+        run(&store, &transport, |s| block_on(handle(&stale, s))).unwrap();
+        assert_eq!(
+            stored_charge(&store).recovery.unwrap().checkout_session,
+            "cs_r2"
+        );
+        // Repeating once more while the new one is open makes nothing new.
+        let again = charge(&store, &transport, &request).unwrap();
+        assert_eq!(again.recovery.unwrap().checkout_session, "cs_r2");
+    }
+}
+
+#[test]
+fn the_success_page_of_an_unpaid_recovery_says_processing() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(|request| {
+        if request.url.contains("/v1/checkout/sessions/cs_slow?") {
+            return Ok(FakeTransport::json(200, &serde_json::json!({
+                "id": "cs_slow", "mode": "payment", "status": "complete", "payment_status": "unpaid",
+                "payment_intent": null, "customer": "cus_new", "amount_total": 1099, "currency": "usd",
+                "metadata": {"payment_intent": "pi_1", "created_by": "stripe-edge-webhooks"}
+            }).to_string()));
+        }
+        stripe(request)
+    });
+    let view = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_slow"))
+    })
+    .unwrap();
+    assert_eq!(
+        view,
+        SuccessView::PaymentProcessing {
+            session: "cs_slow".into()
+        }
+    );
+    assert!(view.render().contains("Payment processing"));
+}
+
+#[test]
+fn a_setup_whose_intent_did_not_succeed_saves_no_card() {
+    let store = MemoryStore::new();
+    let transport =
+        FakeTransport::new(|request| {
+            if request.url.contains("/v1/setup_intents/seti_1") {
+                return Ok(FakeTransport::json(200, &serde_json::json!({
+                "id": "seti_1", "object": "setup_intent", "status": "requires_payment_method",
+                "customer": null, "payment_method": "pm_1"
+            }).to_string()));
+            }
+            stripe(request)
+        });
+    let error = run(&store, &transport, |s| {
+        block_on(handle(&setup_completed("evt_1"), s))
+    })
+    .unwrap_err();
+    assert_eq!(error.error.code(), "setup_not_succeeded");
+    assert!(!error.is_retryable());
+    assert!(block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .is_none());
+    assert_eq!(writes(&transport).len(), 0, "no customer, no attach");
+}
+
+#[test]
+fn the_webhook_records_the_card_brand_and_last4_from_the_expanded_setup_intent() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(|request| {
+        if request
+            .url
+            .contains("/v1/setup_intents/seti_1?expand[]=payment_method")
+        {
+            return Ok(FakeTransport::json(200, &serde_json::json!({
+                "id": "seti_1", "object": "setup_intent", "status": "succeeded", "customer": null,
+                "payment_method": {"id": "pm_1", "object": "payment_method", "customer": null,
+                    "card": {"brand": "amex", "last4": "0005"}}
+            }).to_string()));
+        }
+        if request.url.contains("/attach") {
+            // An attach answer without card details: the expanded SetupIntent's are kept.
+            return Ok(FakeTransport::json(
+                200,
+                r#"{"id":"pm_1","customer":"cus_new"}"#,
+            ));
+        }
+        stripe(request)
+    });
+    run(&store, &transport, |s| {
+        block_on(handle(&setup_completed("evt_1"), s))
+    })
+    .unwrap();
+    let customer = block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            customer.card_brand.as_deref(),
+            customer.card_last4.as_deref()
+        ),
+        (Some("amex"), Some("0005"))
+    );
 }

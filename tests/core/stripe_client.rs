@@ -106,14 +106,13 @@ fn a_get_has_its_parameters_in_the_query_and_no_idempotency_key() {
     let body = r#"{"id":"cs_1","object":"checkout.session","mode":"setup","setup_intent":{"id":"seti_1","status":"succeeded","payment_method":"pm_1"}}"#;
     let transport = FakeTransport::scripted(vec![respond(200, body)]);
     let reply =
-        send::<CheckoutSession>(&transport, &calls::retrieve_checkout_session("cs_1", true))
-            .unwrap();
+        send::<CheckoutSession>(&transport, &calls::retrieve_checkout_session("cs_1")).unwrap();
     assert_eq!(reply.object.setup_intent.unwrap().id(), "seti_1");
     let request = &transport.sent()[0];
     assert_eq!(request.method, Method::Get);
     assert_eq!(
         request.url,
-        "http://127.0.0.1:12111/v1/checkout/sessions/cs_1?expand[]=setup_intent"
+        "http://127.0.0.1:12111/v1/checkout/sessions/cs_1?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method"
     );
     assert_eq!(
         (request.header("Idempotency-Key"), request.body.as_deref()),
@@ -295,7 +294,7 @@ fn a_402_is_a_card_decline_with_the_payment_intent_embedded() {
     assert_eq!(transport.sent().len(), 1, "a decline is never retried");
     assert_eq!(
         transport.sent()[0].body.as_deref(),
-        Some("amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&off_session=true&confirm=true&allowed_payment_method_types[]=card&description=Order+42")
+        Some("amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never&off_session=true&confirm=true&description=Order+42")
     );
 }
 
@@ -451,7 +450,7 @@ fn every_call_builds_the_parameters_stripe_documents() {
                 key(),
             ),
             "/v1/checkout/sessions",
-            "mode=payment&customer=cus_1&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=1099&line_items[0][price_data][product_data][name]=Order+42&success_url=https%3A%2F%2Fapp.test%2Fpaid&cancel_url=https%3A%2F%2Fapp.test%2F&metadata[user_id]=u1",
+            "mode=payment&customer=cus_1&payment_intent_data[setup_future_usage]=off_session&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=1099&line_items[0][price_data][product_data][name]=Order+42&success_url=https%3A%2F%2Fapp.test%2Fpaid&cancel_url=https%3A%2F%2Fapp.test%2F&metadata[user_id]=u1",
         ),
         (calls::attach_payment_method("pm_1", "cus_1", key()), "/v1/payment_methods/pm_1/attach", "customer=cus_1"),
         (
@@ -464,7 +463,8 @@ fn every_call_builds_the_parameters_stripe_documents() {
             "/v1/webhook_endpoints",
             "url=https%3A%2F%2Fw.test%2Fwebhook&enabled_events[]=checkout.session.completed&enabled_events[]=payment_intent.succeeded&api_version=2026-10-28.endive",
         ),
-        (calls::retrieve_setup_intent("seti_1"), "/v1/setup_intents/seti_1", ""),
+        (calls::retrieve_setup_intent("seti_1"), "/v1/setup_intents/seti_1", "expand[]=payment_method"),
+        (calls::retrieve_payment_intent("pi_1"), "/v1/payment_intents/pi_1", "expand[]=payment_method"),
     ];
     for (request, path, body) in cases {
         assert_eq!(request.path, path);
