@@ -14,9 +14,13 @@ pub fn authorize_admin(
     authorization: Option<&str>,
 ) -> Result<(), AppError> {
     let configured = configured.ok_or(AppError::NotFound)?;
+    // The scheme is case-insensitive (RFC 9110, 11.1): `bearer x` is `Bearer x`.
     let presented = authorization
-        .and_then(|value| value.trim().strip_prefix("Bearer "))
         .map(str::trim)
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
         .ok_or(AppError::Unauthorized)?;
     let expected = Sha256::digest(configured.expose().as_bytes());
     let given = Sha256::digest(presented.as_bytes());
@@ -43,6 +47,21 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_is_matched_whatever_its_case() {
+        let config = token("s3cret-token");
+        for header in [
+            "bearer s3cret-token",
+            "BEARER s3cret-token",
+            "Bearer  s3cret-token ",
+        ] {
+            assert!(
+                authorize_admin(config.admin_token(), Some(header)).is_ok(),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_wrong_or_malformed_tokens_are_refused() {
         let config = token("s3cret-token");
         for header in [
@@ -53,6 +72,8 @@ mod tests {
             Some("Bearer s3cret"),
             Some("Bearer s3cret-token2"),
             Some("Bearer "),
+            Some("Bearers3cret-token"),
+            Some("Token s3cret-token"),
         ] {
             assert!(
                 matches!(

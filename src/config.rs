@@ -17,6 +17,14 @@ pub const NOTIFY_URL: &str = "NOTIFY_URL";
 pub const STRIPE_SECRET_KEY: &str = "STRIPE_SECRET_KEY";
 pub const STRIPE_WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
 pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+pub const NOTIFY_SIGNING_SECRET: &str = "NOTIFY_SIGNING_SECRET";
+pub const PUBLIC_SETUP: &str = "PUBLIC_SETUP";
+
+/// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
+pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
+/// Outside loopback an admin token must be at least this long: 32 characters of a random
+/// token are far beyond guessing through the network.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 /// The version the pinned official SDK (`stripe` in package.json) speaks; events and API
@@ -63,9 +71,13 @@ pub struct Config {
     pub default_currency: String,
     pub identity_max_attempts: u32,
     pub notify_url: Option<String>,
+    /// The anonymous "Save a card" form (`GET /`, `POST /create-checkout-session`); `false`
+    /// for an app that only binds sessions through `POST /setup-sessions`.
+    pub public_setup: bool,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
+    notify_signing_secrets: Option<WebhookSecrets>,
 }
 
 impl Config {
@@ -109,6 +121,25 @@ impl Config {
             )?),
             None => None,
         };
+        let notify_signing_secrets = match get(NOTIFY_SIGNING_SECRET) {
+            Some(value) => Some(WebhookSecrets::from_comma_separated(&value).ok_or(
+                ConfigError::Invalid {
+                    name: NOTIFY_SIGNING_SECRET,
+                    reason: "no secret in the list",
+                },
+            )?),
+            None => None,
+        };
+        let public_setup = match get(PUBLIC_SETUP).as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: PUBLIC_SETUP,
+                    reason: "must be true or false",
+                })
+            }
+        };
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -121,9 +152,11 @@ impl Config {
             default_currency,
             identity_max_attempts,
             notify_url,
+            public_setup,
             stripe_secret_key: get(STRIPE_SECRET_KEY).map(SecretString),
             webhook_secrets,
             admin_token: get(ADMIN_TOKEN).map(SecretString),
+            notify_signing_secrets,
         })
     }
 
@@ -143,6 +176,58 @@ impl Config {
     pub fn admin_token(&self) -> Option<&SecretString> {
         self.admin_token.as_ref()
     }
+
+    /// The admin token, when it may be used for a request to `request_origin`: anywhere when
+    /// it is strong (at least [`MIN_ADMIN_TOKEN_CHARS`] characters, not the example), and a
+    /// weak one only on a loopback origin (`wrangler dev`). A deployed worker with a weak
+    /// token refuses every admin request with a configuration error that names the setting.
+    pub fn admin_token_for(
+        &self,
+        request_origin: Option<&str>,
+    ) -> Result<Option<&SecretString>, ConfigError> {
+        let Some(token) = self.admin_token.as_ref() else {
+            return Ok(None);
+        };
+        let strong = token.expose().chars().count() >= MIN_ADMIN_TOKEN_CHARS
+            && token.expose() != EXAMPLE_ADMIN_TOKEN;
+        if strong || request_origin.is_some_and(is_loopback_origin) {
+            Ok(Some(token))
+        } else {
+            Err(ConfigError::Invalid {
+                name: ADMIN_TOKEN,
+                reason: "must be at least 32 characters and not the example value (a short token is allowed on loopback only)",
+            })
+        }
+    }
+
+    /// The secrets notifications are signed with (`Notify-Signature`); `None`: unsigned, which
+    /// only a loopback `NOTIFY_URL` accepts (see [`Self::notify_target`]).
+    pub fn notify_signing_secrets(&self) -> Option<&WebhookSecrets> {
+        self.notify_signing_secrets.as_ref()
+    }
+
+    /// Where Checkout and Identity return the browser to: `APP_BASE_URL`, else, on a loopback
+    /// origin only (`wrangler dev`), the origin the request came to. A deployed worker never
+    /// builds a return URL from a request's own `Host`.
+    pub fn return_origin(&self, request_origin: Option<&str>) -> Result<String, ConfigError> {
+        match (&self.app_base_url, request_origin) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(origin)) if is_loopback_origin(origin) => Ok(origin.to_owned()),
+            (None, _) => Err(ConfigError::Missing(APP_BASE_URL)),
+        }
+    }
+}
+
+/// `http(s)://` to a loopback host (`127.0.0.1`, `localhost`, `[::1]`), with any port.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    !authority.is_empty() && !authority.contains('@') && is_loopback(authority)
 }
 
 /// How much of a URL a setting may carry.
@@ -394,11 +479,98 @@ mod tests {
     }
 
     #[test]
+    fn a_weak_admin_token_works_on_loopback_only() {
+        let weak = config(&[(ADMIN_TOKEN, EXAMPLE_ADMIN_TOKEN)]).unwrap();
+        let strong_value = "k3Jq9vX2pL7mN4rT8wY1zB6cD0fG5hS2";
+        let strong = config(&[(ADMIN_TOKEN, strong_value)]).unwrap();
+        let short = config(&[(ADMIN_TOKEN, "s3cret-but-only-20ch")]).unwrap();
+        for origin in [
+            "http://127.0.0.1:8787",
+            "http://localhost:8899",
+            "http://[::1]:8787",
+        ] {
+            assert!(
+                weak.admin_token_for(Some(origin)).unwrap().is_some(),
+                "{origin}"
+            );
+        }
+        for origin in [
+            Some("https://shop.example"),
+            Some("http://127.0.0.1.evil.example"),
+            None,
+        ] {
+            let error = weak.admin_token_for(origin).unwrap_err();
+            assert!(error.to_string().contains(ADMIN_TOKEN), "{error}");
+            assert!(!error.to_string().contains(EXAMPLE_ADMIN_TOKEN), "{error}");
+            assert!(short.admin_token_for(origin).is_err());
+            assert_eq!(
+                strong
+                    .admin_token_for(origin)
+                    .unwrap()
+                    .map(SecretString::expose),
+                Some(strong_value)
+            );
+        }
+        // No token: the admin routes are off, whatever the origin.
+        assert_eq!(
+            config(&[])
+                .unwrap()
+                .admin_token_for(Some("https://shop.example")),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn return_urls_come_from_app_base_url_or_a_loopback_request_only() {
+        let set = config(&[(APP_BASE_URL, "https://shop.example/billing")]).unwrap();
+        assert_eq!(
+            set.return_origin(Some("https://attacker.example")).unwrap(),
+            "https://shop.example/billing"
+        );
+        let unset = config(&[]).unwrap();
+        assert_eq!(
+            unset.return_origin(Some("http://127.0.0.1:8899")).unwrap(),
+            "http://127.0.0.1:8899"
+        );
+        assert_eq!(
+            unset.return_origin(Some("https://worker.example.workers.dev")),
+            Err(ConfigError::Missing(APP_BASE_URL))
+        );
+        assert_eq!(
+            unset.return_origin(None),
+            Err(ConfigError::Missing(APP_BASE_URL))
+        );
+        assert!(
+            config(&[(APP_BASE_URL, "http://shop.example")]).is_err(),
+            "https outside loopback"
+        );
+    }
+
+    #[test]
+    fn the_public_form_and_notification_signing_are_configured() {
+        let c = config(&[]).unwrap();
+        assert!(c.public_setup);
+        assert!(c.notify_signing_secrets().is_none());
+        let c = config(&[
+            (PUBLIC_SETUP, "false"),
+            (NOTIFY_SIGNING_SECRET, "nsec_a,nsec_b"),
+        ])
+        .unwrap();
+        assert!(!c.public_setup);
+        assert_eq!(c.notify_signing_secrets().unwrap().len(), 2);
+        assert!(config(&[(PUBLIC_SETUP, "no")])
+            .unwrap_err()
+            .to_string()
+            .contains(PUBLIC_SETUP));
+    }
+
+    #[test]
     fn debug_output_redacts_every_secret() {
         let c = config(&[
             (STRIPE_SECRET_KEY, "sk_test_supersecret"),
             (STRIPE_WEBHOOK_SECRET, "whsec_supersecret"),
             (ADMIN_TOKEN, "admin_supersecret"),
+            (NOTIFY_SIGNING_SECRET, "nsec_supersecret"),
         ])
         .unwrap();
         let printed = format!("{c:?}");

@@ -226,6 +226,18 @@ pub fn sign(body: &[u8], secret: &WebhookSecret, timestamp: i64) -> String {
     format!("t={timestamp},{SIGNED_SCHEME}={signature}")
 }
 
+/// A header like Stripe's when it signs with several secrets (an endpoint secret being
+/// rolled): one `t`, then one `v1` per secret, so a receiver holding either secret verifies
+/// it. This service signs its own notifications with it (`Notify-Signature`).
+pub fn sign_with_all(body: &[u8], secrets: &WebhookSecrets, timestamp: i64) -> String {
+    let mut header = format!("t={timestamp}");
+    for secret in &secrets.0 {
+        let signature = hex::encode(mac(secret, &timestamp.to_string(), body));
+        header.push_str(&format!(",{SIGNED_SCHEME}={signature}"));
+    }
+    header
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +448,24 @@ mod tests {
         assert!(
             !text.contains(header.split_once("v1=").unwrap().1),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_header_signed_with_every_secret_verifies_with_each_of_them_alone() {
+        let body = br#"{"id":"n_1"}"#;
+        let header = sign_with_all(body, &secrets("whsec_old, whsec_new"), NOW);
+        assert_eq!(header.matches("v1=").count(), 2);
+        for one in ["whsec_old", "whsec_new"] {
+            assert!(
+                verify(body, Some(&header), &secrets(one), 300, NOW).is_ok(),
+                "{one}"
+            );
+        }
+        assert!(verify(body, Some(&header), &secrets("whsec_other"), 300, NOW).is_err());
+        assert_eq!(
+            sign_with_all(body, &secrets("whsec_old"), NOW),
+            sign(body, &secret("whsec_old"), NOW)
         );
     }
 }
