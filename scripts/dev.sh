@@ -12,12 +12,23 @@ if [ ! -f .dev.vars ]; then
   echo "[dev] created .dev.vars from .dev.vars.example (local test values)" >&2
 fi
 port="${PORT:-8787}"
+# Loopback only: the local settings (.dev.vars) hold test secrets and a short admin token that
+# the worker accepts on loopback alone. Any other --ip/--host is refused, not passed on.
+for arg in "$@"; do
+  case "$arg" in
+    --ip|--ip=*|--host|--host=*|--local-upstream|--local-upstream=*|--remote)
+      echo "[dev] $arg is not allowed: scripts/dev.sh serves 127.0.0.1 only (run wrangler yourself to do otherwise)" >&2
+      exit 2
+      ;;
+  esac
+done
 setting() { sed -n "s/^$1=//p" .dev.vars | tail -n 1; }
 api_base="$(setting STRIPE_API_BASE)"
 if [[ "$api_base" =~ ^http://127\.0\.0\.1:([0-9]+)/?$ ]]; then
-  webhook_secret="$(setting STRIPE_WEBHOOK_SECRET | cut -d, -f1)"
-  node standin/server.mjs --port "${BASH_REMATCH[1]}" \
-    --webhook-url "http://127.0.0.1:$port/webhook" --webhook-secret "$webhook_secret" &
+  # The secret goes through the environment, never the command line (which `ps` shows).
+  STANDIN_WEBHOOK_SECRET="$(setting STRIPE_WEBHOOK_SECRET | cut -d, -f1)" \
+    node standin/server.mjs --port "${BASH_REMATCH[1]}" \
+    --webhook-url "http://127.0.0.1:$port/webhook" &
   standin_pid=$!
   trap 'kill "$standin_pid" 2>/dev/null || true' EXIT
   echo "[dev] Stripe stand-in on $api_base (test routes under $api_base/_test/)" >&2
