@@ -200,8 +200,8 @@ impl Config {
         }
     }
 
-    /// The secrets notifications are signed with (`Notify-Signature`); `None`: unsigned, which
-    /// only a loopback `NOTIFY_URL` accepts (see [`Self::notify_target`]).
+    /// The secrets notifications are signed with (`Notify-Signature`). Without them nothing is
+    /// POSTed to `NOTIFY_URL`: a notification is never sent unsigned, it stays in the outbox.
     pub fn notify_signing_secrets(&self) -> Option<&WebhookSecrets> {
         self.notify_signing_secrets.as_ref()
     }
