@@ -116,7 +116,7 @@ describe('saving a card and charging it later', () => {
       assert.equal(await count(), before, 'the page found the recorded completion');
     });
 
-    test('success page first (one call, expand[]=setup_intent), then the webhook changes nothing', async () => {
+    test('success page first (one call, expand[]=setup_intent.payment_method), then the webhook changes nothing', async () => {
       const id = await createSession();
       const events = await completeQuietly(id);
       const start = await count();
@@ -125,7 +125,7 @@ describe('saving a card and charging it later', () => {
       assert.match(await page.text(), /visa card ending in 4242/);
       const calls = await since(start);
       assert.deepEqual(calls.map((c) => `${c.method} ${c.path}`).slice(0, 2), [`GET /v1/checkout/sessions/${id}`, 'POST /v1/customers']);
-      assert.equal(decodeURIComponent(calls[0].query), '?expand[]=setup_intent');
+      assert.equal(decodeURIComponent(calls[0].query), '?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method');
       assert.equal(calls.filter((c) => c.method === 'GET').length, 1, 'one retrieval');
       await assertSavedOnce(id);
 
@@ -256,7 +256,7 @@ describe('saving a card and charging it later', () => {
       const customerRecord = await adminGet(worker, `/customers/${customer}`, ADMIN);
       assert.deepEqual(call.params, {
         amount: '1099', currency: 'usd', customer, payment_method: customerRecord.body.default_payment_method,
-        off_session: 'true', confirm: 'true', allowed_payment_method_types: ['card'], description: 'Order 1',
+        automatic_payment_methods: { enabled: 'true', allow_redirects: 'never' }, off_session: 'true', confirm: 'true', description: 'Order 1',
       });
       const stored = await adminGet(worker, `/charges/${res.body.payment_intent}`, ADMIN);
       assert.equal(stored.status, 200);
