@@ -167,7 +167,7 @@ impl CreateSession {
             return Err(CreateError::Invalid("type must be document or id_number"));
         }
         if let Some(key) = &self.idempotency_key {
-            // With its `identity.{user_id}.key:` prefix it stays within Stripe's 255.
+            // With its `identity.{user_id}:key:` prefix it stays within Stripe's 255.
             if !IdempotencyKey::is_valid_caller_key(key, 100) {
                 return Err(CreateError::Invalid(
                     "idempotency_key must be 1-100 printable ASCII characters",
@@ -186,10 +186,13 @@ impl CreateSession {
 }
 
 impl CreateSession {
-    /// One key per user and creation, or the caller's own name for it.
+    /// One key per user and creation (`identity.{user}:{n}`), or the caller's own name for it
+    /// (`identity.{user}:key:{k}`). A user id has no `:`, and `n` is digits, so the two
+    /// families never meet (the caller's key once followed `.key:`, which a user id ending in
+    /// `.key` could forge).
     fn key(&self, creation: u32) -> IdempotencyKey {
         match &self.idempotency_key {
-            Some(key) => IdempotencyKey::scoped(&format!("identity.{}.key", self.user_id), key),
+            Some(key) => IdempotencyKey::scoped(&format!("identity.{}:key", self.user_id), key),
             None => {
                 IdempotencyKey::scoped(&format!("identity.{}", self.user_id), &creation.to_string())
             }
@@ -294,4 +297,40 @@ pub async fn user_view<S: Store>(
         map.insert("may_retry".into(), user.may_retry(max_attempts).into());
     }
     Ok(Some(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(user_id: &str, key: Option<&str>) -> CreateSession {
+        CreateSession {
+            user_id: user_id.into(),
+            kind: "document".into(),
+            return_url: None,
+            idempotency_key: key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn numbered_and_caller_named_keys_never_collide_whatever_the_user_id() {
+        // Under the old scheme user "ann.key" at creation 7 and user "ann" naming "7" both
+        // gave `identity.ann.key:7`.
+        let numbered = request("ann.key", None).key(7);
+        let named = request("ann", Some("7")).key(1);
+        assert_eq!(numbered.as_str(), "identity.ann.key:7");
+        assert_eq!(named.as_str(), "identity.ann:key:7");
+        for user in ["ann", "ann.key", "key", "a.b@c-d"] {
+            for n in [1, 7, 42] {
+                for caller in ["1", "7", "key:7", "x"] {
+                    for other in ["ann", "ann.key", "key", "a.b@c-d"] {
+                        assert_ne!(
+                            request(user, None).key(n).as_str(),
+                            request(other, Some(caller)).key(1).as_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

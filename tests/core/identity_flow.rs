@@ -465,7 +465,7 @@ fn a_caller_key_names_the_creation() {
     assert_eq!(again.attempts, 1);
     assert_eq!(
         world.transport.sent()[0].header("idempotency-key"),
-        Some("identity.u_7.key:signup-1")
+        Some("identity.u_7:key:signup-1")
     );
 }
 
