@@ -54,6 +54,14 @@ pub enum BillingError {
     /// no card is saved until Stripe says `succeeded`.
     #[error("the card was not saved: the SetupIntent has not succeeded")]
     SetupNotSucceeded,
+    /// The anonymous form cannot name a customer: anyone could bind a card to anyone's.
+    #[error("the public form saves a card for a new customer only; the app binds a session to an existing customer with POST /setup-sessions")]
+    CustomerNotAllowed,
+    /// A session naming a customer that the app did not bind (`metadata[bound_by]`).
+    #[error("the Checkout Session names a customer it was not bound to by the app")]
+    UnboundCustomer,
+    #[error("success_path must be a path on APP_BASE_URL: /, then at most {MAX_SUCCESS_PATH_CHARS} printable characters, no fragment")]
+    InvalidSuccessPath,
 }
 
 impl BillingError {
@@ -72,6 +80,9 @@ impl BillingError {
             Self::NoSetupIntent => "no_setup_intent",
             Self::NoPaymentMethod => "no_payment_method",
             Self::SetupNotSucceeded => "setup_not_succeeded",
+            Self::CustomerNotAllowed => "customer_not_allowed",
+            Self::UnboundCustomer => "unbound_customer",
+            Self::InvalidSuccessPath => "invalid_success_path",
         }
     }
 }
@@ -89,6 +100,17 @@ fn ours() -> Metadata {
     let mut metadata = Metadata::new();
     metadata.insert(CREATED_BY_METADATA.into(), CREATED_BY.into());
     metadata
+}
+
+/// Set on the setup sessions the app bound to one of its customers (`POST /setup-sessions`):
+/// only those may save a card for an existing customer.
+pub const BOUND_METADATA: &str = "bound_by";
+pub const BOUND_BY_APP: &str = "app";
+pub const MAX_SUCCESS_PATH_CHARS: usize = 200;
+
+/// Whether the app bound the session to its customer.
+pub fn is_bound(session: &CheckoutSession) -> bool {
+    session.metadata.get(BOUND_METADATA).map(String::as_str) == Some(BOUND_BY_APP)
 }
 
 /// Whether this service created the session.
@@ -141,32 +163,67 @@ mod tests {
     use crate::pages::*;
     use crate::stripe::{ApiError, IdempotencyKey, StripeRequest};
 
+    fn bound_input(customer: &str, success_path: Option<&str>) -> SetupSessionInput {
+        SetupSessionInput {
+            customer: customer.into(),
+            currency: Some("EUR".into()),
+            success_path: success_path.map(str::to_owned),
+        }
+    }
+
     #[test]
-    fn the_setup_request_is_validated_and_normalised() {
+    fn the_public_form_never_names_a_customer_and_the_app_binds_one() {
         assert_eq!(
-            SetupRequest::parse(Some(" cus_123 "), Some("EUR"), "usd").unwrap(),
-            SetupRequest {
-                customer: Some("cus_123".into()),
-                currency: "eur".into()
-            }
-        );
-        assert_eq!(
-            SetupRequest::parse(Some(""), None, "usd").unwrap(),
+            SetupRequest::public(Some(""), None, "usd").unwrap(),
             SetupRequest {
                 customer: None,
-                currency: "usd".into()
+                currency: "usd".into(),
+                success_path: "/success".into(),
+            }
+        );
+        for given in ["cus_VICTIM", " cus_123 ", "pm_1", "x"] {
+            assert_eq!(
+                SetupRequest::public(Some(given), None, "usd"),
+                Err(BillingError::CustomerNotAllowed),
+                "{given}"
+            );
+        }
+        assert_eq!(
+            SetupRequest::bound(
+                bound_input(" cus_123 ", Some("/account/cards?tab=1")),
+                "usd"
+            )
+            .unwrap(),
+            SetupRequest {
+                customer: Some("cus_123".into()),
+                currency: "eur".into(),
+                success_path: "/account/cards?tab=1".into(),
             }
         );
         for bad in ["cus_", "pm_123", "cus_1/../x", "cus_1 2"] {
             assert_eq!(
-                SetupRequest::parse(Some(bad), None, "usd"),
+                SetupRequest::bound(bound_input(bad, None), "usd"),
                 Err(BillingError::InvalidCustomer),
+                "{bad}"
+            );
+        }
+        for bad in [
+            "success",
+            "//evil.example/x",
+            "/a b",
+            "/a#b",
+            "/a\\b",
+            &format!("/{}", "a".repeat(200)),
+        ] {
+            assert_eq!(
+                SetupRequest::bound(bound_input("cus_1", Some(bad)), "usd"),
+                Err(BillingError::InvalidSuccessPath),
                 "{bad}"
             );
         }
         for bad in ["us", "dollars", "u$d"] {
             assert_eq!(
-                SetupRequest::parse(None, Some(bad), "usd"),
+                SetupRequest::public(None, Some(bad), "usd"),
                 Err(BillingError::InvalidCurrency),
                 "{bad}"
             );
@@ -174,8 +231,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_session_is_marked_and_returns_to_the_apps_path() {
+        let request = SetupRequest::bound(bound_input("cus_1", Some("/cards?x=1")), "usd")
+            .unwrap()
+            .to_stripe("https://app.test", IdempotencyKey::random([1; 16]));
+        let pairs = request.form.pairs();
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(value("customer"), Some("cus_1"));
+        assert_eq!(value("metadata[bound_by]"), Some("app"));
+        assert_eq!(
+            value("success_url"),
+            Some("https://app.test/cards?x=1&session_id={CHECKOUT_SESSION_ID}")
+        );
+        let public = SetupRequest::public(None, None, "usd")
+            .unwrap()
+            .to_stripe("https://app.test", IdempotencyKey::random([1; 16]));
+        assert!(!public
+            .form
+            .pairs()
+            .iter()
+            .any(|(k, _)| k == "metadata[bound_by]" || k == "customer"));
+    }
+
+    #[test]
     fn the_session_returns_to_the_success_page_with_the_literal_placeholder() {
-        let request = SetupRequest::parse(None, None, "usd")
+        let request = SetupRequest::public(None, None, "usd")
             .unwrap()
             .to_stripe("https://app.test", IdempotencyKey::random([1; 16]));
         let body = request.form.encode();
@@ -268,7 +353,7 @@ mod tests {
     fn a_session_with_a_customer_needs_no_customer_and_no_attach() {
         let s = session(serde_json::json!({
             "id": "cs_1", "mode": "setup", "status": "complete", "customer": "cus_1",
-            "setup_intent": "seti_1"
+            "setup_intent": "seti_1", "metadata": {"bound_by": "app"}
         }));
         let si = setup_intent(serde_json::json!({
             "id": "seti_1", "status": "succeeded", "customer": "cus_1", "payment_method": "pm_1"
@@ -280,12 +365,42 @@ mod tests {
     }
 
     #[test]
+    fn only_a_session_the_app_bound_may_save_a_card_for_an_existing_customer() {
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": null, "payment_method": "pm_1"
+        }));
+        for metadata in [
+            serde_json::json!({}),
+            serde_json::json!({"bound_by": "someone"}),
+            serde_json::Value::Null,
+        ] {
+            let s = session(serde_json::json!({
+                "id": "cs_1", "mode": "setup", "status": "complete", "customer": "cus_VICTIM",
+                "setup_intent": "seti_1", "metadata": metadata
+            }));
+            assert_eq!(
+                plan_setup(&s, &si),
+                Err(BillingError::UnboundCustomer),
+                "{metadata}"
+            );
+        }
+        // Nor through the SetupIntent's customer.
+        let s = session(serde_json::json!({
+            "id": "cs_1", "mode": "setup", "status": "complete", "customer": null, "setup_intent": "seti_1"
+        }));
+        let si = setup_intent(serde_json::json!({
+            "id": "seti_1", "status": "succeeded", "customer": "cus_VICTIM", "payment_method": "pm_1"
+        }));
+        assert_eq!(plan_setup(&s, &si), Err(BillingError::UnboundCustomer));
+    }
+
+    #[test]
     fn a_payment_method_not_attached_to_the_named_customer_is_attached() {
         // The SetupIntent does not name the customer, and the expanded payment method
         // belongs to nobody yet.
         let s = session(serde_json::json!({
             "id": "cs_1", "mode": "setup", "status": "complete", "customer": "cus_1",
-            "setup_intent": "seti_1"
+            "setup_intent": "seti_1", "metadata": {"bound_by": "app"}
         }));
         let si = setup_intent(serde_json::json!({
             "id": "seti_1", "status": "succeeded", "customer": null,

@@ -262,6 +262,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
           throw invalid(`This property cannot be expanded (${path}).`, { param: 'expand' });
         }
         if (typeof node[field] === 'string') node[field] = structuredClone(objects.get(node[field]) ?? node[field]);
+        // Stripe expands a null field to null, and a path through it stops there.
+        if (node[field] === null) break;
         node = node[field];
       }
     }

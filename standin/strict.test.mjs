@@ -341,6 +341,13 @@ describe('sessions paid later, expired sessions', () => {
     }
   });
 
+  test('a path through a null field expands to null, as Stripe does', async () => {
+    const session = await paymentSession();
+    const both = await call('GET', `/v1/checkout/sessions/${session.id}`, { 'expand[]': 'setup_intent.payment_method' });
+    assert.equal(both.status, 200, JSON.stringify(both.body));
+    assert.equal(both.body.setup_intent, null);
+  });
+
   test('an open session expires (checkout.session.expired); an expired one cannot be completed', async () => {
     const session = await paymentSession();
     const expired = await testPost(`/_test/checkout/sessions/${session.id}/expire`);

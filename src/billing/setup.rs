@@ -32,45 +32,105 @@ pub struct CheckoutRecord {
 
 pub const CHECKOUT_RECORD_VERSION: u32 = 1;
 
-/// What `POST /create-checkout-session` was asked for, validated.
+/// A setup session to open, validated: from the anonymous form (no customer: a new one is
+/// created when the card is saved), or bound by the app to one of its customers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupRequest {
+    /// Only for a session the app binds (`POST /setup-sessions`).
     pub customer: Option<String>,
     pub currency: String,
+    /// Where on `APP_BASE_URL` Checkout returns to (`session_id` is added).
+    pub success_path: String,
+}
+
+/// The JSON body of `POST /setup-sessions` (admin).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupSessionInput {
+    pub customer: String,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub success_path: Option<String>,
 }
 
 impl SetupRequest {
-    /// `customer` and `currency` from the form; blank fields count as absent.
-    pub fn parse(
+    /// The anonymous form's fields. A `customer` is refused, not ignored, and before Stripe
+    /// is asked anything: whether a customer exists is never revealed to the public.
+    pub fn public(
         customer: Option<&str>,
         currency: Option<&str>,
         default_currency: &str,
     ) -> Result<Self, BillingError> {
-        let customer = customer.map(str::trim).filter(|c| !c.is_empty());
-        if customer.is_some_and(|id| !is_prefixed_id(id, "cus_")) {
-            return Err(BillingError::InvalidCustomer);
+        if customer.is_some_and(|c| !c.trim().is_empty()) {
+            return Err(BillingError::CustomerNotAllowed);
         }
         Ok(Self {
-            customer: customer.map(str::to_owned),
+            customer: None,
             currency: parse_currency(currency, default_currency)?,
+            success_path: DEFAULT_SUCCESS_PATH.to_owned(),
         })
     }
 
-    /// The Checkout Session to create, returning to `{app_base_url}/success` and `/`.
+    /// A session the app binds to its customer.
+    pub fn bound(input: SetupSessionInput, default_currency: &str) -> Result<Self, BillingError> {
+        let customer = input.customer.trim();
+        if !is_prefixed_id(customer, "cus_") {
+            return Err(BillingError::InvalidCustomer);
+        }
+        let success_path = match input.success_path {
+            None => DEFAULT_SUCCESS_PATH.to_owned(),
+            Some(path) if is_success_path(&path) => path,
+            Some(_) => return Err(BillingError::InvalidSuccessPath),
+        };
+        Ok(Self {
+            customer: Some(customer.to_owned()),
+            currency: parse_currency(input.currency.as_deref(), default_currency)?,
+            success_path,
+        })
+    }
+
+    /// The Checkout Session to create, returning to `{app_base_url}{success_path}` and `/`.
     pub fn to_stripe(&self, app_base_url: &str, key: IdempotencyKey) -> StripeRequest {
-        let success_url = format!("{app_base_url}/success?session_id={SESSION_ID_PLACEHOLDER}");
+        let separator = if self.success_path.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let success_url = format!(
+            "{app_base_url}{}{separator}session_id={SESSION_ID_PLACEHOLDER}",
+            self.success_path
+        );
         let cancel_url = format!("{app_base_url}/");
+        let mut metadata = ours();
+        if self.customer.is_some() {
+            metadata.insert(BOUND_METADATA.into(), BOUND_BY_APP.into());
+        }
         calls::create_setup_session(
             &calls::SetupSession {
                 currency: &self.currency,
                 customer: self.customer.as_deref(),
                 success_url: &success_url,
                 cancel_url: &cancel_url,
-                metadata: &ours(),
+                metadata: &metadata,
             },
             key,
         )
     }
+}
+
+/// This service's own success page.
+pub const DEFAULT_SUCCESS_PATH: &str = "/success";
+
+/// A path (and query) on `APP_BASE_URL`: `/` but not `//` (another host), printable ASCII
+/// without `#` or `\`, short.
+fn is_success_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && path.len() <= MAX_SUCCESS_PATH_CHARS
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\')
 }
 
 impl CheckoutRecord {
@@ -209,7 +269,13 @@ pub fn plan_setup(
     }
     let card = method.object().and_then(|pm| pm.card.clone());
     let attached_to = method.object().and_then(|pm| pm.customer.as_deref());
-    let (customer, attach) = match session.customer.as_ref().or(setup_intent.customer.as_ref()) {
+    let named = session.customer.as_ref().or(setup_intent.customer.as_ref());
+    // Only a session the app bound may save a card for an existing customer (and so become
+    // that customer's default for off-session charges).
+    if named.is_some() && !is_bound(session) {
+        return Err(BillingError::UnboundCustomer);
+    }
+    let (customer, attach) = match named {
         Some(customer) => {
             let attached = setup_intent.customer.as_ref() == Some(customer)
                 || attached_to == Some(customer.as_str());

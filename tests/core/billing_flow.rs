@@ -124,11 +124,16 @@ fn event(id: &str, kind: &str, created: i64, object: serde_json::Value) -> Event
     Event::parse(body.to_string().as_bytes()).unwrap()
 }
 
+/// A completed setup session; one naming a customer was bound to it by the app.
 fn completed(id: &str, customer: Option<&str>, setup_intent: &str) -> serde_json::Value {
+    let mut metadata = serde_json::json!({"created_by": "stripe-edge-webhooks"});
+    if customer.is_some() {
+        metadata["bound_by"] = "app".into();
+    }
     serde_json::json!({
         "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
         "customer": customer, "customer_details": {"email": "a@example.com"},
-        "setup_intent": setup_intent, "metadata": {"created_by": "stripe-edge-webhooks"}
+        "setup_intent": setup_intent, "metadata": metadata
     })
 }
 
@@ -280,7 +285,7 @@ fn a_card_saved_by_an_older_session_never_replaces_a_newer_one() {
             "created": created, "customer": "cus_x",
             "setup_intent": {"id": format!("seti_{id}"), "status": "succeeded",
                              "customer": "cus_x", "payment_method": pm},
-            "metadata": {"created_by": "stripe-edge-webhooks"}
+            "metadata": {"created_by": "stripe-edge-webhooks", "bound_by": "app"}
         })
     };
     // The newer session's completion is handled first, the older one's after it.
