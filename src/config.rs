@@ -218,6 +218,21 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Where Checkout pages are served, for the pages' `form-action`: Stripe's, or with a
+    /// loopback `STRIPE_API_BASE` the local stand-in, which serves its Checkout pages there.
+    pub fn checkout_origin(&self) -> &str {
+        if is_loopback_origin(&self.stripe_api_base) {
+            &self.stripe_api_base
+        } else {
+            STRIPE_CHECKOUT_ORIGIN
+        }
+    }
+}
+
+/// Stripe Checkout's pages (`https://checkout.stripe.com/c/pay/cs_…`).
+pub const STRIPE_CHECKOUT_ORIGIN: &str = "https://checkout.stripe.com";
+
 /// `http(s)://` to a loopback host (`127.0.0.1`, `localhost`, `[::1]`), with any port.
 pub fn is_loopback_origin(origin: &str) -> bool {
     let Some(rest) = origin
@@ -562,6 +577,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains(PUBLIC_SETUP));
+    }
+
+    #[test]
+    fn pages_may_post_to_stripes_checkout_or_the_local_stand_in() {
+        assert_eq!(
+            config(&[]).unwrap().checkout_origin(),
+            STRIPE_CHECKOUT_ORIGIN
+        );
+        let local = config(&[(STRIPE_API_BASE, "http://127.0.0.1:12111")]).unwrap();
+        assert_eq!(local.checkout_origin(), "http://127.0.0.1:12111");
+        let [_, (name, csp), ..] = crate::pages::page_headers(local.checkout_origin());
+        assert_eq!(name, "content-security-policy");
+        assert!(
+            csp.contains("form-action 'self' http://127.0.0.1:12111;"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'") && csp.starts_with("default-src 'none'"));
     }
 
     #[test]

@@ -5,9 +5,24 @@ use crate::billing::BillingError;
 use crate::error::AppError;
 use crate::stripe::StripeError;
 
-/// The headers every page carries besides its content type: a page about a session or a card
-/// must not be cached.
-pub const PAGE_HEADERS: &[(&str, &str)] = &[("cache-control", "no-store")];
+/// The headers every page carries besides its content type. Not cached (a page about a
+/// session or a card); nothing but inline styles loads; forms post only here and to Checkout
+/// (Chrome applies `form-action` to the 303 that follows a post too); never framed (no
+/// clickjacking); no type sniffing; no Referer (a success URL carries its session id).
+/// `checkout_origin` is Stripe Checkout's (or the local stand-in's).
+pub fn page_headers(checkout_origin: &str) -> [(&'static str, String); 4] {
+    [
+        ("cache-control", "no-store".to_owned()),
+        (
+            "content-security-policy",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {checkout_origin}; frame-ancestors 'none'; base-uri 'none'"
+            ),
+        ),
+        ("x-content-type-options", "nosniff".to_owned()),
+        ("referrer-policy", "no-referrer".to_owned()),
+    ]
+}
 
 /// The "Save a card" page at `GET /`.
 pub const HOME: &str = r#"<!doctype html>
@@ -17,7 +32,6 @@ pub const HOME: &str = r#"<!doctype html>
 <h1>Save a card for later</h1>
 <p>You will be sent to Stripe Checkout to enter a card. Nothing is charged now.</p>
 <form method="post" action="/create-checkout-session">
-<label>Customer id (optional) <input name="customer" placeholder="cus_…" pattern="cus_[A-Za-z0-9_]+"></label>
 <input type="hidden" name="currency" value="">
 <p><button type="submit">Save a card</button></p>
 </form>
@@ -56,6 +70,7 @@ pub fn page(title: &str, paragraphs: &[String]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuccessView {
     CardSaved {
+        /// For the caller; never shown: anyone holding the `cs_` link sees the page.
         customer: String,
         brand: Option<String>,
         last4: Option<String>,
@@ -72,11 +87,7 @@ pub enum SuccessView {
 impl SuccessView {
     pub fn render(&self) -> String {
         match self {
-            Self::CardSaved {
-                customer,
-                brand,
-                last4,
-            } => {
+            Self::CardSaved { brand, last4, .. } => {
                 let card = match (brand, last4) {
                     (Some(brand), Some(last4)) => format!("Your {brand} card ending in {last4}"),
                     (None, Some(last4)) => format!("Your card ending in {last4}"),
@@ -84,10 +95,9 @@ impl SuccessView {
                 };
                 page(
                     "Card saved",
-                    &[
-                        format!("{card} is saved for later payments. Nothing was charged."),
-                        format!("Customer reference: {customer}"),
-                    ],
+                    &[format!(
+                        "{card} is saved for later payments. Nothing was charged."
+                    )],
                 )
             }
             Self::PaymentReceived { session } => page(

@@ -26,9 +26,16 @@ pub struct CheckoutRecord {
     /// For a recovery session (`mode=payment`): the declined PaymentIntent it pays for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovers: Option<String>,
+    /// Stripe's `payment_status` for a payment session (`paid` once paid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<String>,
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
+
+/// An open session's record expires after this: Stripe expires a session after 24 h, and an
+/// anonymous form must not leave records that never go away.
+pub const OPEN_CHECKOUT_TTL_SECONDS: u64 = 2 * 24 * 60 * 60;
 
 pub const CHECKOUT_RECORD_VERSION: u32 = 1;
 
@@ -144,8 +151,21 @@ impl CheckoutRecord {
             setup_intent: None,
             payment_method: None,
             recovers: session.metadata.get(RECOVERS_METADATA).cloned(),
+            payment_status: session.payment_status.clone(),
             updated_at: now,
         }
+    }
+
+    /// How long to keep the record: an open session's expires; a finished one's is kept.
+    pub fn ttl_seconds(&self) -> Option<u64> {
+        (self.status == "open").then_some(OPEN_CHECKOUT_TTL_SECONDS)
+    }
+
+    /// A paid payment session already recorded: its success page needs no Stripe call.
+    pub fn is_paid_payment(&self) -> bool {
+        self.mode == "payment"
+            && self.status == "complete"
+            && self.payment_status.as_deref() == Some("paid")
     }
 
     /// A setup completion already recorded: a repeat (the other path, a redelivery) is a no-op.
@@ -352,6 +372,7 @@ impl SetupPlan {
             setup_intent: Some(self.setup_intent.clone()),
             payment_method: Some(self.payment_method.clone()),
             recovers: None,
+            payment_status: None,
             updated_at: now,
         };
         (customer_record, checkout)

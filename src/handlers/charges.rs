@@ -57,8 +57,9 @@ pub(crate) async fn record_recovery<S: Store, T: Transport>(
         keep_recovery_card(services, session).await?;
     }
     if is_stripe_id(&session.id) {
+        let checkout = CheckoutRecord::opened(session, at);
         keys::checkout(&session.id)
-            .save(store, &CheckoutRecord::opened(session, at), None)
+            .save(store, &checkout, checkout.ttl_seconds())
             .await
             .step("save_checkout")?;
     }
@@ -309,12 +310,9 @@ async fn open_recovery<S: Store, T: Transport>(
         .save(services.store, &record, None)
         .await?;
     if is_stripe_id(&session.id) {
+        let checkout = CheckoutRecord::opened(&session, services.now);
         keys::checkout(&session.id)
-            .save(
-                services.store,
-                &CheckoutRecord::opened(&session, services.now),
-                None,
-            )
+            .save(services.store, &checkout, checkout.ttl_seconds())
             .await?;
     }
     Ok(record)

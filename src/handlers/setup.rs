@@ -31,12 +31,9 @@ pub async fn open_setup_session<S: Store, T: Transport>(
     let url = session.url.clone().ok_or(AppError::Internal(
         "Stripe returned a Checkout Session without a url",
     ))?;
+    let checkout = CheckoutRecord::opened(&session, services.now);
     keys::checkout(&session.id)
-        .save(
-            services.store,
-            &CheckoutRecord::opened(&session, services.now),
-            None,
-        )
+        .save(services.store, &checkout, checkout.ttl_seconds())
         .await?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(AppError::Internal(
@@ -214,8 +211,13 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
 ) -> Result<SuccessView, AppError> {
     let store = services.store;
     let existing = keys::checkout(session_id).load_tolerant(store).await?;
-    if let Some(done) = existing.filter(CheckoutRecord::is_completed_setup) {
-        return card_saved(services, done, None).await;
+    match existing {
+        Some(done) if done.is_completed_setup() => return card_saved(services, done, None).await,
+        // Repeated reads of a finished session cost no Stripe call.
+        Some(paid) if paid.is_paid_payment() => {
+            return Ok(SuccessView::PaymentReceived { session: paid.id })
+        }
+        _ => {}
     }
     let session: CheckoutSession = services
         .stripe(&calls::retrieve_checkout_session(session_id))

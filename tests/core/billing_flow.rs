@@ -808,6 +808,33 @@ fn the_success_page_records_a_paid_recovery_session() {
         }
     );
     assert!(stored_charge(&store).paid);
+    // A reload answers from the record: no second Stripe call.
+    let calls = transport.calls().len();
+    let again = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_paid"))
+    })
+    .unwrap();
+    assert_eq!(again, view);
+    assert_eq!(transport.calls().len(), calls);
+    assert_eq!(
+        store.ttl("checkout:cs_paid"),
+        None,
+        "a finished session is kept"
+    );
+}
+
+#[test]
+fn an_open_sessions_record_expires_after_two_days() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let request = SetupRequest::public(None, None, "usd").unwrap();
+    run(&store, &transport, |s| {
+        block_on(open_setup_session(s, &request, "https://app.test", [3; 16]))
+    })
+    .unwrap();
+    let keys: Vec<String> = block_on(store.list("checkout:", 10, None)).unwrap().keys;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(store.ttl(&keys[0]), Some(OPEN_CHECKOUT_TTL_SECONDS));
 }
 
 #[test]
