@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::http::Transport;
 use crate::notify::Notification;
+use crate::signature::{sign_with_all, WebhookSecrets};
 use crate::store::{keys, Store, StoreError};
 use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
 
@@ -152,9 +153,12 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
     /// Writes the outbox record and delivers it to `NOTIFY_URL` when set. Only a store failure
     /// is an error: an undelivered notification stays in the outbox and is noted in the log.
     pub async fn notify(&self, notification: Notification) -> Result<(), StoreError> {
-        let url = self.config.notify_url.as_deref();
+        let target = self.config.notify_url.as_deref().map(|url| NotifyTarget {
+            url,
+            signing: self.config.notify_signing_secrets().cloned(),
+        });
         let record =
-            send_notification(self.store, self.transport, url, notification, self.now).await?;
+            send_notification(self.store, self.transport, target, notification, self.now).await?;
         if let Some(error) = record.last_error.as_deref().filter(|_| !record.delivered) {
             self.trace
                 .note(format!("notification {} not delivered: {error}", record.id));
@@ -162,6 +166,19 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
         Ok(())
     }
 }
+
+/// Where notifications go (`NOTIFY_URL`) and what signs them (`NOTIFY_SIGNING_SECRET`).
+#[derive(Debug, Clone)]
+pub struct NotifyTarget<'a> {
+    pub url: &'a str,
+    /// `None`: nothing is sent. An unsigned notification could be forged by anyone who
+    /// learns the URL, so the receiver must be able to tell ours apart.
+    pub signing: Option<WebhookSecrets>,
+}
+
+/// The header a receiver verifies (`tools/verify-notification.mjs`), made as Stripe signs
+/// its webhooks: `t=…,v1=HMAC-SHA256("{t}.{body}")`, one `v1` per secret while rolling.
+pub const NOTIFY_SIGNATURE_HEADER: &str = "notify-signature";
 
 /// One notification attempt at most this long: a webhook must answer Stripe quickly.
 pub const DELIVERY_TIMEOUT_MS: u64 = 3_000;
@@ -174,7 +191,7 @@ pub const DELIVERY_TIMEOUT_MS: u64 = 3_000;
 pub async fn send_notification(
     store: &impl Store,
     transport: &impl Transport,
-    url: Option<&str>,
+    target: Option<NotifyTarget<'_>>,
     notification: Notification,
     now: i64,
 ) -> Result<Notification, StoreError> {
@@ -186,13 +203,23 @@ pub async fn send_notification(
     let mut record = notification.resume(existing.as_ref(), now);
     // The outbox record is written before the attempt, so a crash in between loses nothing.
     key.save(store, &record, None).await?;
-    let Some(url) = url else {
+    let Some(target) = target else {
         return Ok(record);
     };
-    let request = record.request(url).map_err(|e| StoreError::Corrupt {
-        key: key.as_str().to_owned(),
-        reason: e.to_string(),
-    })?;
+    let Some(secrets) = target.signing else {
+        record.last_error = Some("NOTIFY_SIGNING_SECRET is not set: never sent unsigned".into());
+        key.save(store, &record, None).await?;
+        return Ok(record);
+    };
+    let mut request = record
+        .request(target.url)
+        .map_err(|e| StoreError::Corrupt {
+            key: key.as_str().to_owned(),
+            reason: e.to_string(),
+        })?;
+    let body = request.body.as_deref().unwrap_or("").as_bytes();
+    let signature = sign_with_all(body, &secrets, now);
+    request.headers.push((NOTIFY_SIGNATURE_HEADER, signature));
     let answer = transport.send(&request, DELIVERY_TIMEOUT_MS).await;
     record.record_attempt(answer.as_ref(), now);
     key.save(store, &record, None).await?;
@@ -224,6 +251,58 @@ mod tests {
     use crate::testing::FakeTransport;
     use pollster::block_on;
 
+    const SIGNING: &str = "nsec_test_one,nsec_test_two";
+
+    fn signed(url: &str) -> NotifyTarget<'_> {
+        NotifyTarget {
+            url,
+            signing: WebhookSecrets::from_comma_separated(SIGNING),
+        }
+    }
+
+    #[test]
+    fn every_notification_is_signed_like_a_stripe_webhook_and_never_sent_unsigned() {
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(|_| Ok(FakeTransport::json(200, "{}")));
+        block_on(send_notification(
+            &store,
+            &transport,
+            Some(signed("https://sink.test/n")),
+            sample(),
+            1_700_000_000,
+        ))
+        .unwrap();
+        let sent = transport.sent();
+        let header = sent[0].header(NOTIFY_SIGNATURE_HEADER).expect("signed");
+        let body = sent[0].body.as_deref().unwrap().as_bytes();
+        for secret in ["nsec_test_one", "nsec_test_two"] {
+            let one = WebhookSecrets::from_comma_separated(secret).unwrap();
+            assert!(
+                crate::signature::verify(body, Some(header), &one, 300, 1_700_000_000).is_ok(),
+                "{secret}"
+            );
+        }
+        let other = WebhookSecrets::from_comma_separated("nsec_forger").unwrap();
+        assert!(crate::signature::verify(body, Some(header), &other, 300, 1_700_000_000).is_err());
+
+        let unsigned = NotifyTarget {
+            url: "https://sink.test/n",
+            signing: None,
+        };
+        let store = MemoryStore::new();
+        let transport = FakeTransport::new(|_| panic!("nothing is sent unsigned"));
+        let record = block_on(send_notification(
+            &store,
+            &transport,
+            Some(unsigned),
+            sample(),
+            1,
+        ))
+        .unwrap();
+        assert!(!record.delivered);
+        assert!(record.last_error.unwrap().contains("NOTIFY_SIGNING_SECRET"));
+    }
+
     fn sample() -> Notification {
         let mut payload = serde_json::Map::new();
         payload.insert("status".into(), "verified".into());
@@ -254,7 +333,7 @@ mod tests {
         let record = block_on(send_notification(
             &store,
             &transport,
-            Some("https://sink.test/n"),
+            Some(signed("https://sink.test/n")),
             sample(),
             100,
         ))
@@ -278,7 +357,7 @@ mod tests {
         block_on(send_notification(
             &store,
             &transport,
-            Some("https://sink.test/n"),
+            Some(signed("https://sink.test/n")),
             sample(),
             200,
         ))
@@ -293,7 +372,7 @@ mod tests {
         let record = block_on(send_notification(
             &store,
             &failing,
-            Some("https://sink.test/n"),
+            Some(signed("https://sink.test/n")),
             sample(),
             100,
         ))
@@ -304,7 +383,7 @@ mod tests {
         let record = block_on(send_notification(
             &store,
             &down,
-            Some("https://sink.test/n"),
+            Some(signed("https://sink.test/n")),
             sample(),
             150,
         ))
@@ -317,7 +396,7 @@ mod tests {
         let record = block_on(send_notification(
             &store,
             &ok,
-            Some("https://sink.test/n"),
+            Some(signed("https://sink.test/n")),
             sample(),
             300,
         ))
@@ -341,7 +420,7 @@ mod tests {
         assert!(block_on(send_notification(
             &store,
             &transport,
-            Some("https://sink.test"),
+            Some(signed("https://sink.test")),
             sample(),
             1
         ))

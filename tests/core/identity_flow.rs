@@ -89,6 +89,7 @@ impl World {
             "STRIPE_WEBHOOK_SECRET" => Some(SECRET.into()),
             "IDENTITY_MAX_ATTEMPTS" => Some(max_attempts.into()),
             "NOTIFY_URL" => notify_url.map(str::to_owned),
+            "NOTIFY_SIGNING_SECRET" => Some("nsec_identity_flow".into()),
             _ => None,
         })
         .unwrap();
