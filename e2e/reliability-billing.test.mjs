@@ -145,7 +145,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
     assert.equal(page.status, 200);
     const html = await page.text();
     assert.match(html, /Card saved/);
-    assert.ok(html.includes(customer));
+    assert.ok(!html.includes(customer), 'the page shows no customer id');
     assert.equal((await requests()).length, before, 'the success page found the recorded completion');
   }
 
@@ -179,7 +179,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
       assert.ok(hooks.every((r) => r.body.duplicate === false));
       assert.deepEqual([...new Set(pages.map((p) => p.status))], [200]);
       const customer = await assertSavedOnce(session, paymentMethod);
-      for (const page of pages) assert.ok(page.html.includes(customer), 'every page names the one customer');
+      for (const page of pages) assert.ok(page.html.includes('card ending in') && !page.html.includes(customer), 'every page shows the card, never the customer id');
       for (const event of [copies[0], copies[49]]) {
         assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).body.outcome, 'handled');
       }
@@ -225,7 +225,8 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
     const customer = await assertSavedOnce(setup.session, setup.paymentMethod, '0341');
     // Several charges, so that a race that one round may miss is caught.
     for (let round = 0; round < 3; round++) {
-      const body = { customer, amount: 3100 + round, currency: 'usd', idempotency_key: `paid-race-${Date.now()}-${round}` };
+      // The declined card by name: a paid recovery makes its own card the customer's default.
+      const body = { customer, amount: 3100 + round, currency: 'usd', payment_method: setup.paymentMethod, idempotency_key: `paid-race-${Date.now()}-${round}` };
       const declined = await charge(body);
       assert.equal(declined.status, 402);
       const pi = declined.body.payment_intent;
@@ -313,7 +314,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
       const expected = states.in_order.charge;
       assert.equal(expected.status, 'recovered');
       assert.equal(expected.paid, true);
-      assert.deepEqual(expected.recovery, { checkout_session: 'RECOVERY_CS', url: 'STRIPE/c/pay/RECOVERY_CS', status: 'paid', payment_intent: 'RECOVERY_PI' });
+      assert.deepEqual(expected.recovery, { checkout_session: 'RECOVERY_CS', url: 'STRIPE/c/pay/RECOVERY_CS', status: 'paid', payment_intent: 'RECOVERY_PI', attempt: 1 });
       assert.equal(expected.last_error.decline_code, 'generic_decline');
       for (const name of Object.keys(ORDERS)) {
         assert.deepEqual(states[name], states.in_order, `${name} ends like in order`);
@@ -419,7 +420,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
           const reload = await success(c.session);
           assert.equal(reload.status, 200);
           const customer = await assertSavedOnce(c.session, c.paymentMethod);
-          assert.ok((await reload.text()).includes(customer));
+          assert.match(await reload.text(), /Card saved/);
           // The webhook arriving afterwards finds it done.
           const before = (await requests()).length;
           assert.equal((await deliver(worker, c.completed, { secret: SECRET })).status, 200);

@@ -1005,6 +1005,30 @@ mod tests {
     }
 
     #[test]
+    fn the_public_forms_failure_pages_never_quote_stripe() {
+        let mut api: ApiError = serde_json::from_str(
+            r#"{"type":"invalid_request_error","code":"resource_missing","message":"No such customer: 'cus_VICTIM'"}"#,
+        )
+        .unwrap();
+        api.status = 400;
+        use crate::error::AppError;
+        let refused = AppError::Stripe(crate::stripe::StripeError::Api(Box::new(api)));
+        let (status, html) = setup_error_page(&refused);
+        assert_eq!(status, 502);
+        assert!(
+            !html.contains("cus_VICTIM") && !html.contains("No such"),
+            "{html}"
+        );
+        assert_eq!(setup_error_page(&AppError::CrossSiteForm).0, 403);
+        assert_eq!(setup_error_page(&AppError::TooManyRequests).0, 429);
+        assert_eq!(
+            setup_error_page(&BillingError::CustomerNotAllowed.into()).0,
+            400
+        );
+        assert_eq!(success_error_page(&AppError::TooManyRequests).0, 429);
+    }
+
+    #[test]
     fn pages_escape_what_they_echo() {
         assert_eq!(
             escape_html(r#"<a href="x">'&'</a>"#),

@@ -29,6 +29,12 @@ pub enum AppError {
     BadJson(String),
     #[error("the query is not valid: {0}")]
     BadQuery(String),
+    /// The Workers Rate Limiting binding refused the client (by `CF-Connecting-IP`).
+    #[error("too many requests; try again in a minute")]
+    TooManyRequests,
+    /// A form posted from another site's page (`Origin`, `Sec-Fetch-Site`).
+    #[error("this form can only be posted from this service's own page")]
+    CrossSiteForm,
     /// A fault of this service that a retry will not fix; the message is for the log.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -82,6 +88,8 @@ impl AppError {
             Self::BadForm => class(400, "bad_form", false),
             Self::BadJson(_) => class(400, "bad_json", false),
             Self::BadQuery(_) => class(400, "bad_query", false),
+            Self::TooManyRequests => class(429, "rate_limited", false),
+            Self::CrossSiteForm => class(403, "cross_site_form", false),
             Self::Internal(_) => class(500, "internal_error", false),
             Self::Signature(e) => class(400, e.code(), false),
             Self::Event(e) => class(400, e.code(), false),

@@ -154,6 +154,11 @@ fn success_error(error: &AppError) -> ErrorPage {
             "Card not saved",
             "Your card could not be saved. Go back to Checkout and try again, or use another card.",
         ),
+        AppError::TooManyRequests => error_page(
+            None,
+            "Too many requests",
+            "Please wait a minute, then reload this page.",
+        ),
         AppError::NotFound => error_page(None, "Unknown session", "No such Checkout Session here."),
         AppError::Stripe(StripeError::Api(api)) if api.status == 404 => error_page(
             Some(404),
@@ -183,4 +188,44 @@ pub fn success_error_page(error: &AppError) -> (u16, String) {
     let page = success_error(error);
     let status = page.status.unwrap_or_else(|| error.status());
     (status, self::page(page.title, &[page.text.to_owned()]))
+}
+
+/// The page for a failure of the anonymous "Save a card" form. It never quotes Stripe (whose
+/// message may say whether a customer exists, or quote what was sent), and a refusal of
+/// Stripe's is this service's failure to open Checkout (502), not the visitor's.
+pub fn setup_error_page(error: &AppError) -> (u16, String) {
+    let (status, title, text) = match error {
+        AppError::CrossSiteForm => (
+            403,
+            "Not allowed",
+            "This form can only be sent from this site's own page.",
+        ),
+        AppError::TooManyRequests => (
+            429,
+            "Too many requests",
+            "Please wait a minute and try again.",
+        ),
+        AppError::NotFound => (404, "Not here", "There is no such page here."),
+        AppError::Stripe(_) if error.status() < 500 => (
+            502,
+            "Could not open Checkout",
+            "We could not open the payment page. Please try again later.",
+        ),
+        other if other.status() < 500 => (
+            other.status(),
+            "Invalid request",
+            "This form cannot be sent that way. Go back and try again.",
+        ),
+        other if other.status() == 503 => (
+            503,
+            "Please try again",
+            "We could not reach our payment provider. Try again in a moment.",
+        ),
+        other => (
+            other.status(),
+            "Something went wrong",
+            "We could not open the payment page because of an error on our side.",
+        ),
+    };
+    (status, page(title, &[text.to_owned()]))
 }
