@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, adminPost, completeAtStandIn, connectStandIn, createSetupSession, deliver, makeEvent, startStack } from './harness.mjs';
+import { adminGet, adminPost, bindSetupSession, clientIp, completeAtStandIn, connectStandIn, createSetupSession, deliver, makeEvent, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_billing_5e1a7d';
 const ADMIN = 'e2e-billing-admin-2b8f';
@@ -42,7 +42,7 @@ describe('saving a card and charging it later', () => {
   /** Completes a session at the stand-in, returning its events (delivered by the tests). */
   const completeQuietly = (id, card = CARD_OK) => completeAtStandIn(stripeBase, id, { card });
 
-  const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`);
+  const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`, { headers: { 'cf-connecting-ip': clientIp() } });
   const customersOf = async (sessionId) =>
     (await objects()).filter((o) => o.object === 'customer' && o.metadata?.checkout_session === sessionId);
   const writes = (calls, path) => calls.filter((c) => c.method === 'POST' && c.path === path);
@@ -153,7 +153,7 @@ describe('saving a card and charging it later', () => {
         body: 'email=known%40example.com',
       });
       const { id: customer } = await res.json();
-      const id = await createSession({ customer });
+      const id = await bindSetupSession(worker, ADMIN, customer);
       const events = await completeQuietly(id);
       const start = await count();
       const hook = await deliver(worker, events.find((e) => e.type === 'checkout.session.completed'), { secret: SECRET });

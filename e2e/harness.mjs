@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
 import { after } from 'node:test';
 import { createStandIn, violationLedger } from '../standin/server.mjs';
+import { SIGNATURE_HEADER, verifyNotification } from '../tools/verify-notification.mjs';
 
 /**
  * Every e2e file imports this harness, so every file ends with this check: no stand-in of this
@@ -167,11 +168,25 @@ export async function adminGet(worker, route, token) {
   return { status: res.status, headers: res.headers, body: await res.json().catch(() => null) };
 }
 
+/** What the e2e stacks sign notifications with (NOTIFY_SIGNING_SECRET). */
+export const NOTIFY_SECRET = 'nsec_e2e_notifications_6f2a';
+
+let clients = 0;
 /**
- * A notification sink on loopback: records every JSON POST (NOTIFY_URL points here) and
- * answers `status()` (200 unless told otherwise).
+ * A client address of its own (`CF-Connecting-IP`, which `wrangler dev` passes through): the
+ * rate limits count per client, and tests are many clients, not one flooding the worker.
  */
-export async function startSink() {
+export function clientIp() {
+  clients += 1;
+  return `198.18.${(clients >> 8) & 255}.${clients & 255}`;
+}
+
+/**
+ * A notification sink on loopback: records every JSON POST (NOTIFY_URL points here), whether
+ * its Notify-Signature verifies with `secret` (as a receiver would check it), and answers
+ * `status()` (200 unless told otherwise).
+ */
+export async function startSink({ secret = NOTIFY_SECRET } = {}) {
   const received = [];
   let answer = 200;
   const server = http.createServer((req, res) => {
@@ -185,7 +200,14 @@ export async function startSink() {
       } catch {
         body = text;
       }
-      received.push({ method: req.method, path: req.url, headers: req.headers, body });
+      let verified = false;
+      try {
+        verifyNotification(Buffer.concat(chunks), req.headers[SIGNATURE_HEADER], secret);
+        verified = true;
+      } catch {
+        // recorded as unverified
+      }
+      received.push({ method: req.method, path: req.url, headers: req.headers, body, verified });
       res.writeHead(answer, { 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -241,7 +263,7 @@ export async function startStack(settings, { connect = true } = {}) {
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, ...settings });
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings });
   if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
   return {
     standIn,
@@ -256,12 +278,15 @@ export async function startStack(settings, { connect = true } = {}) {
   };
 }
 
-/** `POST /create-checkout-session` (setup mode): the id of the Checkout Session it sent to. */
+/**
+ * `POST /create-checkout-session` (the anonymous form, setup mode, from a client of its own):
+ * the id of the Checkout Session it sent to.
+ */
 export async function createSetupSession(worker, fields = {}) {
   const res = await fetch(`${worker.url}/create-checkout-session`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': clientIp() },
     body: new URLSearchParams(fields).toString(),
   });
   const location = res.headers.get('location') ?? '';
@@ -280,4 +305,11 @@ export async function completeAtStandIn(stripeBase, id, { card = '42424242424242
   if (res.status !== 200) throw new Error(`complete ${id}: ${res.status} ${await res.text()}`);
   const { events } = await res.json();
   return events.map((e) => e.event);
+}
+
+/** `POST /setup-sessions` (admin): a setup session bound to `customer`; its id. */
+export async function bindSetupSession(worker, token, customer, extra = {}) {
+  const res = await adminPost(worker, '/setup-sessions', token, { customer, ...extra });
+  if (res.status !== 201) throw new Error(`setup-sessions: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id;
 }

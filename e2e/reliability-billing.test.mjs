@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createStandIn } from '../standin/server.mjs';
-import { adminGet, adminPost, completeAtStandIn, createSetupSession, deliver, startSink, startWorker, stripe, shuffled } from './harness.mjs';
+import { NOTIFY_SECRET, adminGet, adminPost, clientIp, completeAtStandIn, createSetupSession, deliver, shuffled, startSink, startWorker, stripe } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_rel_billing_41c7';
 const RECORDER_SECRET = 'whsec_e2e_rel_recorder_9b02';
@@ -60,6 +60,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
       STRIPE_WEBHOOK_SECRET: SECRET,
       ADMIN_TOKEN: ADMIN,
       NOTIFY_URL: sink.url,
+      NOTIFY_SIGNING_SECRET: NOTIFY_SECRET,
     });
     const res = await fetch(`${stripeBase}/_test/endpoints`, {
       method: 'POST',
@@ -93,7 +94,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
    * is carried out: the PaymentIntent exists).
    */
   const ran = (c) => !c.replayed && (c.fault === 'slow' || (c.fault === null && (c.status === 200 || c.status === 402)));
-  const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`);
+  const success = (id) => fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`, { headers: { 'cf-connecting-ip': clientIp() } });
   const charge = (body) => adminPost(worker, '/charges', ADMIN, body);
 
   const createSession = () => createSetupSession(worker);

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, deliver, makeEvent, startSink, startWorker, shuffled } from './harness.mjs';
+import { adminGet, deliver, makeEvent, startSink, startWorker, shuffled, NOTIFY_SECRET } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_reliability_7d1e';
 const ADMIN = 'e2e-reliability-admin';
@@ -42,7 +42,7 @@ describe('duplicates, races and ordering under workerd', () => {
   let sink;
   before(async () => {
     sink = await startSink();
-    worker = await startWorker({ STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, STRIPE_SECRET_KEY: 'sk_test_e2e_reliability', NOTIFY_URL: sink.url });
+    worker = await startWorker({ STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, STRIPE_SECRET_KEY: 'sk_test_e2e_reliability', NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET });
   });
   after(async () => {
     await worker?.stop();

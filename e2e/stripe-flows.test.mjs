@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, adminPost, createSetupSession, deliver, makeEvent, startStack } from './harness.mjs';
+import { adminGet, adminPost, clientIp, createSetupSession, deliver, makeEvent, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_flows_7c2e91';
 const ADMIN = 'e2e-flows-admin-4d1b';
@@ -32,7 +32,7 @@ describe('the flows against the strict stand-in', () => {
     return { status: res.status, body: await res.json().catch(() => null) };
   };
   const success = async (id) => {
-    const res = await fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`);
+    const res = await fetch(`${worker.url}/success?session_id=${encodeURIComponent(id)}`, { headers: { 'cf-connecting-ip': clientIp() } });
     return { status: res.status, html: await res.text() };
   };
   const customerOf = async (sessionId) => (await objects()).find((o) => o.object === 'customer' && o.metadata?.checkout_session === sessionId);

@@ -176,12 +176,18 @@ mod glue {
         let ctx = Ctx::new(env, now, trace);
         if route.needs_admin() {
             let authorization = raw.headers().get("authorization").ok().flatten();
-            authorize_admin(ctx.config()?.admin_token(), authorization.as_deref())?;
+            // A weak token (short, or the example's) only works on loopback (`wrangler dev`).
+            let url = raw.url();
+            let token = ctx
+                .config()?
+                .admin_token_for(crate::router::origin_of(&url))?;
+            authorize_admin(token, authorization.as_deref())?;
         }
         match route {
             Route::Health => Ok(routes::health::get()),
             Route::Webhook => webhook(&raw, &ctx, log).await,
-            Route::Home => Ok(routes::checkout::home()),
+            Route::Home => routes::checkout::home(&ctx),
+            Route::SetupSessions => routes::checkout::bind(&mut Request::from(raw), &ctx).await,
             Route::CreateCheckoutSession => {
                 routes::checkout::create(&mut Request::from(raw), &ctx).await
             }

@@ -40,8 +40,11 @@ pub struct RouteSpec {
 route_table! {
     /// `GET /`: the "Save a card" page.
     Home => "/", GET, false;
-    /// `POST /create-checkout-session`: a setup-mode Checkout Session, then 303 to it.
+    /// `POST /create-checkout-session`: a customerless setup-mode Checkout Session, then 303
+    /// to it (same-origin form posts only, rate-limited, off with `PUBLIC_SETUP=false`).
     CreateCheckoutSession => "/create-checkout-session", POST, false;
+    /// `POST /setup-sessions`: a setup session the app binds to one of its customers.
+    SetupSessions => "/setup-sessions", POST, true;
     Health => "/health", GET, false;
     Webhook => "/webhook", POST, false;
     /// `GET /events?limit=&cursor=`: a page of recorded events.
@@ -400,6 +403,10 @@ mod tests {
             (Route::IdentityUser, "u_1".into())
         );
         assert_eq!(routed("GET", "/success"), (Route::Success, none()));
+        assert_eq!(
+            routed("POST", "/setup-sessions"),
+            (Route::SetupSessions, none())
+        );
         assert_eq!(routed("POST", "/charges"), (Route::CreateCharge, none()));
         assert_eq!(
             routed("GET", "/charges/pi_1"),
@@ -420,6 +427,7 @@ mod tests {
         assert_eq!(
             admin,
             [
+                Route::SetupSessions,
                 Route::Events,
                 Route::Event,
                 Route::CreateVerificationSession,

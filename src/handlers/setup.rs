@@ -17,15 +17,23 @@ use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 use super::charges::{record_recovery, recovery_moved};
 use super::{Step, StepError};
 
-/// `POST /create-checkout-session`: opens a setup-mode Checkout Session returning to
-/// `app_base_url` and records it as open under `checkout:{cs_id}`; gives the URL to send the
-/// browser to. `random` makes the key: a browser form has no natural one.
+/// A setup session just opened: its id, and the Checkout URL to send the browser to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedSession {
+    pub id: String,
+    pub url: String,
+}
+
+/// `POST /create-checkout-session` and `POST /setup-sessions`: opens a setup-mode Checkout
+/// Session returning to `app_base_url` and records it as open under `checkout:{cs_id}`
+/// (expiring). `random` makes the key: neither a browser form nor the app's call has a
+/// natural one.
 pub async fn open_setup_session<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     setup: &SetupRequest,
     app_base_url: &str,
     random: [u8; 16],
-) -> Result<String, AppError> {
+) -> Result<OpenedSession, AppError> {
     let request = setup.to_stripe(app_base_url, IdempotencyKey::random(random));
     let session: CheckoutSession = services.stripe(&request).await?;
     let url = session.url.clone().ok_or(AppError::Internal(
@@ -40,7 +48,10 @@ pub async fn open_setup_session<S: Store, T: Transport>(
             "Stripe returned a Checkout url that is not http(s)",
         ));
     }
-    Ok(url)
+    Ok(OpenedSession {
+        id: session.id,
+        url,
+    })
 }
 
 /// `checkout.session.*`: a completed setup session saves a card; a payment session is a

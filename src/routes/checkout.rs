@@ -1,35 +1,88 @@
-//! `GET /` and `POST /create-checkout-session`: save a card with Checkout in setup mode.
+//! `GET /` and `POST /create-checkout-session`: the anonymous "Save a card" form, which opens
+//! a customerless setup session (switched off with `PUBLIC_SETUP=false`); and
+//! `POST /setup-sessions` (admin), a setup session the app binds to one of its customers.
 
 use worker::{Request, Response};
 
-use crate::billing::SetupRequest;
+use crate::billing::{SetupRequest, SetupSessionInput};
 use crate::error::{AppError, Result};
 use crate::handlers::setup;
 use crate::pages;
 
-use crate::router::{form_field, form_fields, MAX_FORM_BYTES};
+use crate::router::{form_field, form_fields, is_same_origin_post, origin_of, MAX_FORM_BYTES};
 
-use super::{app_origin, random_bits, read_capped, Ctx};
+use super::{
+    app_origin, json, random_bits, read_capped, read_json, within_rate_limit, Ctx,
+    SETUP_RATE_LIMITER,
+};
 
-pub fn home() -> worker::Result<Response> {
-    super::html(200, pages::HOME)
+pub fn home(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    if !ctx.config()?.public_setup {
+        return Err(AppError::NotFound);
+    }
+    Ok(super::html(ctx, 200, pages::HOME))
 }
 
+/// Always a page or a redirect: a browser posted the form. Failures never quote Stripe.
 pub async fn create(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    match open_public(req, ctx).await {
+        Ok(url) => Ok(see_other(&url)),
+        Err(error) => {
+            if error.status() >= 500 {
+                ctx.trace
+                    .note(format!("public setup failed: {}", error.log_text()));
+            }
+            let (status, body) = pages::setup_error_page(&error);
+            Ok(super::html(ctx, status, &body))
+        }
+    }
+}
+
+async fn open_public(req: &mut Request, ctx: &Ctx<'_>) -> Result<String> {
     let config = ctx.config()?;
-    let content_type = req.headers().get("content-type").ok().flatten();
+    if !config.public_setup {
+        return Err(AppError::NotFound);
+    }
+    let origin = app_origin(config, req)?;
+    let own = req.inner().url();
+    let own_origins = [origin.as_str(), origin_of(&own).unwrap_or("")];
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    if !is_same_origin_post(
+        header("sec-fetch-site").as_deref(),
+        header("origin").as_deref(),
+        &own_origins,
+    ) {
+        return Err(AppError::CrossSiteForm);
+    }
+    within_rate_limit(ctx, SETUP_RATE_LIMITER, req).await?;
+    let content_type = header("content-type");
     let body = read_capped(req, MAX_FORM_BYTES, || AppError::BadForm).await?;
     let fields = form_fields(content_type.as_deref(), &body)?;
-    let setup = SetupRequest::parse(
+    let setup = SetupRequest::public(
         form_field(&fields, "customer"),
         form_field(&fields, "currency"),
         &config.default_currency,
     )?;
-    let origin = app_origin(config, req, AppError::BadForm)?;
     let random = random_bits()?;
     let services = ctx.services()?;
-    let url = setup::open_setup_session(&services, &setup, &origin, random).await?;
-    Ok(see_other(&url))
+    Ok(
+        setup::open_setup_session(&services, &setup, &origin, random)
+            .await?
+            .url,
+    )
+}
+
+/// `POST /setup-sessions` (admin): `{customer, currency?, success_path?}` → 201 `{id, url}`.
+pub async fn bind(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    let config = ctx.config()?;
+    let origin = app_origin(config, req)?;
+    let input: SetupSessionInput = read_json(req).await?;
+    let setup = SetupRequest::bound(input, &config.default_currency)?;
+    let random = random_bits()?;
+    let services = ctx.services()?;
+    let opened = setup::open_setup_session(&services, &setup, &origin, random).await?;
+    let body = serde_json::json!({ "id": opened.id, "url": opened.url }).to_string();
+    Ok(json(201, body))
 }
 
 fn see_other(location: &str) -> worker::Result<Response> {

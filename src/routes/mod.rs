@@ -145,14 +145,39 @@ pub fn state(env: &Env) -> Result<KvState> {
     })
 }
 
-/// Where Checkout returns to: `APP_BASE_URL`, or without it the origin this request came to.
-/// `no_origin` is the error for a request URL without one (the runtime always gives one).
-pub fn app_origin(config: &Config, req: &Request, no_origin: AppError) -> Result<String> {
-    match &config.app_base_url {
-        Some(url) => Ok(url.clone()),
-        None => crate::router::origin_of(&req.inner().url())
-            .map(str::to_owned)
-            .ok_or(no_origin),
+/// Where Checkout returns to: `APP_BASE_URL`, or on loopback (`wrangler dev`) the origin
+/// this request came to; a deployed worker never trusts the request's own `Host` for it.
+pub fn app_origin(config: &Config, req: &Request) -> Result<String> {
+    let url = req.inner().url();
+    Ok(config.return_origin(crate::router::origin_of(&url))?)
+}
+
+/// The Workers Rate Limiting bindings (`[[ratelimits]]` in wrangler.toml): the anonymous
+/// form's POST and the success page, each counted per client address.
+pub const SETUP_RATE_LIMITER: &str = "SETUP_RATE_LIMITER";
+pub const SUCCESS_RATE_LIMITER: &str = "SUCCESS_RATE_LIMITER";
+
+/// Refuses the request (429) once its client passed the binding's limit. The client is
+/// `CF-Connecting-IP`, which Cloudflare sets (and `wrangler dev` too, to the local address).
+pub async fn within_rate_limit(ctx: &Ctx<'_>, binding: &'static str, req: &Request) -> Result<()> {
+    let limiter = ctx
+        .env
+        .rate_limiter(binding)
+        .map_err(|_| AppError::Config(crate::config::ConfigError::Missing(binding)))?;
+    let client = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".to_owned());
+    let outcome = limiter
+        .limit(client)
+        .await
+        .map_err(|_| AppError::Internal("the rate limiting binding did not answer"))?;
+    if outcome.success {
+        Ok(())
+    } else {
+        Err(AppError::TooManyRequests)
     }
 }
 
@@ -174,11 +199,17 @@ pub fn json(status: u16, body: String) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
-/// An HTML page from `pages`, with the headers every page carries.
-pub fn html(status: u16, body: &str) -> worker::Result<Response> {
+/// An HTML page from `pages`, with the headers every page carries (its CSP names the
+/// Checkout origin forms may lead to).
+pub fn html(ctx: &Ctx<'_>, status: u16, body: &str) -> worker::Result<Response> {
+    let checkout_origin = ctx
+        .config()
+        .map_or(crate::config::STRIPE_CHECKOUT_ORIGIN, |c| {
+            c.checkout_origin()
+        });
     let response = Response::from_html(body)?.with_status(status);
-    for (name, value) in crate::pages::PAGE_HEADERS {
-        response.headers().set(name, value)?;
+    for (name, value) in crate::pages::page_headers(checkout_origin) {
+        response.headers().set(name, &value)?;
     }
     Ok(response)
 }

@@ -80,6 +80,35 @@ fn staging_and_production_repeat_every_var_and_the_state_binding() {
 }
 
 #[test]
+fn every_environment_limits_the_anonymous_routes_with_the_rate_limiting_binding() {
+    let sections = sections();
+    for prefix in ["", "env.staging.", "env.production."] {
+        let limits = sections
+            .get(&format!("{prefix}ratelimits"))
+            .unwrap_or_else(|| panic!("wrangler.toml has no [[{prefix}ratelimits]]"));
+        for name in ["SETUP_RATE_LIMITER", "SUCCESS_RATE_LIMITER"] {
+            assert!(
+                limits.contains(&("name".into(), name.into())),
+                "{prefix}ratelimits: {name}"
+            );
+        }
+        // Cloudflare allows a period of 10 or 60 seconds only.
+        let simple: Vec<&String> = limits
+            .iter()
+            .filter(|(k, _)| k == "simple")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(simple.len(), 2, "{prefix}");
+        for value in simple {
+            assert!(
+                value.contains("period = 60") || value.contains("period = 10"),
+                "{value}"
+            );
+        }
+    }
+}
+
+#[test]
 fn no_secret_is_written_into_wrangler_toml() {
     for name in ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ADMIN_TOKEN"] {
         assert!(
