@@ -135,6 +135,7 @@ pub fn is_same_origin_post(
         (Some(site), _) if !site.eq_ignore_ascii_case("same-origin") => false,
         (_, Some(origin)) => own_origins
             .iter()
+            .filter(|own| !own.is_empty())
             .any(|own| origin.eq_ignore_ascii_case(own.trim_end_matches('/'))),
         (Some(_), None) => true,
         (None, None) => true,
@@ -352,6 +353,7 @@ mod tests {
             (None, Some("null")),
             (Some("cross-site"), None),
             (Some("same-origin"), Some("https://shop.test.evil.test")),
+            (None, Some("")),
         ] {
             assert!(
                 !is_same_origin_post(site, origin, &own),

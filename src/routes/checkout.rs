@@ -44,8 +44,12 @@ async fn open_public(req: &mut Request, ctx: &Ctx<'_>) -> Result<String> {
         return Err(AppError::NotFound);
     }
     let origin = app_origin(config, req)?;
+    // APP_BASE_URL may carry a path; a browser's `Origin` is scheme, host and port only.
     let own = req.inner().url();
-    let own_origins = [origin.as_str(), origin_of(&own).unwrap_or("")];
+    let own_origins = [
+        origin_of(&origin).unwrap_or(&origin),
+        origin_of(&own).unwrap_or(""),
+    ];
     let header = |name: &str| req.headers().get(name).ok().flatten();
     if !is_same_origin_post(
         header("sec-fetch-site").as_deref(),
