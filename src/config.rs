@@ -206,7 +206,7 @@ impl Config {
         self.notify_signing_secrets.as_ref()
     }
 
-    /// Where Checkout and Identity return the browser to: `APP_BASE_URL`, else, on a loopback
+    /// Where Checkout returns the browser to: `APP_BASE_URL`, else, on a loopback
     /// origin only (`wrangler dev`), the origin the request came to. A deployed worker never
     /// builds a return URL from a request's own `Host`.
     pub fn return_origin(&self, request_origin: Option<&str>) -> Result<String, ConfigError> {

@@ -142,6 +142,19 @@ pub fn is_same_origin_post(
     }
 }
 
+/// What a rate limit counts a client as: its IPv4 address, or its IPv6 /64 (one subscriber
+/// usually holds a whole /64, and could otherwise take a fresh address for every request).
+pub fn rate_limit_client(address: &str) -> String {
+    match address.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
 /// `scheme://host[:port]` of an absolute URL, by hand: the `url` crate's IDNA tables would
 /// add ~190 KB of wasm for this one use.
 pub fn origin_of(url: &str) -> Option<&str> {
@@ -328,6 +341,21 @@ mod tests {
         assert!(
             message(Some("application/x-www-form-urlencoded"), b"a=b").contains("application/json")
         );
+    }
+
+    #[test]
+    fn a_client_is_its_ipv4_address_or_its_ipv6_64() {
+        assert_eq!(rate_limit_client("203.0.113.9"), "203.0.113.9");
+        assert_eq!(
+            rate_limit_client("2001:db8:1:2:aaaa::1"),
+            rate_limit_client("2001:db8:1:2:ffff:1:2:3")
+        );
+        assert_eq!(rate_limit_client("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_ne!(
+            rate_limit_client("2001:db8:1:3::1"),
+            rate_limit_client("2001:db8:1:2::1")
+        );
+        assert_eq!(rate_limit_client("not an address"), "unknown");
     }
 
     #[test]

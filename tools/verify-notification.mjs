@@ -9,7 +9,8 @@
 // As a module: import { verifyNotification } from './tools/verify-notification.mjs'
 // As a command: node tools/verify-notification.mjs --secret nsec_… --header 't=…,v1=…' < body.json
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export const SIGNATURE_HEADER = 'notify-signature';
@@ -47,9 +48,11 @@ export function verifyNotification(body, header, secrets, { toleranceSeconds = D
   return JSON.parse(raw.toString('utf8'));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a command (also through a symlink or a path with spaces), not imported.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const { values } = parseArgs({ options: { secret: { type: 'string', multiple: true }, header: { type: 'string' }, tolerance: { type: 'string' } } });
-  const secrets = values.secret ?? (process.env.NOTIFY_SIGNING_SECRET ?? '').split(',');
+  // Several secrets while one is being rolled: repeated --secret, or comma-separated.
+  const secrets = (values.secret ?? [process.env.NOTIFY_SIGNING_SECRET ?? '']).flatMap((s) => s.split(','));
   try {
     const notification = verifyNotification(readFileSync(0), values.header, secrets, { toleranceSeconds: Number(values.tolerance ?? DEFAULT_TOLERANCE_SECONDS) });
     console.log(`valid: ${notification.id} (${notification.kind})`);

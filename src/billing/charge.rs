@@ -130,7 +130,15 @@ pub const CHARGE_RECORD_VERSION: u32 = 1;
 pub struct ChargeKeyRecord {
     pub version: u32,
     pub payment_method: String,
+    /// The PaymentIntent the key made, once Stripe answered: a repeat after its recovery
+    /// expired or failed renews the recovery from `charge:{pi}` instead of charging again.
+    #[serde(default)]
+    pub payment_intent: Option<String>,
 }
+
+/// How long `charge_key:{key}` is kept: past Stripe's 24 h for the key, as long as a recovery
+/// may still be renewed (Stripe keeps events 30 days).
+pub const CHARGE_KEY_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 
 /// Why the last attempt failed, as Stripe said (`last_payment_error` or the 402 error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use crate::billing::{
     self, ChargeError, ChargeKeyRecord, ChargeRecord, ChargeRequest, CheckoutRecord,
-    CustomerRecord, LastPaymentError, RecoveryStatus,
+    CustomerRecord, LastPaymentError, RecoveryStatus, CHARGE_KEY_TTL_SECONDS,
 };
 use crate::error::AppError;
 use crate::event::{Event, Outcome};
@@ -11,7 +11,7 @@ use crate::http::Transport;
 use crate::notify::{Notification, Recipient};
 use crate::objects::{CheckoutSession, Expandable, PaymentIntent, PaymentMethod};
 use crate::services::Services;
-use crate::store::{keys, Store, STRIPE_KEY_TTL_SECONDS};
+use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, StripeError, StripeRequest};
 
 use super::{Step, StepError};
@@ -88,25 +88,10 @@ async fn keep_recovery_card<S: Store, T: Transport>(
     let Some(method) = recovery_payment_method(services, session).await? else {
         return Ok(());
     };
-    let Some(record) = CustomerRecord::from_recovery(customer, session, &method, services.now)
-    else {
-        return Ok(());
-    };
-    let key = keys::customer(customer);
-    let stored = key
-        .load_tolerant(services.store)
-        .await
-        .step("load_customer")?;
-    let unchanged = stored.as_ref().is_some_and(|s| {
-        s.default_payment_method == record.default_payment_method
-            && s.checkout_session == record.checkout_session
-    });
-    if record.replaces(stored.as_ref()) && !unchanged {
-        key.save(services.store, &record, None)
-            .await
-            .step("save_customer")?;
+    match CustomerRecord::from_recovery(customer, session, &method, services.now) {
+        Some(record) => super::setup::save_customer(services, &record, &session.id).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The payment method of a paid session's PaymentIntent: expanded in it, else retrieved.
@@ -197,20 +182,60 @@ async fn update_charge<S: Store, T: Transport>(
 /// `POST /charges`: the off-session PaymentIntent; after a decline, the decline on record,
 /// a recovery Checkout Session for the same amount, and a notification with its URL.
 /// `random` makes the key when the caller gave none; `app_base_url` is where the recovery
-/// session returns.
+/// session returns. Repeated with the same `idempotency_key` after the recovery session
+/// expired or its payment failed, it renews the recovery without a new PaymentIntent.
 pub async fn create_charge<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     request: &ChargeRequest,
     random: [u8; 16],
     app_base_url: &str,
 ) -> Result<ChargeRecord, AppError> {
+    let pin = match request.idempotency_key.as_deref() {
+        Some(caller_key) => {
+            keys::charge_key(caller_key)
+                .load_tolerant(services.store)
+                .await?
+        }
+        None => None,
+    };
+    let mut record = match renewable(services, pin.as_ref()).await? {
+        Some(declined) => declined,
+        None => charge_once(services, request, random, pin).await?,
+    };
+    if record.needs_recovery() {
+        if let Some(recovery) = record.recovery_request(app_base_url) {
+            record = open_recovery(services, record, &recovery).await?;
+        }
+    }
+    notify_recovery(services, &record).await?;
+    Ok(record)
+}
+
+/// The charge a caller key made, when it was declined and its recovery session expired or
+/// failed: renewed from the record. Stripe keeps the key only 24 h, which is when a recovery
+/// link expires, so asking Stripe again would make a second charge.
+async fn renewable<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    pin: Option<&ChargeKeyRecord>,
+) -> Result<Option<ChargeRecord>, AppError> {
+    let Some(pi) = pin.and_then(|p| p.payment_intent.as_deref()) else {
+        return Ok(None);
+    };
+    let stored = keys::charge(pi).load_tolerant(services.store).await?;
+    Ok(stored.filter(|record| record.recovery.is_some() && record.needs_recovery()))
+}
+
+/// The PaymentIntent, and its record merged with what is stored.
+async fn charge_once<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    request: &ChargeRequest,
+    random: [u8; 16],
+    pin: Option<ChargeKeyRecord>,
+) -> Result<ChargeRecord, AppError> {
     let store = services.store;
     let now = services.now;
-    let customer = keys::customer(&request.customer)
-        .load_tolerant(store)
-        .await?;
-    let payment_method = pinned_payment_method(services, request, customer.as_ref()).await?;
-    let intent = request.to_stripe(&payment_method, request.key(random));
+    let pin = pinned(services, request, pin).await?;
+    let intent = request.to_stripe(&pin.payment_method, request.key(random));
     let description = request.description.as_deref();
     let answer = match services.stripe_or_decline::<PaymentIntent>(&intent).await? {
         Ok(pi) => ChargeRecord::from_payment_intent(&pi, description, None, now),
@@ -230,10 +255,21 @@ pub async fn create_charge<S: Store, T: Transport>(
             "Stripe returned a PaymentIntent id that is not an id",
         ));
     }
+    if let Some(caller_key) = request.idempotency_key.as_deref() {
+        if pin.payment_intent.as_deref() != Some(answer.id.as_str()) {
+            let pin = ChargeKeyRecord {
+                payment_intent: Some(answer.id.clone()),
+                ..pin
+            };
+            keys::charge_key(caller_key)
+                .save(store, &pin, Some(CHARGE_KEY_TTL_SECONDS))
+                .await?;
+        }
+    }
     let key = keys::charge(&answer.id);
     let existing = key.load_tolerant(store).await?;
     let merged = ChargeRecord::merge_answer(existing.clone(), answer);
-    let mut record = match existing {
+    Ok(match existing {
         // A repeat that adds nothing writes nothing: it could erase a paid recovery recorded
         // meanwhile by the webhook (and not seen by a stale read).
         Some(existing) if !merged.adds_to(Some(&existing)) => existing,
@@ -242,59 +278,70 @@ pub async fn create_charge<S: Store, T: Transport>(
             key.save(store, &merged, None).await?;
             merged
         }
-    };
-    if record.needs_recovery() {
-        if let Some(recovery) = record.recovery_request(app_base_url) {
-            record = open_recovery(services, record, &recovery).await?;
-        }
-    }
+    })
+}
+
+/// The customer is told where to pay instead, once per recovery session. Keyed by the
+/// PaymentIntent (and the recovery's number after the first): a repeated request does not
+/// notify twice once delivered, and a renewed link is notified anew.
+async fn notify_recovery<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    record: &ChargeRecord,
+) -> Result<(), AppError> {
     let open_recovery = record
         .recovery
         .as_ref()
         .filter(|r| !record.paid && r.status == "open");
-    if let (Some(customer), Some(recovery)) = (record.customer.clone(), open_recovery) {
-        // Keyed by the PaymentIntent (and the recovery's number after the first): a repeated
-        // request does not notify twice once delivered, and a renewed link is notified anew.
-        let source = match recovery.attempt {
-            0 | 1 => record.id.clone(),
-            n => format!("{}.{n}", record.id),
-        };
-        services
-            .notify(Notification::new(
-                &source,
-                RECOVERY_NOTIFICATION,
-                Recipient::Customer(customer),
-                record.recovery_notification(),
-            ))
-            .await?;
-    }
-    Ok(record)
+    let (Some(customer), Some(recovery)) = (record.customer.clone(), open_recovery) else {
+        return Ok(());
+    };
+    let source = match recovery.attempt {
+        0 | 1 => record.id.clone(),
+        n => format!("{}.{n}", record.id),
+    };
+    services
+        .notify(Notification::new(
+            &source,
+            RECOVERY_NOTIFICATION,
+            Recipient::Customer(customer),
+            record.recovery_notification(),
+        ))
+        .await?;
+    Ok(())
 }
 
-/// The payment method to charge. With a caller key, the one the key was first used with (see
-/// [`ChargeKeyRecord`]), recorded before Stripe is asked.
-async fn pinned_payment_method<S: Store, T: Transport>(
+/// What the charge is sent with. With a caller key, the payment method the key was first used
+/// with (see [`ChargeKeyRecord`]), recorded before Stripe is asked and never replaced: a
+/// retry then sends Stripe the same request. An explicit `payment_method` is sent as given
+/// (Stripe refuses a key reused with another one, as it should).
+async fn pinned<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     request: &ChargeRequest,
-    customer: Option<&CustomerRecord>,
-) -> Result<String, AppError> {
-    let chosen = request.payment_method(customer)?;
-    let Some(caller_key) = request.idempotency_key.as_deref() else {
-        return Ok(chosen.to_owned());
-    };
-    let key = keys::charge_key(caller_key);
-    if let Some(pinned) = key.load_tolerant(services.store).await? {
-        if request.payment_method.is_none() {
-            return Ok(pinned.payment_method);
-        }
+    pin: Option<ChargeKeyRecord>,
+) -> Result<ChargeKeyRecord, AppError> {
+    if let Some(pin) = pin {
+        return Ok(match &request.payment_method {
+            Some(given) => ChargeKeyRecord {
+                payment_method: given.clone(),
+                ..pin
+            },
+            None => pin,
+        });
     }
-    let record = ChargeKeyRecord {
-        version: 1,
-        payment_method: chosen.to_owned(),
-    };
-    key.save(services.store, &record, Some(STRIPE_KEY_TTL_SECONDS))
+    let customer = keys::customer(&request.customer)
+        .load_tolerant(services.store)
         .await?;
-    Ok(chosen.to_owned())
+    let pin = ChargeKeyRecord {
+        version: 1,
+        payment_method: request.payment_method(customer.as_ref())?.to_owned(),
+        payment_intent: None,
+    };
+    if let Some(caller_key) = request.idempotency_key.as_deref() {
+        keys::charge_key(caller_key)
+            .save(services.store, &pin, Some(CHARGE_KEY_TTL_SECONDS))
+            .await?;
+    }
+    Ok(pin)
 }
 
 /// After a decline: the recovery Checkout Session, on the charge's record and as an open

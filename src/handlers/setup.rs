@@ -25,7 +25,7 @@ pub struct OpenedSession {
 }
 
 /// `POST /create-checkout-session` and `POST /setup-sessions`: opens a setup-mode Checkout
-/// Session returning to `app_base_url` and records it as open under `checkout:{cs_id}`
+/// Session returning to `{app_base_url}{success_path}` and records it as open under `checkout:{cs_id}`
 /// (expiring). `random` makes the key: neither a browser form nor the app's call has a
 /// natural one.
 pub async fn open_setup_session<S: Store, T: Transport>(
@@ -188,8 +188,9 @@ async fn customer_of<S: Store, T: Transport>(
     Ok(customer)
 }
 
-/// Writes `customer:{id}` unless the stored record holds the card of a newer session.
-async fn save_customer<S: Store, T: Transport>(
+/// Writes `customer:{id}` unless the stored record holds the card of a newer session (or
+/// already this one: a repeat writes nothing). Serves a saved card and a paid recovery's.
+pub(super) async fn save_customer<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     record: &CustomerRecord,
     session_id: &str,
@@ -199,6 +200,13 @@ async fn save_customer<S: Store, T: Transport>(
         .load_tolerant(services.store)
         .await
         .step("load_customer")?;
+    let unchanged = stored.as_ref().is_some_and(|s| {
+        s.default_payment_method == record.default_payment_method
+            && s.checkout_session == record.checkout_session
+    });
+    if unchanged {
+        return Ok(());
+    }
     if record.replaces(stored.as_ref()) {
         key.save(services.store, record, None)
             .await

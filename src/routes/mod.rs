@@ -164,12 +164,8 @@ pub async fn within_rate_limit(ctx: &Ctx<'_>, binding: &'static str, req: &Reque
         .env
         .rate_limiter(binding)
         .map_err(|_| AppError::Config(crate::config::ConfigError::Missing(binding)))?;
-    let client = req
-        .headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "unknown".to_owned());
+    let address = req.headers().get("cf-connecting-ip").ok().flatten();
+    let client = crate::router::rate_limit_client(address.as_deref().unwrap_or(""));
     let outcome = limiter
         .limit(client)
         .await

@@ -966,6 +966,14 @@ fn a_failed_or_expired_recovery_is_recorded_and_a_repeated_charge_makes_a_new_on
         // The app repeats its request: a second recovery session, under its own key, and
         // the customer is told the new link.
         let renewed = charge(&store, &transport, &request).unwrap();
+        // Renewed from the record, not by asking Stripe for the PaymentIntent again: by the
+        // time a link expires (24 h) Stripe has forgotten the key and would charge anew.
+        let intents = transport
+            .calls()
+            .iter()
+            .filter(|c| c.as_str() == "POST /v1/payment_intents")
+            .count();
+        assert_eq!(intents, 1, "{kind}");
         let recovery = renewed.recovery.clone().unwrap();
         assert_eq!(
             (
@@ -1105,4 +1113,39 @@ fn the_webhook_records_the_card_brand_and_last4_from_the_expanded_setup_intent()
         ),
         (Some("amex"), Some("0005"))
     );
+}
+
+#[test]
+fn a_caller_keys_payment_method_is_pinned_once_and_never_replaced() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    save_customer(&store, "pm_1");
+    let first = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-pin"
+    }));
+    charge(&store, &transport, &first).unwrap();
+    let pin = |store: &MemoryStore| {
+        block_on(keys::charge_key("order-pin").load(store))
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            pin(&store).payment_method.as_str(),
+            pin(&store).payment_intent.as_deref()
+        ),
+        ("pm_1", Some("pi_ok"))
+    );
+    // A retry naming another card is sent as asked (Stripe refuses the reused key), and the
+    // pin stays: a later retry without one still sends what the key was first used with.
+    let other = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-pin", "payment_method": "pm_other"
+    }));
+    let _ = charge(&store, &transport, &other);
+    assert_eq!(pin(&store).payment_method, "pm_1");
+    save_customer(&store, "pm_changed");
+    charge(&store, &transport, &first).unwrap();
+    let sent = transport.sent();
+    let last = sent.last().unwrap().body.clone().unwrap();
+    assert!(last.contains("payment_method=pm_1&"), "{last}");
 }
