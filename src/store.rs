@@ -25,9 +25,6 @@ pub use error::StoreError;
 /// month leaves room to investigate.
 pub const EVENT_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 
-/// How long Stripe keeps an Idempotency-Key (and its saved result): 24 hours.
-pub const STRIPE_KEY_TTL_SECONDS: u64 = 24 * 60 * 60;
-
 /// The port the core needs from KV. Futures are not `Send`: Workers runs one thread.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -157,8 +154,8 @@ pub mod keys {
         Key::new(format!("charge:{payment_intent_id}"))
     }
 
-    /// The payment method a caller-keyed `POST /charges` was first sent with (Stripe keeps
-    /// a key 24 h, and so does this record).
+    /// The payment method a caller-keyed `POST /charges` was first sent with, and the
+    /// PaymentIntent it made (kept `billing::CHARGE_KEY_TTL_SECONDS`).
     pub fn charge_key(caller_key: &str) -> Key<crate::billing::ChargeKeyRecord> {
         Key::new(format!("charge_key:{caller_key}"))
     }

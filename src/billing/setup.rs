@@ -211,17 +211,35 @@ impl CustomerRecord {
         if !is_prefixed_id(customer, "cus_") || !is_prefixed_id(&payment_method.id, "pm_") {
             return None;
         }
-        let card = payment_method.card.as_ref();
-        Some(Self {
+        Some(Self::saved(
+            customer,
+            &payment_method.id,
+            payment_method.card.as_ref(),
+            (&session.id, session.created),
+            now,
+        ))
+    }
+
+    /// `payment_method` (with its card's brand and last4, when known) as the customer's
+    /// default, saved by the session `(id, created)`: one constructor for a card saved in
+    /// setup mode and for a paid recovery's.
+    fn saved(
+        customer: &str,
+        payment_method: &str,
+        card: Option<&Card>,
+        (session_id, session_created): (&str, i64),
+        now: i64,
+    ) -> Self {
+        Self {
             version: CUSTOMER_RECORD_VERSION,
             id: customer.to_owned(),
-            default_payment_method: Some(payment_method.id.clone()),
+            default_payment_method: Some(payment_method.to_owned()),
             card_brand: card.and_then(|c| c.brand.clone()),
             card_last4: card.and_then(|c| c.last4.clone()),
-            checkout_session: Some(session.id.clone()),
-            saved_by_session_created: session.created,
+            checkout_session: Some(session_id.to_owned()),
+            saved_by_session_created: session_created,
             updated_at: now,
-        })
+        }
     }
 
     /// Whether `self` (about to be stored) should replace `stored`.
@@ -352,17 +370,13 @@ impl SetupPlan {
         card: Option<&Card>,
         now: i64,
     ) -> (CustomerRecord, CheckoutRecord) {
-        let card = card.or(self.card.as_ref());
-        let customer_record = CustomerRecord {
-            version: CUSTOMER_RECORD_VERSION,
-            id: customer.to_owned(),
-            default_payment_method: Some(self.payment_method.clone()),
-            card_brand: card.and_then(|c| c.brand.clone()),
-            card_last4: card.and_then(|c| c.last4.clone()),
-            checkout_session: Some(self.session_id.clone()),
-            saved_by_session_created: self.session_created,
-            updated_at: now,
-        };
+        let customer_record = CustomerRecord::saved(
+            customer,
+            &self.payment_method,
+            card.or(self.card.as_ref()),
+            (&self.session_id, self.session_created),
+            now,
+        );
         let checkout = CheckoutRecord {
             version: CHECKOUT_RECORD_VERSION,
             id: self.session_id.clone(),
