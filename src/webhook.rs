@@ -67,6 +67,16 @@ pub async fn receive<S: Store, T: Transport>(
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
 ) -> Result<Receipt, WebhookError> {
+    let event = verified_event(secrets, tolerance_seconds, delivery)?;
+    process(services, event, delivery.now).await
+}
+
+/// The delivery's event, once its size, signature and envelope pass; nothing is stored.
+pub fn verified_event(
+    secrets: &WebhookSecrets,
+    tolerance_seconds: u64,
+    delivery: Delivery<'_>,
+) -> Result<Event, WebhookError> {
     if delivery.body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::BodyTooLarge);
     }
@@ -77,7 +87,17 @@ pub async fn receive<S: Store, T: Transport>(
         tolerance_seconds,
         delivery.now,
     )?;
-    let event = Event::parse(delivery.body)?;
+    Ok(Event::parse(delivery.body)?)
+}
+
+/// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
+/// replay): dedupe by id, dispatch, record. The one path, so every arrival gets the same
+/// dedupe and the same idempotency keys.
+pub async fn process<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    event: Event,
+    now: i64,
+) -> Result<Receipt, WebhookError> {
     let store = services.store;
 
     let key = keys::event(&event.id);
@@ -103,7 +123,7 @@ pub async fn receive<S: Store, T: Transport>(
         }) => return Err(malformed.into()),
         Err(failure) => (Outcome::Failed, Some(failure)),
     };
-    let record = record_of(&event, outcome, failure.as_ref(), delivery.now);
+    let record = record_of(&event, outcome, failure.as_ref(), now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
     match failure {
         // Stripe redelivers after a 5xx; the failed record (when it could be written) says

@@ -5,9 +5,9 @@
 use worker::worker_sys::web_sys::Request;
 
 use crate::error::{AppError, Result};
-use crate::event::EventError;
+use crate::event::{Event, EventError};
 use crate::signature::SIGNATURE_HEADER;
-use crate::webhook::{receive, Delivery, Receipt, MAX_BODY_BYTES};
+use crate::webhook::{process, verified_event, Delivery, Receipt, MAX_BODY_BYTES};
 
 use super::{read_body_capped, Ctx};
 
@@ -45,14 +45,15 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
         signature_header: signature_header.as_deref(),
         now: ctx.now,
     };
+    let event = verified_event(secrets, config.webhook_tolerance_seconds, delivery)?;
+    process_event(ctx, event).await
+}
+
+/// Every verified event goes through here, however it arrived (a delivery, a catch-up, a
+/// replay), so each gets the same dedupe, handling and idempotency keys.
+pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
     let services = ctx.services()?.for_webhook();
-    Ok(receive(
-        &services,
-        secrets,
-        config.webhook_tolerance_seconds,
-        delivery,
-    )
-    .await?)
+    Ok(process(&services, event, ctx.now).await?)
 }
 
 /// The body of the 200 answer, without building it through a JSON value each time.
