@@ -85,6 +85,22 @@ impl BillingError {
             Self::InvalidSuccessPath => "invalid_success_path",
         }
     }
+
+    /// The request field a validation error is about, named in the answer.
+    pub fn field(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::InvalidCustomer => "customer",
+            Self::InvalidCurrency => "currency",
+            Self::InvalidAmount => "amount",
+            Self::InvalidDescription => "description",
+            Self::InvalidIdempotencyKey => "idempotency_key",
+            Self::InvalidPaymentMethod => "payment_method",
+            Self::InvalidSessionId => "session_id",
+            Self::InvalidSuccessPath => "success_path",
+            Self::CustomerNotAllowed => "customer",
+            _ => return None,
+        })
+    }
 }
 
 /// Metadata key on a recovery Checkout Session naming the declined PaymentIntent it pays for.
@@ -165,9 +181,9 @@ mod tests {
 
     fn bound_input(customer: &str, success_path: Option<&str>) -> SetupSessionInput {
         SetupSessionInput {
-            customer: customer.into(),
+            customer: Some(customer.into()),
             currency: Some("EUR".into()),
-            success_path: success_path.map(str::to_owned),
+            success_path: success_path.map(Into::into),
         }
     }
 
@@ -603,6 +619,35 @@ mod tests {
             ),
             (
                 serde_json::json!({"customer": "cus_1", "amount": 1, "payment_method": "card_1"}),
+                BillingError::InvalidPaymentMethod,
+            ),
+            // Missing or of the wrong type: the field's own error, never a generic one.
+            (
+                serde_json::json!({"amount": 1}),
+                BillingError::InvalidCustomer,
+            ),
+            (
+                serde_json::json!({"customer": 7, "amount": 1}),
+                BillingError::InvalidCustomer,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1"}),
+                BillingError::InvalidAmount,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "currency": 978}),
+                BillingError::InvalidCurrency,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "description": ["x"]}),
+                BillingError::InvalidDescription,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "idempotency_key": 1}),
+                BillingError::InvalidIdempotencyKey,
+            ),
+            (
+                serde_json::json!({"customer": "cus_1", "amount": 1, "payment_method": {}}),
                 BillingError::InvalidPaymentMethod,
             ),
         ];

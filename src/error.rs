@@ -13,10 +13,51 @@ use crate::stripe::StripeError;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
+/// A kind of record the admin routes read; a lookup that finds none is `404 not_found` with
+/// `"record"` naming the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Event,
+    Customer,
+    Charge,
+    IdentityUser,
+}
+
+impl Record {
+    /// The name in the answer's `error.record`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Customer => "customer",
+            Self::Charge => "charge",
+            Self::IdentityUser => "identity_user",
+        }
+    }
+
+    fn described(self) -> &'static str {
+        match self {
+            Self::Event => "no event is recorded here under this id (event:{id})",
+            Self::Customer => {
+                "no customer with a card saved here has this id (customer:{id}); save a card first"
+            }
+            Self::Charge => {
+                "no charge made here has this PaymentIntent id (charge:{pi_id}); only POST /charges records one"
+            }
+            Self::IdentityUser => {
+                "no verification has been started or received for this user id (identity:user:{id})"
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// No route has this path (or, on a route that needs it, no setting enables it).
     #[error("no such route")]
     NotFound,
+    /// The route exists; the record it reads does not.
+    #[error("{}", .0.described())]
+    NoRecord(Record),
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("missing or wrong admin token")]
@@ -81,7 +122,7 @@ impl AppError {
     /// nor this service's own inconsistencies.
     fn class(&self) -> Class {
         match self {
-            Self::NotFound => class(404, "not_found", false),
+            Self::NotFound | Self::NoRecord(_) => class(404, "not_found", false),
             Self::MethodNotAllowed { .. } => class(405, "method_not_allowed", false),
             Self::Unauthorized => class(401, "unauthorized", false),
             Self::PayloadTooLarge => class(413, "payload_too_large", false),
@@ -103,7 +144,7 @@ impl AppError {
                 e @ (BillingError::SessionNotComplete | BillingError::SetupNotSucceeded),
             ) => class(409, e.code(), false),
             Self::Billing(e) => class(400, e.code(), false),
-            Self::Identity(CreateError::Invalid(_)) => class(400, "invalid_request", false),
+            Self::Identity(CreateError::Invalid(field)) => class(400, field.code(), false),
             Self::Identity(CreateError::Refused(refusal)) => class(409, refusal.code(), false),
             Self::Stripe(e) => stripe_class(e),
         }
@@ -161,10 +202,28 @@ impl AppError {
         text
     }
 
-    /// `{"error":{"code":…,"message":…}}`
+    /// The request field a 400 is about (`"field"` in the answer).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Billing(e) => e.field(),
+            Self::Identity(CreateError::Invalid(field)) => Some(field.field()),
+            _ => None,
+        }
+    }
+
+    /// `{"error":{"code":…,"message":…}}`, with `"field"` for a field that is missing or
+    /// wrong, and `"record"` for a record that does not exist.
     pub fn body(&self) -> String {
-        serde_json::json!({ "error": { "code": self.code(), "message": self.public_message() } })
-            .to_string()
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), self.code().into());
+        if let Some(field) = self.field() {
+            error.insert("field".into(), field.into());
+        }
+        if let Self::NoRecord(record) = self {
+            error.insert("record".into(), record.name().into());
+        }
+        error.insert("message".into(), self.public_message().into());
+        serde_json::json!({ "error": error }).to_string()
     }
 }
 
@@ -376,5 +435,33 @@ mod tests {
         assert!(!body.to_string().contains("10.0.0.1"));
         let missing = AppError::from(ConfigError::Missing("STRIPE_WEBHOOK_SECRET")).body();
         assert!(missing.contains("STRIPE_WEBHOOK_SECRET"), "{missing}");
+    }
+
+    #[test]
+    fn a_missing_record_is_not_found_and_names_its_kind_and_a_bad_field_names_the_field() {
+        let body =
+            |error: AppError| -> serde_json::Value { serde_json::from_str(&error.body()).unwrap() };
+        for (record, name) in [
+            (Record::Event, "event"),
+            (Record::Customer, "customer"),
+            (Record::Charge, "charge"),
+            (Record::IdentityUser, "identity_user"),
+        ] {
+            let error = AppError::NoRecord(record);
+            assert_eq!((error.status(), error.code()), (404, "not_found"));
+            let answer = body(error);
+            assert_eq!(answer["error"]["record"], name);
+            assert_ne!(answer["error"]["message"], "no such route");
+        }
+        assert!(body(AppError::NotFound)["error"].get("record").is_none());
+        let amount = body(BillingError::InvalidAmount.into());
+        assert_eq!(amount["error"]["code"], "invalid_amount");
+        assert_eq!(amount["error"]["field"], "amount");
+        let user = body(CreateError::Invalid(crate::identity::InvalidField::UserId).into());
+        assert_eq!(
+            (&user["error"]["code"], &user["error"]["field"]),
+            (&"invalid_user_id".into(), &"user_id".into())
+        );
+        assert!(body(AppError::Unauthorized)["error"].get("field").is_none());
     }
 }

@@ -291,6 +291,51 @@ impl UserRecord {
             && self.remaining_attempts(max_attempts) > 0
     }
 
+    /// One sentence for `GET /identity/users/{id}` (`explanation`): why `may_retry` and
+    /// `next` are what they are, since `next: none` with `may_retry: false` reads like a
+    /// refusal when it only means the latest session is still open or being checked.
+    pub fn explanation(&self, max_attempts: u32) -> String {
+        let code = || {
+            self.last_error
+                .as_ref()
+                .and_then(|e| e.code.as_deref())
+                .unwrap_or("an unknown code")
+                .to_owned()
+        };
+        if self.verified_at.is_some() {
+            return "verified: no further session is needed".into();
+        }
+        match self.next {
+            Next::Final => format!(
+                "the last session failed with {}, which another attempt cannot change",
+                code()
+            ),
+            Next::ManualReview => format!(
+                "the last session failed with {}: a person reviews the case; no new session is allowed",
+                code()
+            ),
+            _ if self.remaining_attempts(max_attempts) == 0 => {
+                format!("all {max_attempts} attempts are used; no new session is allowed")
+            }
+            Next::None if self.status == "processing" => {
+                "Stripe is checking what the user submitted: wait for verified or requires_input"
+                    .into()
+            }
+            Next::None => "the latest session is open and waiting for the user to finish it \
+                (send them to its url); a new session now would use up another attempt"
+                .into(),
+            Next::Retry if self.last_error.is_some() => format!(
+                "the last session failed with {}; the user may start another ({} left)",
+                code(),
+                self.remaining_attempts(max_attempts)
+            ),
+            Next::Retry => format!(
+                "the user may start a session ({} left)",
+                self.remaining_attempts(max_attempts)
+            ),
+        }
+    }
+
     /// Counts a session (once) and makes it the latest when it is the newest.
     pub fn add_session(&mut self, session_id: &str, session_created: i64) -> bool {
         if !self.sessions.iter().any(|s| s == session_id) {
@@ -333,11 +378,46 @@ impl Refusal {
     }
 }
 
+/// A field of `POST /identity/verification-sessions` that is missing, of the wrong type or
+/// not an allowed value: answered 400 with the field's own code and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidField {
+    #[error("user_id must be 1-128 characters from A-Z a-z 0-9 _ . @ -")]
+    UserId,
+    #[error("type must be document or id_number")]
+    Type,
+    #[error("return_url must be an https URL (http only for loopback)")]
+    ReturnUrl,
+    #[error("idempotency_key must be 1-100 printable ASCII characters")]
+    IdempotencyKey,
+}
+
+impl InvalidField {
+    /// The request field, as the caller wrote it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::UserId => "user_id",
+            Self::Type => "type",
+            Self::ReturnUrl => "return_url",
+            Self::IdempotencyKey => "idempotency_key",
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UserId => "invalid_user_id",
+            Self::Type => "invalid_type",
+            Self::ReturnUrl => "invalid_return_url",
+            Self::IdempotencyKey => "invalid_idempotency_key",
+        }
+    }
+}
+
 /// Why the creation route refuses a request.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
-    #[error("{0}")]
-    Invalid(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
     #[error(transparent)]
     Refused(#[from] Refusal),
 }

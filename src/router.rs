@@ -237,8 +237,19 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| AppError::BadJson(describe_json_error(&e)))
 }
 
+/// A JSON field that should be a string: absent or `null` is `None`, a string is itself, and
+/// anything else is `Err(())`, for the caller to answer with that field's own error.
+#[allow(clippy::result_unit_err)]
+pub fn json_text(value: Option<serde_json::Value>) -> Result<Option<String>, ()> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(()),
+    }
+}
+
 /// serde_json's message minus any excerpt of the input ("invalid type: string \"…\"").
-fn describe_json_error(error: &serde_json::Error) -> String {
+pub fn describe_json_error(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let text = error.to_string();
     let what = text.split(" at line ").next().unwrap_or("");

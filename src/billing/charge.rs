@@ -9,21 +9,31 @@ use crate::stripe::{calls, ApiError, IdempotencyKey, StripeRequest};
 
 use super::*;
 
-/// The JSON body of `POST /charges`, as sent. `amount` stays raw so that a wrong value gets
-/// its own message rather than serde's.
-#[derive(Debug, Clone, Deserialize)]
+/// The JSON body of `POST /charges`, as sent. Every field stays raw so that a missing or
+/// mistyped field gets its own code (`invalid_customer`, …) and message rather than serde's.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeInput {
-    pub customer: String,
-    pub amount: serde_json::Value,
     #[serde(default)]
-    pub currency: Option<String>,
+    pub customer: Option<serde_json::Value>,
     #[serde(default)]
-    pub description: Option<String>,
+    pub amount: Option<serde_json::Value>,
     #[serde(default)]
-    pub idempotency_key: Option<String>,
+    pub currency: Option<serde_json::Value>,
     #[serde(default)]
-    pub payment_method: Option<String>,
+    pub description: Option<serde_json::Value>,
+    #[serde(default)]
+    pub idempotency_key: Option<serde_json::Value>,
+    #[serde(default)]
+    pub payment_method: Option<serde_json::Value>,
+}
+
+/// A string field, or `error` when it is there but not a string.
+fn text(
+    value: Option<serde_json::Value>,
+    error: BillingError,
+) -> Result<Option<String>, BillingError> {
+    crate::router::json_text(value).map_err(|()| error)
 }
 
 /// A validated charge request.
@@ -39,18 +49,20 @@ pub struct ChargeRequest {
 
 impl ChargeRequest {
     pub fn parse(input: ChargeInput, default_currency: &str) -> Result<Self, BillingError> {
-        let customer = input.customer.trim();
+        let customer = text(input.customer, BillingError::InvalidCustomer)?.unwrap_or_default();
+        let customer = customer.trim();
         if !is_prefixed_id(customer, "cus_") {
             return Err(BillingError::InvalidCustomer);
         }
         let amount = input
             .amount
-            .as_i64()
+            .as_ref()
+            .and_then(serde_json::Value::as_i64)
             .filter(|a| (1..=MAX_AMOUNT).contains(a))
             .ok_or(BillingError::InvalidAmount)?;
-        let currency = parse_currency(input.currency.as_deref(), default_currency)?;
-        let description = input
-            .description
+        let currency = text(input.currency, BillingError::InvalidCurrency)?;
+        let currency = parse_currency(currency.as_deref(), default_currency)?;
+        let description = text(input.description, BillingError::InvalidDescription)?
             .map(|d| d.trim().to_owned())
             .filter(|d| !d.is_empty());
         if description
@@ -59,16 +71,18 @@ impl ChargeRequest {
         {
             return Err(BillingError::InvalidDescription);
         }
-        let idempotency_key = match input.idempotency_key {
-            None => None,
-            Some(key) => {
-                if !IdempotencyKey::is_valid_caller_key(&key, MAX_CALLER_KEY_LEN) {
-                    return Err(BillingError::InvalidIdempotencyKey);
+        let idempotency_key =
+            match text(input.idempotency_key, BillingError::InvalidIdempotencyKey)? {
+                None => None,
+                Some(key) => {
+                    if !IdempotencyKey::is_valid_caller_key(&key, MAX_CALLER_KEY_LEN) {
+                        return Err(BillingError::InvalidIdempotencyKey);
+                    }
+                    Some(key)
                 }
-                Some(key)
-            }
-        };
-        let payment_method = match input.payment_method.as_deref().map(str::trim) {
+            };
+        let payment_method = text(input.payment_method, BillingError::InvalidPaymentMethod)?;
+        let payment_method = match payment_method.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(pm) if is_prefixed_id(pm, "pm_") => Some(pm.to_owned()),
             Some(_) => return Err(BillingError::InvalidPaymentMethod),

@@ -51,14 +51,16 @@ pub struct SetupRequest {
 }
 
 /// The JSON body of `POST /setup-sessions` (admin).
-#[derive(Debug, Clone, Deserialize)]
+/// Fields stay raw so that a missing or mistyped one gets its own code.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupSessionInput {
-    pub customer: String,
     #[serde(default)]
-    pub currency: Option<String>,
+    pub customer: Option<serde_json::Value>,
     #[serde(default)]
-    pub success_path: Option<String>,
+    pub currency: Option<serde_json::Value>,
+    #[serde(default)]
+    pub success_path: Option<serde_json::Value>,
 }
 
 impl SetupRequest {
@@ -81,18 +83,21 @@ impl SetupRequest {
 
     /// A session the app binds to its customer.
     pub fn bound(input: SetupSessionInput, default_currency: &str) -> Result<Self, BillingError> {
-        let customer = input.customer.trim();
+        let text = |value, error| crate::router::json_text(value).map_err(|()| error);
+        let customer = text(input.customer, BillingError::InvalidCustomer)?.unwrap_or_default();
+        let customer = customer.trim();
         if !is_prefixed_id(customer, "cus_") {
             return Err(BillingError::InvalidCustomer);
         }
-        let success_path = match input.success_path {
+        let currency = text(input.currency, BillingError::InvalidCurrency)?;
+        let success_path = match text(input.success_path, BillingError::InvalidSuccessPath)? {
             None => DEFAULT_SUCCESS_PATH.to_owned(),
             Some(path) if is_success_path(&path) => path,
             Some(_) => return Err(BillingError::InvalidSuccessPath),
         };
         Ok(Self {
             customer: Some(customer.to_owned()),
-            currency: parse_currency(input.currency.as_deref(), default_currency)?,
+            currency: parse_currency(currency.as_deref(), default_currency)?,
             success_path,
         })
     }

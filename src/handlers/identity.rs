@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::event::{Event, EventError, EventKind, Outcome};
 use crate::http::Transport;
 use crate::identity::{
-    self, CreateError, Incoming, SessionEvent, SessionRecord, UserNotice, UserRecord,
+    self, CreateError, Incoming, InvalidField, SessionEvent, SessionRecord, UserNotice, UserRecord,
 };
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
@@ -126,22 +126,30 @@ fn notification(source: &str, notice: UserNotice) -> Notification {
     Notification::new(source, &kind, Recipient::User(notice.user_id), payload)
 }
 
-/// `POST /identity/verification-sessions`.
-#[derive(Debug, Deserialize)]
+/// `POST /identity/verification-sessions`, as sent: every field stays raw until
+/// [`CreateSession::parse`], so a missing or mistyped field is answered with that field's
+/// own code (`invalid_user_id`, …) rather than a generic JSON error.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateSession {
-    pub user_id: String,
-    #[serde(rename = "type", default = "document")]
-    pub kind: String,
+pub struct CreateSessionInput {
     #[serde(default)]
-    pub return_url: Option<String>,
+    pub user_id: Option<serde_json::Value>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<serde_json::Value>,
+    #[serde(default)]
+    pub return_url: Option<serde_json::Value>,
     /// Names this creation: the same key returns the same session (Stripe keeps keys 24 h).
     #[serde(default)]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<serde_json::Value>,
 }
 
-fn document() -> String {
-    "document".into()
+/// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
+#[derive(Debug, Clone)]
+pub struct CreateSession {
+    pub user_id: String,
+    pub kind: String,
+    pub return_url: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 /// What the creation route answers.
@@ -157,28 +165,44 @@ pub struct Created {
 }
 
 impl CreateSession {
+    /// The fields as strings (`type` defaults to `document`); a missing `user_id` or a field
+    /// that is not a string is refused with that field's code.
+    pub fn parse(input: CreateSessionInput) -> Result<Self, CreateError> {
+        let text = |value: Option<serde_json::Value>, field: InvalidField| {
+            crate::router::json_text(value).map_err(|()| CreateError::Invalid(field))
+        };
+        Ok(Self {
+            user_id: text(input.user_id, InvalidField::UserId)?
+                .ok_or(CreateError::Invalid(InvalidField::UserId))?,
+            kind: text(input.kind, InvalidField::Type)?.unwrap_or_else(|| "document".into()),
+            return_url: text(input.return_url, InvalidField::ReturnUrl)?,
+            idempotency_key: text(input.idempotency_key, InvalidField::IdempotencyKey)?,
+        })
+    }
+
+    /// A JSON body decoded and parsed as the route does.
+    pub fn from_json(body: serde_json::Value) -> Result<Self, AppError> {
+        let input: CreateSessionInput = serde_json::from_value(body)
+            .map_err(|e| AppError::BadJson(crate::router::describe_json_error(&e)))?;
+        Ok(Self::parse(input)?)
+    }
+
     pub fn validate(&self) -> Result<(), CreateError> {
         if !identity::is_user_id(&self.user_id) {
-            return Err(CreateError::Invalid(
-                "user_id must be 1-128 characters from A-Z a-z 0-9 _ . @ -",
-            ));
+            return Err(InvalidField::UserId.into());
         }
         if !matches!(self.kind.as_str(), "document" | "id_number") {
-            return Err(CreateError::Invalid("type must be document or id_number"));
+            return Err(InvalidField::Type.into());
         }
         if let Some(key) = &self.idempotency_key {
             // With its `identity.{user_id}:key:` prefix it stays within Stripe's 255.
             if !IdempotencyKey::is_valid_caller_key(key, 100) {
-                return Err(CreateError::Invalid(
-                    "idempotency_key must be 1-100 printable ASCII characters",
-                ));
+                return Err(InvalidField::IdempotencyKey.into());
             }
         }
         if let Some(url) = &self.return_url {
             if !crate::config::is_allowed_url(url) {
-                return Err(CreateError::Invalid(
-                    "return_url must be an https URL (http only for loopback)",
-                ));
+                return Err(InvalidField::ReturnUrl.into());
             }
         }
         Ok(())
@@ -295,6 +319,7 @@ pub async fn user_view<S: Store>(
             user.remaining_attempts(max_attempts).into(),
         );
         map.insert("may_retry".into(), user.may_retry(max_attempts).into());
+        map.insert("explanation".into(), user.explanation(max_attempts).into());
     }
     Ok(Some(view))
 }

@@ -3,7 +3,7 @@
 use worker::{Request, Response};
 
 use crate::admin::{self, EventsQuery};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Record, Result};
 use crate::event::is_event_id;
 use crate::store::keys;
 
@@ -12,12 +12,12 @@ use super::{json, Ctx};
 /// `GET /events/{id}`: the stored outcome of an event.
 pub async fn get_event(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<Response>> {
     if !is_event_id(event_id) {
-        return Err(AppError::NotFound);
+        return Err(AppError::NoRecord(Record::Event));
     }
     let record = keys::event(event_id)
         .load(ctx.store()?)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(AppError::NoRecord(Record::Event))?;
     let body = serde_json::to_string(&record)
         .map_err(|_| AppError::Internal("a stored event record does not serialise"))?;
     Ok(json(200, body))

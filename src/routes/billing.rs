@@ -3,7 +3,7 @@
 use worker::{Request, Response};
 
 use crate::billing::{is_prefixed_id, session_id_from_url, ChargeInput, ChargeRequest};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Record, Result};
 use crate::handlers::{charges, setup};
 use crate::pages;
 use crate::store::keys;
@@ -52,14 +52,17 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
 
 pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
     if !is_prefixed_id(id, "cus_") {
-        return Err(AppError::NotFound);
+        return Err(AppError::NoRecord(Record::Customer));
     }
-    record_response(keys::customer(id).load(ctx.store()?).await?)
+    record_response(
+        Record::Customer,
+        keys::customer(id).load(ctx.store()?).await?,
+    )
 }
 
 pub async fn get_charge(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
     if !is_prefixed_id(id, "pi_") {
-        return Err(AppError::NotFound);
+        return Err(AppError::NoRecord(Record::Charge));
     }
-    record_response(keys::charge(id).load(ctx.store()?).await?)
+    record_response(Record::Charge, keys::charge(id).load(ctx.store()?).await?)
 }

@@ -3,13 +3,14 @@
 use worker::{Request, Response};
 
 use crate::error::Result;
-use crate::handlers::identity::{self, CreateSession};
+use crate::handlers::identity::{self, CreateSession, CreateSessionInput};
 
 use super::{json, read_json, record_response, Ctx};
 
 pub async fn create_session(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     ctx.config()?;
-    let request: CreateSession = read_json(req).await?;
+    let input: CreateSessionInput = read_json(req).await?;
+    let request = CreateSession::parse(input)?;
     let services = ctx.services()?;
     let created = identity::create_session(&request, &services).await?;
     let body = serde_json::to_string(&created)
@@ -20,5 +21,5 @@ pub async fn create_session(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::
 pub async fn get_user(ctx: &Ctx<'_>, user_id: &str) -> Result<worker::Result<Response>> {
     let max_attempts = ctx.config()?.identity_max_attempts;
     let view = identity::user_view(ctx.store()?, user_id, max_attempts).await?;
-    record_response(view)
+    record_response(crate::error::Record::IdentityUser, view)
 }

@@ -231,9 +231,12 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request) -> Res
     crate::router::json_body(content_type.as_deref(), &body)
 }
 
-/// A stored record as a 200 JSON response, or 404.
-pub fn record_response<T: serde::Serialize>(record: Option<T>) -> Result<worker::Result<Response>> {
-    let record = record.ok_or(AppError::NotFound)?;
+/// A stored record as a 200 JSON response, or 404 `not_found` naming the kind of record.
+pub fn record_response<T: serde::Serialize>(
+    kind: crate::error::Record,
+    record: Option<T>,
+) -> Result<worker::Result<Response>> {
+    let record = record.ok_or(AppError::NoRecord(kind))?;
     let body = serde_json::to_string(&record)
         .map_err(|_| AppError::Internal("a stored record does not serialise"))?;
     Ok(json(200, body))

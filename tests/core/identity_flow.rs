@@ -105,7 +105,7 @@ impl World {
     fn create(&self, user: &str) -> Result<Value, AppError> {
         let trace = Trace::new();
         let services = Services::new(&*self.store, &self.transport, &self.config, NOW, &trace);
-        let request: CreateSession = serde_json::from_value(json!({"user_id": user})).unwrap();
+        let request = CreateSession::from_json(json!({"user_id": user})).unwrap();
         block_on(create_session(&request, &services)).map(|c| serde_json::to_value(c).unwrap())
     }
 
@@ -368,21 +368,51 @@ fn a_store_outage_is_a_5xx_and_the_redelivery_completes() {
 #[test]
 fn invalid_creation_requests_are_400() {
     let world = World::new("3", None);
-    for body in [
-        json!({"user_id": "a:b"}),
-        json!({"user_id": "u", "type": "selfie"}),
-        json!({"user_id": "u", "return_url": "http://example.com/back"}),
-        json!({"user_id": "u", "return_url": "http://127.0.0.1.evil.test/back"}),
-        json!({"user_id": "u", "return_url": "http://localhost@evil.test/back"}),
-        json!({"user_id": "u", "idempotency_key": "k".repeat(101)}),
+    for (body, code, field) in [
+        (json!({"user_id": "a:b"}), "invalid_user_id", "user_id"),
+        (json!({}), "invalid_user_id", "user_id"),
+        (json!({"user_id": 42}), "invalid_user_id", "user_id"),
+        (
+            json!({"user_id": "u", "type": "selfie"}),
+            "invalid_type",
+            "type",
+        ),
+        (json!({"user_id": "u", "type": 1}), "invalid_type", "type"),
+        (
+            json!({"user_id": "u", "return_url": "http://example.com/back"}),
+            "invalid_return_url",
+            "return_url",
+        ),
+        (
+            json!({"user_id": "u", "return_url": "http://127.0.0.1.evil.test/back"}),
+            "invalid_return_url",
+            "return_url",
+        ),
+        (
+            json!({"user_id": "u", "return_url": "http://localhost@evil.test/back"}),
+            "invalid_return_url",
+            "return_url",
+        ),
+        (
+            json!({"user_id": "u", "idempotency_key": "k".repeat(101)}),
+            "invalid_idempotency_key",
+            "idempotency_key",
+        ),
+        (
+            json!({"user_id": "u", "idempotency_key": true}),
+            "invalid_idempotency_key",
+            "idempotency_key",
+        ),
     ] {
         let trace = Trace::new();
         let services = Services::new(&*world.store, &world.transport, &world.config, NOW, &trace);
-        let request: CreateSession = serde_json::from_value(body.clone()).unwrap();
-        let error = block_on(create_session(&request, &services)).unwrap_err();
+        let error = match CreateSession::from_json(body.clone()) {
+            Ok(request) => block_on(create_session(&request, &services)).unwrap_err(),
+            Err(error) => error,
+        };
         assert_eq!(
-            (error.status(), error.code()),
-            (400, "invalid_request"),
+            (error.status(), error.code(), error.field()),
+            (400, code, Some(field)),
             "{body}"
         );
     }
@@ -457,7 +487,7 @@ fn a_caller_key_names_the_creation() {
         let trace = Trace::new();
         let services = Services::new(&*world.store, &world.transport, &world.config, NOW, &trace);
         let request: CreateSession =
-            serde_json::from_value(json!({"user_id": "u_7", "idempotency_key": key})).unwrap();
+            CreateSession::from_json(json!({"user_id": "u_7", "idempotency_key": key})).unwrap();
         block_on(create_session(&request, &services)).unwrap()
     };
     let first = create("signup-1");
