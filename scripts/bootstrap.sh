@@ -41,15 +41,17 @@ fi
 ensure_cargo_tool worker-build worker-build "$(lock_version worker)"
 ensure_cargo_tool wasm-bindgen-cli wasm-bindgen "$(lock_version wasm-bindgen)"
 
-# `npm install` with the committed lockfile, not `npm ci`: the registry these machines reach
-# has no macOS/Windows builds of workerd, so the lockfile cannot list those optional packages
-# and `npm ci` refuses it as out of sync. The lockfile still pins every version installed.
-# It runs only when package.json or the lockfile changed since the last run.
+# `npm ci`: exactly the versions package-lock.json pins, and it never rewrites the lockfile
+# (`npm install` may add the optional packages of other platforms to it, leaving the checkout
+# modified; `npm ci` refuses a lockfile out of sync with package.json instead). The lockfile
+# lists every platform's workerd and esbuild; npm installs only this machine's. It runs only
+# when package.json or the lockfile changed since the last install: the stamp is their hash,
+# and nothing here writes either file, so a second run installs nothing.
 stamp="node_modules/.bootstrap-stamp"
 want_stamp="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
-  say "installing npm packages"
-  npm install --no-audit --no-fund --loglevel=error
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want_stamp" > "$stamp"
 fi
 

@@ -3,6 +3,9 @@
 # 127.0.0.1:${PORT:-8787}. Creates .dev.vars from .dev.vars.example when it is missing. When
 # .dev.vars points STRIPE_API_BASE at 127.0.0.1, the local Stripe stand-in is started there
 # first, delivering its events to this worker; it is stopped when wrangler stops.
+# APP_BASE_URL (where Checkout returns the browser) follows PORT: left unset, the worker uses
+# its own loopback origin; set to a loopback address on another port (an old .dev.vars made
+# for 8787), it is overridden with this port's address and a warning says so.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -23,6 +26,23 @@ for arg in "$@"; do
   esac
 done
 setting() { sed -n "s/^$1=//p" .dev.vars | tail -n 1; }
+if ! [[ "$port" =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+  echo "[dev] PORT must be a port number, not '$port'" >&2
+  exit 2
+fi
+vars=()
+app_base_url="$(setting APP_BASE_URL | sed -E 's/^"(.*)"$/\1/')"
+if [[ "$app_base_url" =~ ^http://(127\.0\.0\.1|localhost|\[::1\])(:([0-9]+))?(/.*)?$ ]]; then
+  set_port="${BASH_REMATCH[3]:-80}"
+  if [ "$set_port" != "$port" ]; then
+    echo "[dev] warning: .dev.vars has APP_BASE_URL=$app_base_url, but the worker listens on port $port;" >&2
+    echo "[dev]   using APP_BASE_URL=http://127.0.0.1:$port${BASH_REMATCH[4]} for this run, so Checkout returns here." >&2
+    echo "[dev]   Delete the APP_BASE_URL line from .dev.vars to follow PORT without this warning." >&2
+    vars=(--var "APP_BASE_URL:http://127.0.0.1:$port${BASH_REMATCH[4]}")
+  fi
+elif [ -n "$app_base_url" ]; then
+  echo "[dev] APP_BASE_URL is $app_base_url (from .dev.vars): Checkout returns browsers there, not to 127.0.0.1:$port" >&2
+fi
 api_base="$(setting STRIPE_API_BASE)"
 if [[ "$api_base" =~ ^http://127\.0\.0\.1:([0-9]+)/?$ ]]; then
   # The secret goes through the environment, never the command line (which `ps` shows).
@@ -35,4 +55,5 @@ if [[ "$api_base" =~ ^http://127\.0\.0\.1:([0-9]+)/?$ ]]; then
 else
   echo "[dev] STRIPE_API_BASE is ${api_base:-the default}: talking to real Stripe" >&2
 fi
-wrangler dev --local --ip 127.0.0.1 --port "$port" "$@"
+echo "[dev] the worker: http://127.0.0.1:$port/ (wrangler builds it first; unchanged sources are not rebuilt)" >&2
+wrangler dev --local --ip 127.0.0.1 --port "$port" ${vars[@]+"${vars[@]}"} "$@"

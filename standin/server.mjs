@@ -51,7 +51,7 @@ export const violationLedger = [];
 
 /**
  * Stripe's example object of every resource (stripe/openapi fixtures3.json, what stripe-mock
- * serves; ../shared/stripe/README.md). Every object the stand-in answers or sends in an event
+ * serves; vendor/stripe/README.md). Every object the stand-in answers or sends in an event
  * starts as a copy of the one for its resource, so every field Stripe sends is there with
  * Stripe's type, the null ones included; the stand-in changes only the fields the call decides,
  * and sets to null the ones that in the example describe something that has not happened to a
@@ -59,7 +59,7 @@ export const violationLedger = [];
  * elsewhere.
  */
 const FIXTURES_PATH = process.env.STRIPE_FIXTURES
-  ?? path.join(path.dirname(path.dirname(path.dirname(fileURLToPath(import.meta.url)))), 'shared/stripe/fixtures3.json');
+  ?? path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), 'vendor/stripe/fixtures3.json');
 const FIXTURES = JSON.parse(readFileSync(FIXTURES_PATH, 'utf8')).resources;
 const FRESH = {
   'checkout.session': {
@@ -780,7 +780,13 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   }
 
   async function handleTest(req, res, url, bodyText) {
-    const json = () => (bodyText ? (req.headers['content-type'] ?? '').includes('json') ? JSON.parse(bodyText) : Object.fromEntries(new URLSearchParams(bodyText)) : {});
+    // A test route's body: JSON when it is sent as JSON or looks like a JSON object (`curl -d
+    // '{"code":…}'` says application/x-www-form-urlencoded), else the Checkout page's form.
+    const json = () => {
+      if (!bodyText) return {};
+      const isJson = (req.headers['content-type'] ?? '').includes('json') || bodyText.trimStart().startsWith('{');
+      return isJson ? JSON.parse(bodyText) : Object.fromEntries(new URLSearchParams(bodyText));
+    };
     const p = url.pathname;
     let m;
     try {

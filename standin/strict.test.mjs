@@ -209,7 +209,7 @@ describe('idempotency, as Stripe documents it', () => {
 describe("objects are Stripe's example objects (fixtures3.json) with what the call decided", () => {
   test('every field of the example is present, nulls included, for each resource the stand-in makes', async () => {
     const { readFileSync } = await import('node:fs');
-    const fixtures = JSON.parse(readFileSync(new URL('../../shared/stripe/fixtures3.json', import.meta.url), 'utf8')).resources;
+    const fixtures = JSON.parse(readFileSync(new URL('../vendor/stripe/fixtures3.json', import.meta.url), 'utf8')).resources;
     const { customer, paymentMethod } = await savedCard();
     const sessions = (await (await fetch(`${base}/_test/objects`)).json()).filter((o) => o.object === 'checkout.session');
     const pi = (await call('POST', '/v1/payment_intents', { amount: '700', currency: 'usd', customer: customer.id, payment_method: paymentMethod, off_session: 'true', confirm: 'true', 'allowed_payment_method_types[]': 'card' })).body;

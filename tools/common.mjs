@@ -21,6 +21,18 @@ export function handledEventTypes() {
     .sort();
 }
 
+/**
+ * Where the local worker listens: 127.0.0.1 on `PORT`, as `scripts/dev.sh` starts it
+ * (8787 when `PORT` is unset), so a tool run with the same `PORT` finds it.
+ */
+export function localWorkerOrigin(env = process.env) {
+  const port = env.PORT?.trim() || '8787';
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    throw new UsageError(`PORT must be a port number (1 to 65535), not ${JSON.stringify(port)}`);
+  }
+  return `http://127.0.0.1:${Number(port)}`;
+}
+
 /** `NAME=value` lines of .dev.vars (or another dotenv file); {} when it does not exist. */
 export function readDevVars(file = path.join(ROOT, '.dev.vars')) {
   if (!existsSync(file)) return {};

@@ -16,9 +16,12 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import Stripe from 'stripe';
 
-import { FIXTURES_DIR, UsageError, checkedUrl, handledEventTypes, pinnedApiVersion, readDevVars } from './common.mjs';
+import { FIXTURES_DIR, UsageError, checkedUrl, handledEventTypes, localWorkerOrigin, pinnedApiVersion, readDevVars } from './common.mjs';
 
-export const DEFAULT_URL = 'http://127.0.0.1:8787/webhook';
+/** The local worker's /webhook on `PORT` (8787 when unset), where `scripts/dev.sh` serves it. */
+export function defaultUrl(env = process.env) {
+  return `${localWorkerOrigin(env)}/webhook`;
+}
 
 const USAGE = `usage: node tools/trigger.mjs <event type> [options]
 
@@ -41,7 +44,7 @@ Options:
   --currency xyz          three letters: checkout.session.completed, payment_intent.*
   --created UNIX          the event's (and object's) created time (default: now)
   --id evt_…              the event id (default: a new one; reuse one to test dedupe)
-  --url URL               where to POST (default ${DEFAULT_URL});
+  --url URL               where to POST (default http://127.0.0.1:$PORT/webhook, PORT 8787 unless set);
                           https, or http to 127.0.0.1/localhost/[::1] only
   --secret whsec_…        signing secret (default: env STRIPE_WEBHOOK_SECRET, then .dev.vars;
                           the first of a comma-separated list)
@@ -297,7 +300,7 @@ async function main(argv) {
     process.stdout.write(JSON.stringify(event, null, 2) + '\n');
     return 0;
   }
-  const url = checkedUrl(opts.url ?? DEFAULT_URL, '--url').href;
+  const url = checkedUrl(opts.url ?? defaultUrl(), '--url').href;
   const secret = signingSecret(opts);
   let answer;
   try {
