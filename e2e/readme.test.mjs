@@ -1,0 +1,131 @@
+// The README's "Try it from the shell" commands, pasted in order as a newcomer pastes them,
+// against a fresh stack: the worker under wrangler dev and the stand-in, with the settings of
+// .dev.vars.example (what scripts/dev.sh copies to .dev.vars). Every shell block after a
+// `<!-- readme-test -->` line runs, in README order, in one bash process (so variables carry
+// over); a command's `# ` lines right under it are its expected output, `…` matching anything.
+// The stand-in's port replaces 12111 in the text and PORT is the worker's, so the commands run
+// unchanged otherwise. A command that fails stops the script (set -euo pipefail).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { createStandIn } from '../standin/server.mjs';
+import { readDevVars } from '../tools/common.mjs';
+import { ROOT, connectStandIn, startWorker } from './harness.mjs';
+
+const MARK = '<!-- readme-test -->';
+
+/** The marked blocks of a README, each a list of {command, expected} in order. */
+export function readmeCommands(text) {
+  const blocks = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].trim() !== MARK) continue;
+    assert.match(lines[i + 1] ?? '', /^```(sh|bash)\s*$/, `README line ${i + 2}: a shell fence must follow ${MARK}`);
+    const body = [];
+    for (i += 2; i < lines.length && !lines[i].startsWith('```'); i++) body.push({ text: lines[i], line: i + 1 });
+    const commands = [];
+    for (let j = 0; j < body.length; j++) {
+      const { text: first, line } = body[j];
+      if (first.trim() === '') continue;
+      if (first.startsWith('#')) {
+        assert.ok(commands.length, `README line ${line}: an expected output with no command above it`);
+        const last = commands[commands.length - 1];
+        assert.ok(first.startsWith('# '), `README line ${line}: expected output is written "# …"`);
+        last.expected.push(first.slice(2));
+        continue;
+      }
+      assert.ok(!commands.at(-1)?.expected.length || true);
+      let command = first;
+      while (command.endsWith('\\') && j + 1 < body.length) command += '\n' + body[++j].text;
+      commands.push({ command, expected: [], line });
+    }
+    blocks.push(commands);
+  }
+  return blocks;
+}
+
+/** `…` matches anything; everything else is literal; the whole line must match. */
+function lineMatches(expected, actual) {
+  const pattern = expected.split('…').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${pattern}$`).test(actual);
+}
+
+/** Runs the commands in one bash; the output of each, split at markers printed before it. */
+function runInBash(commands, env) {
+  const script = ['set -euo pipefail']
+    .concat(commands.flatMap((c, i) => [`printf '\\n@@readme-command-${i}@@\\n'`, c.command]))
+    .concat([`printf '\\n@@readme-end@@\\n'`])
+    .join('\n');
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => {
+      const outputs = new Map();
+      const parts = stdout.split(/\n@@readme-(command-\d+|end)@@\n/);
+      for (let k = 1; k < parts.length; k += 2) outputs.set(parts[k], parts[k + 1] ?? '');
+      resolve({ code, stdout, stderr, outputs });
+    });
+  });
+}
+
+const example = readDevVars(path.join(ROOT, '.dev.vars.example'));
+let standIn;
+let worker;
+let standInPort;
+
+before(async () => {
+  standIn = createStandIn();
+  const stripeBase = await standIn.listen(0);
+  standInPort = new URL(stripeBase).port;
+  // .dev.vars.example as scripts/dev.sh uses it, with the stand-in on its own free port.
+  worker = await startWorker({ ...example, STRIPE_API_BASE: stripeBase });
+  await connectStandIn(stripeBase, worker, example.STRIPE_WEBHOOK_SECRET.split(',')[0]);
+});
+
+after(async () => {
+  await worker?.stop();
+  await standIn?.close();
+});
+
+test('the README parses into marked shell blocks, each command with what it prints', () => {
+  const blocks = readmeCommands(readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
+  assert.ok(blocks.length >= 5, `only ${blocks.length} marked blocks`);
+  const commands = blocks.flat();
+  assert.ok(commands.filter((c) => c.expected.length).length >= 10, 'most commands show their output');
+  for (const route of ['/health', '/create-checkout-session', '/customers/', '/charges', '/identity/verification-sessions', '/identity/users/']) {
+    assert.ok(commands.some((c) => c.command.includes(route)), `no command uses ${route}`);
+  }
+});
+
+test("every command of the README's local flow works when pasted in order, and prints what the README shows", async (t) => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8').replaceAll('127.0.0.1:12111', `127.0.0.1:${standInPort}`);
+  const commands = readmeCommands(readme).flat();
+  const env = {
+    ...process.env,
+    PORT: new URL(worker.url).port,
+    // What tools/trigger.mjs reads from .dev.vars when it is the example's copy.
+    STRIPE_WEBHOOK_SECRET: example.STRIPE_WEBHOOK_SECRET,
+  };
+  const run = await runInBash(commands, env);
+  const failures = [];
+  commands.forEach((c, i) => {
+    const output = run.outputs.get(`command-${i}`);
+    if (output === undefined) {
+      failures.push(`README line ${c.line}: never ran (an earlier command failed)`);
+      return;
+    }
+    t.diagnostic(`$ ${c.command.split('\n')[0]}\n${output.trimEnd()}`);
+    if (!c.expected.length) return;
+    const lines = output.replace(/\n+$/, '').split('\n');
+    const ok = lines.length === c.expected.length && c.expected.every((e, k) => lineMatches(e, lines[k]));
+    if (!ok) failures.push(`README line ${c.line}: ${c.command.split('\n')[0]}\n  expected: ${c.expected.join('\n            ')}\n  printed:  ${lines.join('\n            ')}`);
+  });
+  if (!run.outputs.has('end')) failures.push(`the script stopped (exit ${run.code}): ${run.stderr.trim().split('\n').slice(-5).join('\n  ')}`);
+  assert.deepEqual(failures, [], failures.join('\n\n'));
+});
