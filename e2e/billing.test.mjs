@@ -293,16 +293,22 @@ describe('saving a card and charging it later', () => {
         [{ customer: 'someone', amount: 100 }, 'invalid_customer'],
         [{ customer: 'cus_unknown000', amount: 100 }, 'unknown_customer'],
         [{ customer, amount: 100, idempotency_key: '' }, 'invalid_idempotency_key'],
-        [{ amount: 100 }, 'bad_json'],
+        [{ amount: 100 }, 'invalid_customer'],
+        [{ customer: 7, amount: 100 }, 'invalid_customer'],
+        [{ customer }, 'invalid_amount'],
+        [{ customer, amount: 100, extra: 1 }, 'bad_json'],
       ];
       for (const [body, code] of cases) {
         const res = await adminPost(worker, '/charges', ADMIN, body);
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.error.code, code, JSON.stringify(body));
         assert.ok(res.body.error.message.length > 10);
+        // A field error names its field; unknown_customer is about the customer field's value too.
+        if (code.startsWith('invalid_')) assert.equal(res.body.error.field, code.slice('invalid_'.length), JSON.stringify(body));
       }
       assert.equal((await adminPost(worker, '/charges', undefined, { customer, amount: 1 })).status, 401);
-      assert.equal((await adminGet(worker, `/charges/pi_nothere`, ADMIN)).status, 404);
+      const missing = await adminGet(worker, `/charges/pi_nothere`, ADMIN);
+      assert.deepEqual([missing.status, missing.body.error.code, missing.body.error.record], [404, 'not_found', 'charge']);
       assert.equal((await adminGet(worker, `/customers/${customer}`)).status, 401);
       assert.deepEqual(await since(start), []);
     });

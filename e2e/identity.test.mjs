@@ -205,6 +205,18 @@ describe('Identity verification under workerd', () => {
   test('bad creation requests are 400, admin token required, unknown users 404', async () => {
     assert.equal((await create({ user_id: 'bad:id' })).status, 400);
     assert.equal((await create({ user_id: 'u', extra: 1 })).body.error.code, 'bad_json');
+    // A missing or mistyped field is that field's code, with the field named.
+    for (const [body, code, field] of [
+      [{ user_id: 'bad:id' }, 'invalid_user_id', 'user_id'],
+      [{ type: 'document' }, 'invalid_user_id', 'user_id'],
+      [{ user_id: 'u', type: 'selfie' }, 'invalid_type', 'type'],
+      [{ user_id: 'u', return_url: 5 }, 'invalid_return_url', 'return_url'],
+    ]) {
+      const res = await create(body);
+      assert.deepEqual([res.status, res.body.error.code, res.body.error.field], [400, code, field], JSON.stringify(body));
+    }
+    const nobody = await adminGet(worker, '/identity/users/nobody', ADMIN);
+    assert.deepEqual([nobody.status, nobody.body.error.code, nobody.body.error.record], [404, 'not_found', 'identity_user']);
     assert.equal((await adminPost(worker, '/identity/verification-sessions', 'wrong', { user_id: 'u' })).status, 401);
     assert.equal((await adminPost(worker, '/identity/verification-sessions', undefined, { user_id: 'u' })).status, 401);
     assert.equal((await adminGet(worker, '/identity/users/nobody', ADMIN)).status, 404);
