@@ -33,6 +33,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod entity;
 pub mod error;
 pub mod event;
 pub mod handlers;
@@ -41,7 +42,9 @@ pub mod identity;
 pub mod notify;
 pub mod objects;
 pub mod pages;
+pub mod queue;
 pub mod router;
+pub mod serial;
 pub mod services;
 pub mod signature;
 pub mod store;
@@ -120,7 +123,7 @@ mod glue {
         #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<&'static str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<&'static str>,
+        error: Option<String>,
         duration_ms: f64,
         #[serde(flatten)]
         trace: crate::services::TraceData,
@@ -149,7 +152,7 @@ mod glue {
                     // More than the public message, less than Stripe's (see `log_text`).
                     console_error!("{{\"error\":{:?}}}", error.log_text());
                 }
-                log.error = Some(error.code());
+                log.error = Some(error.code().to_owned());
                 routes::error_response(&error)?
             }
         };

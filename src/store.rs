@@ -15,9 +15,12 @@ use crate::event::EventRecord;
 use crate::identity::{SessionRecord, UserRecord};
 use crate::notify::Notification;
 
+pub mod entity;
 pub mod error;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
+#[cfg(target_arch = "wasm32")]
+pub mod sql;
 
 pub use error::StoreError;
 

@@ -127,7 +127,7 @@ fn notification(source: &str, notice: UserNotice) -> Notification {
 }
 
 /// `POST /identity/verification-sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     pub user_id: String,
@@ -145,7 +145,7 @@ fn document() -> String {
 }
 
 /// What the creation route answers.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Created {
     pub id: String,
     pub url: Option<String>,

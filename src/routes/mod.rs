@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod billing;
 pub mod checkout;
+pub mod entity;
 pub mod health;
 pub mod identity;
 pub mod webhook;
