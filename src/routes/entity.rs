@@ -54,7 +54,9 @@ impl DurableObject for EntityQueue {
             return Response::error("not found", 404);
         }
         let trace = Trace::new();
-        let body = match req.json::<Work>().await {
+        // Text, then `from_str`: the one decoder instantiation the worker already has.
+        let text = req.text().await.unwrap_or_default();
+        let body = match serde_json::from_str::<Work>(&text) {
             Ok(work) => {
                 let _turn = self.turns.lock().await;
                 self.run(work, &trace).await
