@@ -235,7 +235,7 @@ pub async fn send_notification(
 
 /// A 2xx answer as `R`. One that does not have the expected shape is Stripe's `Malformed`, as
 /// the client would have said had it decoded the answer itself.
-fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
+pub fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
     serde_json::from_str(raw.get()).map_err(|e| {
         StripeError::Malformed {
             status: 200,

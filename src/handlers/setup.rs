@@ -231,15 +231,19 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
 ) -> Result<SuccessView, AppError> {
     match success_step(services, session_id).await? {
         SuccessStep::Done(view) => Ok(view),
-        SuccessStep::Complete(session) => complete_retrieved(services, &session).await,
+        SuccessStep::Complete { session, .. } => complete_retrieved(services, &session).await,
     }
 }
 
-/// What the success page does next: answer from the record, or record the retrieved session.
+/// What the success page does next: answer from the record, or record the retrieved session
+/// (also as Stripe's text, which is what travels to the entity's queue).
 #[derive(Debug)]
 pub enum SuccessStep {
     Done(SuccessView),
-    Complete(Box<CheckoutSession>),
+    Complete {
+        session: Box<CheckoutSession>,
+        raw: Box<serde_json::value::RawValue>,
+    },
 }
 
 /// Reads only: the recorded completion, or else the session retrieved from Stripe (one of
@@ -262,13 +266,17 @@ pub async fn success_step<S: Store, T: Transport>(
         }
         _ => {}
     }
-    let session: CheckoutSession = services
+    let raw: Box<serde_json::value::RawValue> = services
         .stripe(&calls::retrieve_checkout_session(session_id))
         .await?;
+    let session: CheckoutSession = crate::services::decode_raw(&raw)?;
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
     }
-    Ok(SuccessStep::Complete(Box::new(session)))
+    Ok(SuccessStep::Complete {
+        session: Box::new(session),
+        raw,
+    })
 }
 
 /// Records what a retrieved session says: the saved card or the recovery payment.

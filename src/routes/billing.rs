@@ -29,8 +29,8 @@ pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<
     .await;
     let (status, body) = match step {
         Ok(SuccessStep::Done(view)) => (200, view.render()),
-        Ok(SuccessStep::Complete(session)) => {
-            let work = Work::Success(session);
+        Ok(SuccessStep::Complete { raw, .. }) => {
+            let work = Work::Success(raw);
             match super::entity::run::<(u16, String)>(ctx, &work).await {
                 Ok(Some(page)) => page,
                 Ok(None) => success_page(Err(AppError::NotFound), ctx.trace),

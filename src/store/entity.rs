@@ -78,10 +78,9 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
     }
 
     async fn replicate(&self, key: &str, row: &Row) -> Result<(), StoreError> {
-        let ttl = match row.expires_at {
-            Some(at) => Some((at - self.now).max(MIN_TTL_SECONDS as i64) as u64),
-            None => None,
-        };
+        let ttl = row
+            .expires_at
+            .map(|at| (at - self.now).max(MIN_TTL_SECONDS as i64) as u64);
         self.replica.put(key, &row.value, ttl).await?;
         self.table.replicated(key)
     }
