@@ -55,6 +55,35 @@ pub trait Store {
     }
 }
 
+/// A borrowed store is a store (a native test's `EntityStore` over a `MemoryStore` it keeps).
+impl<S: Store> Store for &S {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        (**self).get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        (**self).put(key, value, ttl_seconds).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError> {
+        (**self).list(prefix, limit, cursor).await
+    }
+}
+
 /// One page of keys; `cursor` is `None` on the last page and otherwise opaque (pass it back).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {

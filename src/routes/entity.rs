@@ -83,7 +83,7 @@ impl EntityQueue {
             Ok(parts) => parts,
             Err(error) => return queue::refused(error, trace),
         };
-        let store = EntityStore::new(&table, &kv, now);
+        let store = EntityStore::new(&table, kv, now);
         if let Err(error) = store.catch_up().await {
             return queue::refused(error.into(), trace);
         }

@@ -51,45 +51,64 @@ pub fn kept_by_entity(key: &str) -> bool {
     !key.starts_with("notification:")
 }
 
-/// The table first, KV after (see the module's doc).
+/// The table first, KV after (see the module's doc). Without a table (work outside any
+/// queue, the read routes) it is KV alone: one store type for the whole worker, so the
+/// handlers are compiled once, not once per store.
 pub struct EntityStore<'a, T, R> {
-    table: &'a T,
-    replica: &'a R,
+    table: Option<&'a T>,
+    replica: R,
     /// Unix seconds, from the runtime's clock.
     now: i64,
 }
 
 impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
-    pub fn new(table: &'a T, replica: &'a R, now: i64) -> Self {
+    pub fn new(table: &'a T, replica: R, now: i64) -> Self {
         Self {
-            table,
+            table: Some(table),
             replica,
             now,
         }
     }
 
+    /// KV alone.
+    pub fn replica_only(replica: R, now: i64) -> Self {
+        Self {
+            table: None,
+            replica,
+            now,
+        }
+    }
+
+    /// The table, for a key it keeps.
+    fn table_for(&self, key: &str) -> Option<&'a T> {
+        self.table.filter(|_| kept_by_entity(key))
+    }
+
     /// Before each piece of work: expired rows go, and rows KV missed are copied to it.
     pub async fn catch_up(&self) -> Result<(), StoreError> {
-        self.table.purge_expired(self.now)?;
-        for (key, row) in self.table.pending()? {
-            self.replicate(&key, &row).await?;
+        let Some(table) = self.table else {
+            return Ok(());
+        };
+        table.purge_expired(self.now)?;
+        for (key, row) in table.pending()? {
+            self.replicate(table, &key, &row).await?;
         }
         Ok(())
     }
 
-    async fn replicate(&self, key: &str, row: &Row) -> Result<(), StoreError> {
+    async fn replicate(&self, table: &T, key: &str, row: &Row) -> Result<(), StoreError> {
         let ttl = row
             .expires_at
             .map(|at| (at - self.now).max(MIN_TTL_SECONDS as i64) as u64);
         self.replica.put(key, &row.value, ttl).await?;
-        self.table.replicated(key)
+        table.replicated(key)
     }
 }
 
 impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        if kept_by_entity(key) {
-            match self.table.read(key)? {
+        if let Some(table) = self.table_for(key) {
+            match table.read(key)? {
                 Some(row) if row.expires_at.is_none_or(|at| at > self.now) => {
                     return Ok(Some(row.value))
                 }
@@ -108,20 +127,20 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
-        if !kept_by_entity(key) {
+        let Some(table) = self.table_for(key) else {
             return self.replica.put(key, value, ttl_seconds).await;
-        }
+        };
         let row = Row {
             value: value.to_owned(),
             expires_at: ttl_seconds.map(|ttl| self.now + ttl.max(MIN_TTL_SECONDS) as i64),
         };
-        self.table.write(key, &row)?;
-        self.replicate(key, &row).await
+        table.write(key, &row)?;
+        self.replicate(table, key, &row).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        if kept_by_entity(key) {
-            self.table.remove(key)?;
+        if let Some(table) = self.table_for(key) {
+            table.remove(key)?;
         }
         self.replica.delete(key).await
     }
