@@ -93,6 +93,22 @@ pub enum AppError {
     Identity(#[from] CreateError),
     #[error(transparent)]
     Stripe(#[from] StripeError),
+    /// An error the work met in an entity's queue (its Durable Object), carried back over
+    /// the binding as it is answered and logged there.
+    #[error("{}", .0.log)]
+    Relayed(Box<Relayed>),
+}
+
+/// What an error is answered and logged as, for carrying it from one isolate to another (an
+/// entity's Durable Object back to the worker that asked): the same status, code, message,
+/// log text and retry decision as the error it was made from ([`AppError::relay`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Relayed {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub log: String,
+    pub retry: bool,
 }
 
 /// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
@@ -147,20 +163,43 @@ impl AppError {
             Self::Identity(CreateError::Invalid(field)) => class(400, field.code(), false),
             Self::Identity(CreateError::Refused(refusal)) => class(409, refusal.code(), false),
             Self::Stripe(e) => stripe_class(e),
+            // Answered from its own fields (see `status`, `code`, `is_retryable`).
+            Self::Relayed(_) => class(500, "internal_error", false),
         }
     }
 
     pub fn status(&self) -> u16 {
-        self.class().status
+        match self {
+            Self::Relayed(r) => r.status,
+            other => other.class().status,
+        }
     }
 
-    pub fn code(&self) -> &'static str {
-        self.class().code
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Relayed(r) => &r.code,
+            other => other.class().code,
+        }
     }
 
     /// Whether a redelivery can get past this failure (the webhook then answers 5xx).
     pub fn is_retryable(&self) -> bool {
-        self.class().retry
+        match self {
+            Self::Relayed(r) => r.retry,
+            other => other.class().retry,
+        }
+    }
+
+    /// The error as it travels back over a Durable Object binding; [`AppError::Relayed`] of
+    /// it answers, logs and retries exactly as `self` does.
+    pub fn relay(&self) -> Relayed {
+        Relayed {
+            status: self.status(),
+            code: self.code().to_owned(),
+            message: self.public_message(),
+            log: self.log_text(),
+            retry: self.is_retryable(),
+        }
     }
 
     /// What the client is told. Configuration errors name the setting (never a value);
@@ -173,6 +212,7 @@ impl AppError {
             Self::Store(StoreError::Corrupt { .. }) => "stored state could not be read".into(),
             Self::Stripe(e) => stripe_message(e),
             Self::Internal(_) => "internal error; see the logs".into(),
+            Self::Relayed(r) => r.message.clone(),
             other => other.to_string(),
         }
     }

@@ -26,7 +26,8 @@ impl EventError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Serialisable: a verified event travels to its entity's queue (`crate::queue::Work`).
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
@@ -39,7 +40,7 @@ pub struct Event {
     pub data: EventData,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct EventData {
     pub object: Box<RawValue>,
 }

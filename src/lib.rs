@@ -10,29 +10,33 @@
 //!    [`notify`] (the outbox record), [`pages`] (all HTML), [`router`] (the route table with
 //!    methods, admin flag and log words), [`error`] (the one app error and its one table of
 //!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
-//!    `request`, `calls`, `error` and `retry`.
+//!    `request`, `calls`, `error` and `retry`; [`entity`] (which entity's queue a piece of
+//!    work runs in) and [`serial`] (that queue's first-come, first-served lock).
 //! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
 //!    `stripe::client` (a request through the transport, with retries), Workers fetch in
-//!    `stripe::fetch`, and the one fake transport in `testing`.
+//!    `stripe::fetch`, and the one fake transport in `testing`; `store::entity`, an entity
+//!    queue's store (its own table first, written through to KV; SQLite in `store::sql`).
 //! 3. [`services`]: what handlers use (the store, Stripe with a per-delivery budget,
 //!    notification sending, a trace for the log line).
 //! 4. Handlers, one flow each: [`handlers`] (`dispatch`, one `match` over `EventKind`;
 //!    `setup`, `charges`, `identity`), [`webhook`] (one delivery end to end), [`admin`] (the
-//!    page behind `GET /events`).
+//!    page behind `GET /events`), [`queue`] (the work an entity's queue runs).
 //! 5. `routes` (wasm32 only): thin adapters from `worker` requests to the handlers, over a
-//!    per-request `Ctx` that reads the config and the KV binding once.
+//!    per-request `Ctx` that reads the config and the KV binding once; `routes::entity`, the
+//!    `EntityQueue` Durable Object that runs each user's and customer's work one at a time.
 //! 6. Glue: the fetch handler below routes once, authorizes once, matches once, logs one line.
 //!
 //! Adding an event type: a line in `event_kinds!`, its arm in `handlers::dispatch`, its
 //! fixture. Adding a route: a line in `route_table!` and its adapter's arm below.
 //!
-//! Nothing but `routes`, `store::kv`, `stripe::fetch` and the glue touches `worker`, so the
+//! Nothing but `routes`, `store::kv`, `store::sql`, `stripe::fetch` and the glue touches `worker`, so the
 //! core is tested natively with `cargo test`.
 
 pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod entity;
 pub mod error;
 pub mod event;
 pub mod handlers;
@@ -41,7 +45,9 @@ pub mod identity;
 pub mod notify;
 pub mod objects;
 pub mod pages;
+pub mod queue;
 pub mod router;
+pub mod serial;
 pub mod services;
 pub mod signature;
 pub mod store;
@@ -120,7 +126,7 @@ mod glue {
         #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<&'static str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<&'static str>,
+        error: Option<String>,
         duration_ms: f64,
         #[serde(flatten)]
         trace: crate::services::TraceData,
@@ -149,7 +155,7 @@ mod glue {
                     // More than the public message, less than Stripe's (see `log_text`).
                     console_error!("{{\"error\":{:?}}}", error.log_text());
                 }
-                log.error = Some(error.code());
+                log.error = Some(error.code().to_owned());
                 routes::error_response(&error)?
             }
         };

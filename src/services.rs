@@ -22,14 +22,14 @@ use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
 #[derive(Debug, Default)]
 pub struct Trace(RefCell<TraceData>);
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TraceData {
     /// `Request-Id` of every Stripe response, successes and errors alike (Stripe support asks
     /// for them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stripe_request_ids: Vec<String>,
     /// Things worth an operator's attention that did not fail the request.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
@@ -48,6 +48,13 @@ impl Trace {
 
     pub fn snapshot(&self) -> TraceData {
         self.0.borrow().clone()
+    }
+
+    /// What another trace collected (an entity's queue, over its binding) joins this one.
+    pub fn absorb(&self, other: TraceData) {
+        let mut data = self.0.borrow_mut();
+        data.stripe_request_ids.extend(other.stripe_request_ids);
+        data.notes.extend(other.notes);
     }
 }
 
@@ -228,7 +235,7 @@ pub async fn send_notification(
 
 /// A 2xx answer as `R`. One that does not have the expected shape is Stripe's `Malformed`, as
 /// the client would have said had it decoded the answer itself.
-fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
+pub fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
     serde_json::from_str(raw.get()).map_err(|e| {
         StripeError::Malformed {
             status: 200,

@@ -15,9 +15,12 @@ use crate::event::EventRecord;
 use crate::identity::{SessionRecord, UserRecord};
 use crate::notify::Notification;
 
+pub mod entity;
 pub mod error;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
+#[cfg(target_arch = "wasm32")]
+pub mod sql;
 
 pub use error::StoreError;
 
@@ -49,6 +52,35 @@ pub trait Store {
             values.push(self.get(key).await?);
         }
         Ok(values)
+    }
+}
+
+/// A borrowed store is a store (a native test's `EntityStore` over a `MemoryStore` it keeps).
+impl<S: Store> Store for &S {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        (**self).get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), StoreError> {
+        (**self).put(key, value, ttl_seconds).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, StoreError> {
+        (**self).list(prefix, limit, cursor).await
     }
 }
 

@@ -42,8 +42,8 @@ impl From<WebhookError> for AppError {
     }
 }
 
-/// What the route answers with and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the route answers with and logs (carried back from the entity's queue).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
     pub event_id: String,
     pub event_type: String,

@@ -37,7 +37,8 @@ fn text(
 }
 
 /// A validated charge request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialisable: it travels to the customer's queue (`crate::queue::Work`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeRequest {
     pub customer: String,
     pub amount: i64,

@@ -144,7 +144,8 @@ pub struct CreateSessionInput {
 }
 
 /// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
-#[derive(Debug, Clone)]
+/// It crosses into the user's queue (`queue::Work`) as JSON.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct CreateSession {
     pub user_id: String,
     pub kind: String,
@@ -153,7 +154,7 @@ pub struct CreateSession {
 }
 
 /// What the creation route answers.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Created {
     pub id: String,
     pub url: Option<String>,

@@ -223,45 +223,85 @@ pub(super) async fn save_customer<S: Store, T: Transport>(
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
 /// (payment mode) from one retrieval of the session with its SetupIntent (or PaymentIntent)
 /// and their payment method expanded. Nothing is
-/// called when the webhook already recorded the setup.
+/// called when the webhook already recorded the setup. The route runs the two halves apart:
+/// [`success_step`] where the request arrived, [`complete_retrieved`] in the entity's queue.
 pub async fn complete_from_success_page<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     session_id: &str,
 ) -> Result<SuccessView, AppError> {
+    match success_step(services, session_id).await? {
+        SuccessStep::Done(view) => Ok(view),
+        SuccessStep::Complete { session, .. } => complete_retrieved(services, &session).await,
+    }
+}
+
+/// What the success page does next: answer from the record, or record the retrieved session
+/// (also as Stripe's text, which is what travels to the entity's queue).
+#[derive(Debug)]
+pub enum SuccessStep {
+    Done(SuccessView),
+    Complete {
+        session: Box<CheckoutSession>,
+        raw: Box<serde_json::value::RawValue>,
+    },
+}
+
+/// Reads only: the recorded completion, or else the session retrieved from Stripe (one of
+/// this service's own).
+pub async fn success_step<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session_id: &str,
+) -> Result<SuccessStep, AppError> {
     let store = services.store;
     let existing = keys::checkout(session_id).load_tolerant(store).await?;
     match existing {
-        Some(done) if done.is_completed_setup() => return card_saved(services, done, None).await,
+        Some(done) if done.is_completed_setup() => {
+            return Ok(SuccessStep::Done(card_saved(services, done, None).await?))
+        }
         // Repeated reads of a finished session cost no Stripe call.
         Some(paid) if paid.is_paid_payment() => {
-            return Ok(SuccessView::PaymentReceived { session: paid.id })
+            return Ok(SuccessStep::Done(SuccessView::PaymentReceived {
+                session: paid.id,
+            }))
         }
         _ => {}
     }
-    let session: CheckoutSession = services
+    let raw: Box<serde_json::value::RawValue> = services
         .stripe(&calls::retrieve_checkout_session(session_id))
         .await?;
+    let session: CheckoutSession = crate::services::decode_raw(&raw)?;
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
     }
+    Ok(SuccessStep::Complete {
+        session: Box::new(session),
+        raw,
+    })
+}
+
+/// Records what a retrieved session says: the saved card or the recovery payment.
+pub async fn complete_retrieved<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    session: &CheckoutSession,
+) -> Result<SuccessView, AppError> {
     match session.mode.as_str() {
         "setup" => {
-            let done = complete_setup(services, &session)
+            let done = complete_setup(services, session)
                 .await
                 .map_err(|e| e.error)?;
             card_saved(services, done.checkout, done.customer).await
         }
         "payment" if session.status.as_deref() == Some("complete") => {
-            record_recovery(services, &session, services.now)
+            record_recovery(services, session, services.now)
                 .await
                 .map_err(|e| e.error)?;
             if session.payment_status.as_deref() == Some("paid") {
                 Ok(SuccessView::PaymentReceived {
-                    session: session.id,
+                    session: session.id.clone(),
                 })
             } else {
                 Ok(SuccessView::PaymentProcessing {
-                    session: session.id,
+                    session: session.id.clone(),
                 })
             }
         }

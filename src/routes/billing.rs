@@ -2,10 +2,12 @@
 
 use worker::{Request, Response};
 
-use crate::billing::{is_prefixed_id, session_id_from_url, ChargeInput, ChargeRequest};
+use crate::billing::{
+    is_prefixed_id, session_id_from_url, ChargeInput, ChargeRecord, ChargeRequest,
+};
 use crate::error::{AppError, Record, Result};
-use crate::handlers::{charges, setup};
-use crate::pages;
+use crate::handlers::setup::{self, SuccessStep};
+use crate::queue::{success_page, Work};
 use crate::store::keys;
 
 use super::{
@@ -13,26 +15,29 @@ use super::{
     SUCCESS_RATE_LIMITER,
 };
 
-/// The page Checkout returns to. Always a page, never JSON: a browser is looking at it.
+/// The page Checkout returns to. Always a page, never JSON: a browser is looking at it. The
+/// record and Stripe are read here; the completion is recorded in the entity's queue, with
+/// that customer's events.
 pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     let url = req.inner().url();
-    let result = async {
+    let step = async {
         within_rate_limit(ctx, SUCCESS_RATE_LIMITER, req).await?;
         let session_id = session_id_from_url(&url)?;
         let services = ctx.services()?;
-        setup::complete_from_success_page(&services, &session_id).await
+        setup::success_step(&services, &session_id).await
     }
     .await;
-    let (status, body) = match result {
-        Ok(view) => (200, view.render()),
-        Err(error) => {
-            if error.status() >= 500 {
-                // Status, type, code and request id of a Stripe error, never its message.
-                ctx.trace
-                    .note(format!("success page failed: {}", error.log_text()));
+    let (status, body) = match step {
+        Ok(SuccessStep::Done(view)) => (200, view.render()),
+        Ok(SuccessStep::Complete { raw, .. }) => {
+            let work = Work::Success(raw);
+            match super::entity::run::<(u16, String)>(ctx, &work).await {
+                Ok(Some(page)) => page,
+                Ok(None) => success_page(Err(AppError::NotFound), ctx.trace),
+                Err(error) => success_page(Err(error), ctx.trace),
             }
-            pages::success_error_page(&error)
         }
+        Err(error) => success_page(Err(error), ctx.trace),
     };
     Ok(super::html(ctx, status, &body))
 }
@@ -44,8 +49,15 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
     let input: ChargeInput = read_json(req).await?;
     let request = ChargeRequest::parse(input, &config.default_currency)?;
     let random = random_bits()?;
-    let services = ctx.services()?;
-    let record = charges::create_charge(&services, &request, random, &origin).await?;
+    // In the customer's queue, with the customer's events (a paid recovery, a decline).
+    let work = Work::Charge {
+        request,
+        random,
+        origin,
+    };
+    let record = super::entity::run::<ChargeRecord>(ctx, &work)
+        .await?
+        .ok_or(AppError::Internal("a charge has no customer"))?;
     let (status, body) = record.answer();
     Ok(json(status, body.to_string()))
 }

@@ -2,19 +2,24 @@
 
 use worker::{Request, Response};
 
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::handlers::identity::{self, CreateSession, CreateSessionInput};
+use crate::queue::Work;
 
 use super::{json, read_json, record_response, Ctx};
 
 pub async fn create_session(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     ctx.config()?;
     let input: CreateSessionInput = read_json(req).await?;
+    // Refused here, before a queue is named after the user id.
     let request = CreateSession::parse(input)?;
-    let services = ctx.services()?;
-    let created = identity::create_session(&request, &services).await?;
+    request.validate().map_err(AppError::from)?;
+    let work = Work::CreateSession(request);
+    let created = super::entity::run::<identity::Created>(ctx, &work)
+        .await?
+        .ok_or(AppError::Internal("a session creation has no user"))?;
     let body = serde_json::to_string(&created)
-        .map_err(|_| crate::error::AppError::Internal("a created session does not serialise"))?;
+        .map_err(|_| AppError::Internal("a created session does not serialise"))?;
     Ok(json(201, body))
 }
 

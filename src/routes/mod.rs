@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod billing;
 pub mod checkout;
+pub mod entity;
 pub mod health;
 pub mod identity;
 pub mod webhook;
@@ -18,7 +19,13 @@ use worker::{ByteStream, Env, Headers, Request, Response};
 use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::services::{Services, Trace};
+use crate::store::entity::EntityStore;
 use crate::store::kv::KvState;
+use crate::store::sql::SqlTable;
+
+/// The one store type of the worker and of every entity's queue: an entity's table first
+/// (none outside a queue), then KV. One type, so the handlers are compiled once.
+pub type AppStore<'a> = EntityStore<'a, SqlTable, KvState>;
 use crate::store::StoreError;
 use crate::stripe::fetch::FetchTransport;
 
@@ -92,7 +99,7 @@ pub struct Ctx<'a> {
     pub now: i64,
     pub trace: &'a Trace,
     config: OnceCell<Rc<Config>>,
-    store: OnceCell<KvState>,
+    store: OnceCell<AppStore<'static>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -115,16 +122,17 @@ impl<'a> Ctx<'a> {
         Ok(self.config.get_or_init(|| config))
     }
 
-    pub fn store(&self) -> Result<&KvState> {
+    /// KV (an [`AppStore`] without a table: outside any entity's queue).
+    pub fn store(&self) -> Result<&AppStore<'static>> {
         if let Some(store) = self.store.get() {
             return Ok(store);
         }
-        let store = state(self.env)?;
+        let store = AppStore::replica_only(state(self.env)?, self.now);
         Ok(self.store.get_or_init(|| store))
     }
 
     /// The handlers' services over KV and Workers fetch.
-    pub fn services(&self) -> Result<Services<'_, KvState, FetchTransport>> {
+    pub fn services(&self) -> Result<Services<'_, AppStore<'static>, FetchTransport>> {
         let config = self.config()?;
         let store = self.store()?;
         Ok(Services::new(

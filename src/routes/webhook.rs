@@ -6,6 +6,7 @@ use worker::worker_sys::web_sys::Request;
 
 use crate::error::{AppError, Result};
 use crate::event::{Event, EventError};
+use crate::queue::Work;
 use crate::signature::SIGNATURE_HEADER;
 use crate::webhook::{process, verified_event, Delivery, Receipt, MAX_BODY_BYTES};
 
@@ -50,8 +51,17 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
 }
 
 /// Every verified event goes through here, however it arrived (a delivery, a catch-up, a
-/// replay), so each gets the same dedupe, handling and idempotency keys.
+/// replay), so each gets the same dedupe, handling and idempotency keys. An event of a type
+/// acted on runs in its entity's queue (`routes::entity`), after every earlier piece of work
+/// of that user or customer: racing events end as if delivered one by one.
 pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
+    let work = Work::Event(event);
+    if let Some(receipt) = super::entity::run::<Receipt>(ctx, &work).await? {
+        return Ok(receipt);
+    }
+    let Work::Event(event) = work else {
+        unreachable!("built as an event above")
+    };
     let services = ctx.services()?.for_webhook();
     Ok(process(&services, event, ctx.now).await?)
 }

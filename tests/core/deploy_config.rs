@@ -122,3 +122,34 @@ fn no_secret_is_written_into_wrangler_toml() {
         assert!(!WRANGLER_TOML.contains(prefix), "{prefix}");
     }
 }
+
+/// The entity queues (src/routes/entity.rs) at the top level and in each environment: the
+/// binding the worker names, and the migration that creates the SQLite-backed class.
+#[test]
+fn every_environment_binds_the_entity_queues_and_creates_their_class() {
+    let sections = sections();
+    for prefix in ["", "env.staging.", "env.production."] {
+        let binding = sections
+            .get(&format!("{prefix}durable_objects.bindings"))
+            .unwrap_or_else(|| panic!("wrangler.toml has no [[{prefix}durable_objects.bindings]]"));
+        assert!(
+            binding.contains(&("name".into(), "ENTITIES".into())),
+            "{prefix}: {binding:?}"
+        );
+        assert!(
+            binding.contains(&("class_name".into(), "EntityQueue".into())),
+            "{prefix}: {binding:?}"
+        );
+        let migration = sections
+            .get(&format!("{prefix}migrations"))
+            .unwrap_or_else(|| panic!("wrangler.toml has no [[{prefix}migrations]]"));
+        assert!(
+            migration.contains(&("tag".into(), "v1".into())),
+            "{prefix}: {migration:?}"
+        );
+        assert!(
+            migration.contains(&("new_sqlite_classes".into(), r#"["EntityQueue"]"#.into())),
+            "{prefix}: {migration:?}"
+        );
+    }
+}

@@ -32,6 +32,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("pages", LEAVES),
     ("router", LEAVES),
     ("error", LEAVES),
+    ("entity", LEAVES),
+    ("serial", LEAVES),
     // The HTTP port's vocabulary (requests, answers, the `Transport` trait) is plain data and
     // a declaration; the pure Stripe modules name it. Its adapters are ports.
     ("http", LEAVES),
@@ -45,6 +47,8 @@ const LAYERS: &[(&str, u8)] = &[
     // Stripe client that runs requests through the transport.
     ("store", PORTS),
     ("store::kv", PORTS),
+    ("store::entity", PORTS),
+    ("store::sql", PORTS),
     ("stripe::fetch", PORTS),
     ("stripe::client", PORTS),
     ("testing", PORTS),
@@ -55,6 +59,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("handlers::charges", HANDLERS),
     ("webhook", HANDLERS),
     ("admin", HANDLERS),
+    ("queue", HANDLERS),
     ("routes", ROUTES),
     ("routes::admin", ROUTES),
     ("routes::billing", ROUTES),
@@ -62,6 +67,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes::health", ROUTES),
     ("routes::identity", ROUTES),
     ("routes::webhook", ROUTES),
+    ("routes::entity", ROUTES),
     ("", GLUE),
 ];
 

@@ -1,0 +1,225 @@
+//! Whose records a piece of work read-modify-writes: the entity whose queue (one Durable
+//! Object each, `idFromName(entity)`) runs it, one piece at a time. Two pieces of work that
+//! write the same record must name the same entity, so each kind of work is mapped here, once.
+//!
+//! - Identity events and `POST /identity/verification-sessions`: the app's user
+//!   (`metadata.user_id`, which every VerificationSession made here carries; a session
+//!   without one is recorded under the session only, so it is its own entity).
+//! - Billing events: the customer the object names (a recovery session, a setup session
+//!   bound to a customer, an off-session PaymentIntent), else the Checkout Session (a public
+//!   setup session has no customer until this service creates one for it) or the
+//!   PaymentIntent; `POST /charges` and `GET /success` get the key their events get.
+//! - Events of other types write only their own `event:{id}` and need no queue.
+
+use crate::event::{Event, EventKind};
+use crate::identity::is_user_id;
+use crate::objects::{CheckoutSession, PaymentIntent, VerificationSession};
+use crate::stripe::is_stripe_id;
+
+/// The name of one entity's queue. Each kind has its own prefix, so an id of one kind never
+/// names another's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity(String);
+
+impl Entity {
+    pub fn user(user_id: &str) -> Self {
+        Self(format!("user:{user_id}"))
+    }
+
+    pub fn customer(customer_id: &str) -> Self {
+        Self(format!("customer:{customer_id}"))
+    }
+
+    fn verification_session(id: &str) -> Self {
+        Self(format!("verification_session:{id}"))
+    }
+
+    fn checkout_session(id: &str) -> Self {
+        Self(format!("checkout_session:{id}"))
+    }
+
+    fn payment_intent(id: &str) -> Self {
+        Self(format!("payment_intent:{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A Checkout Session's entity: its customer, else the session itself.
+    pub fn of_checkout_session(session: &CheckoutSession) -> Option<Self> {
+        match session.customer.as_deref().filter(|c| is_stripe_id(c)) {
+            Some(customer) => Some(Self::customer(customer)),
+            None => is_stripe_id(&session.id).then(|| Self::checkout_session(&session.id)),
+        }
+    }
+
+    /// The entity of a verified event; `None` for a type this service does not act on, or an
+    /// object that does not decode (its handler refuses it before writing anything).
+    pub fn of_event(event: &Event) -> Option<Self> {
+        match event.kind()? {
+            EventKind::VerificationSessionCreated
+            | EventKind::VerificationSessionProcessing
+            | EventKind::VerificationSessionVerified
+            | EventKind::VerificationSessionRequiresInput
+            | EventKind::VerificationSessionCanceled
+            | EventKind::VerificationSessionRedacted => {
+                let session: VerificationSession = event.object().ok()?;
+                // As `identity::user_of` reads it.
+                match session.metadata.get("user_id").map(|u| u.trim()) {
+                    Some(user) if is_user_id(user) => Some(Self::user(user)),
+                    _ => is_stripe_id(&session.id).then(|| Self::verification_session(&session.id)),
+                }
+            }
+            EventKind::CheckoutSessionCompleted
+            | EventKind::CheckoutSessionAsyncPaymentSucceeded
+            | EventKind::CheckoutSessionAsyncPaymentFailed
+            | EventKind::CheckoutSessionExpired => Self::of_checkout_session(&event.object().ok()?),
+            EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
+                let pi: PaymentIntent = event.object().ok()?;
+                match pi.customer.as_deref().filter(|c| is_stripe_id(c)) {
+                    Some(customer) => Some(Self::customer(customer)),
+                    None => is_stripe_id(&pi.id).then(|| Self::payment_intent(&pi.id)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, object: serde_json::Value) -> Event {
+        let body = serde_json::json!({
+            "id": "evt_1", "object": "event", "type": kind, "created": 1, "livemode": false,
+            "data": { "object": object },
+        });
+        Event::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn vs(user: Option<&str>) -> serde_json::Value {
+        let metadata = match user {
+            Some(user) => serde_json::json!({ "user_id": user }),
+            None => serde_json::json!({}),
+        };
+        serde_json::json!({ "id": "vs_1", "object": "identity.verification_session",
+            "status": "verified", "created": 1, "metadata": metadata })
+    }
+
+    fn cs(customer: Option<&str>, mode: &str) -> serde_json::Value {
+        serde_json::json!({ "id": "cs_1", "object": "checkout.session", "mode": mode,
+            "status": "complete", "created": 1, "customer": customer, "metadata": {} })
+    }
+
+    fn pi(customer: Option<&str>) -> serde_json::Value {
+        serde_json::json!({ "id": "pi_1", "object": "payment_intent", "status": "succeeded",
+            "amount": 100, "currency": "usd", "customer": customer, "metadata": {} })
+    }
+
+    fn of(kind: &str, object: serde_json::Value) -> Option<String> {
+        Entity::of_event(&event(kind, object)).map(|e| e.0)
+    }
+
+    #[test]
+    fn every_identity_event_of_a_user_goes_to_that_users_queue() {
+        for kind in EventKind::TYPES
+            .iter()
+            .filter(|t| t.starts_with("identity."))
+        {
+            assert_eq!(
+                of(kind, vs(Some("ann@x.io"))).as_deref(),
+                Some("user:ann@x.io"),
+                "{kind}"
+            );
+            // Trimmed as the state machine trims it: the same user, the same queue.
+            assert_eq!(
+                of(kind, vs(Some(" ann@x.io "))).as_deref(),
+                Some("user:ann@x.io")
+            );
+        }
+        // The creation route's key is the same one.
+        assert_eq!(Entity::user("ann@x.io").as_str(), "user:ann@x.io");
+    }
+
+    #[test]
+    fn a_session_without_a_user_is_its_own_entity() {
+        let kind = "identity.verification_session.verified";
+        assert_eq!(
+            of(kind, vs(None)).as_deref(),
+            Some("verification_session:vs_1")
+        );
+        assert_eq!(
+            of(kind, vs(Some("no spaces allowed"))).as_deref(),
+            Some("verification_session:vs_1")
+        );
+    }
+
+    #[test]
+    fn billing_events_go_to_their_customers_queue_whatever_the_object() {
+        for kind in EventKind::TYPES
+            .iter()
+            .filter(|t| t.starts_with("checkout.session."))
+        {
+            for mode in ["setup", "payment"] {
+                assert_eq!(
+                    of(kind, cs(Some("cus_9"), mode)).as_deref(),
+                    Some("customer:cus_9"),
+                    "{kind}"
+                );
+            }
+            // A public setup session has no customer yet: the session is the entity.
+            assert_eq!(
+                of(kind, cs(None, "setup")).as_deref(),
+                Some("checkout_session:cs_1")
+            );
+        }
+        for kind in ["payment_intent.succeeded", "payment_intent.payment_failed"] {
+            assert_eq!(
+                of(kind, pi(Some("cus_9"))).as_deref(),
+                Some("customer:cus_9")
+            );
+            assert_eq!(of(kind, pi(None)).as_deref(), Some("payment_intent:pi_1"));
+        }
+        // An expanded customer is the same customer.
+        let mut expanded = pi(None);
+        expanded["customer"] = serde_json::json!({ "id": "cus_9", "object": "customer" });
+        assert_eq!(
+            of("payment_intent.succeeded", expanded).as_deref(),
+            Some("customer:cus_9")
+        );
+        assert_eq!(Entity::customer("cus_9").as_str(), "customer:cus_9");
+    }
+
+    #[test]
+    fn other_types_and_undecodable_objects_need_no_queue() {
+        assert_eq!(
+            of("customer.created", serde_json::json!({ "id": "cus_1" })),
+            None
+        );
+        assert_eq!(
+            of(
+                "payment_intent.succeeded",
+                serde_json::json!({ "id": "pi_1" })
+            ),
+            None
+        );
+        assert_eq!(
+            of("checkout.session.completed", serde_json::json!({ "id": 5 })),
+            None
+        );
+    }
+
+    #[test]
+    fn ids_of_one_kind_never_name_another_kinds_queue() {
+        let names = [
+            Entity::user("cus_1").0,
+            Entity::customer("cus_1").0,
+            Entity::verification_session("cus_1").0,
+            Entity::checkout_session("cus_1").0,
+            Entity::payment_intent("cus_1").0,
+        ];
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+    }
+}

@@ -1,0 +1,248 @@
+//! The work an entity's queue runs (its Durable Object, one piece at a time): every piece of
+//! work that read-modify-writes an entity's records, as it crosses the binding, and the one
+//! function that runs it with the existing handlers. Pure apart from the ports in
+//! [`Services`], so it runs natively against `MemoryStore` and a fake transport.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::billing::{ChargeRecord, ChargeRequest};
+use crate::entity::Entity;
+use crate::error::{AppError, Relayed};
+use crate::event::Event;
+use crate::handlers::{charges, identity, setup};
+use crate::http::Transport;
+use crate::objects::CheckoutSession;
+use crate::pages::{self, SuccessView};
+use crate::services::{Services, Trace, TraceData};
+use crate::store::Store;
+use crate::webhook::{process, Receipt};
+
+/// One piece of work, sent by the worker to the entity's queue, never from the internet.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// A verified event (its signature was checked by the worker that received it).
+    Event(Event),
+    /// `POST /identity/verification-sessions`, validated.
+    CreateSession(identity::CreateSession),
+    /// `POST /charges`, parsed; `random` makes its key when the caller gave none, `origin` is
+    /// where a recovery session returns.
+    Charge {
+        request: ChargeRequest,
+        random: [u8; 16],
+        origin: String,
+    },
+    /// `GET /success`, after the session was retrieved (Stripe's text of it, so that no
+    /// encoder of the session is built): its completion recorded.
+    Success(Box<RawValue>),
+}
+
+impl Work {
+    /// Whose records this work writes: the queue it must run in. `None`: an event of a type
+    /// this service does not act on (it writes its own `event:{id}` only).
+    pub fn entity(&self) -> Option<Entity> {
+        match self {
+            Self::Event(event) => Entity::of_event(event),
+            Self::CreateSession(request) => Some(Entity::user(&request.user_id)),
+            Self::Charge { request, .. } => Some(Entity::customer(&request.customer)),
+            Self::Success(raw) => {
+                let session: CheckoutSession = serde_json::from_str(raw.get()).ok()?;
+                Entity::of_checkout_session(&session)
+            }
+        }
+    }
+
+    /// An event is handled within the webhook's Stripe budget (Stripe waits only so long).
+    pub fn is_event(&self) -> bool {
+        matches!(self, Self::Event(_))
+    }
+}
+
+/// What the queue answers: the work's result, or its error as it is to be answered and logged,
+/// and the trace for the worker's log line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer<T> {
+    pub result: Result<T, Relayed>,
+    pub trace: TraceData,
+}
+
+impl<T> Answer<T> {
+    pub fn new(result: Result<T, AppError>, trace: &Trace) -> Self {
+        Self {
+            result: result.map_err(|e| e.relay()),
+            trace: trace.snapshot(),
+        }
+    }
+
+    /// On the worker's side: the trace joins the request's, the error becomes the worker's.
+    pub fn into_result(self, trace: &Trace) -> Result<T, AppError> {
+        trace.absorb(self.trace);
+        self.result.map_err(|r| AppError::Relayed(Box::new(r)))
+    }
+}
+
+/// The result of each kind of work, as the worker reads it back.
+pub type EventAnswer = Answer<Receipt>;
+pub type CreateSessionAnswer = Answer<identity::Created>;
+pub type ChargeAnswer = Answer<ChargeRecord>;
+/// The success page's status and HTML, failures included (their page depends on the error).
+pub type PageAnswer = Answer<(u16, String)>;
+
+/// Runs one piece of work; the answer as JSON. `services` are the queue's (its table and KV),
+/// with the webhook's budget for an event.
+pub async fn run<S: Store, T: Transport>(work: Work, services: &Services<'_, S, T>) -> String {
+    match work {
+        Work::Event(event) => {
+            let result = process(services, event, services.now).await;
+            encode(Answer::new(result.map_err(AppError::from), services.trace))
+        }
+        Work::CreateSession(request) => {
+            let result = identity::create_session(&request, services).await;
+            encode(Answer::new(result, services.trace))
+        }
+        Work::Charge {
+            request,
+            random,
+            origin,
+        } => {
+            let result = charges::create_charge(services, &request, random, &origin).await;
+            encode(Answer::new(result, services.trace))
+        }
+        Work::Success(raw) => {
+            let result = match crate::services::decode_raw::<CheckoutSession>(&raw) {
+                Ok(session) => setup::complete_retrieved(services, &session).await,
+                Err(error) => Err(error),
+            };
+            encode(Answer::new(
+                Ok(success_page(result, services.trace)),
+                services.trace,
+            ))
+        }
+    }
+}
+
+/// The success page for what recording the session came to: failures are pages too, never
+/// quoting Stripe, and one that a retry may get past is noted for the log.
+pub fn success_page(result: Result<SuccessView, AppError>, trace: &Trace) -> (u16, String) {
+    match result {
+        Ok(view) => (200, view.render()),
+        Err(error) => {
+            if error.status() >= 500 {
+                // Status, type, code and request id of a Stripe error, never its message.
+                trace.note(format!("success page failed: {}", error.log_text()));
+            }
+            pages::success_error_page(&error)
+        }
+    }
+}
+
+/// The answer of work that could not start (the queue's settings or stores unavailable).
+pub fn refused(error: AppError, trace: &Trace) -> String {
+    encode(Answer::<()>::new(Err(error), trace))
+}
+
+fn encode<T: Serialize>(answer: Answer<T>) -> String {
+    serde_json::to_string(&answer).unwrap_or_else(|_| {
+        let error = AppError::Internal("a queue answer does not serialise").relay();
+        serde_json::to_string(&Answer::<()> {
+            result: Err(error),
+            trace: TraceData::default(),
+        })
+        .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::event::Outcome;
+    use crate::store::{MemoryStore, StoreError};
+    use crate::testing::FakeTransport;
+    use pollster::block_on;
+
+    fn event(id: &str, kind: &str) -> Event {
+        let body = serde_json::json!({
+            "id": id, "object": "event", "type": kind, "created": 1, "livemode": false,
+            "data": { "object": { "id": "vs_1", "object": "identity.verification_session",
+                "status": "processing", "created": 1, "metadata": { "user_id": "ann" } } },
+        });
+        Event::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn over_the_binding(work: &Work) -> Work {
+        serde_json::from_str(&serde_json::to_string(work).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_event_crosses_the_binding_and_its_receipt_and_trace_come_back() {
+        let store = MemoryStore::new();
+        let config = Config::from_lookup(|_| None).unwrap();
+        let transport = FakeTransport::unreachable();
+        let queue_trace = Trace::new();
+        let services = Services::new(&store, &transport, &config, 5, &queue_trace);
+        let work = over_the_binding(&Work::Event(event(
+            "evt_1",
+            "identity.verification_session.processing",
+        )));
+        assert_eq!(work.entity(), Some(Entity::user("ann")));
+        let answer: EventAnswer = serde_json::from_str(&block_on(run(work, &services))).unwrap();
+        let worker_trace = Trace::new();
+        worker_trace.note("before");
+        let receipt = answer.into_result(&worker_trace).unwrap();
+        assert_eq!(
+            (
+                receipt.event_id.as_str(),
+                receipt.outcome,
+                receipt.duplicate
+            ),
+            ("evt_1", Outcome::Handled, false)
+        );
+        assert!(block_on(store.get("identity:user:ann")).unwrap().is_some());
+        assert_eq!(worker_trace.snapshot().notes[0], "before");
+    }
+
+    #[test]
+    fn an_error_comes_back_answered_and_logged_as_it_was() {
+        let trace = Trace::new();
+        trace.note("in the queue");
+        let error = AppError::Store(StoreError::Unavailable("kv down".into()));
+        let text = refused(error, &trace);
+        let answer: EventAnswer = serde_json::from_str(&text).unwrap();
+        let worker_trace = Trace::new();
+        let relayed = answer.into_result(&worker_trace).unwrap_err();
+        let original = AppError::Store(StoreError::Unavailable("kv down".into()));
+        assert_eq!(
+            (relayed.status(), relayed.code(), relayed.is_retryable()),
+            (original.status(), original.code(), original.is_retryable())
+        );
+        assert_eq!(relayed.body(), original.body());
+        assert_eq!(relayed.log_text(), original.log_text());
+        assert_eq!(worker_trace.snapshot().notes, ["in the queue"]);
+    }
+
+    #[test]
+    fn each_route_names_the_entity_its_events_name() {
+        let request =
+            identity::CreateSession::from_json(serde_json::json!({"user_id": "ann"})).unwrap();
+        assert_eq!(
+            Work::CreateSession(request).entity(),
+            Work::Event(event("evt_2", "identity.verification_session.verified")).entity()
+        );
+        let charge = Work::Charge {
+            request: ChargeRequest {
+                customer: "cus_9".into(),
+                amount: 100,
+                currency: "usd".into(),
+                description: None,
+                idempotency_key: None,
+                payment_method: None,
+            },
+            random: [0; 16],
+            origin: "https://x.test".into(),
+        };
+        assert_eq!(charge.entity(), Some(Entity::customer("cus_9")));
+        assert!(!charge.is_event());
+    }
+}

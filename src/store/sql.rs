@@ -1,0 +1,120 @@
+//! An entity's table in its Durable Object's SQLite (`ctx.storage.sql`), behind the
+//! [`Table`] port. Only built for wasm32. `sql.exec` is synchronous: nothing else runs in the
+//! Durable Object while a statement does.
+
+use worker::{SqlStorage, SqlStorageValue};
+
+use super::entity::{Row, Table};
+use super::StoreError;
+
+/// One row per key; `pending` until KV has the row's value.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL, \
+     expires_at INTEGER, pending INTEGER NOT NULL DEFAULT 1); \
+     CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL; \
+     CREATE INDEX IF NOT EXISTS records_pending ON records (pending) WHERE pending = 1";
+
+pub struct SqlTable(pub SqlStorage);
+
+fn failed(error: worker::Error) -> StoreError {
+    StoreError::Unavailable(format!("entity table: {error}"))
+}
+
+impl SqlTable {
+    /// Creates the table on the Durable Object's first use (and is a no-op afterwards).
+    pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
+        Self::run(&sql, SCHEMA, vec![])?;
+        Ok(Self(sql))
+    }
+
+    fn run(
+        sql: &SqlStorage,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<Vec<SqlStorageValue>>, StoreError> {
+        let cursor = sql.exec(query, bindings).map_err(failed)?;
+        cursor.raw().collect::<Result<_, _>>().map_err(failed)
+    }
+
+    fn exec(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<Vec<SqlStorageValue>>, StoreError> {
+        Self::run(&self.0, query, bindings)
+    }
+}
+
+fn row_of(value: SqlStorageValue, expires_at: SqlStorageValue) -> Option<Row> {
+    let SqlStorageValue::String(value) = value else {
+        return None;
+    };
+    let expires_at = match expires_at {
+        SqlStorageValue::Integer(at) => Some(at),
+        SqlStorageValue::Float(at) => Some(at as i64),
+        _ => None,
+    };
+    Some(Row { value, expires_at })
+}
+
+impl Table for SqlTable {
+    fn read(&self, key: &str) -> Result<Option<Row>, StoreError> {
+        let rows = self.exec(
+            "SELECT value, expires_at FROM records WHERE key = ?",
+            vec![key.into()],
+        )?;
+        Ok(rows.into_iter().next().and_then(|mut row| {
+            let expires_at = row.pop()?;
+            let value = row.pop()?;
+            row_of(value, expires_at)
+        }))
+    }
+
+    fn write(&self, key: &str, row: &Row) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO records (key, value, expires_at, pending) VALUES (?, ?, ?, 1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+             expires_at = excluded.expires_at, pending = 1",
+            vec![key.into(), row.value.as_str().into(), row.expires_at.into()],
+        )?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM records WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    fn replicated(&self, key: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE records SET pending = 0 WHERE key = ?",
+            vec![key.into()],
+        )?;
+        Ok(())
+    }
+
+    fn pending(&self) -> Result<Vec<(String, Row)>, StoreError> {
+        let rows = self.exec(
+            "SELECT key, value, expires_at FROM records WHERE pending = 1",
+            vec![],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|mut row| {
+                let expires_at = row.pop()?;
+                let value = row.pop()?;
+                let SqlStorageValue::String(key) = row.pop()? else {
+                    return None;
+                };
+                Some((key, row_of(value, expires_at)?))
+            })
+            .collect())
+    }
+
+    fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?",
+            vec![now.into()],
+        )?;
+        Ok(())
+    }
+}
