@@ -32,6 +32,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("pages", LEAVES),
     ("router", LEAVES),
     ("error", LEAVES),
+    // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
+    ("catchup", LEAVES),
     // The HTTP port's vocabulary (requests, answers, the `Transport` trait) is plain data and
     // a declaration; the pure Stripe modules name it. Its adapters are ports.
     ("http", LEAVES),
@@ -55,12 +57,15 @@ const LAYERS: &[(&str, u8)] = &[
     ("handlers::charges", HANDLERS),
     ("webhook", HANDLERS),
     ("admin", HANDLERS),
+    ("catchup::run", HANDLERS),
     ("routes", ROUTES),
     ("routes::admin", ROUTES),
     ("routes::billing", ROUTES),
+    ("routes::catchup", ROUTES),
     ("routes::checkout", ROUTES),
     ("routes::health", ROUTES),
     ("routes::identity", ROUTES),
+    ("routes::scheduled", ROUTES),
     ("routes::webhook", ROUTES),
     ("", GLUE),
 ];
