@@ -259,8 +259,14 @@ mod tests {
     #[test]
     fn only_events_without_a_final_outcome_are_processed_and_failed_for_good_is_left_to_replay() {
         assert_eq!(decide(None), Decision::Process);
-        assert_eq!(decide(Some(&record(Outcome::Handled, None))), Decision::Done);
-        assert_eq!(decide(Some(&record(Outcome::Ignored, None))), Decision::Done);
+        assert_eq!(
+            decide(Some(&record(Outcome::Handled, None))),
+            Decision::Done
+        );
+        assert_eq!(
+            decide(Some(&record(Outcome::Ignored, None))),
+            Decision::Done
+        );
         assert_eq!(
             decide(Some(&record(Outcome::Failed, Some(true)))),
             Decision::Process
@@ -296,10 +302,10 @@ mod tests {
         // A scan in progress keeps its window, whenever the next run comes.
         assert!(state.begin(NOW + 600, 300));
         let next = state.page_request(&Bounds::FREE_PLAN, &types).unwrap();
-        assert!(next
-            .form
-            .encode()
-            .ends_with(&format!("created[lte]={}&limit=25&starting_after=evt_9", NOW - 300)));
+        assert!(next.form.encode().ends_with(&format!(
+            "created[lte]={}&limit=25&starting_after=evt_9",
+            NOW - 300
+        )));
     }
 
     #[test]
@@ -334,9 +340,16 @@ mod tests {
     #[test]
     fn a_run_stays_within_the_free_plan_s_subrequests_and_stripe_s_list_limits() {
         let bounds = Bounds::FREE_PLAN;
-        assert!(bounds.max_subrequests() <= 50, "{}", bounds.max_subrequests());
+        assert!(
+            bounds.max_subrequests() <= 50,
+            "{}",
+            bounds.max_subrequests()
+        );
         assert!((1..=100).contains(&bounds.limit));
-        assert!(crate::event::EventKind::TYPES.len() <= 20, "types[] takes 20");
+        assert!(
+            crate::event::EventKind::TYPES.len() <= 20,
+            "types[] takes 20"
+        );
     }
 
     #[test]
@@ -348,7 +361,9 @@ mod tests {
         assert!(is_due(on_the_hour + 600, 10));
         assert!((0..60).all(|m| is_due(on_the_hour + m * 60, 1)));
         assert!(!is_due(on_the_hour, 0), "0 switches it off");
-        let due = (0..1440).filter(|m| is_due(on_the_hour + m * 60, 10)).count();
+        let due = (0..1440)
+            .filter(|m| is_due(on_the_hour + m * 60, 10))
+            .count();
         assert_eq!(due, 144);
     }
 
@@ -359,12 +374,8 @@ mod tests {
         state.considered("evt_1");
         state.left_unhandled(NOW - 5);
         let text = serde_json::to_string(&state).unwrap();
-        assert_eq!(
-            serde_json::from_str::<CatchupState>(&text).unwrap(),
-            state
-        );
-        let bare: CatchupState =
-            serde_json::from_str(r#"{"version":1,"since":5}"#).unwrap();
+        assert_eq!(serde_json::from_str::<CatchupState>(&text).unwrap(), state);
+        let bare: CatchupState = serde_json::from_str(r#"{"version":1,"since":5}"#).unwrap();
         assert_eq!((bare.since, bare.scan, bare.last_run), (5, None, None));
     }
 }

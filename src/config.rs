@@ -438,10 +438,7 @@ mod tests {
             (CATCHUP_SETTLE_SECONDS, "30"),
         ])
         .unwrap();
-        assert_eq!(
-            (c.catchup_every_minutes, c.catchup_settle_seconds),
-            (0, 30)
-        );
+        assert_eq!((c.catchup_every_minutes, c.catchup_settle_seconds), (0, 30));
         assert_eq!(c.stripe_api_base, "http://127.0.0.1:12111");
         assert_eq!(c.webhook_tolerance_seconds, 60);
         assert_eq!(c.default_currency, "eur");

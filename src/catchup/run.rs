@@ -55,9 +55,7 @@ pub async fn run<S: Store, P: Port>(
 ) -> Result<RunReport, AppError> {
     let key = keys::catchup_state();
     let stored = key.load_tolerant(store).await?;
-    let mut state = stored
-        .clone()
-        .unwrap_or_else(|| CatchupState::initial(now));
+    let mut state = stored.clone().unwrap_or_else(|| CatchupState::initial(now));
     let mut report = RunReport::new(now);
     if !state.begin(now, settle_seconds) {
         report.stopped = "not_due_yet".into();
@@ -182,10 +180,7 @@ pub async fn replay<S: Store, P: Port>(
             ..unchanged(event_id)
         });
     }
-    let raw = match port
-        .retrieve_event(&calls::retrieve_event(event_id))
-        .await
-    {
+    let raw = match port.retrieve_event(&calls::retrieve_event(event_id)).await {
         Err(AppError::Stripe(e)) if e.api_error().is_some_and(|api| api.status == 404) => {
             return Err(AppError::NotFound)
         }

@@ -16,10 +16,20 @@ pub async fn run(env: &Env, scheduled_ms: f64, cron: &str) {
     let ctx = Ctx::new(env, now, &trace);
     match catchup::step(&ctx).await {
         Ok(None) => {}
-        Ok(Some(report)) => log("catch_up", cron, &serde_json::json!({ "report": report }), &trace),
+        Ok(Some(report)) => log(
+            "catch_up",
+            cron,
+            &serde_json::json!({ "report": report }),
+            &trace,
+        ),
         Err(error) => {
             console_error!("{{\"error\":{:?}}}", error.log_text());
-            log("catch_up", cron, &serde_json::json!({ "error": error.code() }), &trace);
+            log(
+                "catch_up",
+                cron,
+                &serde_json::json!({ "error": error.code() }),
+                &trace,
+            );
         }
     }
 }
