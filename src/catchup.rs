@@ -302,10 +302,14 @@ mod tests {
         // A scan in progress keeps its window, whenever the next run comes.
         assert!(state.begin(NOW + 600, 300));
         let next = state.page_request(&Bounds::FREE_PLAN, &types).unwrap();
-        assert!(next.form.encode().ends_with(&format!(
-            "created[lte]={}&limit=25&starting_after=evt_9",
-            NOW - 300
-        )));
+        let encoded = next.form.encode();
+        assert!(
+            encoded.ends_with(&format!(
+                "created[lte]={}&limit=25&starting_after=evt_9",
+                NOW - 300
+            )),
+            "{encoded}"
+        );
     }
 
     #[test]
