@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn catch_up_is_due_every_n_minutes_of_the_clock() {
-        let on_the_hour = 1_800_000_000 - 1_800_000_000 % 3600;
+        let on_the_hour = 1_800_000_000 / 3600 * 3600;
         assert!(is_due(on_the_hour, 10));
         assert!(is_due(on_the_hour + 59, 10));
         assert!(!is_due(on_the_hour + 60, 10));

@@ -110,7 +110,10 @@ impl Port for Fake<'_> {
             .take(limit)
             .map(|(id, c)| Self::raw(id, *c))
             .collect();
-        let page = format!(r#"{{"object":"list","data":[{}],"has_more":{has_more}}}"#, data.join(","));
+        let page = format!(
+            r#"{{"object":"list","data":[{}],"has_more":{has_more}}}"#,
+            data.join(",")
+        );
         Ok(serde_json::from_str(&page).unwrap())
     }
 
@@ -129,11 +132,21 @@ impl Port for Fake<'_> {
             outcome,
             duplicate,
         };
-        if let Some(done) = key.load(self.store).await.unwrap().filter(|r| r.outcome.is_final()) {
+        if let Some(done) = key
+            .load(self.store)
+            .await
+            .unwrap()
+            .filter(|r| r.outcome.is_final())
+        {
             return Ok(receipt(done.outcome, true));
         }
         self.processed.borrow_mut().push(event.id.clone());
-        let what = self.script.borrow().get(&event.id).copied().unwrap_or(Script::Handle);
+        let what = self
+            .script
+            .borrow()
+            .get(&event.id)
+            .copied()
+            .unwrap_or(Script::Handle);
         let (outcome, retryable) = match what {
             Script::Handle => (Outcome::Handled, None),
             Script::RetryLater => (Outcome::Failed, Some(true)),
@@ -160,7 +173,9 @@ impl Port for Fake<'_> {
 }
 
 fn events(n: usize, from: i64) -> Vec<(String, i64)> {
-    (0..n).map(|i| (format!("evt_{i:03}"), from + i as i64)).collect()
+    (0..n)
+        .map(|i| (format!("evt_{i:03}"), from + i as i64))
+        .collect()
 }
 
 fn refs(events: &[(String, i64)]) -> Vec<(&str, i64)> {
@@ -195,11 +210,20 @@ fn a_run_processes_what_is_not_recorded_and_moves_the_cursor_past_the_window() {
     handled(&store, "evt_001");
     let report = block_on(run(&store, &fake, NOW, SETTLE, Bounds::FREE_PLAN)).unwrap();
     assert_eq!(
-        (report.listed, report.already_done, report.processed, report.handled),
+        (
+            report.listed,
+            report.already_done,
+            report.processed,
+            report.handled
+        ),
         (4, 1, 3, 3)
     );
     assert_eq!(report.stopped, "caught_up");
-    assert_eq!(fake.times_processed("evt_001"), 0, "a handled event is not processed");
+    assert_eq!(
+        fake.times_processed("evt_001"),
+        0,
+        "a handled event is not processed"
+    );
     let saved = state(&store).unwrap();
     assert_eq!(saved.since, NOW - SETTLE + 1);
     assert!(saved.scan.is_none());
@@ -229,10 +253,20 @@ fn a_run_stops_at_its_event_budget_and_the_next_resumes_where_it_stopped() {
     let fake = Fake::new(&store, &refs(&all));
     let bounds = Bounds::FREE_PLAN;
     let first = block_on(run(&store, &fake, NOW, SETTLE, bounds)).unwrap();
-    assert_eq!((first.processed, first.stopped.as_str()), (bounds.processed, "event_budget"));
+    assert_eq!(
+        (first.processed, first.stopped.as_str()),
+        (bounds.processed, "event_budget")
+    );
     let mid = state(&store).unwrap();
-    assert_eq!(mid.since, NOW - INITIAL_LOOKBACK_SECONDS, "no cursor move mid-scan");
-    assert_eq!(mid.scan.as_ref().unwrap().starting_after.as_deref(), Some("evt_007"));
+    assert_eq!(
+        mid.since,
+        NOW - INITIAL_LOOKBACK_SECONDS,
+        "no cursor move mid-scan"
+    );
+    assert_eq!(
+        mid.scan.as_ref().unwrap().starting_after.as_deref(),
+        Some("evt_007")
+    );
     let mut runs = 1;
     while state(&store).unwrap().scan.is_some() {
         block_on(run(&store, &fake, NOW + 60 * runs, SETTLE, bounds)).unwrap();
@@ -263,7 +297,10 @@ fn a_run_makes_at_most_its_page_budget_of_list_calls() {
     let bounds = Bounds::FREE_PLAN;
     let report = block_on(run(&store, &fake, NOW, SETTLE, bounds)).unwrap();
     assert_eq!(fake.lists.borrow().len(), bounds.pages as usize);
-    assert_eq!((report.stopped.as_str(), report.listed), ("page_budget", 2 * bounds.limit));
+    assert_eq!(
+        (report.stopped.as_str(), report.listed),
+        ("page_budget", 2 * bounds.limit)
+    );
     assert!(state(&store).unwrap().scan.is_some());
     let report = block_on(run(&store, &fake, NOW + 60, SETTLE, bounds)).unwrap();
     assert_eq!((report.stopped.as_str(), report.listed), ("caught_up", 10));
@@ -280,14 +317,22 @@ fn the_cursor_stays_at_an_event_a_retry_can_get_past_and_passes_one_failed_for_g
     let report = block_on(run(&store, &fake, NOW, SETTLE, Bounds::FREE_PLAN)).unwrap();
     assert_eq!(report.retry_later, vec!["evt_001".to_owned()]);
     assert_eq!(report.failed_for_good, vec!["evt_002".to_owned()]);
-    assert_eq!(state(&store).unwrap().since, NOW - 1000 + 1, "evt_001's created");
+    assert_eq!(
+        state(&store).unwrap().since,
+        NOW - 1000 + 1,
+        "evt_001's created"
+    );
 
     // The cause is fixed: the next scan works evt_001 again, and leaves evt_002 to a replay.
     fake.script("evt_001", Script::Handle);
     let report = block_on(run(&store, &fake, NOW + 60, SETTLE, Bounds::FREE_PLAN)).unwrap();
     assert_eq!((report.handled, report.failed_for_good_count), (1, 1));
     assert_eq!(fake.times_processed("evt_001"), 2);
-    assert_eq!(fake.times_processed("evt_002"), 1, "failed for good: not worked again");
+    assert_eq!(
+        fake.times_processed("evt_002"),
+        1,
+        "failed for good: not worked again"
+    );
     assert_eq!(fake.times_processed("evt_003"), 1);
     assert_eq!(state(&store).unwrap().since, NOW + 60 - SETTLE + 1);
 }
@@ -314,7 +359,10 @@ fn a_replay_works_a_failed_for_good_event_once_and_a_handled_one_changes_nothing
     let fake = Fake::new(&store, &[("evt_bad", NOW - 100)]);
     fake.script("evt_bad", Script::FailForGood);
     block_on(run(&store, &fake, NOW, 0, Bounds::FREE_PLAN)).unwrap();
-    assert!(block_on(keys::event("evt_bad").load(&store)).unwrap().unwrap().failed_for_good());
+    assert!(block_on(keys::event("evt_bad").load(&store))
+        .unwrap()
+        .unwrap()
+        .failed_for_good());
 
     fake.script("evt_bad", Script::Handle);
     let answer = block_on(replay(&store, &fake, "evt_bad")).unwrap();
@@ -323,8 +371,16 @@ fn a_replay_works_a_failed_for_good_event_once_and_a_handled_one_changes_nothing
     let again = block_on(replay(&store, &fake, "evt_bad")).unwrap();
     assert!(!again.replayed);
     assert_eq!(again.record.unwrap().outcome, Outcome::Handled);
-    assert_eq!(fake.times_processed("evt_bad"), 2, "once failed, once replayed");
-    assert_eq!(*fake.retrieves.borrow(), 1, "a handled event is not fetched");
+    assert_eq!(
+        fake.times_processed("evt_bad"),
+        2,
+        "once failed, once replayed"
+    );
+    assert_eq!(
+        *fake.retrieves.borrow(),
+        1,
+        "a handled event is not fetched"
+    );
     assert!(matches!(
         block_on(replay(&store, &fake, "not an id")),
         Err(AppError::NotFound)
