@@ -257,13 +257,14 @@ export function shuffled(items, seed) {
 /**
  * The usual end-to-end setup: the Stripe stand-in, a notification sink, and the worker with
  * `settings` plus STRIPE_API_BASE and NOTIFY_URL pointing at them; the stand-in delivers its
- * events to the worker signed with `settings.STRIPE_WEBHOOK_SECRET` unless `connect` is false.
+ * events to the worker signed with `settings.STRIPE_WEBHOOK_SECRET` unless `connect` is false;
+ * `args`: more `wrangler dev` arguments (e.g. `--test-scheduled`).
  */
-export async function startStack(settings, { connect = true } = {}) {
+export async function startStack(settings, { connect = true, args = [] } = {}) {
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings });
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings }, { args });
   if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
   return {
     standIn,

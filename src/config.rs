@@ -19,6 +19,8 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
 pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
 pub const NOTIFY_SIGNING_SECRET: &str = "NOTIFY_SIGNING_SECRET";
 pub const PUBLIC_SETUP: &str = "PUBLIC_SETUP";
+pub const CATCHUP_EVERY_MINUTES: &str = "CATCHUP_EVERY_MINUTES";
+pub const CATCHUP_SETTLE_SECONDS: &str = "CATCHUP_SETTLE_SECONDS";
 
 /// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
@@ -32,6 +34,11 @@ pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 pub const DEFAULT_STRIPE_API_VERSION: &str = "2026-10-28.endive";
 pub const DEFAULT_CURRENCY_CODE: &str = "usd";
 pub const DEFAULT_IDENTITY_MAX_ATTEMPTS: u32 = 3;
+/// Event catch-up runs every 10 minutes by default: at most 144 runs (and KV writes of its
+/// cursor) a day, against the Free plan's 1,000 KV writes.
+pub const DEFAULT_CATCHUP_EVERY_MINUTES: u32 = 10;
+/// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
+pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
 /// Stripe retries for three days; a tolerance beyond a day only widens the replay window.
 const MAX_TOLERANCE_SECONDS: u64 = 86_400;
 
@@ -74,6 +81,10 @@ pub struct Config {
     /// The anonymous "Save a card" form (`GET /`, `POST /create-checkout-session`); `false`
     /// for an app that only binds sessions through `POST /setup-sessions`.
     pub public_setup: bool,
+    /// Event catch-up runs on the scheduled events of every `n`th minute (0: never).
+    pub catchup_every_minutes: u32,
+    /// Catch-up considers events created at least this long ago.
+    pub catchup_settle_seconds: u64,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
@@ -107,6 +118,14 @@ impl Config {
         let identity_max_attempts = match get(IDENTITY_MAX_ATTEMPTS) {
             Some(value) => parse_number(IDENTITY_MAX_ATTEMPTS, &value, 1, 100)? as u32,
             None => DEFAULT_IDENTITY_MAX_ATTEMPTS,
+        };
+        let catchup_every_minutes = match get(CATCHUP_EVERY_MINUTES) {
+            Some(value) => parse_number(CATCHUP_EVERY_MINUTES, &value, 0, 1440)? as u32,
+            None => DEFAULT_CATCHUP_EVERY_MINUTES,
+        };
+        let catchup_settle_seconds = match get(CATCHUP_SETTLE_SECONDS) {
+            Some(value) => parse_number(CATCHUP_SETTLE_SECONDS, &value, 0, 86_400)?,
+            None => DEFAULT_CATCHUP_SETTLE_SECONDS,
         };
         let default_currency = match get(DEFAULT_CURRENCY) {
             Some(code) => parse_currency(DEFAULT_CURRENCY, &code)?,
@@ -153,6 +172,8 @@ impl Config {
             identity_max_attempts,
             notify_url,
             public_setup,
+            catchup_every_minutes,
+            catchup_settle_seconds,
             stripe_secret_key: get(STRIPE_SECRET_KEY).map(SecretString),
             webhook_secrets,
             admin_token: get(ADMIN_TOKEN).map(SecretString),
@@ -374,6 +395,10 @@ mod tests {
         assert_eq!(c.default_currency, "usd");
         assert_eq!(c.identity_max_attempts, 3);
         assert_eq!(
+            (c.catchup_every_minutes, c.catchup_settle_seconds),
+            (10, 300)
+        );
+        assert_eq!(
             (c.app_base_url.as_deref(), c.notify_url.as_deref()),
             (None, None)
         );
@@ -409,8 +434,11 @@ mod tests {
             (IDENTITY_MAX_ATTEMPTS, "5"),
             (STRIPE_WEBHOOK_SECRET, "whsec_a, whsec_b"),
             (ADMIN_TOKEN, "tok"),
+            (CATCHUP_EVERY_MINUTES, "0"),
+            (CATCHUP_SETTLE_SECONDS, "30"),
         ])
         .unwrap();
+        assert_eq!((c.catchup_every_minutes, c.catchup_settle_seconds), (0, 30));
         assert_eq!(c.stripe_api_base, "http://127.0.0.1:12111");
         assert_eq!(c.webhook_tolerance_seconds, 60);
         assert_eq!(c.default_currency, "eur");
@@ -456,6 +484,8 @@ mod tests {
     #[test]
     fn invalid_values_name_the_setting_but_not_the_value() {
         let cases = [
+            (CATCHUP_EVERY_MINUTES, "1441"),
+            (CATCHUP_SETTLE_SECONDS, "-1"),
             (WEBHOOK_TOLERANCE_SECONDS, "soon"),
             (WEBHOOK_TOLERANCE_SECONDS, "0"),
             (WEBHOOK_TOLERANCE_SECONDS, "999999"),

@@ -200,11 +200,24 @@ pub struct EventRecord {
     /// The error code at that step (as in the error responses), for `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `Failed`: whether a retry can get past the failure (the delivery was answered 5xx
+    /// and Stripe redelivers; catch-up works it again). `false` is failed for good (answered
+    /// 200: Stripe refused the request): catch-up skips it, `POST /events/{id}/replay` redoes
+    /// it once the cause is fixed. Absent in records written before it existed: retryable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }
 
 pub const EVENT_RECORD_VERSION: u32 = 1;
+
+impl EventRecord {
+    /// Recorded `failed` with a failure no retry can get past: only a replay works it again.
+    pub fn failed_for_good(&self) -> bool {
+        self.outcome == Outcome::Failed && self.retryable == Some(false)
+    }
+}
 
 #[cfg(test)]
 mod tests {

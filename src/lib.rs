@@ -35,6 +35,7 @@
 pub mod admin;
 pub mod auth;
 pub mod billing;
+pub mod catchup;
 pub mod config;
 pub mod entity;
 pub mod error;
@@ -101,7 +102,10 @@ mod tests {
 #[cfg(target_arch = "wasm32")]
 mod glue {
     use worker::worker_sys::web_sys::Request as RawRequest;
-    use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
+    use worker::{
+        console_error, console_log, event, Context, Date, Env, Request, Response, ScheduleContext,
+        ScheduledEvent,
+    };
 
     use crate::auth::authorize_admin;
     use crate::error::AppError;
@@ -199,6 +203,8 @@ mod glue {
             }
             Route::Events => routes::admin::list_events(&Request::from(raw), &ctx).await,
             Route::Event => routes::admin::get_event(&ctx, &id).await,
+            Route::ReplayEvent => routes::catchup::replay(&ctx, &id).await,
+            Route::CatchUp => routes::catchup::get(&ctx).await,
             Route::CreateVerificationSession => {
                 routes::identity::create_session(&mut Request::from(raw), &ctx).await
             }
@@ -210,6 +216,12 @@ mod glue {
             Route::Customer => routes::billing::get_customer(&ctx, &id).await,
             Route::Charge => routes::billing::get_charge(&ctx, &id).await,
         }
+    }
+
+    /// The cron trigger (every minute): the scheduled steps, with the event's time as "now".
+    #[event(scheduled)]
+    async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        routes::scheduled::run(&env, event.schedule(), &event.cron()).await;
     }
 
     /// `POST /webhook`, with what its log line says of the event.

@@ -51,6 +51,10 @@ route_table! {
     Events => "/events", GET, true;
     /// `GET /events/{id}`.
     Event => "/events/{id}", GET, true;
+    /// `POST /events/{id}/replay`: fetch the event from Stripe and process it again.
+    ReplayEvent => "/events/{id}/replay", POST, true;
+    /// `GET /catch-up`: the event catch-up's cursor and last run.
+    CatchUp => "/catch-up", GET, true;
     CreateVerificationSession => "/identity/verification-sessions", POST, true;
     IdentityUser => "/identity/users/{id}", GET, true;
     /// `GET /success?session_id=`: the page Checkout returns to.
@@ -436,6 +440,11 @@ mod tests {
             (Route::Event, "evt_1".into())
         );
         assert_eq!(
+            routed("POST", "/events/evt_1/replay"),
+            (Route::ReplayEvent, "evt_1".into())
+        );
+        assert_eq!(routed("GET", "/catch-up"), (Route::CatchUp, none()));
+        assert_eq!(
             routed("POST", "/identity/verification-sessions"),
             (Route::CreateVerificationSession, none())
         );
@@ -471,6 +480,8 @@ mod tests {
                 Route::SetupSessions,
                 Route::Events,
                 Route::Event,
+                Route::ReplayEvent,
+                Route::CatchUp,
                 Route::CreateVerificationSession,
                 Route::IdentityUser,
                 Route::CreateCharge,

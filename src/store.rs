@@ -195,6 +195,11 @@ pub mod keys {
     pub fn notification(id: &str) -> Key<Notification> {
         Key::new(format!("notification:{id}"))
     }
+
+    /// Event catch-up's cursor and last run (one key, written at most once per run).
+    pub fn catchup_state() -> Key<crate::catchup::CatchupState> {
+        Key::new("catchup:state".to_owned())
+    }
 }
 
 /// An in-memory store for native tests; it records TTLs and can be told to fail.

@@ -163,6 +163,7 @@ fn record_of(
         outcome,
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
+        retryable: failure.map(StepError::is_retryable),
         recorded_at: now,
     }
 }
@@ -255,6 +256,7 @@ mod tests {
             outcome: Outcome::Failed,
             failed_step: Some("attach".into()),
             error: Some("stripe_unavailable".into()),
+            retryable: Some(true),
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();

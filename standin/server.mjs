@@ -11,7 +11,9 @@
 //
 // What it adds for tests (under /_test, never under /v1): a record of every API request,
 // fault injection (500, 429, slow, malformed JSON, connection reset), completing a Checkout
-// Session with a test card, moving an Identity session, and waiting for deliveries.
+// Session with a test card, moving an Identity session, and waiting for deliveries; an outage
+// of webhook deliveries (POST /_test/outage {on}) and the late deliveries after it
+// (POST /_test/redeliver-failed), and counts of objects created (GET /_test/counts).
 //
 // Run: node standin/server.mjs [--port 12111] [--webhook-url URL] with the signing secret in
 // STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows)
@@ -180,6 +182,13 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   const deliveries = [];
   const pending = new Set();
   let publicBase = '';
+  // An outage (POST /_test/outage): events are still created and listed, but their deliveries
+  // fail (recorded with error 'outage') until it ends, as when the endpoint is down or disabled.
+  let outage = false;
+  // Objects created by executed requests (an idempotent replay executes nothing), for tests
+  // that count effects at Stripe.
+  const counts = { customers: 0, attaches: 0, payment_intents: 0, checkout_sessions: 0 };
+  const delivered = new Map(); // event id → whether every endpoint answered it 2xx
 
   if (webhookUrl) {
     endpoints.push({ id: newId('we'), object: 'webhook_endpoint', url: webhookUrl, secret: webhookSecret, enabled_events: ['*'], api_version: apiVersion, status: 'enabled' });
@@ -217,6 +226,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     const header = signer.webhooks.generateTestHeaderString({ payload, secret: endpoint.secret });
     const record = { event_id: event.id, type: event.type, endpoint: endpoint.id, attempt, status: null, body: null, error: null };
     deliveries.push(record);
+    if (outage) {
+      record.error = 'outage';
+      if (!delivered.get(event.id)) delivered.set(event.id, false);
+      return record;
+    }
     try {
       const res = await fetch(endpoint.url, {
         method: 'POST',
@@ -226,6 +240,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       });
       record.status = res.status;
       record.body = await res.text();
+      delivered.set(event.id, res.status >= 200 && res.status < 300);
     } catch (e) {
       record.error = String(e.message ?? e);
     }
@@ -274,7 +289,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
 
   const api = {
     'POST /v1/customers': (params) =>
-      store(fromFixture('customer', {
+      (counts.customers += 1) && store(fromFixture('customer', {
         id: newId('cus', 14), created: now(), email: params.email ?? null, name: params.name ?? null, description: params.description ?? null,
         phone: params.phone ?? null, metadata: params.metadata ?? {}, livemode: false,
         invoice_settings: { ...FIXTURES.customer.invoice_settings, default_payment_method: params.invoice_settings?.default_payment_method ?? null },
@@ -334,6 +349,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         session.total_details = { amount_discount: 0, amount_shipping: 0, amount_tax: 0 };
       }
       session.url = checkoutUrl(session.id);
+      counts.checkout_sessions += 1;
       sessionOptions.set(session.id, { setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null });
       return store(session);
     },
@@ -349,6 +365,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         throw invalid('The payment method you provided has already been attached to a customer.', { param: 'payment_method' });
       }
       pm.customer = customer;
+      counts.attaches += 1;
       emitAndKeep('payment_method.attached', pm, request);
       return pm;
     },
@@ -397,6 +414,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         statement_descriptor: params.statement_descriptor ?? null,
       });
       pi.client_secret = `${pi.id}_secret_${newId('x', 25).slice(2)}`;
+      counts.payment_intents += 1;
       if (pi.payment_method) {
         const pm = get('payment_method', pi.payment_method, 'payment_method', 'payment_method');
         if (pi.customer && pm.customer !== pi.customer) {
@@ -462,7 +480,9 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         const { gt, gte, lt, lte } = Object.fromEntries(Object.entries(created).map(([k, v]) => [k, Number(v)]));
         return (gt === undefined || t > gt) && (gte === undefined || t >= gte) && (lt === undefined || t < lt) && (lte === undefined || t <= lte);
       };
-      let list = [...events.values()].reverse().filter((e) => matchType(e.type) && matchCreated(e.created));
+      // delivery_success=false: events still pending or not delivered to some endpoint.
+      const matchDelivery = (e) => query.delivery_success === undefined || (delivered.get(e.id) === true) === bool(query.delivery_success);
+      let list = [...events.values()].reverse().filter((e) => matchType(e.type) && matchCreated(e.created) && matchDelivery(e));
       if (query.starting_after) {
         const i = list.findIndex((e) => e.id === query.starting_after);
         if (i === -1 && !events.has(query.starting_after)) throw missing('event', query.starting_after, 'starting_after');
@@ -800,6 +820,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         violations.length = 0;
         faults.length = 0;
         deliveries.length = 0;
+        outage = false;
+        for (const k of Object.keys(counts)) counts[k] = 0;
         return send(res, 200, { reset: true });
       }
       if (p === '/_test/faults' && req.method === 'POST') {
@@ -859,6 +881,17 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
         const { session, emitted } = moveIdentity(m[1], m[2], json());
         return send(res, 200, { session, events: await settle(emitted) });
+      }
+      if (p === '/_test/outage' && req.method === 'POST') {
+        outage = Boolean(json().on);
+        return send(res, 200, { outage });
+      }
+      if (p === '/_test/counts' && req.method === 'GET') return send(res, 200, counts);
+      if (p === '/_test/redeliver-failed' && req.method === 'POST') {
+        // Late deliveries (Stripe's retries after an outage): every event not yet delivered 2xx.
+        const late = [...events.values()].filter((e) => delivered.get(e.id) === false);
+        const results = await Promise.all(late.flatMap((event) => endpoints.map((e) => deliver(event, e, 2))));
+        return send(res, 200, { redelivered: late.map((e) => e.id), deliveries: results });
       }
       if ((m = p.match(/^\/_test\/events\/(evt_\w+)\/redeliver$/)) && req.method === 'POST') {
         const event = events.get(m[1]);

@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod billing;
+pub mod catchup;
 pub mod checkout;
 pub mod entity;
 pub mod health;
 pub mod identity;
+pub mod scheduled;
 pub mod webhook;
 
 use std::cell::{OnceCell, RefCell};

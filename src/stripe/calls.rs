@@ -169,3 +169,30 @@ pub fn create_webhook_endpoint(
         .set("api_version", api_version);
     StripeRequest::post("/v1/webhook_endpoints", form, key)
 }
+
+/// One page of `GET /v1/events` (`EventListParams`: `types[]`, at most 20; `created` as a
+/// range; `limit` 1 to 100; `starting_after`), newest first, as Stripe lists.
+pub struct ListEvents<'a> {
+    pub types: &'a [&'a str],
+    pub created_gte: i64,
+    pub created_lte: i64,
+    pub starting_after: Option<&'a str>,
+    pub limit: u32,
+}
+
+pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
+    let query = p
+        .types
+        .iter()
+        .fold(Form::new(), |form, t| form.set("types[]", t))
+        .set("created[gte]", p.created_gte)
+        .set("created[lte]", p.created_lte)
+        .set("limit", p.limit)
+        .set_opt("starting_after", p.starting_after);
+    StripeRequest::get("/v1/events", query)
+}
+
+/// `GET /v1/events/{id}`: Stripe keeps events for 30 days.
+pub fn retrieve_event(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/events/{id}"), Form::new())
+}

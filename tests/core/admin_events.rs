@@ -15,6 +15,7 @@ fn record(id: &str, recorded_at: i64) -> EventRecord {
         outcome: Outcome::Ignored,
         failed_step: None,
         error: None,
+        retryable: None,
         recorded_at,
     }
 }

@@ -34,6 +34,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", LEAVES),
     ("entity", LEAVES),
     ("serial", LEAVES),
+    // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
+    ("catchup", LEAVES),
     // The HTTP port's vocabulary (requests, answers, the `Transport` trait) is plain data and
     // a declaration; the pure Stripe modules name it. Its adapters are ports.
     ("http", LEAVES),
@@ -60,12 +62,15 @@ const LAYERS: &[(&str, u8)] = &[
     ("webhook", HANDLERS),
     ("admin", HANDLERS),
     ("queue", HANDLERS),
+    ("catchup::run", HANDLERS),
     ("routes", ROUTES),
     ("routes::admin", ROUTES),
     ("routes::billing", ROUTES),
+    ("routes::catchup", ROUTES),
     ("routes::checkout", ROUTES),
     ("routes::health", ROUTES),
     ("routes::identity", ROUTES),
+    ("routes::scheduled", ROUTES),
     ("routes::webhook", ROUTES),
     ("routes::entity", ROUTES),
     ("", GLUE),

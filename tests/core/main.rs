@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin_events;
 mod billing_flow;
+mod catchup;
 mod deploy_config;
 mod hostile_input;
 mod identity_flow;

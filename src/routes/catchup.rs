@@ -1,0 +1,72 @@
+//! Event catch-up and replay over KV, Stripe's Events API and `process_event`: the scheduled
+//! step, `GET /catch-up` and `POST /events/{id}/replay` (admin).
+
+use serde_json::value::RawValue;
+use worker::Response;
+
+use crate::catchup::run::{self, EventPage, Port};
+use crate::catchup::{is_due, Bounds, RunReport};
+use crate::error::{AppError, Result};
+use crate::event::Event;
+use crate::store::keys;
+use crate::stripe::StripeRequest;
+use crate::webhook::Receipt;
+
+use super::{json, webhook, Ctx};
+
+/// Stripe and the delivery path, for one request or scheduled event.
+struct Live<'c, 'a>(&'c Ctx<'a>);
+
+impl Port for Live<'_, '_> {
+    async fn list_events(&self, request: &StripeRequest) -> Result<EventPage> {
+        self.0.services()?.for_webhook().stripe(request).await
+    }
+
+    async fn retrieve_event(&self, request: &StripeRequest) -> Result<Box<RawValue>> {
+        self.0.services()?.for_webhook().stripe(request).await
+    }
+
+    /// Every verified event goes through `process_event`, so a catch-up or a replay racing a
+    /// late delivery sends the same idempotency keys and makes no second effect.
+    async fn process_event(&self, event: Event) -> Result<Receipt> {
+        webhook::process_event(self.0, event).await
+    }
+}
+
+/// The scheduled step: a bounded run when one is due (`CATCHUP_EVERY_MINUTES`), else `None`.
+pub async fn step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
+    let config = ctx.config()?;
+    if !is_due(ctx.now, config.catchup_every_minutes) {
+        return Ok(None);
+    }
+    let settle = config.catchup_settle_seconds as i64;
+    let report = run::run(ctx.store()?, &Live(ctx), ctx.now, settle, Bounds::FREE_PLAN).await?;
+    Ok(Some(report))
+}
+
+/// `GET /catch-up`: the cursor, the scan in progress and the last run that found something.
+pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    let state = keys::catchup_state().load(ctx.store()?).await?;
+    let config = ctx.config()?;
+    let body = serde_json::json!({
+        "state": state,
+        "started": state.is_some(),
+        "every_minutes": config.catchup_every_minutes,
+        "settle_seconds": config.catchup_settle_seconds,
+        "bounds": {
+            "pages": Bounds::FREE_PLAN.pages,
+            "limit": Bounds::FREE_PLAN.limit,
+            "processed": Bounds::FREE_PLAN.processed,
+        },
+    });
+    Ok(json(200, body.to_string()))
+}
+
+/// `POST /events/{id}/replay`: fetches the event from Stripe and processes it, also when it is
+/// recorded failed for good; a handled one changes nothing and says so.
+pub async fn replay(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<Response>> {
+    let answer = run::replay(ctx.store()?, &Live(ctx), event_id).await?;
+    let body = serde_json::to_string(&answer)
+        .map_err(|_| AppError::Internal("a replay answer does not serialise"))?;
+    Ok(json(200, body))
+}
