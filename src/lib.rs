@@ -40,6 +40,7 @@ pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod objects;
+pub mod outbox;
 pub mod pages;
 pub mod router;
 pub mod services;
@@ -95,7 +96,10 @@ mod tests {
 #[cfg(target_arch = "wasm32")]
 mod glue {
     use worker::worker_sys::web_sys::Request as RawRequest;
-    use worker::{console_error, console_log, event, Context, Date, Env, Request, Response};
+    use worker::{
+        console_error, console_log, event, Context, Date, Env, Request, Response, ScheduleContext,
+        ScheduledEvent,
+    };
 
     use crate::auth::authorize_admin;
     use crate::error::AppError;
@@ -203,7 +207,16 @@ mod glue {
             }
             Route::Customer => routes::billing::get_customer(&ctx, &id).await,
             Route::Charge => routes::billing::get_charge(&ctx, &id).await,
+            Route::Notifications => routes::notifications::list(&raw.url(), &ctx).await,
+            Route::Notification => routes::notifications::get(&ctx, &id).await,
+            Route::ResendNotification => routes::notifications::resend(&ctx, &id).await,
         }
+    }
+
+    /// The Cron Trigger: the steps of `routes::scheduled::run`, at the event's scheduled time.
+    #[event(scheduled)]
+    async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        routes::scheduled::run(&env, &event.cron(), event.schedule()).await;
     }
 
     /// `POST /webhook`, with what its log line says of the event.

@@ -163,6 +163,12 @@ pub mod keys {
     pub fn notification(id: &str) -> Key<Notification> {
         Key::new(format!("notification:{id}"))
     }
+
+    /// An entry of one of the outbox's indexes, named by `notify::due_index_name` or
+    /// `notify::dead_index_name`: the name is all it says (its value is `null`).
+    pub fn outbox_entry(name: &str) -> Key<()> {
+        Key::new(name.to_owned())
+    }
 }
 
 /// An in-memory store for native tests; it records TTLs and can be told to fail.

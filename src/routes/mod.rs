@@ -6,6 +6,8 @@ pub mod billing;
 pub mod checkout;
 pub mod health;
 pub mod identity;
+pub mod notifications;
+pub mod scheduled;
 pub mod webhook;
 
 use std::cell::{OnceCell, RefCell};

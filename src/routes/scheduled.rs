@@ -1,0 +1,94 @@
+//! The Cron Trigger (`[triggers] crons` in wrangler.toml, every minute): one run is a list of
+//! steps, one after another, each bounded so the whole run stays within the Workers Free
+//! plan (50 subrequests, 10 ms CPU per invocation) and each resumable by the next run. The
+//! scheduled time of the event is the run's "now" (`wrangler dev` passes one with
+//! `/cdn-cgi/local/scheduled?cron=…&time=<ms>`, so tests can move time); signatures carry
+//! the wall clock. One JSON log line per run says what each step did.
+
+use serde::Serialize;
+use worker::{console_error, console_log, Date, Env};
+
+use crate::error::AppError;
+use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET};
+use crate::services::{Trace, TraceData};
+
+use super::Ctx;
+
+/// The run: every step in order. A failed step is logged and does not stop the next.
+pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
+    let started = Date::now().as_millis();
+    let wall = (started / 1000) as i64;
+    let now = if scheduled_ms.is_finite() && scheduled_ms > 0.0 {
+        (scheduled_ms / 1000.0).floor() as i64
+    } else {
+        wall
+    };
+    let trace = Trace::new();
+    let ctx = Ctx::new(env, now, &trace);
+    let steps = [step(
+        "retry_notifications",
+        retry_notifications(&ctx, wall).await,
+    )];
+    let log = RunLog {
+        scheduled: cron,
+        now,
+        steps: &steps,
+        duration_ms: (Date::now().as_millis() - started) as f64,
+        trace: trace.snapshot(),
+    };
+    if let Ok(line) = serde_json::to_string(&log) {
+        console_log!("{line}");
+    }
+}
+
+/// Due notifications, earliest first, within the step's share of the run's subrequests.
+async fn retry_notifications(ctx: &Ctx<'_>, wall: i64) -> Result<RetryReport, AppError> {
+    let services = ctx.services()?;
+    Ok(outbox::retry_due(
+        services.store,
+        services.transport,
+        services.notify_target(wall),
+        ctx.now,
+        RETRY_SUBREQUEST_BUDGET,
+    )
+    .await?)
+}
+
+#[derive(Serialize)]
+struct RunLog<'a> {
+    /// The cron expression that fired.
+    scheduled: &'a str,
+    /// The scheduled time, unix seconds.
+    now: i64,
+    steps: &'a [StepLog],
+    duration_ms: f64,
+    #[serde(flatten)]
+    trace: TraceData,
+}
+
+#[derive(Serialize)]
+struct StepLog {
+    step: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+fn step<R: Serialize>(name: &'static str, result: Result<R, AppError>) -> StepLog {
+    match result {
+        Ok(report) => StepLog {
+            step: name,
+            report: serde_json::to_value(report).ok(),
+            error: None,
+        },
+        Err(error) => {
+            console_error!("{{\"step\":{name:?},\"error\":{:?}}}", error.log_text());
+            StepLog {
+                step: name,
+                report: None,
+                error: Some(error.code()),
+            }
+        }
+    }
+}
