@@ -311,6 +311,28 @@ pub fn dead_index_name(id: &str) -> String {
     format!("{DEAD_PREFIX}{id}")
 }
 
+/// The hint that the due index may hold entries: its value is the unix time it was written.
+/// A scheduled run reads it (a cheap KV read) and lists the due index only when it is there,
+/// or on the first run of each hour ([`SWEEP_SECONDS`]), so an idle deployment does not spend
+/// a KV list (1,000 a day on the Free plan) every minute.
+pub const DUE_HINT_KEY: &str = "outbox_hint";
+/// Every this often a run lists the due index whatever the hint says, so an entry whose hint
+/// was lost in a race (a run clearing it just as a new entry is written) waits an hour at most.
+pub const SWEEP_SECONDS: i64 = 60 * 60;
+/// A hint younger than this is kept even when the due index lists empty: KV lists can lag a
+/// write by up to 60 s.
+pub const HINT_SETTLE_SECONDS: i64 = 120;
+
+/// Whether a run at `now` lists the due index: when the hint is there, or on the sweep.
+pub fn must_list_due(hint: Option<i64>, now: i64) -> bool {
+    hint.is_some() || now.rem_euclid(SWEEP_SECONDS) < 60
+}
+
+/// Whether a run at `now` that found the due index empty may delete a hint written at `hint`.
+pub fn may_clear_hint(hint: i64, now: i64) -> bool {
+    hint <= now - HINT_SETTLE_SECONDS
+}
+
 /// An id this service makes: `{source}.{kind}` from Stripe ids and kinds, so letters,
 /// digits, `_`, `-` and `.`, at most 200 characters (a KV key is at most 512 bytes).
 pub fn is_notification_id(id: &str) -> bool {

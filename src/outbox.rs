@@ -15,7 +15,8 @@ use crate::config::{ConfigError, NOTIFY_URL};
 use crate::error::AppError;
 use crate::http::Transport;
 use crate::notify::{
-    is_notification_id, parse_due_index, Notification, State, DEAD_PREFIX, DUE_PREFIX,
+    is_notification_id, may_clear_hint, must_list_due, parse_due_index, Notification, State,
+    DEAD_PREFIX, DUE_PREFIX,
 };
 use crate::services::{attempt_notification, NotifyTarget};
 use crate::store::{keys, Store, StoreError};
@@ -24,8 +25,11 @@ use crate::store::{keys, Store, StoreError};
 /// index entry, the record's write and the old entry's delete. KV operations are counted as
 /// if they were subrequests, so a run stays within the Free plan's 50 either way.
 pub const SUBREQUESTS_PER_RETRY: usize = 5;
+/// What a run costs besides its retries: the hint's read and the list (or the hint's write
+/// or delete, which come instead of a retry's share: see `retry_due`).
+pub const SUBREQUESTS_PER_RUN: usize = 2;
 /// The retry step's share of a scheduled run's 50 subrequests (Workers Free plan); the rest
-/// is left to the run's other steps. One list plus 4 retries.
+/// is left to the run's other steps. The hint, one list and 4 retries, or 3 and a hint write.
 pub const RETRY_SUBREQUEST_BUDGET: usize = 25;
 
 /// What a retry run did, for its log line.
@@ -42,14 +46,17 @@ pub struct RetryReport {
     pub stale: usize,
     /// The budget ended before the due entries did: the next run goes on from there.
     pub more: bool,
-    /// Why nothing was tried (no `NOTIFY_URL`).
+    /// Why nothing was tried (no `NOTIFY_URL`; no hint that anything is due).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<&'static str>,
 }
 
 /// Retries the notifications due at `now`, earliest first, within `budget` subrequests.
 /// Each one is moved in the index by its attempt (to a later due time, or out), so the next
-/// run starts where this one stopped; a run that dies halfway leaves the rest due.
+/// run starts where this one stopped; a run that dies halfway leaves the rest due. The due
+/// index is listed only when the hint (`notify::DUE_HINT_KEY`) says it may hold entries, or
+/// on the hourly sweep; a run that finds it empty clears a settled hint, one that finds
+/// entries without a hint writes it.
 pub async fn retry_due(
     store: &impl Store,
     transport: &impl Transport,
@@ -62,11 +69,27 @@ pub async fn retry_due(
         report.skipped = Some("NOTIFY_URL is not set");
         return Ok(report);
     };
-    let max = budget.saturating_sub(1) / SUBREQUESTS_PER_RETRY;
+    // The hint's own write or delete takes one retry's share.
+    let max = budget.saturating_sub(SUBREQUESTS_PER_RUN + 1) / SUBREQUESTS_PER_RETRY;
     if max == 0 {
         return Ok(report);
     }
+    let hint_key = keys::outbox_hint();
+    let hint = hint_key.load_tolerant(store).await?;
+    if !must_list_due(hint, now) {
+        report.skipped = Some("nothing is due (no hint)");
+        return Ok(report);
+    }
     let page = store.list(DUE_PREFIX, max, None).await?;
+    match hint {
+        Some(written) if page.keys.is_empty() && page.cursor.is_none() => {
+            if may_clear_hint(written, now) {
+                store.delete(hint_key.as_str()).await?;
+            }
+        }
+        None if !page.keys.is_empty() => hint_key.save(store, &now, None).await?,
+        _ => {}
+    }
     let mut all_due = true;
     for name in &page.keys {
         let Some((due, id)) = parse_due_index(name) else {

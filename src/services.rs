@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::http::Transport;
-use crate::notify::{AttemptAnswer, Notification, State, DELIVERY_TIMEOUT_MS};
+use crate::notify::{AttemptAnswer, Notification, State, DELIVERY_TIMEOUT_MS, DUE_PREFIX};
 use crate::signature::{sign_with_all, WebhookSecrets};
 use crate::store::{keys, Store, StoreError};
 use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
@@ -261,6 +261,12 @@ pub async fn attempt_notification(
         .filter(|n| old_index.as_ref() != Some(*n))
     {
         keys::outbox_entry(name).save(store, &(), None).await?;
+        // Entering the due index (a first failure, a failed resend): tell the scheduled runs
+        // to list it. A move within the due index needs no hint: the run that moves it has one.
+        let was_due = old_index.as_deref().is_some_and(|o| o.starts_with(DUE_PREFIX));
+        if name.starts_with(DUE_PREFIX) && !was_due {
+            keys::outbox_hint().save(store, &now, None).await?;
+        }
     }
     key.save(store, &record, None).await?;
     if let Some(name) = old_index.filter(|o| new_index.as_ref() != Some(o)) {

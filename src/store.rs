@@ -169,6 +169,11 @@ pub mod keys {
     pub fn outbox_entry(name: &str) -> Key<()> {
         Key::new(name.to_owned())
     }
+
+    /// `notify::DUE_HINT_KEY`: when it was written (unix seconds).
+    pub fn outbox_hint() -> Key<i64> {
+        Key::new(crate::notify::DUE_HINT_KEY.to_owned())
+    }
 }
 
 /// An in-memory store for native tests; it records TTLs and can be told to fail.

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use pollster::block_on;
 use stripe_edge_webhooks::error::AppError;
 use stripe_edge_webhooks::http::SendFailure;
-use stripe_edge_webhooks::notify::{Notification, Recipient, State, RETRY_WINDOW_SECONDS};
+use stripe_edge_webhooks::notify::{
+    Notification, Recipient, State, RETRY_WINDOW_SECONDS, SWEEP_SECONDS,
+};
 use stripe_edge_webhooks::outbox::{
     list_notifications, resend, retry_due, NotificationsQuery, RetryReport, RETRY_SUBREQUEST_BUDGET,
 };
@@ -234,6 +236,17 @@ fn a_sink_that_never_recovers_leaves_each_notification_dead_with_its_attempts() 
 struct Counting<'a> {
     inner: &'a MemoryStore,
     calls: Cell<usize>,
+    lists: Cell<usize>,
+}
+
+impl<'a> Counting<'a> {
+    fn new(inner: &'a MemoryStore) -> Self {
+        Self {
+            inner,
+            calls: Cell::new(0),
+            lists: Cell::new(0),
+        }
+    }
 }
 
 impl Store for Counting<'_> {
@@ -256,6 +269,7 @@ impl Store for Counting<'_> {
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError> {
         self.calls.set(self.calls.get() + 1);
+        self.lists.set(self.lists.get() + 1);
         self.inner.list(prefix, limit, cursor).await
     }
 }
@@ -271,10 +285,7 @@ fn a_run_stays_within_its_budget_and_the_next_run_resumes() {
     // A stale entry too (its record gone), which costs a read and a delete.
     block_on(store.put("outbox:0000000001:evt_gone.identity.verified", "null", None)).unwrap();
     sink.answer.set(200);
-    let counting = Counting {
-        inner: &store,
-        calls: Cell::new(0),
-    };
+    let counting = Counting::new(&store);
     let mut reports = Vec::new();
     loop {
         counting.calls.set(0);
@@ -430,4 +441,52 @@ fn the_pending_list_is_in_due_order_and_skips_stale_entries() {
         }
     }
     assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn a_run_lists_the_due_index_only_when_the_hint_says_so_or_on_the_hourly_sweep() {
+    let store = MemoryStore::new();
+    let sink = Sink::new(503);
+    let log = RefCell::new(Vec::new());
+    let counting = Counting::new(&store);
+    let hint = || block_on(keys::outbox_hint().load(&store)).unwrap();
+    assert_ne!(T0 % SWEEP_SECONDS, 0, "T0 is not a sweep minute");
+    // Idle: no list at all.
+    let report = run(&counting, &sink, &log, T0);
+    assert_eq!(report.skipped, Some("nothing is due (no hint)"));
+    assert_eq!(counting.lists.get(), 0);
+    // A failed first attempt raises the hint; the next runs list and retry.
+    notify(&store, &sink, &log, 1, T0);
+    assert_eq!(hint(), Some(T0));
+    let report = run(&counting, &sink, &log, T0 + 60);
+    assert_eq!((report.due, report.rescheduled, counting.lists.get()), (1, 1, 1));
+    sink.answer.set(200);
+    let due = record(&store, 1).next_attempt_at.unwrap();
+    assert_eq!(run(&counting, &sink, &log, due).delivered, 1);
+    assert_eq!(hint(), Some(T0), "kept while the run still found entries");
+    // The index lists empty: the settled hint is cleared, and later runs list nothing.
+    let lists = counting.lists.get();
+    run(&counting, &sink, &log, due + 60);
+    assert_eq!((hint(), counting.lists.get()), (None, lists + 1));
+    let report = run(&counting, &sink, &log, due + 120);
+    assert_eq!(report.skipped, Some("nothing is due (no hint)"));
+    assert_eq!(counting.lists.get(), lists + 1);
+    // A hint younger than KV's list lag is kept although the index lists empty.
+    block_on(keys::outbox_hint().save(&store, &(due + 200), None)).unwrap();
+    run(&counting, &sink, &log, due + 260);
+    assert_eq!(hint(), Some(due + 200));
+    block_on(store.delete(keys::outbox_hint().as_str())).unwrap();
+    // An entry whose hint was lost waits for the hourly sweep, which lists whatever the hint
+    // says, delivers it and raises the hint for what remains.
+    sink.answer.set(503);
+    notify(&store, &sink, &log, 2, T0);
+    block_on(store.delete(keys::outbox_hint().as_str())).unwrap();
+    let due = record(&store, 2).next_attempt_at.unwrap();
+    let sent = sink.transport.sent().len();
+    assert!(run(&counting, &sink, &log, due).skipped.is_some());
+    assert_eq!(sink.transport.sent().len(), sent, "not listed, not sent");
+    let sweep = (due / SWEEP_SECONDS + 1) * SWEEP_SECONDS;
+    let report = run(&counting, &sink, &log, sweep);
+    assert_eq!((report.due, report.rescheduled), (1, 1));
+    assert_eq!(hint(), Some(sweep), "raised again: the entry is still due later");
 }
