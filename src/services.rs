@@ -263,7 +263,9 @@ pub async fn attempt_notification(
         keys::outbox_entry(name).save(store, &(), None).await?;
         // Entering the due index (a first failure, a failed resend): tell the scheduled runs
         // to list it. A move within the due index needs no hint: the run that moves it has one.
-        let was_due = old_index.as_deref().is_some_and(|o| o.starts_with(DUE_PREFIX));
+        let was_due = old_index
+            .as_deref()
+            .is_some_and(|o| o.starts_with(DUE_PREFIX));
         if name.starts_with(DUE_PREFIX) && !was_due {
             keys::outbox_hint().save(store, &now, None).await?;
         }

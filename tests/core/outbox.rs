@@ -460,7 +460,10 @@ fn a_run_lists_the_due_index_only_when_the_hint_says_so_or_on_the_hourly_sweep()
     notify(&store, &sink, &log, 1, T0);
     assert_eq!(hint(), Some(T0));
     let report = run(&counting, &sink, &log, T0 + 60);
-    assert_eq!((report.due, report.rescheduled, counting.lists.get()), (1, 1, 1));
+    assert_eq!(
+        (report.due, report.rescheduled, counting.lists.get()),
+        (1, 1, 1)
+    );
     sink.answer.set(200);
     let due = record(&store, 1).next_attempt_at.unwrap();
     assert_eq!(run(&counting, &sink, &log, due).delivered, 1);
@@ -489,5 +492,9 @@ fn a_run_lists_the_due_index_only_when_the_hint_says_so_or_on_the_hourly_sweep()
     let sweep = (due / SWEEP_SECONDS + 1) * SWEEP_SECONDS;
     let report = run(&counting, &sink, &log, sweep);
     assert_eq!((report.due, report.rescheduled), (1, 1));
-    assert_eq!(hint(), Some(sweep), "raised again: the entry is still due later");
+    assert_eq!(
+        hint(),
+        Some(sweep),
+        "raised again: the entry is still due later"
+    );
 }
