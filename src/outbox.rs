@@ -82,10 +82,10 @@ pub async fn retry_due(
     }
     let page = store.list(DUE_PREFIX, max, None).await?;
     match hint {
-        Some(written) if page.keys.is_empty() && page.cursor.is_none() => {
-            if may_clear_hint(written, now) {
-                store.delete(hint_key.as_str()).await?;
-            }
+        Some(written)
+            if page.keys.is_empty() && page.cursor.is_none() && may_clear_hint(written, now) =>
+        {
+            store.delete(hint_key.as_str()).await?;
         }
         None if !page.keys.is_empty() => hint_key.save(store, &now, None).await?,
         _ => {}
