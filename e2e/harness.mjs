@@ -184,12 +184,20 @@ export function clientIp() {
 /**
  * A notification sink on loopback: records every JSON POST (NOTIFY_URL points here), whether
  * its Notify-Signature verifies with `secret` (as a receiver would check it), and answers
- * `status()` (200 unless told otherwise).
+ * `status()` (200 unless told otherwise). `refuse(true)` makes it drop every connection
+ * without an answer (a sink that is down) until `refuse(false)`; each entry says what it was
+ * answered (`answered`: the status, or null when dropped).
  */
 export async function startSink({ secret = NOTIFY_SECRET } = {}) {
   const received = [];
   let answer = 200;
+  let refusing = false;
   const server = http.createServer((req, res) => {
+    if (refusing) {
+      received.push({ method: req.method, path: req.url, headers: req.headers, body: null, verified: false, answered: null });
+      req.socket.destroy();
+      return;
+    }
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -207,7 +215,7 @@ export async function startSink({ secret = NOTIFY_SECRET } = {}) {
       } catch {
         // recorded as unverified
       }
-      received.push({ method: req.method, path: req.url, headers: req.headers, body, verified });
+      received.push({ method: req.method, path: req.url, headers: req.headers, body, verified, answered: answer });
       res.writeHead(answer, { 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -217,6 +225,7 @@ export async function startSink({ secret = NOTIFY_SECRET } = {}) {
     url: `http://127.0.0.1:${server.address().port}/notify`,
     received,
     answerWith: (status) => (answer = status),
+    refuse: (on) => (refusing = on),
     close: () => new Promise((resolve) => {
       server.closeAllConnections?.();
       server.close(resolve);

@@ -54,19 +54,7 @@ impl EventsQuery {
                     if std::mem::replace(&mut seen_cursor, true) {
                         return Err(AppError::BadQuery("`cursor` is given twice".into()));
                     }
-                    if value.is_empty() {
-                        continue;
-                    }
-                    if value.len() > MAX_CURSOR_LEN
-                        || !value
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-.".contains(&b))
-                    {
-                        return Err(AppError::BadQuery(
-                            "`cursor` is not a cursor returned by this route".into(),
-                        ));
-                    }
-                    parsed.cursor = Some(value);
+                    parsed.cursor = parse_cursor(value)?;
                 }
                 _ => {
                     return Err(AppError::BadQuery(
@@ -79,7 +67,25 @@ impl EventsQuery {
     }
 }
 
-fn parse_limit(value: &str) -> Result<usize, AppError> {
+/// A page's `cursor` as KV handed it out (empty: none), or a 400 that does not quote it.
+pub fn parse_cursor(value: String) -> Result<Option<String>, AppError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_CURSOR_LEN
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-.".contains(&b))
+    {
+        return Err(AppError::BadQuery(
+            "`cursor` is not a cursor returned by this route".into(),
+        ));
+    }
+    Ok(Some(value))
+}
+
+/// A page's `limit`: a whole number from 1 to 100.
+pub fn parse_limit(value: &str) -> Result<usize, AppError> {
     let bad = || {
         AppError::BadQuery(format!(
             "`limit` must be a whole number from 1 to {MAX_EVENTS_LIMIT}"

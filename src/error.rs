@@ -21,6 +21,9 @@ pub enum Record {
     Customer,
     Charge,
     IdentityUser,
+    Notification,
+    /// An event Stripe does not keep (unknown, or older than its 30 days), for a replay.
+    StripeEvent,
 }
 
 impl Record {
@@ -31,6 +34,8 @@ impl Record {
             Self::Customer => "customer",
             Self::Charge => "charge",
             Self::IdentityUser => "identity_user",
+            Self::Notification => "notification",
+            Self::StripeEvent => "stripe_event",
         }
     }
 
@@ -45,6 +50,10 @@ impl Record {
             }
             Self::IdentityUser => {
                 "no verification has been started or received for this user id (identity:user:{id})"
+            }
+            Self::Notification => "no notification is in the outbox under this id (notification:{id})",
+            Self::StripeEvent => {
+                "Stripe has no event with this id (it keeps events for 30 days)"
             }
         }
     }

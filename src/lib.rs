@@ -45,6 +45,7 @@ pub mod http;
 pub mod identity;
 pub mod notify;
 pub mod objects;
+pub mod outbox;
 pub mod pages;
 pub mod queue;
 pub mod router;
@@ -215,13 +216,16 @@ mod glue {
             }
             Route::Customer => routes::billing::get_customer(&ctx, &id).await,
             Route::Charge => routes::billing::get_charge(&ctx, &id).await,
+            Route::Notifications => routes::notifications::list(&raw.url(), &ctx).await,
+            Route::Notification => routes::notifications::get(&ctx, &id).await,
+            Route::ResendNotification => routes::notifications::resend(&ctx, &id).await,
         }
     }
 
-    /// The cron trigger (every minute): the scheduled steps, with the event's time as "now".
+    /// The Cron Trigger: the steps of `routes::scheduled::run`, at the event's scheduled time.
     #[event(scheduled)]
     async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        routes::scheduled::run(&env, event.schedule(), &event.cron()).await;
+        routes::scheduled::run(&env, &event.cron(), event.schedule()).await;
     }
 
     /// `POST /webhook`, with what its log line says of the event.

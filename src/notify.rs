@@ -1,20 +1,47 @@
 //! Notifications, the pure part: the outbox record kept under `notification:{id}`, the JSON
-//! POST to `NOTIFY_URL` it becomes, and what an attempt's answer does to it. Loading, saving
-//! and sending are I/O and live in `Services::notify` (`services.rs`).
+//! POST to `NOTIFY_URL` it becomes, what an attempt's answer does to it, the retry schedule,
+//! and the names of the two indexes that find records without listing the whole outbox.
+//! Loading, saving and sending are I/O and live in `services.rs` (one attempt) and
+//! `outbox.rs` (the scheduled retries and the admin routes).
 //!
 //! Ids are derived from what caused the notification (an event id or a PaymentIntent id and
 //! the kind), so a redelivered event finds the record and does not notify twice once it is
-//! delivered. Delivery is one attempt with a short timeout: a webhook must answer Stripe
-//! quickly, and a failed delivery leaves the record undelivered for an operator (or a later
-//! redelivery of the event) to pick up; it never fails the webhook.
+//! delivered. The first attempt is made inline, with a short timeout (a webhook must answer
+//! Stripe quickly); a failed one is scheduled again by [`next_delay`] for up to
+//! [`RETRY_WINDOW_SECONDS`], then the record is `dead`. Delivery is at least once: the
+//! receiver drops a repeat by id (`Idempotency-Key`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::http::{HttpRequest, HttpResponse, Method, SendFailure};
 
-pub const NOTIFICATION_RECORD_VERSION: u32 = 1;
+/// 2: `state`, the list of `attempts` and the retry window (1 had a `delivered` flag and a
+/// count). A version-1 record does not decode and is read as absent.
+pub const NOTIFICATION_RECORD_VERSION: u32 = 2;
 /// One attempt, this long at most.
 pub const DELIVERY_TIMEOUT_MS: u64 = 3_000;
+
+/// The waits after the first, second, third and fourth failed attempt of a window; every
+/// later one waits [`LATER_DELAY_SECONDS`].
+pub const FIRST_DELAYS_SECONDS: [i64; 4] = [60, 5 * 60, 30 * 60, 2 * 60 * 60];
+pub const LATER_DELAY_SECONDS: i64 = 6 * 60 * 60;
+/// A notification is retried this long after the first attempt of its window (Stripe's own
+/// retry window for webhooks), then marked dead.
+pub const RETRY_WINDOW_SECONDS: i64 = 3 * 24 * 60 * 60;
+/// The attempts kept on a record; only a resend of a dead record (a new window of at most
+/// 16 attempts) or many manual resends reach it, and the oldest are dropped first.
+pub const MAX_RECORDED_ATTEMPTS: usize = 100;
+
+/// How long to wait after the `n`-th failed attempt of a window (`n` from 1).
+pub fn next_delay(n: u32) -> i64 {
+    match n {
+        0 => 0,
+        n => FIRST_DELAYS_SECONDS
+            .get(n as usize - 1)
+            .copied()
+            .unwrap_or(LATER_DELAY_SECONDS),
+    }
+}
 
 /// Who the notification is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +53,47 @@ pub enum Recipient {
     Customer(String),
 }
 
-/// The value under `notification:{id}`, and the JSON body POSTed to `NOTIFY_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not delivered yet: due again at `next_attempt_at` (when `NOTIFY_URL` is set).
+    Pending,
+    /// A 2xx answer came back.
+    Delivered,
+    /// Every attempt of its window failed; only `POST /notifications/{id}/resend` revives it.
+    Dead,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// One attempt: when, and the sink's status or why there was none. Never a body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at: i64,
+    /// The sink's answer (2xx: delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// No answer: [`ERROR_NETWORK`], [`ERROR_UNSENDABLE`] or [`ERROR_UNSIGNED`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// No answer in time: connection refused or reset, a timeout, an abort.
+pub const ERROR_NETWORK: &str = "network";
+/// The runtime refused to build the request (e.g. a bad header value).
+pub const ERROR_UNSENDABLE: &str = "unsendable";
+/// `NOTIFY_SIGNING_SECRET` is not set: nothing is sent unsigned.
+pub const ERROR_UNSIGNED: &str = "unsigned";
+
+/// The value under `notification:{id}`; the first five fields are the body POSTed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub version: u32,
@@ -37,14 +104,23 @@ pub struct Notification {
     pub payload: serde_json::Map<String, serde_json::Value>,
     /// Unix seconds of the first write.
     pub created_at: i64,
-    pub delivered: bool,
+    pub state: State,
+    /// Every attempt, oldest first (at most [`MAX_RECORDED_ATTEMPTS`]).
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// When a pending notification is due again; `None` before any attempt (no `NOTIFY_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// The first attempt of the current retry window (a resend of a dead one starts another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_started_at: Option<i64>,
+    /// The attempts of the current window: they choose the next wait.
+    #[serde(default)]
+    pub window_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<i64>,
-    #[serde(default)]
-    pub attempts: u32,
-    /// Why the last delivery failed: a status or the runtime's network message, no body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+    pub dead_at: Option<i64>,
 }
 
 impl Notification {
@@ -62,11 +138,18 @@ impl Notification {
             recipient,
             payload,
             created_at: 0,
-            delivered: false,
+            state: State::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: None,
+            window_started_at: None,
+            window_attempts: 0,
             delivered_at: None,
-            attempts: 0,
-            last_error: None,
+            dead_at: None,
         }
+    }
+
+    pub fn is_delivered(&self) -> bool {
+        self.state == State::Delivered
     }
 }
 
@@ -80,14 +163,38 @@ struct Outgoing<'a> {
     created_at: i64,
 }
 
+/// What one attempt came to, as [`Notification::record_attempt`] books it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptAnswer<'a> {
+    Answered(&'a HttpResponse),
+    Failed(&'a SendFailure),
+    /// Not sent: no signing secret.
+    Unsigned,
+}
+
+impl<'a> From<Result<&'a HttpResponse, &'a SendFailure>> for AttemptAnswer<'a> {
+    fn from(answer: Result<&'a HttpResponse, &'a SendFailure>) -> Self {
+        match answer {
+            Ok(response) => Self::Answered(response),
+            Err(failure) => Self::Failed(failure),
+        }
+    }
+}
+
 impl Notification {
-    /// This notification as first written, or as it continues a stored, undelivered one:
-    /// the first write time and the attempt count are kept.
+    /// This notification as first written, or as it continues a stored, pending one: the
+    /// first write time, the attempts and the retry window are kept.
     pub fn resume(self, existing: Option<&Notification>, now: i64) -> Self {
-        Notification {
-            created_at: existing.map_or(now, |n| n.created_at),
-            attempts: existing.map_or(0, |n| n.attempts),
-            ..self
+        match existing {
+            Some(stored) => Notification {
+                payload: self.payload,
+                recipient: self.recipient,
+                ..stored.clone()
+            },
+            None => Notification {
+                created_at: now,
+                ..self
+            },
         }
     }
 
@@ -112,22 +219,330 @@ impl Notification {
         })
     }
 
-    /// Books one attempt and its answer: delivered on a 2xx, otherwise why not (a status or
-    /// the runtime's network message, never a body).
-    pub fn record_attempt(&mut self, answer: Result<&HttpResponse, &SendFailure>, now: i64) {
-        self.attempts += 1;
-        match answer {
-            Ok(response) if (200..300).contains(&response.status) => {
-                self.delivered = true;
-                self.delivered_at = Some(now);
-                self.last_error = None;
+    /// Books one attempt made at `now` and its answer: delivered on a 2xx; otherwise due
+    /// again after [`next_delay`], or dead when that would be past the window's end.
+    pub fn record_attempt(&mut self, answer: AttemptAnswer<'_>, now: i64) {
+        let (status, error) = match answer {
+            AttemptAnswer::Answered(response) => (Some(response.status), None),
+            AttemptAnswer::Failed(SendFailure::Network(_)) => (None, Some(ERROR_NETWORK)),
+            AttemptAnswer::Failed(SendFailure::Unsendable(_)) => (None, Some(ERROR_UNSENDABLE)),
+            AttemptAnswer::Unsigned => (None, Some(ERROR_UNSIGNED)),
+        };
+        self.attempts.push(Attempt {
+            at: now,
+            status,
+            error: error.map(str::to_owned),
+        });
+        if self.attempts.len() > MAX_RECORDED_ATTEMPTS {
+            let excess = self.attempts.len() - MAX_RECORDED_ATTEMPTS;
+            self.attempts.drain(..excess);
+        }
+        let window_started_at = *self.window_started_at.get_or_insert(now);
+        self.window_attempts += 1;
+        if status.is_some_and(|s| (200..300).contains(&s)) {
+            self.state = State::Delivered;
+            self.delivered_at = Some(now);
+            self.next_attempt_at = None;
+            return;
+        }
+        let due = now + next_delay(self.window_attempts);
+        if due > window_started_at + RETRY_WINDOW_SECONDS {
+            self.state = State::Dead;
+            self.dead_at = Some(now);
+            self.next_attempt_at = None;
+        } else {
+            self.state = State::Pending;
+            self.next_attempt_at = Some(due);
+        }
+    }
+
+    /// A dead notification made pending again for an attempt now, with a new window.
+    pub fn revive(&mut self) {
+        if self.state == State::Dead {
+            self.state = State::Pending;
+            self.dead_at = None;
+            self.window_started_at = None;
+            self.window_attempts = 0;
+        }
+    }
+
+    /// The index entry that finds this record: the due index while pending and scheduled,
+    /// the dead index once dead, none otherwise.
+    pub fn index_name(&self) -> Option<String> {
+        match (self.state, self.next_attempt_at) {
+            (State::Pending, Some(due)) => Some(due_index_name(due, &self.id)),
+            (State::Dead, _) => Some(dead_index_name(&self.id)),
+            _ => None,
+        }
+    }
+
+    /// Why the last attempt failed, for a log note: a status or an error code.
+    pub fn last_failure(&self) -> Option<String> {
+        let last = self.attempts.last().filter(|_| !self.is_delivered())?;
+        Some(match (&last.status, &last.error) {
+            (Some(status), _) => format!("the sink answered {status}"),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "unknown".into(),
+        })
+    }
+}
+
+/// The index of pending notifications by due time: `outbox:{due:010}:{id}`. KV lists keys
+/// in key order, and ten zero-padded digits order them by time (until the year 2286).
+pub const DUE_PREFIX: &str = "outbox:";
+/// The index of dead notifications: `outbox_dead:{id}`.
+pub const DEAD_PREFIX: &str = "outbox_dead:";
+
+pub fn due_index_name(due: i64, id: &str) -> String {
+    format!("{DUE_PREFIX}{:010}:{id}", due.max(0))
+}
+
+/// The due time and id of a due-index key name; `None` for anything else.
+pub fn parse_due_index(name: &str) -> Option<(i64, &str)> {
+    let rest = name.strip_prefix(DUE_PREFIX)?;
+    let (due, id) = rest.split_once(':')?;
+    if due.len() != 10 || !due.bytes().all(|b| b.is_ascii_digit()) || !is_notification_id(id) {
+        return None;
+    }
+    Some((due.parse().ok()?, id))
+}
+
+pub fn dead_index_name(id: &str) -> String {
+    format!("{DEAD_PREFIX}{id}")
+}
+
+/// The hint that the due index may hold entries: its value is the unix time it was written.
+/// A scheduled run reads it (a cheap KV read) and lists the due index only when it is there,
+/// or on the first run of each hour ([`SWEEP_SECONDS`]), so an idle deployment does not spend
+/// a KV list (1,000 a day on the Free plan) every minute.
+pub const DUE_HINT_KEY: &str = "outbox_hint";
+/// Every this often a run lists the due index whatever the hint says, so an entry whose hint
+/// was lost in a race (a run clearing it just as a new entry is written) waits an hour at most.
+pub const SWEEP_SECONDS: i64 = 60 * 60;
+/// A hint younger than this is kept even when the due index lists empty: KV lists can lag a
+/// write by up to 60 s.
+pub const HINT_SETTLE_SECONDS: i64 = 120;
+
+/// Whether a run at `now` lists the due index: when the hint is there, or on the sweep.
+pub fn must_list_due(hint: Option<i64>, now: i64) -> bool {
+    hint.is_some() || now.rem_euclid(SWEEP_SECONDS) < 60
+}
+
+/// Whether a run at `now` that found the due index empty may delete a hint written at `hint`.
+pub fn may_clear_hint(hint: i64, now: i64) -> bool {
+    hint <= now - HINT_SETTLE_SECONDS
+}
+
+/// An id this service makes: `{source}.{kind}` from Stripe ids and kinds, so letters,
+/// digits, `_`, `-` and `.`, at most 200 characters (a KV key is at most 512 bytes).
+pub fn is_notification_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_795_000_000;
+
+    fn sample() -> Notification {
+        Notification::new(
+            "evt_1",
+            "identity.verified",
+            Recipient::User("u_1".into()),
+            serde_json::Map::new(),
+        )
+        .resume(None, T0)
+    }
+
+    fn answered(status: u16) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_backoff_is_1_5_30_minutes_2_hours_then_every_6_hours() {
+        let delays: Vec<i64> = (1..=7).map(next_delay).collect();
+        assert_eq!(
+            delays,
+            [60, 300, 1_800, 7_200, 21_600, 21_600, 21_600],
+            "waits after the 1st..7th failure"
+        );
+        assert_eq!(next_delay(1_000), LATER_DELAY_SECONDS);
+    }
+
+    #[test]
+    fn a_sink_that_never_answers_2xx_is_tried_for_3_days_then_dead() {
+        let mut n = sample();
+        let failure = answered(503);
+        let mut now = T0;
+        let mut dues = Vec::new();
+        loop {
+            n.record_attempt(AttemptAnswer::Answered(&failure), now);
+            match n.state {
+                State::Pending => {
+                    let due = n.next_attempt_at.unwrap();
+                    assert!(due > now, "always later than the attempt");
+                    dues.push(due - T0);
+                    now = due;
+                }
+                State::Dead => break,
+                State::Delivered => unreachable!(),
             }
-            Ok(response) => {
-                self.last_error = Some(format!("the sink answered {}", response.status))
-            }
-            Err(SendFailure::Network(reason) | SendFailure::Unsendable(reason)) => {
-                self.last_error = Some(reason.clone())
-            }
+        }
+        // Retries at +1 min, +6 min, +36 min, +2 h 36 min, then every 6 h while within 3 days.
+        assert_eq!(&dues[..4], &[60, 360, 2_160, 9_360]);
+        assert!(dues[4..].windows(2).all(|w| w[1] - w[0] == 21_600));
+        assert!(*dues.last().unwrap() <= RETRY_WINDOW_SECONDS);
+        assert!(dues.last().unwrap() + 21_600 > RETRY_WINDOW_SECONDS);
+        assert_eq!(n.attempts.len(), 16, "one inline attempt and 15 retries");
+        assert_eq!(n.window_attempts, 16);
+        assert_eq!(n.dead_at, Some(now));
+        assert!(n.dead_at.unwrap() - T0 <= RETRY_WINDOW_SECONDS);
+        assert_eq!(n.next_attempt_at, None);
+        assert!(n
+            .attempts
+            .iter()
+            .all(|a| a.status == Some(503) && a.error.is_none()));
+    }
+
+    #[test]
+    fn late_runs_never_stretch_the_window() {
+        // The cron may run late; a retry whose next wait ends past the window is the last.
+        let mut n = sample();
+        let failure = SendFailure::Network("connection refused".into());
+        n.record_attempt(AttemptAnswer::Failed(&failure), T0);
+        n.record_attempt(
+            AttemptAnswer::Failed(&failure),
+            T0 + RETRY_WINDOW_SECONDS - 10,
+        );
+        assert_eq!(n.state, State::Dead);
+        assert_eq!(n.attempts[1].error.as_deref(), Some(ERROR_NETWORK));
+    }
+
+    #[test]
+    fn a_2xx_delivers_and_each_attempt_keeps_only_its_status_or_error_code() {
+        let mut n = sample();
+        n.record_attempt(AttemptAnswer::Unsigned, T0);
+        assert_eq!(n.next_attempt_at, Some(T0 + 60));
+        let unsendable = SendFailure::Unsendable("invalid header value".into());
+        n.record_attempt(AttemptAnswer::Failed(&unsendable), T0 + 60);
+        assert_eq!(n.next_attempt_at, Some(T0 + 60 + 300));
+        n.record_attempt(AttemptAnswer::Answered(&answered(204)), T0 + 400);
+        assert_eq!(
+            (n.state, n.delivered_at, n.next_attempt_at),
+            (State::Delivered, Some(T0 + 400), None)
+        );
+        let json = serde_json::to_value(&n.attempts).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"at": T0, "error": "unsigned"},
+                {"at": T0 + 60, "error": "unsendable"},
+                {"at": T0 + 400, "status": 204},
+            ])
+        );
+        assert_eq!(n.last_failure(), None);
+    }
+
+    #[test]
+    fn a_revived_record_gets_a_new_window_and_keeps_its_history() {
+        let mut n = sample();
+        let failure = answered(500);
+        let mut now = T0;
+        while n.state != State::Dead {
+            n.record_attempt(AttemptAnswer::Answered(&failure), now);
+            now = n.next_attempt_at.unwrap_or(now);
+        }
+        let later = T0 + 10 * 24 * 3600;
+        n.revive();
+        assert_eq!(
+            (n.state, n.window_attempts, n.dead_at),
+            (State::Pending, 0, None)
+        );
+        n.record_attempt(AttemptAnswer::Answered(&failure), later);
+        assert_eq!(
+            n.next_attempt_at,
+            Some(later + 60),
+            "the schedule starts again"
+        );
+        assert_eq!(n.window_started_at, Some(later));
+        assert_eq!(n.attempts.len(), 17);
+        assert_eq!(n.last_failure().as_deref(), Some("the sink answered 500"));
+    }
+
+    #[test]
+    fn the_attempt_list_is_bounded() {
+        let mut n = sample();
+        let failure = answered(500);
+        for i in 0..(MAX_RECORDED_ATTEMPTS as i64 + 5) {
+            n.revive();
+            n.record_attempt(AttemptAnswer::Answered(&failure), T0 + i);
+        }
+        assert_eq!(n.attempts.len(), MAX_RECORDED_ATTEMPTS);
+        assert_eq!(n.attempts[0].at, T0 + 5, "the oldest are dropped");
+    }
+
+    #[test]
+    fn a_resumed_record_keeps_its_history_and_takes_the_new_payload() {
+        let mut stored = sample();
+        stored.record_attempt(AttemptAnswer::Answered(&answered(503)), T0);
+        let mut payload = serde_json::Map::new();
+        payload.insert("x".into(), 1.into());
+        let again = Notification::new(
+            "evt_1",
+            "identity.verified",
+            Recipient::User("u_1".into()),
+            payload,
+        )
+        .resume(Some(&stored), T0 + 30);
+        assert_eq!(again.created_at, T0);
+        assert_eq!(again.attempts, stored.attempts);
+        assert_eq!(again.next_attempt_at, Some(T0 + 60));
+        assert_eq!(again.payload["x"], 1);
+    }
+
+    #[test]
+    fn due_index_keys_sort_by_time_and_parse_back() {
+        let early = due_index_name(999_999_999, "evt_b.identity.verified");
+        let late = due_index_name(1_795_000_000, "evt_a.identity.verified");
+        assert_eq!(early, "outbox:0999999999:evt_b.identity.verified");
+        assert!(early < late, "key order is due order");
+        assert_eq!(
+            parse_due_index(&late),
+            Some((1_795_000_000, "evt_a.identity.verified"))
+        );
+        for bad in [
+            "outbox:12345:evt_a.x",
+            "outbox:179500000a:evt_a.x",
+            "outbox:1795000000:",
+            "outbox:1795000000:a/b",
+            "outbox_dead:evt_a.x",
+            "notification:evt_a.x",
+        ] {
+            assert_eq!(parse_due_index(bad), None, "{bad}");
+        }
+        assert!(!dead_index_name("x").starts_with(DUE_PREFIX));
+    }
+
+    #[test]
+    fn notification_ids_are_the_ones_this_service_makes() {
+        for id in [
+            "evt_1Abc.identity.verified",
+            "pi_3x.2.charge.recovery",
+            "evt_e2e1795.identity.requires_input",
+        ] {
+            assert!(is_notification_id(id), "{id}");
+        }
+        for id in ["", "a/b", "a b", "é", &"a".repeat(201)] {
+            assert!(!is_notification_id(id), "{id}");
         }
     }
 }

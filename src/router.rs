@@ -63,6 +63,12 @@ route_table! {
     CreateCharge => "/charges", POST, true;
     Customer => "/customers/{id}", GET, true;
     Charge => "/charges/{id}", GET, true;
+    /// `GET /notifications?state=pending|dead&limit=&cursor=`: a page of the outbox's index.
+    Notifications => "/notifications", GET, true;
+    /// `GET /notifications/{id}`: one outbox record with its attempts.
+    Notification => "/notifications/{id}", GET, true;
+    /// `POST /notifications/{id}/resend`: one attempt now (a dead one is revived).
+    ResendNotification => "/notifications/{id}/resend", POST, true;
 }
 
 impl Route {
@@ -466,6 +472,18 @@ mod tests {
             routed("GET", "/customers/cus_1"),
             (Route::Customer, "cus_1".into())
         );
+        assert_eq!(
+            routed("GET", "/notifications"),
+            (Route::Notifications, none())
+        );
+        assert_eq!(
+            routed("GET", "/notifications/evt_1.identity.verified"),
+            (Route::Notification, "evt_1.identity.verified".into())
+        );
+        assert_eq!(
+            routed("POST", "/notifications/evt_1.identity.verified/resend"),
+            (Route::ResendNotification, "evt_1.identity.verified".into())
+        );
     }
 
     #[test]
@@ -487,6 +505,9 @@ mod tests {
                 Route::CreateCharge,
                 Route::Customer,
                 Route::Charge,
+                Route::Notifications,
+                Route::Notification,
+                Route::ResendNotification,
             ]
         );
     }

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::http::Transport;
-use crate::notify::Notification;
+use crate::notify::{AttemptAnswer, Notification, State, DELIVERY_TIMEOUT_MS, DUE_PREFIX};
 use crate::signature::{sign_with_all, WebhookSecrets};
 use crate::store::{keys, Store, StoreError};
 use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
@@ -158,19 +158,34 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
     }
 
     /// Writes the outbox record and delivers it to `NOTIFY_URL` when set. Only a store failure
-    /// is an error: an undelivered notification stays in the outbox and is noted in the log.
+    /// is an error: an undelivered notification stays in the outbox, due again by the retry
+    /// schedule, and is noted in the log.
     pub async fn notify(&self, notification: Notification) -> Result<(), StoreError> {
-        let target = self.config.notify_url.as_deref().map(|url| NotifyTarget {
-            url,
-            signing: self.config.notify_signing_secrets().cloned(),
-        });
+        let target = self.notify_target(self.now);
         let record =
             send_notification(self.store, self.transport, target, notification, self.now).await?;
-        if let Some(error) = record.last_error.as_deref().filter(|_| !record.delivered) {
-            self.trace
-                .note(format!("notification {} not delivered: {error}", record.id));
+        if let Some(failure) = record.last_failure() {
+            self.trace.note(format!(
+                "notification {} not delivered ({failure}); {}",
+                record.id,
+                match record.next_attempt_at {
+                    Some(due) => format!("due again at {due}"),
+                    None => record.state.as_str().to_owned(),
+                }
+            ));
         }
         Ok(())
+    }
+
+    /// Where notifications go, signed at `signed_at` (the wall clock, which the receiver
+    /// compares with its own); `None` without `NOTIFY_URL`.
+    pub fn notify_target(&self, signed_at: i64) -> Option<NotifyTarget<'a>> {
+        let config: &'a Config = self.config;
+        config.notify_url.as_deref().map(|url| NotifyTarget {
+            url,
+            signing: config.notify_signing_secrets().cloned(),
+            signed_at,
+        })
     }
 }
 
@@ -181,20 +196,19 @@ pub struct NotifyTarget<'a> {
     /// `None`: nothing is sent. An unsigned notification could be forged by anyone who
     /// learns the URL, so the receiver must be able to tell ours apart.
     pub signing: Option<WebhookSecrets>,
+    /// Unix seconds the signature carries: the wall clock at sending.
+    pub signed_at: i64,
 }
 
 /// The header a receiver verifies (`tools/verify-notification.mjs`), made as Stripe signs
 /// its webhooks: `t=…,v1=HMAC-SHA256("{t}.{body}")`, one `v1` per secret while rolling.
 pub const NOTIFY_SIGNATURE_HEADER: &str = "notify-signature";
 
-/// One notification attempt at most this long: a webhook must answer Stripe quickly.
-pub const DELIVERY_TIMEOUT_MS: u64 = 3_000;
-
-/// Records the notification (unless it was already delivered) and delivers it when `url` is
-/// set, in one attempt. Returns the record as stored. Ids are derived from what caused the
-/// notification, so a redelivered event finds the record and does not notify twice once it
-/// is delivered; a failed attempt leaves it undelivered for a later one and never fails the
-/// webhook.
+/// Records the notification (unless it was already delivered, or is dead: only a resend
+/// revives that) and delivers it when `target` is set, in one attempt. Returns the record
+/// as stored. Ids are derived from what caused the notification, so a redelivered event finds
+/// the record and does not notify twice once it is delivered; a failed attempt is indexed
+/// for the scheduled retries and never fails the webhook.
 pub async fn send_notification(
     store: &impl Store,
     transport: &impl Transport,
@@ -204,32 +218,69 @@ pub async fn send_notification(
 ) -> Result<Notification, StoreError> {
     let key = keys::notification(&notification.id);
     let existing = key.load_tolerant(store).await?;
-    if let Some(done) = existing.as_ref().filter(|n| n.delivered) {
+    if let Some(done) = existing.as_ref().filter(|n| n.state != State::Pending) {
         return Ok(done.clone());
     }
-    let mut record = notification.resume(existing.as_ref(), now);
-    // The outbox record is written before the attempt, so a crash in between loses nothing.
+    let record = notification.resume(existing.as_ref(), now);
+    // The outbox record is written before the attempt, so a crash in between loses nothing
+    // (the event is redelivered, finds it pending and attempts again).
     key.save(store, &record, None).await?;
-    let Some(target) = target else {
-        return Ok(record);
-    };
-    let Some(secrets) = target.signing else {
-        record.last_error = Some("NOTIFY_SIGNING_SECRET is not set: never sent unsigned".into());
-        key.save(store, &record, None).await?;
-        return Ok(record);
-    };
-    let mut request = record
-        .request(target.url)
-        .map_err(|e| StoreError::Corrupt {
-            key: key.as_str().to_owned(),
-            reason: e.to_string(),
-        })?;
-    let body = request.body.as_deref().unwrap_or("").as_bytes();
-    let signature = sign_with_all(body, &secrets, now);
-    request.headers.push((NOTIFY_SIGNATURE_HEADER, signature));
-    let answer = transport.send(&request, DELIVERY_TIMEOUT_MS).await;
-    record.record_attempt(answer.as_ref(), now);
+    match target {
+        Some(target) => attempt_notification(store, transport, &target, record, now).await,
+        None => Ok(record),
+    }
+}
+
+/// One attempt of a stored notification at `now` (a dead one is revived first, with a new
+/// retry window), booked on the record and its index: the new index entry is written
+/// first, then the record, then the old entry is removed. A crash between two of those
+/// writes leaves an extra entry, which the retry run finds stale and drops, never a pending
+/// record without one.
+pub async fn attempt_notification(
+    store: &impl Store,
+    transport: &impl Transport,
+    target: &NotifyTarget<'_>,
+    mut record: Notification,
+    now: i64,
+) -> Result<Notification, StoreError> {
+    let key = keys::notification(&record.id);
+    let old_index = record.index_name();
+    record.revive();
+    match &target.signing {
+        None => record.record_attempt(AttemptAnswer::Unsigned, now),
+        Some(secrets) => {
+            let mut request = record
+                .request(target.url)
+                .map_err(|e| StoreError::Corrupt {
+                    key: key.as_str().to_owned(),
+                    reason: e.to_string(),
+                })?;
+            let body = request.body.as_deref().unwrap_or("").as_bytes();
+            let signature = sign_with_all(body, secrets, target.signed_at);
+            request.headers.push((NOTIFY_SIGNATURE_HEADER, signature));
+            let answer = transport.send(&request, DELIVERY_TIMEOUT_MS).await;
+            record.record_attempt(answer.as_ref().into(), now);
+        }
+    }
+    let new_index = record.index_name();
+    if let Some(name) = new_index
+        .as_ref()
+        .filter(|n| old_index.as_ref() != Some(*n))
+    {
+        keys::outbox_entry(name).save(store, &(), None).await?;
+        // Entering the due index (a first failure, a failed resend): tell the scheduled runs
+        // to list it. A move within the due index needs no hint: the run that moves it has one.
+        let was_due = old_index
+            .as_deref()
+            .is_some_and(|o| o.starts_with(DUE_PREFIX));
+        if name.starts_with(DUE_PREFIX) && !was_due {
+            keys::outbox_hint().save(store, &now, None).await?;
+        }
+    }
     key.save(store, &record, None).await?;
+    if let Some(name) = old_index.filter(|o| new_index.as_ref() != Some(o)) {
+        store.delete(&name).await?;
+    }
     Ok(record)
 }
 
@@ -253,34 +304,59 @@ pub fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
 mod tests {
     use super::*;
     use crate::http::SendFailure;
-    use crate::notify::{Notification, Recipient};
+    use crate::notify::{Notification, Recipient, State, ERROR_NETWORK, ERROR_UNSIGNED};
     use crate::store::MemoryStore;
     use crate::testing::FakeTransport;
     use pollster::block_on;
 
     const SIGNING: &str = "nsec_test_one,nsec_test_two";
+    const ID: &str = "evt_1.identity.verified";
 
-    fn signed(url: &str) -> NotifyTarget<'_> {
+    fn signed(url: &str, signed_at: i64) -> NotifyTarget<'_> {
         NotifyTarget {
             url,
             signing: WebhookSecrets::from_comma_separated(SIGNING),
+            signed_at,
         }
+    }
+
+    fn send(
+        store: &MemoryStore,
+        transport: &FakeTransport,
+        target: Option<NotifyTarget<'_>>,
+        now: i64,
+    ) -> Notification {
+        block_on(send_notification(store, transport, target, sample(), now)).unwrap()
+    }
+
+    fn stored(store: &MemoryStore) -> Notification {
+        block_on(keys::notification(ID).load(store))
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The names of the outbox's index entries.
+    fn index(store: &MemoryStore) -> Vec<String> {
+        let mut names = block_on(store.list("outbox", 100, None)).unwrap().keys;
+        names.retain(|name| name != crate::notify::DUE_HINT_KEY);
+        names.sort();
+        names
     }
 
     #[test]
     fn every_notification_is_signed_like_a_stripe_webhook_and_never_sent_unsigned() {
         let store = MemoryStore::new();
         let transport = FakeTransport::new(|_| Ok(FakeTransport::json(200, "{}")));
-        block_on(send_notification(
+        // Signed at the wall clock, whatever time the attempt is booked at.
+        send(
             &store,
             &transport,
-            Some(signed("https://sink.test/n")),
-            sample(),
-            1_700_000_000,
-        ))
-        .unwrap();
+            Some(signed("https://sink.test/n", 1_700_000_000)),
+            1_600_000_000,
+        );
         let sent = transport.sent();
         let header = sent[0].header(NOTIFY_SIGNATURE_HEADER).expect("signed");
+        assert!(header.starts_with("t=1700000000,"), "{header}");
         let body = sent[0].body.as_deref().unwrap().as_bytes();
         for secret in ["nsec_test_one", "nsec_test_two"] {
             let one = WebhookSecrets::from_comma_separated(secret).unwrap();
@@ -295,19 +371,14 @@ mod tests {
         let unsigned = NotifyTarget {
             url: "https://sink.test/n",
             signing: None,
+            signed_at: 1,
         };
         let store = MemoryStore::new();
         let transport = FakeTransport::new(|_| panic!("nothing is sent unsigned"));
-        let record = block_on(send_notification(
-            &store,
-            &transport,
-            Some(unsigned),
-            sample(),
-            1,
-        ))
-        .unwrap();
-        assert!(!record.delivered);
-        assert!(record.last_error.unwrap().contains("NOTIFY_SIGNING_SECRET"));
+        let record = send(&store, &transport, Some(unsigned), 1);
+        assert_eq!(record.state, State::Pending);
+        assert_eq!(record.attempts[0].error.as_deref(), Some(ERROR_UNSIGNED));
+        assert_eq!(index(&store), ["outbox:0000000061:evt_1.identity.verified"]);
     }
 
     fn sample() -> Notification {
@@ -322,101 +393,99 @@ mod tests {
     }
 
     #[test]
-    fn without_a_url_the_record_is_kept_undelivered() {
+    fn without_a_url_the_record_is_kept_pending_and_not_scheduled() {
         let store = MemoryStore::new();
         let transport = FakeTransport::new(|_| panic!("no delivery without a url"));
-        let record = block_on(send_notification(&store, &transport, None, sample(), 100)).unwrap();
-        assert_eq!((record.delivered, record.created_at), (false, 100));
-        let stored = block_on(keys::notification("evt_1.identity.verified").load(&store))
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored, record);
+        let record = send(&store, &transport, None, 100);
+        assert_eq!((record.state, record.created_at), (State::Pending, 100));
+        assert!(record.attempts.is_empty());
+        assert_eq!(stored(&store), record);
+        assert!(index(&store).is_empty());
     }
 
     #[test]
     fn a_delivery_posts_json_and_marks_the_record_once() {
         let store = MemoryStore::new();
         let transport = FakeTransport::new(|_| Ok(FakeTransport::json(204, "")));
-        let record = block_on(send_notification(
-            &store,
-            &transport,
-            Some(signed("https://sink.test/n")),
-            sample(),
-            100,
-        ))
-        .unwrap();
-        assert!(record.delivered);
+        let target = || Some(signed("https://sink.test/n", 100));
+        let record = send(&store, &transport, target(), 100);
+        assert!(record.is_delivered());
+        assert_eq!(record.attempts.len(), 1);
+        assert!(index(&store).is_empty(), "nothing to retry");
         let sent = transport.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].url, "https://sink.test/n");
-        assert_eq!(
-            sent[0].header("idempotency-key"),
-            Some("evt_1.identity.verified")
-        );
+        assert_eq!(sent[0].header("idempotency-key"), Some(ID));
         let body: serde_json::Value = serde_json::from_str(sent[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(
             body["recipient"],
             serde_json::json!({"type": "user", "id": "u_1"})
         );
         assert_eq!(body["payload"]["status"], "verified");
-        assert!(body.get("delivered").is_none());
+        for bookkeeping in ["state", "attempts", "delivered_at", "next_attempt_at"] {
+            assert!(body.get(bookkeeping).is_none(), "{bookkeeping}");
+        }
         // The same notification again (a redelivered event) sends nothing.
-        block_on(send_notification(
-            &store,
-            &transport,
-            Some(signed("https://sink.test/n")),
-            sample(),
-            200,
-        ))
-        .unwrap();
+        send(&store, &transport, target(), 200);
         assert_eq!(transport.sent().len(), 1);
     }
 
     #[test]
-    fn a_failed_delivery_is_recorded_and_retried_next_time() {
+    fn a_failed_delivery_is_indexed_by_its_due_time_and_moved_on_each_attempt() {
         let store = MemoryStore::new();
         let failing = FakeTransport::new(|_| Ok(FakeTransport::json(500, "{}")));
-        let record = block_on(send_notification(
+        let record = send(
             &store,
             &failing,
-            Some(signed("https://sink.test/n")),
-            sample(),
+            Some(signed("https://sink.test/n", 100)),
             100,
-        ))
-        .unwrap();
-        assert!(!record.delivered);
-        assert_eq!(record.last_error.as_deref(), Some("the sink answered 500"));
-        let down = FakeTransport::new(|_| Err(SendFailure::Network("connection refused".into())));
-        let record = block_on(send_notification(
-            &store,
-            &down,
-            Some(signed("https://sink.test/n")),
-            sample(),
-            150,
-        ))
-        .unwrap();
-        assert_eq!(
-            (record.attempts, record.last_error.as_deref()),
-            (2, Some("connection refused"))
         );
+        assert_eq!(record.state, State::Pending);
+        assert_eq!(record.attempts[0].status, Some(500));
+        assert_eq!(record.next_attempt_at, Some(160));
+        assert_eq!(index(&store), ["outbox:0000000160:evt_1.identity.verified"]);
+        let hint = || block_on(keys::outbox_hint().load(&store)).unwrap();
+        assert_eq!(hint(), Some(100), "the scheduled runs are told to list");
+        // A redelivered event attempts again inline, in the same window.
+        let down = FakeTransport::new(|_| Err(SendFailure::Network("connection refused".into())));
+        let record = send(&store, &down, Some(signed("https://sink.test/n", 150)), 150);
+        assert_eq!(record.attempts.len(), 2);
+        assert_eq!(record.attempts[1].error.as_deref(), Some(ERROR_NETWORK));
+        assert_eq!(
+            record.next_attempt_at,
+            Some(450),
+            "5 minutes after the second"
+        );
+        assert_eq!(index(&store), ["outbox:0000000450:evt_1.identity.verified"]);
         let ok = FakeTransport::new(|_| Ok(FakeTransport::json(200, "{}")));
-        let record = block_on(send_notification(
-            &store,
-            &ok,
-            Some(signed("https://sink.test/n")),
-            sample(),
-            300,
-        ))
-        .unwrap();
+        let record = send(&store, &ok, Some(signed("https://sink.test/n", 300)), 300);
         assert_eq!(
             (
-                record.delivered,
+                record.state,
                 record.created_at,
                 record.delivered_at,
-                record.attempts
+                record.attempts.len()
             ),
-            (true, 100, Some(300), 3)
+            (State::Delivered, 100, Some(300), 3)
         );
+        assert!(index(&store).is_empty(), "delivered: out of the index");
+        assert_eq!(stored(&store), record);
+    }
+
+    #[test]
+    fn a_dead_notification_is_left_alone_by_a_redelivered_event() {
+        let store = MemoryStore::new();
+        let mut dead = sample().resume(None, 100);
+        dead.state = State::Dead;
+        block_on(keys::notification(ID).save(&store, &dead, None)).unwrap();
+        let transport = FakeTransport::new(|_| panic!("only a resend revives it"));
+        let record = send(
+            &store,
+            &transport,
+            Some(signed("https://sink.test/n", 1)),
+            200,
+        );
+        assert_eq!(record, dead);
     }
 
     #[test]
@@ -427,10 +496,35 @@ mod tests {
         assert!(block_on(send_notification(
             &store,
             &transport,
-            Some(signed("https://sink.test")),
+            Some(signed("https://sink.test", 1)),
             sample(),
             1
         ))
         .is_err());
+    }
+
+    #[test]
+    fn an_index_write_failing_leaves_the_old_entry_so_nothing_is_lost() {
+        let store = MemoryStore::new();
+        let failing = FakeTransport::new(|_| Ok(FakeTransport::json(503, "{}")));
+        send(
+            &store,
+            &failing,
+            Some(signed("https://sink.test/n", 100)),
+            100,
+        );
+        store.fail_writes_to(Some("outbox:"));
+        let record = stored(&store);
+        assert!(block_on(attempt_notification(
+            &store,
+            &failing,
+            &signed("https://sink.test/n", 160),
+            record,
+            160
+        ))
+        .is_err());
+        store.fail_writes_to(None);
+        assert_eq!(index(&store), ["outbox:0000000160:evt_1.identity.verified"]);
+        assert_eq!(stored(&store).next_attempt_at, Some(160));
     }
 }

@@ -200,6 +200,17 @@ pub mod keys {
     pub fn catchup_state() -> Key<crate::catchup::CatchupState> {
         Key::new("catchup:state".to_owned())
     }
+
+    /// An entry of one of the outbox's indexes, named by `notify::due_index_name` or
+    /// `notify::dead_index_name`: the name is all it says (its value is `null`).
+    pub fn outbox_entry(name: &str) -> Key<()> {
+        Key::new(name.to_owned())
+    }
+
+    /// `notify::DUE_HINT_KEY`: when it was written (unix seconds).
+    pub fn outbox_hint() -> Key<i64> {
+        Key::new(crate::notify::DUE_HINT_KEY.to_owned())
+    }
 }
 
 /// An in-memory store for native tests; it records TTLs and can be told to fail.

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::AppError;
+use crate::error::{AppError, Record};
 use crate::event::{is_event_id, Event, EventRecord, Outcome};
 use crate::handlers::HANDLED_EVENT_TYPES;
 use crate::store::{keys, Store};
@@ -167,7 +167,7 @@ pub async fn replay<S: Store, P: Port>(
     event_id: &str,
 ) -> Result<ReplayAnswer, AppError> {
     if !is_event_id(event_id) {
-        return Err(AppError::NotFound);
+        return Err(AppError::NoRecord(Record::StripeEvent));
     }
     if let Some(done) = keys::event(event_id)
         .load_tolerant(store)
@@ -182,7 +182,7 @@ pub async fn replay<S: Store, P: Port>(
     }
     let raw = match port.retrieve_event(&calls::retrieve_event(event_id)).await {
         Err(AppError::Stripe(e)) if e.api_error().is_some_and(|api| api.status == 404) => {
-            return Err(AppError::NotFound)
+            return Err(AppError::NoRecord(Record::StripeEvent))
         }
         other => other?,
     };

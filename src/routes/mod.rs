@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod entity;
 pub mod health;
 pub mod identity;
+pub mod notifications;
 pub mod scheduled;
 pub mod webhook;
 

@@ -1,46 +1,113 @@
-//! The scheduled handler's adapter: the cron fires every minute (wrangler.toml `[triggers]`),
-//! and each step decides whether it is due and stays within its bounds, one after another.
-//! Each step leaves one JSON line in the log; a failing step does not stop the next.
+//! The Cron Trigger (`[triggers] crons` in wrangler.toml, every minute): one run is a list of
+//! steps, one after another, each bounded so the whole run stays within the Workers Free
+//! plan (50 subrequests, 10 ms CPU per invocation) and each resumable by the next run. The
+//! scheduled time of the event is the run's "now" (`wrangler dev` passes one with
+//! `/cdn-cgi/local/scheduled?cron=…&time=<ms>`, so tests can move time); signatures carry
+//! the wall clock. One JSON log line per run says what each step did.
 
-use worker::{console_error, console_log, Env};
+use serde::Serialize;
+use worker::{console_error, console_log, Date, Env};
 
-use crate::services::Trace;
+use crate::catchup::Bounds;
+use crate::error::AppError;
+use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET};
+use crate::services::{Trace, TraceData};
 
 use super::{catchup, Ctx};
 
-/// `scheduled_ms`: the scheduled event's time, the steps' "now".
-pub async fn run(env: &Env, scheduled_ms: f64, cron: &str) {
-    let now = (scheduled_ms / 1000.0) as i64;
+/// Subrequests one invocation may make on the Workers Free plan.
+const FREE_PLAN_SUBREQUESTS: usize = 50;
 
+/// The run: every step in order. A failed step is logged and does not stop the next.
+pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
+    let started = Date::now().as_millis();
+    let wall = (started / 1000) as i64;
+    let now = if scheduled_ms.is_finite() && scheduled_ms > 0.0 {
+        (scheduled_ms / 1000.0).floor() as i64
+    } else {
+        wall
+    };
     let trace = Trace::new();
     let ctx = Ctx::new(env, now, &trace);
-    match catchup::step(&ctx).await {
-        Ok(None) => {}
-        Ok(Some(report)) => log(
-            "catch_up",
-            cron,
-            &serde_json::json!({ "report": report }),
-            &trace,
-        ),
-        Err(error) => {
-            console_error!("{{\"error\":{:?}}}", error.log_text());
-            log(
-                "catch_up",
-                cron,
-                &serde_json::json!({ "error": error.code() }),
-                &trace,
-            );
-        }
+    // Catch-up is due every CATCHUP_EVERY_MINUTES; on those runs it goes first and the
+    // notifications get what is left of the run's subrequests.
+    let catch_up = catchup::step(&ctx).await;
+    let budget = match &catch_up {
+        Ok(None) => RETRY_SUBREQUEST_BUDGET,
+        _ => FREE_PLAN_SUBREQUESTS.saturating_sub(Bounds::FREE_PLAN.max_subrequests() as usize),
+    };
+    let mut steps = Vec::with_capacity(2);
+    if !matches!(catch_up, Ok(None)) {
+        steps.push(step("catch_up", catch_up));
+    }
+    steps.push(step(
+        "retry_notifications",
+        retry_notifications(&ctx, wall, budget).await,
+    ));
+    let log = RunLog {
+        scheduled: cron,
+        now,
+        steps: &steps,
+        duration_ms: (Date::now().as_millis() - started) as f64,
+        trace: trace.snapshot(),
+    };
+    if let Ok(line) = serde_json::to_string(&log) {
+        console_log!("{line}");
     }
 }
 
-fn log(step: &str, cron: &str, fields: &serde_json::Value, trace: &Trace) {
-    let mut line = serde_json::json!({ "scheduled": step, "cron": cron });
-    if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
-        line.extend(fields.clone());
-        if let Ok(serde_json::Value::Object(trace)) = serde_json::to_value(trace.snapshot()) {
-            line.extend(trace);
+/// Due notifications, earliest first, within the step's share of the run's subrequests.
+async fn retry_notifications(
+    ctx: &Ctx<'_>,
+    wall: i64,
+    budget: usize,
+) -> Result<RetryReport, AppError> {
+    let services = ctx.services()?;
+    Ok(outbox::retry_due(
+        services.store,
+        services.transport,
+        services.notify_target(wall),
+        ctx.now,
+        budget,
+    )
+    .await?)
+}
+
+#[derive(Serialize)]
+struct RunLog<'a> {
+    /// The cron expression that fired.
+    scheduled: &'a str,
+    /// The scheduled time, unix seconds.
+    now: i64,
+    steps: &'a [StepLog],
+    duration_ms: f64,
+    #[serde(flatten)]
+    trace: TraceData,
+}
+
+#[derive(Serialize)]
+struct StepLog {
+    step: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn step<R: Serialize>(name: &'static str, result: Result<R, AppError>) -> StepLog {
+    match result {
+        Ok(report) => StepLog {
+            step: name,
+            report: serde_json::to_value(report).ok(),
+            error: None,
+        },
+        Err(error) => {
+            console_error!("{{\"step\":{name:?},\"error\":{:?}}}", error.log_text());
+            StepLog {
+                step: name,
+                report: None,
+                error: Some(error.code().to_owned()),
+            }
         }
     }
-    console_log!("{line}");
 }

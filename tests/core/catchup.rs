@@ -10,7 +10,7 @@ use pollster::block_on;
 use serde_json::value::RawValue;
 use stripe_edge_webhooks::catchup::run::{replay, run, EventPage, Port};
 use stripe_edge_webhooks::catchup::{Bounds, CatchupState, INITIAL_LOOKBACK_SECONDS};
-use stripe_edge_webhooks::error::AppError;
+use stripe_edge_webhooks::error::{AppError, Record};
 use stripe_edge_webhooks::event::{Event, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
 use stripe_edge_webhooks::stripe::StripeRequest;
@@ -383,7 +383,7 @@ fn a_replay_works_a_failed_for_good_event_once_and_a_handled_one_changes_nothing
     );
     assert!(matches!(
         block_on(replay(&store, &fake, "not an id")),
-        Err(AppError::NotFound)
+        Err(AppError::NoRecord(Record::StripeEvent))
     ));
     assert!(block_on(store.get("catchup:state")).unwrap().is_some());
 }

@@ -246,7 +246,7 @@ fn create_fail_retry_verify_then_refuse() {
     let stored = block_on(keys::notification("evt_2.identity.verified").load(&*world.store))
         .unwrap()
         .unwrap();
-    assert!(stored.delivered);
+    assert!(stored.is_delivered());
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn the_attempt_limit_refuses_a_fourth_session() {
     let outbox = block_on(keys::notification("evt_3.identity.requires_input").load(&*world.store))
         .unwrap()
         .unwrap();
-    assert!(!outbox.delivered);
+    assert!(!outbox.is_delivered());
     assert_eq!(outbox.payload["may_retry"], false);
 }
 

@@ -11,6 +11,7 @@ mod deploy_config;
 mod hostile_input;
 mod identity_flow;
 mod layers;
+mod outbox;
 mod signature_vectors;
 mod stripe_client;
 mod trigger_fixtures;
