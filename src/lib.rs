@@ -140,6 +140,10 @@ mod glue {
             ..Default::default()
         };
 
+        // Read only for a path no route has (see `router::answers_page`): never on the hot paths.
+        let headers = crate::router::answers_for(&path)
+            .is_none()
+            .then(|| req.headers());
         let trace = Trace::new();
         let result = handle(req, &env, &mut log, &trace).await;
         let response = match result {
@@ -150,7 +154,10 @@ mod glue {
                     console_error!("{{\"error\":{:?}}}", error.log_text());
                 }
                 log.error = Some(error.code());
-                routes::error_response(&error)?
+                let page = crate::router::answers_page(&path, || {
+                    headers.and_then(|h| h.get("accept").ok().flatten())
+                });
+                routes::error_response(&env, &error, page)?
             }
         };
         log.status = response.status_code();
@@ -203,6 +210,7 @@ mod glue {
             }
             Route::Customer => routes::billing::get_customer(&ctx, &id).await,
             Route::Charge => routes::billing::get_charge(&ctx, &id).await,
+            Route::Favicon => Ok(routes::favicon()),
         }
     }
 

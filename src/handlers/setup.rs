@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::event::{Event, EventKind, Outcome};
 use crate::http::Transport;
 use crate::objects::{CheckoutSession, Customer, Expandable, PaymentMethod, SetupIntent};
-use crate::pages::SuccessView;
+use crate::pages::{checkout_link, Money, SuccessView};
 use crate::services::Services;
 use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
@@ -222,8 +222,9 @@ pub(super) async fn save_customer<S: Store, T: Transport>(
 
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
 /// (payment mode) from one retrieval of the session with its SetupIntent (or PaymentIntent)
-/// and their payment method expanded. Nothing is
-/// called when the webhook already recorded the setup.
+/// and their payment method expanded. Nothing is called when the webhook already recorded the
+/// setup. A session not complete yet is shown with its Checkout URL to go back to (none once
+/// expired).
 pub async fn complete_from_success_page<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     session_id: &str,
@@ -234,7 +235,10 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
         Some(done) if done.is_completed_setup() => return card_saved(services, done, None).await,
         // Repeated reads of a finished session cost no Stripe call.
         Some(paid) if paid.is_paid_payment() => {
-            return Ok(SuccessView::PaymentReceived { session: paid.id })
+            return Ok(SuccessView::PaymentReceived {
+                amount: Money::from_parts(paid.amount_total, paid.currency.as_deref()),
+                session: paid.id,
+            })
         }
         _ => {}
     }
@@ -244,29 +248,35 @@ pub async fn complete_from_success_page<S: Store, T: Transport>(
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
     }
-    match session.mode.as_str() {
-        "setup" => {
-            let done = complete_setup(services, &session)
-                .await
-                .map_err(|e| e.error)?;
-            card_saved(services, done.checkout, done.customer).await
-        }
-        "payment" if session.status.as_deref() == Some("complete") => {
-            record_recovery(services, &session, services.now)
-                .await
-                .map_err(|e| e.error)?;
-            if session.payment_status.as_deref() == Some("paid") {
-                Ok(SuccessView::PaymentReceived {
-                    session: session.id,
-                })
-            } else {
-                Ok(SuccessView::PaymentProcessing {
-                    session: session.id,
-                })
-            }
-        }
-        "payment" => Err(BillingError::SessionNotComplete.into()),
-        _ => Err(AppError::NotFound),
+    if !matches!(session.mode.as_str(), "setup" | "payment") {
+        return Err(AppError::NotFound);
+    }
+    if session.status.as_deref() != Some("complete") {
+        let open = session.status.as_deref() == Some("open");
+        return Ok(SuccessView::NotFinished {
+            checkout_url: checkout_link(session.url.as_deref().filter(|_| open)),
+        });
+    }
+    if session.mode == "setup" {
+        let done = complete_setup(services, &session)
+            .await
+            .map_err(|e| e.error)?;
+        return card_saved(services, done.checkout, done.customer).await;
+    }
+    record_recovery(services, &session, services.now)
+        .await
+        .map_err(|e| e.error)?;
+    let amount = Money::from_parts(session.amount_total, session.currency.as_deref());
+    if session.payment_status.as_deref() == Some("paid") {
+        Ok(SuccessView::PaymentReceived {
+            session: session.id,
+            amount,
+        })
+    } else {
+        Ok(SuccessView::PaymentProcessing {
+            session: session.id,
+            amount,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<
     }
     .await;
     let (status, body) = match result {
-        Ok(view) => (200, view.render()),
+        Ok(view) => (view.status(), view.render()),
         Err(error) => {
             if error.status() >= 500 {
                 // Status, type, code and request id of a Stripe error, never its message.
