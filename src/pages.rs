@@ -393,10 +393,7 @@ pub fn error_page(error: &AppError) -> (u16, String) {
             "Not here",
             "This page cannot be opened that way. Start again from the home page.",
         ),
-        AppError::TooManyRequests => (
-            "Too many requests",
-            "Please wait a minute and try again.",
-        ),
+        AppError::TooManyRequests => ("Too many requests", "Please wait a minute and try again."),
         _ if status == 503 => (
             "Please try again",
             "The service is briefly unavailable. Try again in a moment.",
@@ -435,7 +432,10 @@ mod tests {
         // Stripe's special cases keep two decimals in the API: 500 is 5 ISK.
         assert_eq!(format_amount(500, "isk"), "5.00 ISK");
         assert_eq!(format_amount(-250, "usd"), "-2.50 USD");
-        for zero in ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"] {
+        for zero in [
+            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+            "vuv", "xaf", "xof", "xpf",
+        ] {
             assert_eq!(currency_exponent(zero), 0, "{zero}");
         }
         for three in ["bhd", "jod", "kwd", "omr", "tnd"] {
@@ -454,7 +454,10 @@ mod tests {
             amount: Money::from_parts(Some(2500), Some("eur")),
         }
         .render();
-        assert!(html.contains("your payment of 25.00 EUR went through"), "{html}");
+        assert!(
+            html.contains("your payment of 25.00 EUR went through"),
+            "{html}"
+        );
         assert!(html.contains(&session));
         assert!(html.contains("overflow-wrap:anywhere"), "{html}");
         assert!(html.contains("name=\"viewport\""));
@@ -463,14 +466,20 @@ mod tests {
             amount: Money::from_parts(Some(1000), Some("jpy")),
         }
         .render();
-        assert!(processing.contains("your payment of 1,000 JPY is being processed"), "{processing}");
+        assert!(
+            processing.contains("your payment of 1,000 JPY is being processed"),
+            "{processing}"
+        );
         // Without an amount from Stripe, no made-up one.
         let unknown = SuccessView::PaymentReceived {
             session: "cs_1".into(),
             amount: Money::from_parts(None, Some("eur")),
         }
         .render();
-        assert!(unknown.contains("Thank you: your payment went through."), "{unknown}");
+        assert!(
+            unknown.contains("Thank you: your payment went through."),
+            "{unknown}"
+        );
     }
 
     #[test]
@@ -512,13 +521,19 @@ mod tests {
         assert!(!html.contains("STRIPE_SECRET_KEY"), "{html}");
         assert_eq!(error_page(&AppError::TooManyRequests).0, 429);
         assert_eq!(setup_error_page(&AppError::NotFound).0, 404);
-        assert_eq!(setup_error_page(&AppError::MethodNotAllowed { allow: "POST" }).0, 405);
+        assert_eq!(
+            setup_error_page(&AppError::MethodNotAllowed { allow: "POST" }).0,
+            405
+        );
     }
 
     #[test]
     fn every_page_names_the_favicon_its_csp_lets_load() {
         for html in [home(), page("t", &[]), error_page(&AppError::NotFound).1] {
-            assert!(html.contains("<link rel=\"icon\" href=\"/favicon.ico\">"), "{html}");
+            assert!(
+                html.contains("<link rel=\"icon\" href=\"/favicon.ico\">"),
+                "{html}"
+            );
             assert!(html.contains("width=device-width"));
         }
         let [_, (_, csp), ..] = page_headers("https://checkout.stripe.com");

@@ -159,7 +159,10 @@ impl CheckoutRecord {
             recovers: session.metadata.get(RECOVERS_METADATA).cloned(),
             payment_status: session.payment_status.clone(),
             amount_total: session.amount_total.filter(|_| session.mode == "payment"),
-            currency: session.currency.clone().filter(|_| session.mode == "payment"),
+            currency: session
+                .currency
+                .clone()
+                .filter(|_| session.mode == "payment"),
             updated_at: now,
         }
     }

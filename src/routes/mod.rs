@@ -220,9 +220,10 @@ fn page_response(checkout_origin: &str, status: u16, body: &str) -> worker::Resu
 pub fn error_response(env: &Env, error: &AppError, page: bool) -> worker::Result<Response> {
     let response = if page {
         let config = shared_config(env).ok();
-        let checkout_origin = config
-            .as_deref()
-            .map_or(crate::config::STRIPE_CHECKOUT_ORIGIN, Config::checkout_origin);
+        let checkout_origin = config.as_deref().map_or(
+            crate::config::STRIPE_CHECKOUT_ORIGIN,
+            Config::checkout_origin,
+        );
         let (status, body) = crate::pages::error_page(error);
         page_response(checkout_origin, status, &body)?
     } else {
@@ -246,7 +247,9 @@ pub fn favicon() -> worker::Result<Response> {
     response
         .headers()
         .set("cache-control", "public, max-age=86400")?;
-    response.headers().set("x-content-type-options", "nosniff")?;
+    response
+        .headers()
+        .set("x-content-type-options", "nosniff")?;
     Ok(response)
 }
 
