@@ -137,7 +137,7 @@ pub fn format_amount(amount: i64, currency: &str) -> String {
     let digits = (magnitude / unit).to_string();
     let mut major = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             major.push(',');
         }
         major.push(digit);
