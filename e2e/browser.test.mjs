@@ -5,9 +5,6 @@
 // user sees, no horizontal overflow, no console errors and no raw JSON.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { adminPost, startStack } from './harness.mjs';
@@ -20,21 +17,19 @@ const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 375, 
 describe('the pages in a real browser', () => {
   let stack;
   let browser;
-  let profile;
 
   before(async () => {
     stack = await startStack({ STRIPE_SECRET_KEY: 'sk_test_e2e_browser_1f', STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN });
-    profile = mkdtempSync(path.join(os.tmpdir(), 'e2e-chromium-'));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+        '--disable-component-update', '--disable-sync'],
+      // launch() gives the browser a fresh user-data-dir of its own (removed on close).
     });
   });
   after(async () => {
     await browser?.close();
     await stack?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   /** A fresh page that records console errors, page errors and failed loads. */
@@ -77,10 +72,10 @@ describe('the pages in a real browser', () => {
         const { page } = tab;
         let res = await page.goto(`${stack.worker.url}/`);
         await assertUsable(tab, res, { status: 200, title: 'Save a card for later', text: 'Nothing is charged now' });
-        [res] = await Promise.all([page.waitForNavigation(), page.click('text=Save a card')]);
+        [res] = await Promise.all([page.waitForNavigation(), page.click('button:text-is("Save a card")')]);
         await assertUsable(tab, res, { status: 200, title: 'Checkout (setup mode)' });
         await page.selectOption('select[name=card]', '4242424242424242');
-        [res] = await Promise.all([page.waitForURL(/\/success\?session_id=cs_/), page.click('text=Save card')]);
+        [res] = await Promise.all([page.waitForURL(/\/success\?session_id=cs_/), page.click('button:text-is("Save card")')]);
         res = await page.reload();
         await assertUsable(tab, res, { status: 200, title: 'Card saved', text: 'visa card ending in 4242' });
         // The paid session reopened at Checkout: what became of it, no button.
@@ -98,9 +93,9 @@ describe('the pages in a real browser', () => {
       try {
         const { page } = tab;
         await page.goto(`${stack.worker.url}/`);
-        await Promise.all([page.waitForNavigation(), page.click('text=Save a card')]);
+        await Promise.all([page.waitForNavigation(), page.click('button:text-is("Save a card")')]);
         await page.selectOption('select[name=card]', '4000000000000341');
-        await Promise.all([page.waitForURL(/\/success\?session_id=cs_/), page.click('text=Save card')]);
+        await Promise.all([page.waitForURL(/\/success\?session_id=cs_/), page.click('button:text-is("Save card")')]);
         assert.match(await page.textContent('h1'), /Card saved/);
         const session = new URL(page.url()).searchParams.get('session_id');
         const customer = (await (await fetch(`${stack.stripeBase}/_test/objects`)).json())
@@ -158,7 +153,7 @@ describe('the pages in a real browser', () => {
           const field = Object.assign(document.createElement('input'), { type: 'hidden', name: 'customer', value: 'cus_VICTIM' });
           document.querySelector('form').append(field);
         });
-        [res] = await Promise.all([page.waitForNavigation(), page.click('text=Save a card')]);
+        [res] = await Promise.all([page.waitForNavigation(), page.click('button:text-is("Save a card")')]);
         await assertUsable(tab, res, { status: 400, title: 'Invalid request' });
         const favicon = await page.request.get(`${stack.worker.url}/favicon.ico`);
         assert.equal(favicon.status(), 200);
