@@ -940,7 +940,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       ${declineMessage ? `<p role="alert" style="color:#b00">${escape(declineMessage)}</p>` : ''}
       ${session.amount_total ? `<p>Amount: ${escape(formatAmount(session.amount_total, session.currency))}</p>` : ''}
       <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
-      <label>Test card <select name="card">${options}</select></label><br><br>
+      <label>Test card <select name="card" style="max-width:100%">${options}</select></label><br><br>
       <label>Email <input name="email" value="customer@example.com"></label><br><br>
       <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>${delayed}`;
   }
