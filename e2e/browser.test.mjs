@@ -111,7 +111,7 @@ describe('the pages in a real browser', () => {
         const recovery = note.body.payload.recovery_url.match(/(cs_\w+)$/)[1];
         res = await page.goto(`${stack.worker.url}/success?session_id=${recovery}`);
         await assertUsable(tab, res, { status: 409, title: 'Not finished yet' });
-        [res] = await Promise.all([page.waitForNavigation(), page.click('text=Back to Checkout')]);
+        [res] = await Promise.all([page.waitForNavigation(), page.click('a:text-is("Back to Checkout")')]);
         await assertUsable(tab, res, { status: 200, title: 'Checkout (payment mode)' });
         // The same declining card again: the decline on the page, not JSON.
         await page.selectOption('select[name=card]', '4000000000000341');
