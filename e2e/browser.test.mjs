@@ -34,7 +34,10 @@ describe('the pages in a real browser', () => {
 
   /** A fresh page that records console errors, page errors and failed loads. */
   async function open(viewport) {
-    const context = await browser.newContext({ viewport: VIEWPORTS[viewport] });
+    // A phone as Chrome emulates one (isMobile): it honours a page's viewport meta tag, and
+    // without one lays the page out 980 px wide, as a phone does.
+    const phone = viewport === 'phone' ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {};
+    const context = await browser.newContext({ viewport: VIEWPORTS[viewport], ...phone });
     const page = await context.newPage();
     const problems = [];
     page.on('console', (m) => {
@@ -59,7 +62,11 @@ describe('the pages in a real browser', () => {
     assert.ok(!body.startsWith('{') && !body.includes('"error"'), `raw JSON at ${page.url()}: ${body}`);
     if (title) assert.equal((await page.textContent('h1')).trim(), title);
     for (const t of [text].flat().filter(Boolean)) assert.ok(body.includes(t), `${page.url()} shows "${t}": ${body}`);
-    const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    const { scroll, client, layout } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth, layout: window.innerWidth,
+    }));
+    const screen = page.viewportSize().width;
+    assert.equal(layout, screen, `${page.url()} is laid out ${layout} px wide on a ${screen} px screen (no viewport tag?)`);
     assert.ok(scroll <= client, `horizontal overflow at ${page.url()}: ${scroll} > ${client}`);
     await page.waitForLoadState('load');
     assert.deepEqual(problems, [], page.url());
