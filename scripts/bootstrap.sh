@@ -60,3 +60,20 @@ if [ "$node_major" -lt 22 ]; then
   say "node on PATH is $(node --version); expected the pinned Node LTS from node_modules"
   exit 1
 fi
+
+# The browser test (e2e/browser.test.mjs) drives Debian's chromium through playwright-core,
+# which downloads no browser of its own. Installed here when missing; CI runs as root.
+CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM_BIN" ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    say "$CHROMIUM_BIN is missing: the browser test needs Debian's chromium; install it as root with: apt-get install -y chromium"
+    exit 1
+  fi
+  say "installing Debian's chromium for the browser test"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  if [ ! -x "$CHROMIUM_BIN" ]; then
+    say "apt-get installed chromium, but $CHROMIUM_BIN is still missing"
+    exit 1
+  fi
+fi

@@ -151,6 +151,10 @@ mod glue {
             ..Default::default()
         };
 
+        // Read only for a path no route has (see `router::answers_page`): never on the hot paths.
+        let headers = crate::router::answers_for(&path)
+            .is_none()
+            .then(|| req.headers());
         let trace = Trace::new();
         let result = handle(req, &env, &mut log, &trace).await;
         let response = match result {
@@ -161,7 +165,10 @@ mod glue {
                     console_error!("{{\"error\":{:?}}}", error.log_text());
                 }
                 log.error = Some(error.code().to_owned());
-                routes::error_response(&error)?
+                let page = crate::router::answers_page(&path, || {
+                    headers.and_then(|h| h.get("accept").ok().flatten())
+                });
+                routes::error_response(&env, &error, page)?
             }
         };
         log.status = response.status_code();
@@ -219,6 +226,7 @@ mod glue {
             Route::Notifications => routes::notifications::list(&raw.url(), &ctx).await,
             Route::Notification => routes::notifications::get(&ctx, &id).await,
             Route::ResendNotification => routes::notifications::resend(&ctx, &id).await,
+            Route::Favicon => Ok(routes::favicon()),
         }
     }
 

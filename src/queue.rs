@@ -126,7 +126,7 @@ pub async fn run<S: Store, T: Transport>(work: Work, services: &Services<'_, S, 
 /// quoting Stripe, and one that a retry may get past is noted for the log.
 pub fn success_page(result: Result<SuccessView, AppError>, trace: &Trace) -> (u16, String) {
     match result {
-        Ok(view) => (200, view.render()),
+        Ok(view) => (view.status(), view.render()),
         Err(error) => {
             if error.status() >= 500 {
                 // Status, type, code and request id of a Stripe error, never its message.

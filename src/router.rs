@@ -7,11 +7,12 @@ const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
 
 /// Declares [`Route`] and its table from one list: each route's path (`{id}` is one
-/// non-empty segment), the methods it allows, and whether it needs the admin token. Its
-/// literal path segments are the words `path_for_log` keeps. Adding a route: a line here and
-/// its adapter's arm in `lib.rs` (the compiler asks for it).
+/// non-empty segment), the methods it allows, whether it needs the admin token, and whether
+/// it is a browser's (`Page`) or a program's (`Json`). Its literal path segments are the words
+/// `path_for_log` keeps. Adding a route: a line here and its adapter's arm in `lib.rs` (the
+/// compiler asks for it).
 macro_rules! route_table {
-    ($($(#[$doc:meta])* $variant:ident => $path:literal, $allow:ident, $admin:literal;)+) => {
+    ($($(#[$doc:meta])* $variant:ident => $path:literal, $allow:ident, $admin:literal, $answers:ident;)+) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Route {
             $($(#[$doc])* $variant,)+
@@ -23,6 +24,7 @@ macro_rules! route_table {
             path: $path,
             allow: $allow,
             admin: $admin,
+            answers: Answers::$answers,
         },)+];
     };
 }
@@ -35,40 +37,52 @@ pub struct RouteSpec {
     /// The `Allow` header of a 405.
     pub allow: &'static str,
     pub admin: bool,
+    pub answers: Answers,
+}
+
+/// Who a route answers, and so what its refusals and failures look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// A person in a browser: every answer, an error too, is an HTML page (`pages`).
+    Page,
+    /// A program (Stripe, the app): errors are `{"error":{"code","message"}}`.
+    Json,
 }
 
 route_table! {
     /// `GET /`: the "Save a card" page.
-    Home => "/", GET, false;
+    Home => "/", GET, false, Page;
     /// `POST /create-checkout-session`: a customerless setup-mode Checkout Session, then 303
     /// to it (same-origin form posts only, rate-limited, off with `PUBLIC_SETUP=false`).
-    CreateCheckoutSession => "/create-checkout-session", POST, false;
+    CreateCheckoutSession => "/create-checkout-session", POST, false, Page;
     /// `POST /setup-sessions`: a setup session the app binds to one of its customers.
-    SetupSessions => "/setup-sessions", POST, true;
-    Health => "/health", GET, false;
-    Webhook => "/webhook", POST, false;
+    SetupSessions => "/setup-sessions", POST, true, Json;
+    Health => "/health", GET, false, Json;
+    Webhook => "/webhook", POST, false, Json;
     /// `GET /events?limit=&cursor=`: a page of recorded events.
-    Events => "/events", GET, true;
+    Events => "/events", GET, true, Json;
     /// `GET /events/{id}`.
-    Event => "/events/{id}", GET, true;
+    Event => "/events/{id}", GET, true, Json;
     /// `POST /events/{id}/replay`: fetch the event from Stripe and process it again.
-    ReplayEvent => "/events/{id}/replay", POST, true;
+    ReplayEvent => "/events/{id}/replay", POST, true, Json;
     /// `GET /catch-up`: the event catch-up's cursor and last run.
-    CatchUp => "/catch-up", GET, true;
-    CreateVerificationSession => "/identity/verification-sessions", POST, true;
-    IdentityUser => "/identity/users/{id}", GET, true;
+    CatchUp => "/catch-up", GET, true, Json;
+    CreateVerificationSession => "/identity/verification-sessions", POST, true, Json;
+    IdentityUser => "/identity/users/{id}", GET, true, Json;
     /// `GET /success?session_id=`: the page Checkout returns to.
-    Success => "/success", GET, false;
+    Success => "/success", GET, false, Page;
     /// `POST /charges`: an off-session charge.
-    CreateCharge => "/charges", POST, true;
-    Customer => "/customers/{id}", GET, true;
-    Charge => "/charges/{id}", GET, true;
+    CreateCharge => "/charges", POST, true, Json;
+    Customer => "/customers/{id}", GET, true, Json;
+    Charge => "/charges/{id}", GET, true, Json;
     /// `GET /notifications?state=pending|dead&limit=&cursor=`: a page of the outbox's index.
-    Notifications => "/notifications", GET, true;
+    Notifications => "/notifications", GET, true, Json;
     /// `GET /notifications/{id}`: one outbox record with its attempts.
-    Notification => "/notifications/{id}", GET, true;
+    Notification => "/notifications/{id}", GET, true, Json;
     /// `POST /notifications/{id}/resend`: one attempt now (a dead one is revived).
-    ResendNotification => "/notifications/{id}/resend", POST, true;
+    ResendNotification => "/notifications/{id}/resend", POST, true, Json;
+    /// `GET /favicon.ico`: the icon every page names.
+    Favicon => "/favicon.ico", GET, false, Page;
 }
 
 impl Route {
@@ -107,12 +121,16 @@ fn fit(pattern: &str, segments: &[&str]) -> Option<String> {
     Some(id)
 }
 
-pub fn route(method: &str, path: &str) -> Result<Routed, AppError> {
+/// The row whose path fits `path` (whatever the method), with its `{id}` segment.
+fn find(path: &str) -> Option<(&'static RouteSpec, String)> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let (spec, id) = ROUTES
+    ROUTES
         .iter()
         .find_map(|spec| fit(spec.path, &segments).map(|id| (spec, id)))
-        .ok_or(AppError::NotFound)?;
+}
+
+pub fn route(method: &str, path: &str) -> Result<Routed, AppError> {
+    let (spec, id) = find(path).ok_or(AppError::NotFound)?;
     if spec.allow.split(", ").any(|allowed| allowed == method) {
         Ok(Routed {
             route: spec.route,
@@ -121,6 +139,36 @@ pub fn route(method: &str, path: &str) -> Result<Routed, AppError> {
     } else {
         Err(AppError::MethodNotAllowed { allow: spec.allow })
     }
+}
+
+/// Who a path's route answers (whatever the method: a browser that opens
+/// `/create-checkout-session` gets a 405 page); `None` for a path no route has.
+pub fn answers_for(path: &str) -> Option<Answers> {
+    find(path).map(|(spec, _)| spec.answers)
+}
+
+/// Whether a refused or failed request is answered with an HTML page rather than JSON: on a
+/// page route always, on a path no route has when the client asks for HTML (a browser's
+/// address bar sends `Accept: text/html,…`; `accept` is read only then).
+pub fn answers_page(path: &str, accept: impl FnOnce() -> Option<String>) -> bool {
+    match answers_for(path) {
+        Some(answers) => answers == Answers::Page,
+        None => accept().is_some_and(|accept| accepts_html(&accept)),
+    }
+}
+
+/// Whether an `Accept` header lists `text/html` (with any parameters, not refused by `q=0`).
+pub fn accepts_html(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("text/html") && !refused
+    })
 }
 
 /// A literal segment of some route's path.
@@ -143,6 +191,10 @@ pub fn is_same_origin_post(
     match (sec_fetch_site.map(str::trim), origin.map(str::trim)) {
         // `none`: typed or bookmarked by the user, which a form post is not.
         (Some(site), _) if !site.eq_ignore_ascii_case("same-origin") => false,
+        // Chrome sends `Origin: null` for a form posted from a page with
+        // `Referrer-Policy: no-referrer` (all of ours); its `Sec-Fetch-Site` still says where
+        // the post came from, and no page can set that header.
+        (Some(_), Some("null")) => true,
         (_, Some(origin)) => own_origins
             .iter()
             .filter(|own| !own.is_empty())
@@ -388,6 +440,8 @@ mod tests {
             &own
         ));
         assert!(is_same_origin_post(Some("same-origin"), None, &own));
+        // Found by the browser test: Chrome's form post from a no-referrer page.
+        assert!(is_same_origin_post(Some("same-origin"), Some("null"), &own));
         assert!(is_same_origin_post(
             None,
             Some("http://127.0.0.1:8787"),
@@ -484,6 +538,7 @@ mod tests {
             routed("POST", "/notifications/evt_1.identity.verified/resend"),
             (Route::ResendNotification, "evt_1.identity.verified".into())
         );
+        assert_eq!(routed("GET", "/favicon.ico"), (Route::Favicon, none()));
     }
 
     #[test]
@@ -543,6 +598,48 @@ mod tests {
         assert_eq!(path_for_log(&"/a".repeat(50)), "/*/*/*/*/*/*/…");
         let long = format!("/events/evt_{}", "a".repeat(500));
         assert_eq!(path_for_log(&long), "/events/*");
+    }
+
+    #[test]
+    fn browser_routes_and_browsers_on_unknown_paths_get_pages() {
+        let pages: Vec<Route> = ROUTES
+            .iter()
+            .filter(|s| s.answers == Answers::Page)
+            .map(|s| s.route)
+            .collect();
+        assert_eq!(
+            pages,
+            [
+                Route::Home,
+                Route::CreateCheckoutSession,
+                Route::Success,
+                Route::Favicon
+            ]
+        );
+        assert!(ROUTES
+            .iter()
+            .all(|s| !(s.admin && s.answers == Answers::Page)));
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        let html = || Some(browser.to_owned());
+        let no_accept = || -> Option<String> { panic!("Accept is read for unknown paths only") };
+        // Page routes, whatever the method or Accept (a GET of the form's target is a 405 page).
+        assert!(answers_page("/", no_accept));
+        assert!(answers_page("/create-checkout-session", no_accept));
+        assert!(answers_page("/success", no_accept));
+        assert!(answers_page("/favicon.ico", no_accept));
+        // Program routes never, even for a browser.
+        assert!(!answers_page("/webhook", no_accept));
+        assert!(!answers_page("/events/evt_1", no_accept));
+        assert!(!answers_page("/health", no_accept));
+        // Unknown paths: by Accept.
+        assert!(answers_page("/nope", html));
+        assert!(answers_page("/events/a/b", html));
+        assert!(!answers_page("/nope", || None));
+        assert!(!answers_page("/nope", || Some("application/json".into())));
+        assert!(!answers_page("/nope", || Some("*/*".into())));
+        assert!(accepts_html("TEXT/HTML; charset=utf-8"));
+        assert!(!accepts_html("text/html;q=0, application/json"));
+        assert!(!accepts_html("text/htmlx"));
     }
 
     #[test]

@@ -45,6 +45,23 @@ export const TEST_CARDS = {
 };
 
 /**
+ * An amount in the currency's smallest unit as a person reads it, in the major unit
+ * (docs.stripe.com/currencies: zero-decimal and three-decimal currencies; ISK, HUF and TWD
+ * keep two decimals in the API): 1099 usd is "10.99 USD", 1000 jpy "1,000 JPY".
+ */
+export function formatAmount(amount, currency) {
+  const code = String(currency ?? '').toLowerCase();
+  const zero = ['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf'];
+  const three = ['bhd', 'jod', 'kwd', 'omr', 'tnd'];
+  const exponent = zero.includes(code) ? 0 : three.includes(code) ? 3 : 2;
+  const magnitude = BigInt(Math.abs(Math.trunc(Number(amount))));
+  const unit = 10n ** BigInt(exponent);
+  const major = (magnitude / unit).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const minor = exponent ? `.${(magnitude % unit).toString().padStart(exponent, '0')}` : '';
+  return `${Number(amount) < 0 ? '-' : ''}${major}${minor} ${code.toUpperCase()}`;
+}
+
+/**
  * Every parameter violation any stand-in in this process answered (append-only; /_test/reset
  * clears only one stand-in's own list). The e2e harness asserts after each file that none but
  * the ones a test caused on purpose (header `Standin-Expected-Violation: <reason>`) happened.
@@ -854,11 +871,21 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if ((m = p.match(/^\/_test\/checkout\/sessions\/([\w]+)\/complete$/)) && req.method === 'POST') {
         const browser = (req.headers.accept ?? '').includes('text/html');
         const input = json();
-        // The Checkout page asks for 3D Secure first: a browser's form without an answer gets
-        // the authentication page (a JSON caller's default is to complete it).
-        if (browser && TEST_CARDS[input.card]?.setup === '3ds' && !input.three_d_secure) {
-          const session = get('checkout session', m[1], 'checkout.session');
-          if (session.mode === 'setup') return html(res, threeDSPage(session, input));
+        if (browser) {
+          // A browser's form answers a page, never JSON: a session no longer open (paid in
+          // another tab, reloaded after paying) shows what became of it, a declined payment
+          // the Checkout page again with the decline.
+          const session = objects.get(m[1]);
+          if (session?.object !== 'checkout.session') return html(res, missingSessionPage(), 404);
+          if (session.status !== 'open') return html(res, closedSessionPage(session));
+          // The Checkout page asks for 3D Secure first: a browser's form without an answer
+          // gets the authentication page (a JSON caller's default is to complete it).
+          if (TEST_CARDS[input.card]?.setup === '3ds' && !input.three_d_secure && session.mode === 'setup') {
+            return html(res, threeDSPage(session, input));
+          }
+          if (session.mode === 'payment' && TEST_CARDS[input.card] && TEST_CARDS[input.card].outcome !== 'succeeded' && input.method !== 'delayed') {
+            return html(res, checkoutPage(session, TEST_CARDS[input.card].message));
+          }
         }
         const { session, emitted, declined, setupIntent, requiresAction } = completeCheckout(m[1], input);
         const events = await settle(emitted);
@@ -910,11 +937,30 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     }
   }
 
-  function html(res, body) {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(`<!doctype html><meta charset="utf-8"><title>Stripe stand-in</title><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${body}</body>`);
+  // Pages that fit a phone: the viewport tag, one narrow column, long ids wrapped.
+  function html(res, body, status = 200) {
+    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Stripe stand-in</title><body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em;overflow-wrap:anywhere">${body}</body></html>`);
   }
   const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const successUrl = (session) => session.success_url?.replace('{CHECKOUT_SESSION_ID}', session.id);
+
+  function missingSessionPage() {
+    return '<h1>Checkout Session not found</h1><p>This Checkout link is not known here.</p>';
+  }
+  /** A session that is no longer open: what became of it, and where to go on. */
+  function closedSessionPage(session) {
+    const back = successUrl(session);
+    if (session.status === 'complete') {
+      const what = session.mode === 'setup'
+        ? '<h1>Card saved</h1><p>This Checkout Session is complete: the card is saved.</p>'
+        : session.payment_status === 'paid'
+          ? `<h1>Payment complete</h1><p>This Checkout Session is paid${session.amount_total == null ? '' : `: ${escape(formatAmount(session.amount_total, session.currency))}`}.</p>`
+          : '<h1>Payment processing</h1><p>This Checkout Session is complete; its payment is on its way.</p>';
+      return `${what}${back ? `<p><a href="${escape(back)}">Return to the merchant</a></p>` : ''}`;
+    }
+    return '<h1>Checkout Session expired</h1><p>This Checkout Session has expired and can no longer be completed.</p>';
+  }
 
   function threeDSPage(session, { card, email = '' }) {
     const hidden = `<input type="hidden" name="card" value="${escape(card)}"><input type="hidden" name="email" value="${escape(email)}">`;
@@ -931,9 +977,9 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       : '';
     return `<h1>Checkout (${escape(session.mode)} mode)</h1><p>Local Stripe stand-in: no card data leaves this machine.</p>
       ${declineMessage ? `<p role="alert" style="color:#b00">${escape(declineMessage)}</p>` : ''}
-      ${session.amount_total ? `<p>Amount: ${escape(session.amount_total)} ${escape(session.currency)}</p>` : ''}
+      ${session.amount_total ? `<p>Amount: ${escape(formatAmount(session.amount_total, session.currency))}</p>` : ''}
       <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
-      <label>Test card <select name="card">${options}</select></label><br><br>
+      <label>Test card <select name="card" style="max-width:100%">${options}</select></label><br><br>
       <label>Email <input name="email" value="customer@example.com"></label><br><br>
       <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>${delayed}`;
   }
@@ -951,8 +997,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       let m;
       if ((m = url.pathname.match(/^\/c\/pay\/(cs_\w+)$/)) && req.method === 'GET') {
         const session = objects.get(m[1]);
-        if (!session) return send(res, 404, { error: { type: 'invalid_request_error', message: 'No such checkout session' } });
-        return html(res, checkoutPage(session));
+        if (session?.object !== 'checkout.session') return html(res, missingSessionPage(), 404);
+        return html(res, session.status === 'open' ? checkoutPage(session) : closedSessionPage(session));
       }
       return send(res, 404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` } });
     } catch (e) {

@@ -353,3 +353,46 @@ describe('fault injection and the request record', () => {
     assert.ok(!JSON.stringify(log).includes(KEY), 'the API key is not kept in the record');
   });
 });
+
+describe('the Checkout pages a browser sees', () => {
+  const page = async (path, init = {}) => {
+    const res = await fetch(`${base}${path}`, { ...init, redirect: 'manual', headers: { accept: 'text/html', ...(init.headers ?? {}) } });
+    return { status: res.status, type: res.headers.get('content-type'), html: await res.text(), location: res.headers.get('location') };
+  };
+  const form = (fields) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+
+  test('amounts in the major unit, a viewport tag, and a paid session reopens as a completed page', async () => {
+    const { formatAmount } = await import('./server.mjs');
+    assert.equal(formatAmount(1099, 'usd'), '10.99 USD');
+    assert.equal(formatAmount(1000, 'jpy'), '1,000 JPY');
+    assert.equal(formatAmount(1500, 'kwd'), '1.500 KWD');
+    const session = (await call('POST', '/v1/checkout/sessions', {
+      mode: 'payment', success_url: 'https://x.test/ok?session_id={CHECKOUT_SESSION_ID}',
+      'line_items[0][quantity]': '1', 'line_items[0][price_data][currency]': 'usd',
+      'line_items[0][price_data][unit_amount]': '1099', 'line_items[0][price_data][product_data][name]': 'Order',
+    }, { idempotencyKey: key() })).body;
+    const open = await page(`/c/pay/${session.id}`);
+    assert.equal(open.status, 200);
+    assert.match(open.html, /name="viewport" content="width=device-width/);
+    assert.match(open.html, /Amount: 10\.99 USD/);
+    assert.match(open.html, />Pay</);
+    // A declining card in payment mode: the page again with the decline, not JSON.
+    const declined = await page(`/_test/checkout/sessions/${session.id}/complete`, form({ card: '4000000000000341' }));
+    assert.equal(declined.status, 200);
+    assert.match(declined.type, /text\/html/);
+    assert.match(declined.html, /Your card was declined/);
+    const paid = await page(`/_test/checkout/sessions/${session.id}/complete`, form({ card: '4242424242424242' }));
+    assert.equal(paid.status, 303);
+    for (const again of [await page(`/c/pay/${session.id}`), await page(`/_test/checkout/sessions/${session.id}/complete`, form({ card: '4242424242424242' }))]) {
+      assert.equal(again.status, 200);
+      assert.match(again.type, /text\/html/);
+      assert.match(again.html, /Payment complete/);
+      assert.match(again.html, /10\.99 USD/);
+      assert.doesNotMatch(again.html, />Pay</);
+      assert.ok(again.html.includes(`href="https://x.test/ok?session_id=${session.id}"`), again.html);
+    }
+    const missing = await page('/c/pay/cs_test_nothere');
+    assert.equal(missing.status, 404);
+    assert.match(missing.type, /text\/html/);
+  });
+});

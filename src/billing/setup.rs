@@ -29,6 +29,12 @@ pub struct CheckoutRecord {
     /// Stripe's `payment_status` for a payment session (`paid` once paid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_status: Option<String>,
+    /// A payment session's `amount_total` and `currency` (smallest unit), which its success
+    /// page shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
@@ -157,6 +163,11 @@ impl CheckoutRecord {
             payment_method: None,
             recovers: session.metadata.get(RECOVERS_METADATA).cloned(),
             payment_status: session.payment_status.clone(),
+            amount_total: session.amount_total.filter(|_| session.mode == "payment"),
+            currency: session
+                .currency
+                .clone()
+                .filter(|_| session.mode == "payment"),
             updated_at: now,
         }
     }
@@ -392,6 +403,8 @@ impl SetupPlan {
             payment_method: Some(self.payment_method.clone()),
             recovers: None,
             payment_status: None,
+            amount_total: None,
+            currency: None,
             updated_at: now,
         };
         (customer_record, checkout)

@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::event::{Event, EventKind, Outcome};
 use crate::http::Transport;
 use crate::objects::{CheckoutSession, Customer, Expandable, PaymentMethod, SetupIntent};
-use crate::pages::SuccessView;
+use crate::pages::{checkout_link, Money, SuccessView};
 use crate::services::Services;
 use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
@@ -222,9 +222,10 @@ pub(super) async fn save_customer<S: Store, T: Transport>(
 
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment
 /// (payment mode) from one retrieval of the session with its SetupIntent (or PaymentIntent)
-/// and their payment method expanded. Nothing is
-/// called when the webhook already recorded the setup. The route runs the two halves apart:
-/// [`success_step`] where the request arrived, [`complete_retrieved`] in the entity's queue.
+/// and their payment method expanded. Nothing is called when the webhook already recorded the
+/// setup. A session not complete yet is shown with its Checkout URL to go back to (none once
+/// expired). The route runs the two halves apart: [`success_step`] where the request arrived,
+/// [`complete_retrieved`] in the entity's queue.
 pub async fn complete_from_success_page<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     session_id: &str,
@@ -261,6 +262,7 @@ pub async fn success_step<S: Store, T: Transport>(
         // Repeated reads of a finished session cost no Stripe call.
         Some(paid) if paid.is_paid_payment() => {
             return Ok(SuccessStep::Done(SuccessView::PaymentReceived {
+                amount: Money::from_parts(paid.amount_total, paid.currency.as_deref()),
                 session: paid.id,
             }))
         }
@@ -273,17 +275,29 @@ pub async fn success_step<S: Store, T: Transport>(
     if !billing::is_ours(&session) {
         return Err(AppError::NotFound);
     }
+    if !matches!(session.mode.as_str(), "setup" | "payment") {
+        return Err(AppError::NotFound);
+    }
+    if session.status.as_deref() != Some("complete") {
+        let open = session.status.as_deref() == Some("open");
+        return Ok(SuccessStep::Done(SuccessView::NotFinished {
+            checkout_url: checkout_link(session.url.as_deref().filter(|_| open)),
+        }));
+    }
     Ok(SuccessStep::Complete {
         session: Box::new(session),
         raw,
     })
 }
 
-/// Records what a retrieved session says: the saved card or the recovery payment.
+/// Records what a retrieved, complete session says: the saved card or the recovery payment.
 pub async fn complete_retrieved<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     session: &CheckoutSession,
 ) -> Result<SuccessView, AppError> {
+    if session.status.as_deref() != Some("complete") {
+        return Err(BillingError::SessionNotComplete.into());
+    }
     match session.mode.as_str() {
         "setup" => {
             let done = complete_setup(services, session)
@@ -291,21 +305,23 @@ pub async fn complete_retrieved<S: Store, T: Transport>(
                 .map_err(|e| e.error)?;
             card_saved(services, done.checkout, done.customer).await
         }
-        "payment" if session.status.as_deref() == Some("complete") => {
+        "payment" => {
             record_recovery(services, session, services.now)
                 .await
                 .map_err(|e| e.error)?;
+            let amount = Money::from_parts(session.amount_total, session.currency.as_deref());
             if session.payment_status.as_deref() == Some("paid") {
                 Ok(SuccessView::PaymentReceived {
                     session: session.id.clone(),
+                    amount,
                 })
             } else {
                 Ok(SuccessView::PaymentProcessing {
                     session: session.id.clone(),
+                    amount,
                 })
             }
         }
-        "payment" => Err(BillingError::SessionNotComplete.into()),
         _ => Err(AppError::NotFound),
     }
 }

@@ -28,7 +28,7 @@ pub async fn success(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<
     }
     .await;
     let (status, body) = match step {
-        Ok(SuccessStep::Done(view)) => (200, view.render()),
+        Ok(SuccessStep::Done(view)) => (view.status(), view.render()),
         Ok(SuccessStep::Complete { raw, .. }) => {
             let work = Work::Success(raw);
             match super::entity::run::<(u16, String)>(ctx, &work).await {

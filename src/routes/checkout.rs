@@ -20,7 +20,7 @@ pub fn home(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     if !ctx.config()?.public_setup {
         return Err(AppError::NotFound);
     }
-    Ok(super::html(ctx, 200, pages::HOME))
+    Ok(super::html(ctx, 200, &pages::home()))
 }
 
 /// Always a page or a redirect: a browser posted the form. Failures never quote Stripe.

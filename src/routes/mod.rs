@@ -214,6 +214,10 @@ pub fn html(ctx: &Ctx<'_>, status: u16, body: &str) -> worker::Result<Response> 
         .map_or(crate::config::STRIPE_CHECKOUT_ORIGIN, |c| {
             c.checkout_origin()
         });
+    page_response(checkout_origin, status, body)
+}
+
+fn page_response(checkout_origin: &str, status: u16, body: &str) -> worker::Result<Response> {
     let response = Response::from_html(body)?.with_status(status);
     for (name, value) in crate::pages::page_headers(checkout_origin) {
         response.headers().set(name, &value)?;
@@ -221,14 +225,42 @@ pub fn html(ctx: &Ctx<'_>, status: u16, body: &str) -> worker::Result<Response> 
     Ok(response)
 }
 
-pub fn error_response(error: &AppError) -> worker::Result<Response> {
-    let response = json(error.status(), error.body())?;
+/// The answer to a refused or failed request: for a browser (`page`, see
+/// `router::answers_page`) an HTML page that never quotes the error, else the JSON error.
+/// A 405 names the allowed methods, a 401 the scheme.
+pub fn error_response(env: &Env, error: &AppError, page: bool) -> worker::Result<Response> {
+    let response = if page {
+        let config = shared_config(env).ok();
+        let checkout_origin = config.as_deref().map_or(
+            crate::config::STRIPE_CHECKOUT_ORIGIN,
+            Config::checkout_origin,
+        );
+        let (status, body) = crate::pages::error_page(error);
+        page_response(checkout_origin, status, &body)?
+    } else {
+        json(error.status(), error.body())?
+    };
     if let AppError::MethodNotAllowed { allow } = error {
         response.headers().set("allow", allow)?;
     }
     if let AppError::Unauthorized = error {
         response.headers().set("www-authenticate", "Bearer")?;
     }
+    Ok(response)
+}
+
+/// `GET /favicon.ico`: the pages' icon, cached for a day.
+pub fn favicon() -> worker::Result<Response> {
+    let response = Response::from_bytes(crate::pages::FAVICON.to_vec())?;
+    response
+        .headers()
+        .set("content-type", crate::pages::FAVICON_TYPE)?;
+    response
+        .headers()
+        .set("cache-control", "public, max-age=86400")?;
+    response
+        .headers()
+        .set("x-content-type-options", "nosniff")?;
     Ok(response)
 }
 

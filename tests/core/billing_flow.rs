@@ -14,7 +14,7 @@ use stripe_edge_webhooks::handlers::dispatch as handle;
 use stripe_edge_webhooks::handlers::setup::*;
 use stripe_edge_webhooks::http::{HttpRequest, HttpResponse, Method, SendFailure};
 use stripe_edge_webhooks::notify::Recipient;
-use stripe_edge_webhooks::pages::{success_error_page, SuccessView};
+use stripe_edge_webhooks::pages::{success_error_page, Money, SuccessView};
 use stripe_edge_webhooks::services::Services;
 use stripe_edge_webhooks::services::Trace;
 use stripe_edge_webhooks::store::{keys, Store};
@@ -76,7 +76,13 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
         })),
         (Method::Get, "/v1/checkout/sessions/cs_open?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
             "id": "cs_open", "mode": "setup", "status": "open", "setup_intent": null,
+            "url": "https://checkout.test/c/pay/cs_open",
             "metadata": {"created_by": "stripe-edge-webhooks"}
+        })),
+        (Method::Get, "/v1/checkout/sessions/cs_expired?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
+            "id": "cs_expired", "mode": "payment", "status": "expired", "url": null,
+            "amount_total": 2500, "currency": "eur",
+            "metadata": {"created_by": "stripe-edge-webhooks", "payment_intent": "pi_1"}
         })),
         (Method::Get, "/v1/checkout/sessions/cs_paid?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
             "id": "cs_paid", "mode": "payment", "status": "complete", "payment_status": "paid",
@@ -804,9 +810,14 @@ fn the_success_page_records_a_paid_recovery_session() {
     assert_eq!(
         view,
         SuccessView::PaymentReceived {
-            session: "cs_paid".into()
+            session: "cs_paid".into(),
+            amount: Some(Money {
+                amount: 1099,
+                currency: "usd".into()
+            }),
         }
     );
+    assert!(view.render().contains("10.99 USD"));
     assert!(stored_charge(&store).paid);
     // A reload answers from the record: no second Stripe call.
     let calls = transport.calls().len();
@@ -814,7 +825,7 @@ fn the_success_page_records_a_paid_recovery_session() {
         block_on(complete_from_success_page(s, "cs_paid"))
     })
     .unwrap();
-    assert_eq!(again, view);
+    assert_eq!(again, view, "the record keeps the amount");
     assert_eq!(transport.calls().len(), calls);
     assert_eq!(
         store.ttl("checkout:cs_paid"),
@@ -848,11 +859,28 @@ fn success_page_failures_are_clear_pages() {
     let (status, html) = success_error_page(&unknown);
     assert_eq!(status, 404);
     assert!(html.contains("Unknown session"));
+    // Not complete: the page links back to Checkout, and says so with the 409 of the one table.
     let open = run(&store, &transport, |s| {
         block_on(complete_from_success_page(s, "cs_open"))
     })
-    .unwrap_err();
-    assert_eq!(success_error_page(&open).0, 409);
+    .unwrap();
+    assert_eq!(
+        open,
+        SuccessView::NotFinished {
+            checkout_url: Some("https://checkout.test/c/pay/cs_open".into())
+        }
+    );
+    assert_eq!(open.status(), 409);
+    let expired = run(&store, &transport, |s| {
+        block_on(complete_from_success_page(s, "cs_expired"))
+    })
+    .unwrap();
+    assert_eq!(expired, SuccessView::NotFinished { checkout_url: None });
+    assert_eq!(
+        block_on(keys::charge("pi_1").load(&store)).unwrap(),
+        None,
+        "an expired recovery records nothing"
+    );
     let bad = AppError::from(BillingError::InvalidSessionId);
     assert_eq!(success_error_page(&bad).0, 400);
     let down = FakeTransport::new(|_| Err(SendFailure::Network("reset".into())));
@@ -1045,7 +1073,11 @@ fn the_success_page_of_an_unpaid_recovery_says_processing() {
     assert_eq!(
         view,
         SuccessView::PaymentProcessing {
-            session: "cs_slow".into()
+            session: "cs_slow".into(),
+            amount: Some(Money {
+                amount: 1099,
+                currency: "usd".into()
+            }),
         }
     );
     assert!(view.render().contains("Payment processing"));
