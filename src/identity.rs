@@ -725,6 +725,39 @@ pub fn is_user_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_explanation_says_why_a_user_may_or_may_not_retry() {
+        let mut user = UserRecord::new("u");
+        user.add_session("vs_1", 10);
+        user.status = "requires_input".into();
+        user.next = Next::None;
+        // A brand-new session: may_retry false, next none, because this session is the one to finish.
+        assert!(!user.may_retry(3));
+        assert!(user
+            .explanation(3)
+            .contains("open and waiting for the user"));
+        user.status = "processing".into();
+        assert!(user.explanation(3).starts_with("Stripe is checking"));
+        user.next = Next::Retry;
+        user.last_error = Some(LastError {
+            code: Some("document_expired".into()),
+            reason: None,
+        });
+        assert!(user.may_retry(3));
+        assert!(user
+            .explanation(3)
+            .contains("document_expired; the user may start another (2 left)"));
+        assert!(user.explanation(1).starts_with("all 1 attempts are used"));
+        user.next = Next::ManualReview;
+        assert!(user.explanation(3).contains("a person reviews the case"));
+        user.next = Next::Final;
+        assert!(user
+            .explanation(3)
+            .contains("another attempt cannot change"));
+        user.verified_at = Some(20);
+        assert!(user.explanation(3).starts_with("verified"));
+    }
     use crate::objects::Metadata;
 
     const MAX: u32 = 3;
