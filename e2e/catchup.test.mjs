@@ -125,6 +125,10 @@ describe('event catch-up and replay', () => {
 
   test('an event failed for good is skipped by catch-up, and a replay after the fix handles it once', async () => {
     const { stripeBase, worker } = stack;
+    // The previous test's last run scanned up to its second (settle 0 here): an event made in
+    // that same second could be listed by it, mid-delivery, and the cursor would pass it
+    // before this test's own run. Its events start in the next second.
+    await new Promise((r) => setTimeout(r, 1_100));
     const before = await get(stripeBase, '/_test/counts');
     // Stripe refuses the SetupIntent retrieval (a 4xx, as with a misconfigured key's account).
     await post(stripeBase, '/_test/faults', { kind: '400', path: '/v1/setup_intents', times: 1 });
