@@ -235,10 +235,15 @@ export async function startSink({ secret = NOTIFY_SECRET } = {}) {
 
 /** Points the stand-in's event deliveries at the worker, signed with `secret`. */
 export async function connectStandIn(stripeBase, worker, secret) {
+  await addStandInEndpoint(stripeBase, `${worker.url}/webhook`, secret);
+}
+
+/** Registers `url` as one of the stand-in's webhook endpoints, signed with `secret`. */
+async function addStandInEndpoint(stripeBase, url, secret) {
   const res = await fetch(`${stripeBase}/_test/endpoints`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ url: `${worker.url}/webhook`, secret }),
+    body: JSON.stringify({ url, secret }),
   });
   if (res.status !== 200) throw new Error(`stand-in endpoint: ${res.status} ${await res.text()}`);
 }
@@ -267,23 +272,29 @@ export function shuffled(items, seed) {
  * The usual end-to-end setup: the Stripe stand-in, a notification sink, and the worker with
  * `settings` plus STRIPE_API_BASE and NOTIFY_URL pointing at them; the stand-in delivers its
  * events to the worker signed with `settings.STRIPE_WEBHOOK_SECRET` unless `connect` is false;
- * `args`: more `wrangler dev` arguments (e.g. `--test-scheduled`).
+ * `args`: more `wrangler dev` arguments (e.g. `--test-scheduled`). With `recorder` (a signing
+ * secret), the stand-in also delivers its events to a sink of their own (`recorder`), for tests
+ * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
  */
-export async function startStack(settings, { connect = true, args = [] } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret } = {}) {
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
+  const recorder = recorderSecret ? await startSink({ secret: recorderSecret }) : undefined;
   const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings }, { args });
   if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
+  if (recorder) await addStandInEndpoint(stripeBase, recorder.url, recorderSecret);
   return {
     standIn,
     stripeBase,
     sink,
+    recorder,
     worker,
     async stop() {
       await worker.stop();
-      await sink.close();
       await standIn.close();
+      await sink.close();
+      await recorder?.close();
     },
   };
 }

@@ -7,8 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createStandIn } from '../standin/server.mjs';
-import { NOTIFY_SECRET, adminGet, adminPost, clientIp, completeAtStandIn, createSetupSession, deliver, shuffled, startSink, startWorker, stripe } from './harness.mjs';
+import { adminGet, adminPost, clientIp, completeAtStandIn, createSetupSession, deliver, shuffled, startStack, stripe } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_rel_billing_41c7';
 const RECORDER_SECRET = 'whsec_e2e_rel_recorder_9b02';
@@ -43,37 +42,22 @@ function signed(event) {
 }
 
 describe('billing under duplicates, races, disorder and Stripe faults (workerd)', () => {
-  let standIn;
+  let stack;
   let stripeBase;
   let worker;
   let sink;
   let recorder;
 
   before(async () => {
-    standIn = createStandIn();
-    stripeBase = await standIn.listen(0);
-    sink = await startSink();
-    recorder = await startSink();
-    worker = await startWorker({
-      STRIPE_API_BASE: stripeBase,
-      STRIPE_SECRET_KEY: STRIPE_KEY,
-      STRIPE_WEBHOOK_SECRET: SECRET,
-      ADMIN_TOKEN: ADMIN,
-      NOTIFY_URL: sink.url,
-      NOTIFY_SIGNING_SECRET: NOTIFY_SECRET,
-    });
-    const res = await fetch(`${stripeBase}/_test/endpoints`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ url: recorder.url, secret: RECORDER_SECRET }),
-    });
-    assert.equal(res.status, 200);
+    // The stand-in delivers to the recorder only; the tests deliver to the worker themselves.
+    stack = await startStack(
+      { STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN },
+      { connect: false, recorder: RECORDER_SECRET },
+    );
+    ({ stripeBase, worker, sink, recorder } = stack);
   });
   after(async () => {
-    await worker?.stop();
-    await standIn?.close();
-    await sink?.close();
-    await recorder?.close();
+    await stack?.stop();
   });
 
   const requests = async () => (await fetch(`${stripeBase}/_test/requests`)).json();
