@@ -18,7 +18,7 @@ describe('saving a card and charging it later', () => {
   let sink;
 
   before(async () => {
-    // No APP_BASE_URL: Checkout returns to the worker's own origin. The stand-in's own
+    // APP_BASE_URL is the worker's own origin (the harness's default). The stand-in's own
     // deliveries are off: each test delivers the events it needs.
     stack = await startStack(
       { STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN },
@@ -248,13 +248,14 @@ describe('saving a card and charging it later', () => {
 
     test('charge the saved card off-session: 200 with the PaymentIntent, stored as succeeded', async () => {
       const start = await count();
-      const res = await adminPost(worker, '/charges', ADMIN, { customer, amount: 1099, currency: 'usd', description: 'Order 1' });
+      const res = await adminPost(worker, '/charges', ADMIN, { customer, amount: 1099, currency: 'usd', description: 'Order 1', idempotency_key: 'billing-order-1' });
       assert.equal(res.status, 200);
       assert.match(res.body.payment_intent, /^pi_/);
       assert.equal(res.body.status, 'succeeded');
+      assert.equal(res.body.paid, true);
       const [call] = await since(start);
       assert.equal(call.path, '/v1/payment_intents');
-      assert.match(call.idempotency_key, /^[0-9a-f]{32}$/);
+      assert.equal(call.idempotency_key, `charge:${customer}:billing-order-1`);
       const customerRecord = await adminGet(worker, `/customers/${customer}`, ADMIN);
       assert.deepEqual(call.params, {
         amount: '1099', currency: 'usd', customer, payment_method: customerRecord.body.default_payment_method,
@@ -273,14 +274,14 @@ describe('saving a card and charging it later', () => {
       assert.equal((await adminGet(worker, `/charges/${res.body.payment_intent}`, ADMIN)).body.status, 'succeeded');
     });
 
-    test("the caller's idempotency_key makes a retried charge one PaymentIntent", async () => {
+    test("the caller's idempotency_key makes a retried charge one PaymentIntent, answered from our records", async () => {
       const body = { customer, amount: 500, currency: 'usd', idempotency_key: `order-${Date.now()}` };
       const first = await adminPost(worker, '/charges', ADMIN, body);
       const second = await adminPost(worker, '/charges', ADMIN, body);
       assert.equal(first.status, 200);
-      assert.equal(second.body.payment_intent, first.body.payment_intent);
-      const calls = (await requests()).filter((c) => c.idempotency_key === `charge:${body.idempotency_key}`);
-      assert.deepEqual(calls.map((c) => c.replayed), [false, true]);
+      assert.deepEqual(second, { ...second, status: 200, body: first.body });
+      const calls = (await requests()).filter((c) => c.idempotency_key === `charge:${customer}:${body.idempotency_key}`);
+      assert.deepEqual(calls.map((c) => c.replayed), [false], 'the repeat asked Stripe nothing');
     });
 
     test('bad charge requests are 400s that say what is wrong, and call nothing', async () => {
@@ -297,14 +298,21 @@ describe('saving a card and charging it later', () => {
         [{ customer: 7, amount: 100 }, 'invalid_customer'],
         [{ customer }, 'invalid_amount'],
         [{ customer, amount: 100, extra: 1 }, 'bad_json'],
+        [{ customer, amount: 100 }, 'missing_idempotency_key'],
       ];
-      for (const [body, code] of cases) {
+      for (const [input, code] of cases) {
+        // A key unless the case is about the key (a missing key is refused before anything).
+        const body = 'idempotency_key' in input || code === 'missing_idempotency_key' ? input : { ...input, idempotency_key: 'bad-request' };
         const res = await adminPost(worker, '/charges', ADMIN, body);
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.error.code, code, JSON.stringify(body));
         assert.ok(res.body.error.message.length > 10);
         // A field error names its field; unknown_customer is about the customer field's value too.
         if (code.startsWith('invalid_')) assert.equal(res.body.error.field, code.slice('invalid_'.length), JSON.stringify(body));
+        if (code === 'missing_idempotency_key') {
+          assert.equal(res.body.error.field, 'idempotency_key');
+          assert.match(res.body.error.message, /retry/, 'the message says why a key is needed');
+        }
       }
       assert.equal((await adminPost(worker, '/charges', undefined, { customer, amount: 1 })).status, 401);
       const missing = await adminGet(worker, `/charges/pi_nothere`, ADMIN);
@@ -322,8 +330,9 @@ describe('saving a card and charging it later', () => {
       test(`a decline (${declineCode}): 402 with a recovery Checkout Session, notified, paid through it`, async () => {
         const saved = await saveCard(card);
         const start = await count();
-        const res = await adminPost(worker, '/charges', ADMIN, { customer: saved.customer, amount: 2500, currency: 'eur', description: `Order for ${declineCode}` });
+        const res = await adminPost(worker, '/charges', ADMIN, { customer: saved.customer, amount: 2500, currency: 'eur', description: `Order for ${declineCode}`, idempotency_key: `order-${declineCode}` });
         assert.equal(res.status, 402);
+        assert.equal(res.body.paid, false);
         const pi = res.body.payment_intent;
         assert.match(pi, /^pi_/);
         assert.equal(res.body.status, 'requires_payment_method');
@@ -338,7 +347,8 @@ describe('saving a card and charging it later', () => {
         assert.deepEqual(calls[1].params, {
           mode: 'payment',
           customer: saved.customer,
-          payment_intent_data: { setup_future_usage: 'off_session' },
+          // Only a card is kept for later off-session charges.
+          payment_method_options: { card: { setup_future_usage: 'off_session' } },
           line_items: [{ quantity: '1', price_data: { currency: 'eur', unit_amount: '2500', product_data: { name: `Order for ${declineCode}` } } }],
           success_url: `${worker.url}/success?session_id={CHECKOUT_SESSION_ID}`,
           cancel_url: `${worker.url}/`,

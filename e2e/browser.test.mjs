@@ -107,7 +107,7 @@ describe('the pages in a real browser', () => {
         const session = new URL(page.url()).searchParams.get('session_id');
         const customer = (await (await fetch(`${stack.stripeBase}/_test/objects`)).json())
           .find((o) => o.object === 'customer' && o.metadata?.checkout_session === session).id;
-        const charge = await adminPost(stack.worker, '/charges', ADMIN, { customer, amount: 2500, currency: 'eur', description: 'Order 12' });
+        const charge = await adminPost(stack.worker, '/charges', ADMIN, { customer, amount: 2500, currency: 'eur', description: 'Order 12', idempotency_key: `browser-order-12-${Date.now()}` });
         assert.equal(charge.status, 402);
         const note = stack.sink.received.find((n) => n.body?.payload?.payment_intent === charge.body.payment_intent);
         assert.equal(note.body.payload.recovery_url, charge.body.recovery_url);

@@ -77,8 +77,11 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 export async function startWorker(settings, { config, logFile, args: extraArgs = [] } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
   const envFile = path.join(dir, 'settings.env');
-  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const port = await freePort();
+  // Where Checkout returns and recovery sessions made by events return (no request to take
+  // an origin from there): this worker, as scripts/dev.sh sets it, unless a test sets another.
+  const all = config ? settings : { APP_BASE_URL: `http://127.0.0.1:${port}`, ...settings };
+  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspectorPort = await freePort();
   const args = [
     WRANGLER, 'dev', ...(config ? ['--config', config] : []), '--local', '--ip', '127.0.0.1', '--port', String(port),

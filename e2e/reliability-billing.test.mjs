@@ -189,7 +189,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
       const sessions = all.filter((o) => o.object === 'checkout.session' && o.metadata?.payment_intent === pi);
       assert.equal(sessions.length, 1, 'one recovery session at Stripe');
       const calls = await requests();
-      assert.equal(calls.filter((c) => c.idempotency_key === `charge:${key}`).filter(ran).length, 1);
+      assert.equal(calls.filter((c) => c.idempotency_key === `charge:${customer}:${key}`).filter(ran).length, 1);
       assert.equal(calls.filter((c) => c.idempotency_key === `${pi}:recovery`).filter(ran).length, 1);
 
       const stored = (await adminGet(worker, `/charges/${pi}`, ADMIN)).body;
@@ -263,7 +263,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
         const setup = await completedSetup(CARD_DECLINED);
         assert.equal((await deliver(worker, setup.completed, { secret: SECRET })).status, 200);
         const customer = await assertSavedOnce(setup.session, setup.paymentMethod, '0341');
-        const declined = await charge({ customer, amount: 1500, currency: 'usd', description: 'Ordered order' });
+        const declined = await charge({ customer, amount: 1500, currency: 'usd', description: 'Ordered order', idempotency_key: `ordered-${name}-${Date.now()}` });
         assert.equal(declined.status, 402);
         const pi = declined.body.payment_intent;
         const [, recoverySession] = declined.body.recovery_url.match(/\/c\/pay\/(cs_\w+)$/);
@@ -457,7 +457,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
             assert.equal(stored.body.status, 'requires_payment_method');
             assert.equal(stored.body.recovery, null);
           } else if (k.kind === 'slow') {
-            const slowCall = (await requests()).find((r) => r.fault === 'slow' && r.idempotency_key === `charge:${key}`);
+            const slowCall = (await requests()).find((r) => r.fault === 'slow' && r.idempotency_key === `charge:${customer}:${key}`);
             await sleep(Math.max(0, slowCall.at + k.delay_ms + 300 - Date.now()));
           } else {
             assert.equal(pis.length, 0, 'the failed creation made nothing');
@@ -475,7 +475,7 @@ describe('billing under duplicates, races, disorder and Stripe faults (workerd)'
           const sessions = (await objects()).filter((o) => o.object === 'checkout.session' && o.metadata?.payment_intent === pi);
           assert.equal(sessions.length, 1, 'one recovery session');
           const calls = await requests();
-          assert.equal(calls.filter((c) => c.idempotency_key === `charge:${key}`).filter(ran).length, 1);
+          assert.equal(calls.filter((c) => c.idempotency_key === `charge:${customer}:${key}`).filter(ran).length, 1);
           assert.equal(calls.filter((c) => c.idempotency_key === `${pi}:recovery`).filter(ran).length, 1);
           const stored = (await adminGet(worker, `/charges/${pi}`, ADMIN)).body;
           assert.equal(stored.status, 'requires_payment_method');

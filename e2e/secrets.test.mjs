@@ -69,13 +69,13 @@ describe('secrets never leave the worker', () => {
     assert.equal((await call(`/customers/${customer}`)).status, 200);
 
     // Charge it, then a declining card with its recovery session paid.
-    const ok = await call('/charges', { method: 'POST', json: { customer, amount: 500, currency: 'usd', description: 'Canary order' } });
+    const ok = await call('/charges', { method: 'POST', json: { customer, amount: 500, currency: 'usd', description: 'Canary order', idempotency_key: 'canary-order' } });
     assert.equal(ok.status, 200);
     const declineSession = (await call('/create-checkout-session', { method: 'POST', form: {}, admin: false })).headers.get('location').match(/\/c\/pay\/(cs_\w+)$/)[1];
     await standInPost(`/_test/checkout/sessions/${declineSession}/complete`, { card: '4000000000000341', email: 'decline@example.com' });
     assert.equal((await call(`/success?session_id=${declineSession}`, { admin: false })).status, 200);
     const decliner = (await (await fetch(`${stripeBase}/_test/objects`)).json()).find((o) => o.object === 'customer' && o.metadata?.checkout_session === declineSession).id;
-    const declined = await call('/charges', { method: 'POST', json: { customer: decliner, amount: 700, currency: 'usd', description: 'Canary decline' } });
+    const declined = await call('/charges', { method: 'POST', json: { customer: decliner, amount: 700, currency: 'usd', description: 'Canary decline', idempotency_key: 'canary-decline' } });
     assert.equal(declined.status, 402);
     const recovery = declined.json().recovery_url.match(/\/c\/pay\/(cs_\w+)$/)[1];
     await standInPost(`/_test/checkout/sessions/${recovery}/complete`, { card: '4242424242424242' });

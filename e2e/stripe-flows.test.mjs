@@ -119,7 +119,9 @@ describe('the flows against the strict stand-in', () => {
       assert.equal(declined.body.error.code, 'card_declined');
       const recovery = sessionIdOf(declined.body.recovery_url);
       const created = (await requests()).find((r) => r.method === 'POST' && r.path === '/v1/checkout/sessions' && r.params.mode === 'payment' && r.idempotency_key === `${declined.body.payment_intent}:recovery`);
-      assert.deepEqual(created.params.payment_intent_data, { setup_future_usage: 'off_session' });
+      // Only a card is kept for later off-session charges (a bank debit never becomes the default).
+      assert.deepEqual(created.params.payment_method_options, { card: { setup_future_usage: 'off_session' } });
+      assert.equal(created.params.payment_intent_data, undefined);
 
       const paid = await standInPost(`/_test/checkout/sessions/${recovery}/complete`, { card: '4242424242424242' });
       assert.equal(paid.status, 200, JSON.stringify(paid.body));
@@ -153,9 +155,12 @@ describe('the flows against the strict stand-in', () => {
       assert.equal(settled.status, 200, JSON.stringify(settled.body));
       record = await chargeRecord(pi);
       assert.deepEqual([record.status, record.paid, record.recovery.status], ['recovered', true, 'paid']);
+      // Paid by a bank debit: the customer's default stays the card it had.
+      const saved = (await customerRecord(customer)).body;
+      assert.equal(saved.card_last4, '0341');
     });
 
-    test('declined, the delayed payment fails: failed, and repeating the charge makes a new recovery session', async () => {
+    test('declined, the delayed payment fails: a new recovery session at once, notified; the repeat answers it', async () => {
       const { customer } = await saveCard('4000000000000341');
       const request = { customer, amount: 1800, idempotency_key: key('failed') };
       const declined = await charge(request);
@@ -163,14 +168,16 @@ describe('the flows against the strict stand-in', () => {
       const recovery = sessionIdOf(declined.body.recovery_url);
       await standInPost(`/_test/checkout/sessions/${recovery}/complete`, { method: 'delayed' });
       await standInPost(`/_test/checkout/sessions/${recovery}/settle`, { outcome: 'failed' });
-      assert.equal((await chargeRecord(pi)).recovery.status, 'failed');
+      const record = await chargeRecord(pi);
+      const second = record.recovery.checkout_session;
+      assert.notEqual(second, recovery);
+      assert.deepEqual([record.recovery.attempt, record.recovery.status, record.paid], [2, 'open', false]);
+      const notified = sink.received.filter((n) => n.body?.kind === 'charge.recovery' && n.body.payload.payment_intent === pi);
+      assert.deepEqual(notified.map((n) => sessionIdOf(n.body.payload.recovery_url)), [recovery, second]);
 
       const renewed = await charge(request);
       assert.equal(renewed.status, 402);
-      const second = sessionIdOf(renewed.body.recovery_url);
-      assert.notEqual(second, recovery);
-      const record = await chargeRecord(pi);
-      assert.deepEqual([record.recovery.checkout_session, record.recovery.attempt, record.recovery.status], [second, 2, 'open']);
+      assert.equal(sessionIdOf(renewed.body.recovery_url), second, 'the open recovery, nothing new');
     });
 
     test('declined, the recovery link expires, the charge is repeated: a new link, notified, then paid', async () => {

@@ -36,6 +36,13 @@ pub enum BillingError {
     InvalidDescription,
     #[error("idempotency_key must be 1 to {MAX_CALLER_KEY_LEN} printable ASCII characters")]
     InvalidIdempotencyKey,
+    /// Without a key, a retry after a timeout or a 5xx (the charge may have gone through)
+    /// would be a second charge.
+    #[error("idempotency_key is required: one key per charge you mean to make (an order id, say), sent again unchanged on every retry, so that a retry after a timeout or a 5xx never charges twice")]
+    MissingIdempotencyKey,
+    /// The key was first used for another charge: one key is one charge of one customer.
+    #[error("idempotency_key was first used with another {0}; a key is one charge of one customer, amount and currency: use a new key for a new charge")]
+    IdempotencyKeyReused(&'static str),
     #[error("payment_method must be a Stripe payment method id (pm_…)")]
     InvalidPaymentMethod,
     #[error("no card has been saved for this customer here; save one with the setup flow first")]
@@ -72,6 +79,8 @@ impl BillingError {
             Self::InvalidAmount => "invalid_amount",
             Self::InvalidDescription => "invalid_description",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::MissingIdempotencyKey => "missing_idempotency_key",
+            Self::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Self::InvalidPaymentMethod => "invalid_payment_method",
             Self::UnknownCustomer => "unknown_customer",
             Self::NoSavedPaymentMethod => "no_saved_payment_method",
@@ -93,7 +102,9 @@ impl BillingError {
             Self::InvalidCurrency => "currency",
             Self::InvalidAmount => "amount",
             Self::InvalidDescription => "description",
-            Self::InvalidIdempotencyKey => "idempotency_key",
+            Self::InvalidIdempotencyKey | Self::MissingIdempotencyKey => "idempotency_key",
+            // The field whose value differs from the key's first use.
+            Self::IdempotencyKeyReused(field) => field,
             Self::InvalidPaymentMethod => "payment_method",
             Self::InvalidSessionId => "session_id",
             Self::InvalidSuccessPath => "success_path",
@@ -551,8 +562,30 @@ mod tests {
         .is_completed_setup());
     }
 
-    fn input(json: serde_json::Value) -> ChargeInput {
+    /// The body as sent, with an `idempotency_key` when it names none (every charge needs
+    /// one; [`a_charge_without_an_idempotency_key_is_refused`] sends none).
+    fn input(mut json: serde_json::Value) -> ChargeInput {
+        if let Some(body) = json.as_object_mut() {
+            body.entry("idempotency_key").or_insert("order-test".into());
+        }
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_charge_without_an_idempotency_key_is_refused() {
+        let body = serde_json::json!({"customer": "cus_1", "amount": 1099});
+        let refused = ChargeRequest::parse(serde_json::from_value(body).unwrap(), "usd");
+        assert_eq!(refused, Err(BillingError::MissingIdempotencyKey));
+        let error = crate::error::AppError::from(BillingError::MissingIdempotencyKey);
+        assert_eq!(
+            (error.status(), error.code()),
+            (400, "missing_idempotency_key")
+        );
+        assert!(
+            error.public_message().contains("retry"),
+            "the message says why"
+        );
+        assert_eq!(error.field(), Some("idempotency_key"));
     }
 
     #[test]
@@ -709,18 +742,22 @@ mod tests {
     }
 
     #[test]
-    fn the_payment_intent_is_off_session_and_confirmed_with_a_stable_caller_key() {
+    fn the_payment_intent_is_off_session_and_confirmed_with_the_callers_key_scoped_by_customer() {
         let request = ChargeRequest::parse(
             input(serde_json::json!({"customer": "cus_1", "amount": 1099, "currency": "usd", "description": "Order 7", "idempotency_key": "order-7"})),
             "usd",
         )
         .unwrap();
-        let key = request.key([1; 16]);
-        assert_eq!(key.as_str(), "charge:order-7");
-        assert_eq!(
+        let key = request.stripe_key();
+        assert_eq!(key.as_str(), "charge:cus_1:order-7");
+        let other_customer = ChargeRequest {
+            customer: "cus_2".into(),
+            ..request.clone()
+        };
+        assert_ne!(
             key,
-            request.key([2; 16]),
-            "the caller's key, not randomness"
+            other_customer.stripe_key(),
+            "one key per customer at Stripe"
         );
         let pi = request.to_stripe("pm_1", key);
         assert_eq!(pi.path, "/v1/payment_intents");
@@ -728,12 +765,51 @@ mod tests {
             pi.form.encode(),
             "amount=1099&currency=usd&customer=cus_1&payment_method=pm_1&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never&off_session=true&confirm=true&description=Order+7"
         );
-        let anonymous = ChargeRequest::parse(
-            input(serde_json::json!({"customer": "cus_1", "amount": 5})),
+        // A caller key as long as allowed still fits Stripe's 255 characters with its scope.
+        let long = ChargeRequest {
+            customer: format!("cus_{}", "a".repeat(200)),
+            idempotency_key: "k".repeat(MAX_CALLER_KEY_LEN),
+            ..request
+        };
+        assert!(long.stripe_key().as_str().len() <= 255);
+    }
+
+    #[test]
+    fn a_key_is_one_charge_of_one_customer_amount_and_currency() {
+        let request = ChargeRequest::parse(
+            input(serde_json::json!({"customer": "cus_1", "amount": 1099, "currency": "usd", "description": "Order 7", "idempotency_key": "order-7"})),
             "usd",
         )
         .unwrap();
-        assert_ne!(anonymous.key([1; 16]), anonymous.key([2; 16]));
+        let pin = ChargeKeyRecord::first_use(&request, "pm_1");
+        assert_eq!(pin.differs_from(&request), None);
+        let changed = |f: &dyn Fn(&mut ChargeRequest)| {
+            let mut other = request.clone();
+            f(&mut other);
+            pin.differs_from(&other)
+        };
+        assert_eq!(changed(&|r| r.customer = "cus_2".into()), Some("customer"));
+        assert_eq!(changed(&|r| r.amount = 999), Some("amount"));
+        assert_eq!(changed(&|r| r.currency = "eur".into()), Some("currency"));
+        assert_eq!(changed(&|r| r.description = None), Some("description"));
+        assert_eq!(
+            changed(&|r| r.payment_method = Some("pm_2".into())),
+            Some("payment_method")
+        );
+        assert_eq!(changed(&|r| r.payment_method = Some("pm_1".into())), None);
+        let error = crate::error::AppError::from(BillingError::IdempotencyKeyReused("customer"));
+        assert_eq!(
+            (error.status(), error.code()),
+            (409, "idempotency_key_reused")
+        );
+        assert_eq!(error.field(), Some("customer"));
+        // A key recorded before keys kept their request knows only its payment method.
+        let legacy: ChargeKeyRecord = serde_json::from_str(
+            r#"{"version":1,"payment_method":"pm_1","payment_intent":"pi_1"}"#,
+        )
+        .unwrap();
+        assert_eq!(legacy.differs_from(&request), None);
+        assert_eq!(legacy.stripe_key(&request).as_str(), "charge:order-7");
     }
 
     fn intent(json: serde_json::Value) -> PaymentIntent {
@@ -758,6 +834,39 @@ mod tests {
     }
 
     #[test]
+    fn a_processing_charge_is_answered_202_not_paid_and_its_later_failure_needs_recovery() {
+        let pi = intent(serde_json::json!({
+            "id": "pi_1", "status": "processing", "amount": 1099, "currency": "usd",
+            "customer": "cus_1", "payment_method": "pm_bank"
+        }));
+        let record = ChargeRecord::from_payment_intent(&pi, None, None, 100);
+        assert!(!record.paid && record.in_flight() && !record.needs_recovery());
+        let (status, body) = record.answer();
+        assert_eq!(status, 202);
+        assert_eq!(body["paid"], false);
+        assert_eq!(body["status"], "processing");
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /charges/pi_1"));
+        // Days later, `payment_intent.payment_failed` with Stripe's reason.
+        let failed = intent(serde_json::json!({
+            "id": "pi_1", "status": "requires_payment_method", "amount": 1099, "currency": "usd",
+            "customer": "cus_1", "payment_method": "pm_bank",
+            "last_payment_error": {"type": "card_error", "code": "payment_method_provider_decline", "message": "The payment was declined by the bank."}
+        }));
+        let later = record
+            .apply_event(&failed, failed.last_payment_error.clone(), 200)
+            .unwrap();
+        assert!(later.needs_recovery(), "recovered like a decline");
+        assert_eq!(later.answer().0, 402);
+        assert_eq!(
+            later.last_error.unwrap().code.as_deref(),
+            Some("payment_method_provider_decline")
+        );
+    }
+
+    #[test]
     fn a_success_is_recorded_paid_and_answered_200() {
         let pi = intent(serde_json::json!({
             "id": "pi_1", "status": "succeeded", "amount": 1099, "currency": "usd",
@@ -770,7 +879,7 @@ mod tests {
             record.answer(),
             (
                 200,
-                serde_json::json!({"payment_intent": "pi_1", "status": "succeeded"})
+                serde_json::json!({"payment_intent": "pi_1", "status": "succeeded", "paid": true})
             )
         );
     }
@@ -803,6 +912,7 @@ mod tests {
                 serde_json::json!({
                     "payment_intent": "pi_1",
                     "status": "requires_payment_method",
+                    "paid": false,
                     "error": {"code": code, "decline_code": decline_code, "message": "Your card was declined."},
                     "recovery_url": "https://checkout.test/cs_r"
                 })
@@ -830,7 +940,11 @@ mod tests {
         let expected = [
             ("mode", "payment"),
             ("customer", "cus_1"),
-            ("payment_intent_data[setup_future_usage]", "off_session"),
+            // Only a card is kept for later off-session charges.
+            (
+                "payment_method_options[card][setup_future_usage]",
+                "off_session",
+            ),
             ("line_items[0][quantity]", "1"),
             ("line_items[0][price_data][currency]", "usd"),
             ("line_items[0][price_data][unit_amount]", "1099"),

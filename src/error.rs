@@ -118,6 +118,9 @@ pub struct Relayed {
     pub message: String,
     pub log: String,
     pub retry: bool,
+    /// The request field the error is about, as [`AppError::field`] named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
@@ -166,7 +169,9 @@ impl AppError {
             Self::Store(StoreError::Corrupt { .. }) => class(500, "store_corrupt", false),
             // The session is still open at Stripe: finish Checkout first.
             Self::Billing(
-                e @ (BillingError::SessionNotComplete | BillingError::SetupNotSucceeded),
+                e @ (BillingError::SessionNotComplete
+                | BillingError::SetupNotSucceeded
+                | BillingError::IdempotencyKeyReused(_)),
             ) => class(409, e.code(), false),
             Self::Billing(e) => class(400, e.code(), false),
             Self::Identity(CreateError::Invalid(field)) => class(400, field.code(), false),
@@ -208,6 +213,7 @@ impl AppError {
             message: self.public_message(),
             log: self.log_text(),
             retry: self.is_retryable(),
+            field: self.field().map(str::to_owned),
         }
     }
 
@@ -251,11 +257,12 @@ impl AppError {
         text
     }
 
-    /// The request field a 400 is about (`"field"` in the answer).
-    pub fn field(&self) -> Option<&'static str> {
+    /// The request field a 4xx is about (`"field"` in the answer).
+    pub fn field(&self) -> Option<&str> {
         match self {
             Self::Billing(e) => e.field(),
             Self::Identity(CreateError::Invalid(field)) => Some(field.field()),
+            Self::Relayed(r) => r.field.as_deref(),
             _ => None,
         }
     }

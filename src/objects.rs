@@ -99,6 +99,9 @@ pub struct Card {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct PaymentMethod {
     pub id: String,
+    /// `card`, `sepa_debit`, `us_bank_account`, …: only a card becomes a customer's default.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
     #[serde(default, deserialize_with = "expandable_id")]
     pub customer: Option<String>,
     #[serde(default)]
@@ -164,6 +167,20 @@ pub struct PaymentIntent {
     pub payment_method: Option<Expandable<PaymentMethod>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
+    /// Why the last attempt failed (a decline, or a delayed payment that failed later).
+    #[serde(default)]
+    pub last_payment_error: Option<PaymentError>,
+}
+
+/// A PaymentIntent's `last_payment_error`, or the fields of a 402 that matter to a charge.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PaymentError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub decline_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

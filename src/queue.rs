@@ -26,11 +26,9 @@ pub enum Work {
     Event(Event),
     /// `POST /identity/verification-sessions`, validated.
     CreateSession(identity::CreateSession),
-    /// `POST /charges`, parsed; `random` makes its key when the caller gave none, `origin` is
-    /// where a recovery session returns.
+    /// `POST /charges`, parsed; `origin` is where a recovery session returns.
     Charge {
         request: ChargeRequest,
-        random: [u8; 16],
         origin: String,
     },
     /// `GET /success`, after the session was retrieved (Stripe's text of it, so that no
@@ -101,12 +99,8 @@ pub async fn run<S: Store, T: Transport>(work: Work, services: &Services<'_, S, 
             let result = identity::create_session(&request, services).await;
             encode(Answer::new(result, services.trace))
         }
-        Work::Charge {
-            request,
-            random,
-            origin,
-        } => {
-            let result = charges::create_charge(services, &request, random, &origin).await;
+        Work::Charge { request, origin } => {
+            let result = charges::create_charge(services, &request, &origin).await;
             encode(Answer::new(result, services.trace))
         }
         Work::Success(raw) => {
@@ -236,10 +230,9 @@ mod tests {
                 amount: 100,
                 currency: "usd".into(),
                 description: None,
-                idempotency_key: None,
+                idempotency_key: "order-9".into(),
                 payment_method: None,
             },
-            random: [0; 16],
             origin: "https://x.test".into(),
         };
         assert_eq!(charge.entity(), Some(Entity::customer("cus_9")));

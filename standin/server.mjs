@@ -177,6 +177,9 @@ function currency(value, param = 'currency') {
   if (!/^[a-zA-Z]{3}$/.test(value ?? '')) throw invalid(`Invalid currency: ${value}`, { code: 'parameter_invalid_string', param });
   return value.toLowerCase();
 }
+/** The one currency each bank debit the stand-in models can be charged in. */
+const DEBIT_CURRENCY = { us_bank_account: 'usd', sepa_debit: 'eur' };
+
 /** Payment method types that never send the customer elsewhere to pay or authenticate. */
 const NON_REDIRECTING = new Set(['card', 'us_bank_account', 'sepa_debit', 'bacs_debit', 'au_becs_debit', 'acss_debit', 'customer_balance']);
 function mayRedirect(params) {
@@ -302,7 +305,12 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     return copy;
   }
   // What a Checkout Session was created with that its object does not show.
-  const sessionOptions = new Map(); // session id → { setup_future_usage }
+  const sessionOptions = new Map(); // session id → { setup_future_usage, by_type }
+  /** How a payment session saves a payment method of `type` for later: null when it does not. */
+  const futureUsageOf = (sessionId, type) => {
+    const options = sessionOptions.get(sessionId);
+    return options?.by_type?.[type] ?? options?.setup_future_usage ?? null;
+  };
 
   const api = {
     'POST /v1/customers': (params) =>
@@ -367,7 +375,13 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       session.url = checkoutUrl(session.id);
       counts.checkout_sessions += 1;
-      sessionOptions.set(session.id, { setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null });
+      // What the payment is saved for: for every method (payment_intent_data), or per method
+      // type (payment_method_options[<type>][setup_future_usage], which overrides it for
+      // that type; Checkout/Sessions.d.ts).
+      sessionOptions.set(session.id, {
+        setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null,
+        by_type: Object.fromEntries(Object.entries(params.payment_method_options ?? {}).map(([type, o]) => [type, o?.setup_future_usage ?? null])),
+      });
       return store(session);
     },
     'GET /v1/checkout/sessions/:id': (_, [id], query) => expanded(get('checkout session', id, 'checkout.session'), query),
@@ -443,6 +457,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       emitAndKeep('payment_intent.created', pi, request);
       if (!bool(params.confirm)) return pi;
       if (!pi.payment_method) throw invalid('You must provide a payment_method to confirm.', { code: 'parameter_missing', param: 'payment_method' });
+      const method = objects.get(pi.payment_method);
+      if (DEBIT_CURRENCY[method?.type]) return confirmDebit(pi, method, request);
       const card = TEST_CARDS[cards.get(pi.payment_method)] ?? TEST_CARDS['4242424242424242'];
       if (card.outcome === 'succeeded') {
         Object.assign(pi, { status: 'succeeded', amount_received: amount, latest_charge: newId('ch') });
@@ -569,7 +585,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     if (method === 'delayed') {
       if (session.mode !== 'payment') throw invalid('A delayed payment method completes payment-mode sessions only.', { param: 'method' });
       const pm = newBankMethod(email);
-      const futureUsage = sessionOptions.get(session.id)?.setup_future_usage ?? null;
+      const futureUsage = futureUsageOf(session.id, pm.type);
       const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: 0, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'processing', payment_method_types: ['us_bank_account'], setup_future_usage: futureUsage, created: now(), livemode: false }));
       if (session.customer && futureUsage) pm.customer = session.customer;
       Object.assign(session, { status: 'complete', payment_status: 'unpaid', payment_intent: pi.id, customer_details: { ...FIXTURES['checkout.session'].customer_details, email } });
@@ -607,7 +623,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       Object.assign(si, { status: 'succeeded', payment_method: pm.id, last_setup_error: null, next_action: null });
       emitted.push(emitAndKeep('setup_intent.succeeded', si));
     } else {
-      const futureUsage = sessionOptions.get(session.id)?.setup_future_usage ?? null;
+      const futureUsage = futureUsageOf(session.id, pm.type);
       const pi = store(fromFixture('payment_intent', { id: newId('pi'), object: 'payment_intent', amount: session.amount_total, amount_received: session.amount_total, currency: session.currency, customer: session.customer, payment_method: pm.id, description: null, metadata: {}, status: 'succeeded', last_payment_error: null, latest_charge: newId('ch'), setup_future_usage: futureUsage, created: now(), livemode: false }));
       // Stripe keeps (attaches) the payment method only when the session asked for it with
       // payment_intent_data[setup_future_usage] (docs: "Save payment details during payment").
@@ -620,6 +636,64 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     session.status = 'complete';
     emitted.push(emitAndKeep('checkout.session.completed', session));
     return { session, emitted };
+  }
+
+  /**
+   * A bank debit confirmed off-session: refused at once when the charge's currency is not the
+   * debit's own (SEPA Direct Debit debits "EUR-denominated" accounts only, Stripe's SEPA docs;
+   * ACH Direct Debit is USD), with the SDK's code for a method whose currency does not match
+   * (`payment_method_currency_mismatch`, PaymentIntents.d.ts LastPaymentError.Code); else
+   * `processing` (a delayed notification method: the outcome comes days later, as
+   * `payment_intent.succeeded` or `payment_intent.payment_failed`; POST
+   * /_test/payment_intents/{id}/settle here).
+   */
+  function confirmDebit(pi, method, request) {
+    if (pi.currency !== DEBIT_CURRENCY[method.type]) {
+      throw new ApiError(400, {
+        type: 'invalid_request_error',
+        code: 'payment_method_currency_mismatch',
+        param: 'currency',
+        message: `The currency provided (${pi.currency}) is not supported by the ${method.type} PaymentMethod ${method.id}, which supports ${DEBIT_CURRENCY[method.type]} only.`,
+        doc_url: 'https://docs.stripe.com/error-codes/payment-method-currency-mismatch',
+      });
+    }
+    Object.assign(pi, { status: 'processing', payment_method_types: [method.type] });
+    emitAndKeep('payment_intent.processing', pi, request);
+    return pi;
+  }
+
+  /** A bank debit that was `processing` succeeds or fails, as the bank answers days later. */
+  function settleDebit(id, { outcome = 'succeeded' } = {}) {
+    const pi = get('payment intent', id, 'payment_intent');
+    if (pi.status !== 'processing') throw invalid(`This PaymentIntent is not processing (${pi.status}).`);
+    if (outcome === 'succeeded') {
+      Object.assign(pi, { status: 'succeeded', amount_received: pi.amount, latest_charge: newId('py') });
+      return { payment_intent: pi, emitted: [emitAndKeep('payment_intent.succeeded', pi)] };
+    }
+    if (outcome !== 'failed') throw invalid('outcome must be succeeded or failed', { param: 'outcome' });
+    const error = { type: 'card_error', code: 'payment_method_provider_decline', message: 'The payment was declined by the bank.', payment_method: structuredClone(objects.get(pi.payment_method)) };
+    Object.assign(pi, { status: 'requires_payment_method', last_payment_error: error });
+    return { payment_intent: pi, emitted: [emitAndKeep('payment_intent.payment_failed', pi)] };
+  }
+
+  /**
+   * A bank account the customer gave elsewhere (the Dashboard, another integration), attached
+   * to `customer`: `us_bank_account` (ACH, Stripe's test account 000123456789) or
+   * `sepa_debit` (Stripe's test IBAN DE89370400440532013000).
+   */
+  function attachDebit(customerId, { type = 'us_bank_account', email = 'customer@example.com' } = {}) {
+    get('customer', customerId, 'customer');
+    let pm;
+    if (type === 'us_bank_account') pm = newBankMethod(email);
+    else if (type === 'sepa_debit') {
+      pm = store(fromFixture('payment_method', {
+        id: newId('pm'), object: 'payment_method', type: 'sepa_debit', customer: null, created: now(), livemode: false, card: null,
+        billing_details: { ...FRESH.payment_method.billing_details, email, name: 'Jenny Rosen' },
+        sepa_debit: { bank_code: '37040044', branch_code: null, country: 'DE', fingerprint: newId('fp', 16).slice(3), generated_from: null, last4: '3000' },
+      }));
+    } else throw invalid('type must be us_bank_account or sepa_debit', { param: 'type' });
+    pm.customer = customerId;
+    return pm;
   }
 
   /** A delayed payment of a completed, unpaid payment-mode session succeeds or fails. */
@@ -908,6 +982,20 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
         const { session, emitted } = moveIdentity(m[1], m[2], json());
         return send(res, 200, { session, events: await settle(emitted) });
+      }
+      if ((m = p.match(/^\/_test\/payment_intents\/(pi_\w+)\/settle$/)) && req.method === 'POST') {
+        const { payment_intent: pi, emitted } = settleDebit(m[1], json());
+        return send(res, 200, { payment_intent: pi, events: await settle(emitted) });
+      }
+      if ((m = p.match(/^\/_test\/customers\/(cus_\w+)\/bank_accounts$/)) && req.method === 'POST') {
+        return send(res, 200, attachDebit(m[1], json()));
+      }
+      if (p === '/_test/idempotency/forget' && req.method === 'POST') {
+        // Stripe may prune a key once it is at least 24 hours old, and then executes a reused
+        // key as a new request (docs.stripe.com/idempotency): every key is forgotten now.
+        const forgotten = idempotency.size;
+        idempotency.clear();
+        return send(res, 200, { forgotten });
       }
       if (p === '/_test/outage' && req.method === 'POST') {
         outage = Boolean(json().on);

@@ -44,7 +44,8 @@ pub struct ChargeRequest {
     pub amount: i64,
     pub currency: String,
     pub description: Option<String>,
-    pub idempotency_key: Option<String>,
+    /// Required: the one thing that makes a retried request the same charge.
+    pub idempotency_key: String,
     pub payment_method: Option<String>,
 }
 
@@ -72,16 +73,11 @@ impl ChargeRequest {
         {
             return Err(BillingError::InvalidDescription);
         }
-        let idempotency_key =
-            match text(input.idempotency_key, BillingError::InvalidIdempotencyKey)? {
-                None => None,
-                Some(key) => {
-                    if !IdempotencyKey::is_valid_caller_key(&key, MAX_CALLER_KEY_LEN) {
-                        return Err(BillingError::InvalidIdempotencyKey);
-                    }
-                    Some(key)
-                }
-            };
+        let idempotency_key = text(input.idempotency_key, BillingError::InvalidIdempotencyKey)?
+            .ok_or(BillingError::MissingIdempotencyKey)?;
+        if !IdempotencyKey::is_valid_caller_key(&idempotency_key, MAX_CALLER_KEY_LEN) {
+            return Err(BillingError::InvalidIdempotencyKey);
+        }
         let payment_method = text(input.payment_method, BillingError::InvalidPaymentMethod)?;
         let payment_method = match payment_method.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -98,13 +94,10 @@ impl ChargeRequest {
         })
     }
 
-    /// The PaymentIntent's key: from the caller's key (a retried request makes one charge), or
-    /// 128 random bits.
-    pub fn key(&self, random: [u8; 16]) -> IdempotencyKey {
-        match &self.idempotency_key {
-            Some(key) => IdempotencyKey::scoped("charge", key),
-            None => IdempotencyKey::random(random),
-        }
+    /// The PaymentIntent's key: the caller's key, scoped by the customer, so that the same
+    /// caller key sent for two customers can never be answered with one's PaymentIntent.
+    pub fn stripe_key(&self) -> IdempotencyKey {
+        charge_stripe_key(&self.customer, &self.idempotency_key)
     }
 
     /// The payment method to charge: the one given, else the customer's saved default.
@@ -117,6 +110,22 @@ impl ChargeRequest {
             .as_deref()
             .or(customer.default_payment_method.as_deref())
             .ok_or(BillingError::NoSavedPaymentMethod)
+    }
+
+    /// After Stripe refused the payment method and made no PaymentIntent: one without a
+    /// payment method, not confirmed, to carry the charge's record and recovery. Its key is
+    /// the charge's, numbered.
+    pub fn to_stripe_unconfirmed(&self) -> StripeRequest {
+        let key = IdempotencyKey::scoped(self.stripe_key().as_str(), "unconfirmed");
+        calls::create_payment_intent_holder(
+            &calls::HeldCharge {
+                customer: &self.customer,
+                amount: self.amount,
+                currency: &self.currency,
+                description: self.description.as_deref(),
+            },
+            key,
+        )
     }
 
     /// `POST /v1/payment_intents` with `off_session=true&confirm=true`.
@@ -137,34 +146,117 @@ impl ChargeRequest {
 
 pub const CHARGE_RECORD_VERSION: u32 = 1;
 
-/// The value under `charge_key:{idempotency_key}`: the payment method the charge with that
-/// caller key was first sent with. A retry must send Stripe the same parameters to get the
-/// first answer replayed (else Stripe refuses the key), and the customer's default may have
-/// changed meanwhile (a paid recovery session makes its card the default).
+/// The Idempotency-Key of the PaymentIntent a caller key makes: `charge:{customer}:{key}`.
+/// Scoped by the customer, so that whatever our records say, Stripe itself can never answer
+/// one customer's request with another's PaymentIntent. When both are too long for Stripe's
+/// 255 characters, their SHA-256 is sent instead.
+pub fn charge_stripe_key(customer: &str, caller_key: &str) -> IdempotencyKey {
+    let scope = format!("charge:{customer}");
+    if scope.len() + 1 + caller_key.len() <= 255 {
+        IdempotencyKey::scoped(&scope, caller_key)
+    } else {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(customer)
+            .chain_update([0])
+            .chain_update(caller_key)
+            .finalize();
+        IdempotencyKey::scoped("charge:sha256", &hex::encode(digest))
+    }
+}
+
+/// The current version of [`ChargeKeyRecord`]: 2 records the whole request.
+pub const CHARGE_KEY_RECORD_VERSION: u32 = 2;
+
+/// The value under `charge_key:{idempotency_key}`: the charge a caller key is, recorded before
+/// Stripe is asked and kept [`CHARGE_KEY_TTL_SECONDS`]. A repeat with the same request is
+/// answered from it (and `charge:{pi}`), never by a second create, whatever its age: Stripe
+/// may forget its own key after 24 hours and would then make a new PaymentIntent. A repeat
+/// with another request is refused ([`Self::differs_from`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeKeyRecord {
     pub version: u32,
+    /// The payment method the charge was sent with: the customer's default may change later
+    /// (a paid recovery session makes its card the default).
     pub payment_method: String,
-    /// The PaymentIntent the key made, once Stripe answered: a repeat after its recovery
-    /// expired or failed renews the recovery from `charge:{pi}` instead of charging again.
+    /// The PaymentIntent the key made, once Stripe answered.
     #[serde(default)]
     pub payment_intent: Option<String>,
+    /// The request the key was first used with (version 2; version 1 records lack them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
-/// How long `charge_key:{key}` is kept: past Stripe's 24 h for the key, as long as a recovery
-/// may still be renewed (Stripe keeps events 30 days).
+impl ChargeKeyRecord {
+    /// The key's first use: `request`, sent with `payment_method`.
+    pub fn first_use(request: &ChargeRequest, payment_method: &str) -> Self {
+        Self {
+            version: CHARGE_KEY_RECORD_VERSION,
+            payment_method: payment_method.to_owned(),
+            payment_intent: None,
+            customer: Some(request.customer.clone()),
+            amount: Some(request.amount),
+            currency: Some(request.currency.clone()),
+            description: request.description.clone(),
+        }
+    }
+
+    /// The field in which `request` is not the key's first use, if any: such a repeat is
+    /// another charge under a used key (409), refused before anything is sent or written.
+    pub fn differs_from(&self, request: &ChargeRequest) -> Option<&'static str> {
+        if self
+            .customer
+            .as_deref()
+            .is_some_and(|c| c != request.customer)
+        {
+            return Some("customer");
+        }
+        if self.amount.is_some_and(|a| a != request.amount) {
+            return Some("amount");
+        }
+        if self
+            .currency
+            .as_deref()
+            .is_some_and(|c| c != request.currency)
+        {
+            return Some("currency");
+        }
+        if self.version >= 2 && self.description != request.description {
+            return Some("description");
+        }
+        if request
+            .payment_method
+            .as_deref()
+            .is_some_and(|pm| pm != self.payment_method)
+        {
+            return Some("payment_method");
+        }
+        None
+    }
+
+    /// Stripe's key for the create: a version 1 record's charge was sent with the key of its
+    /// time (`charge:{key}`), and a retry must send that one.
+    pub fn stripe_key(&self, request: &ChargeRequest) -> IdempotencyKey {
+        if self.version >= 2 {
+            request.stripe_key()
+        } else {
+            IdempotencyKey::scoped("charge", &request.idempotency_key)
+        }
+    }
+}
+
+/// How long `charge_key:{key}` is kept: a repeat within it is answered from our records.
+/// Past Stripe's 24 h for its own key, and as long as Stripe keeps events (30 days).
 pub const CHARGE_KEY_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 
 /// Why the last attempt failed, as Stripe said (`last_payment_error` or the 402 error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChargeError {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub decline_code: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-}
+pub use crate::objects::PaymentError as ChargeError;
 
 impl ChargeError {
     pub fn from_api(error: &ApiError) -> Self {
@@ -174,6 +266,27 @@ impl ChargeError {
             message: error.message.clone(),
         }
     }
+}
+
+/// Whether Stripe refused a charge because of the payment method it was sent with, before any
+/// money moved: a 400 about `payment_method` (detached, not the customer's, in a state that
+/// cannot pay) or with one of the codes Stripe gives a method that cannot pay this charge
+/// (`LastPaymentError.Code` in the SDK's PaymentIntents.d.ts; Stripe's error codes page).
+/// Such a charge is recovered like a decline: the customer pays with another method.
+pub fn refused_for_method(error: &ApiError) -> bool {
+    const METHOD_CODES: [&str; 5] = [
+        "payment_intent_incompatible_payment_method",
+        "payment_method_currency_mismatch",
+        "payment_method_not_available",
+        "payment_method_unactivated",
+        "payment_method_unexpected_state",
+    ];
+    error.status == 400
+        && (error.param.as_deref() == Some("payment_method")
+            || error
+                .code
+                .as_deref()
+                .is_some_and(|code| METHOD_CODES.contains(&code)))
 }
 
 /// The Checkout Session (`mode=payment`) offered to the customer after a decline.
@@ -264,13 +377,6 @@ fn is_final_status(status: &str) -> bool {
     matches!(status, "succeeded" | "canceled" | RECOVERED)
 }
 
-/// What `payment_intent.*` events carry besides the PaymentIntent fields in `objects`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct LastPaymentError {
-    #[serde(default)]
-    pub last_payment_error: Option<ChargeError>,
-}
-
 impl ChargeRecord {
     /// The record of a PaymentIntent as Stripe answered it, at `now`.
     pub fn from_payment_intent(
@@ -289,7 +395,7 @@ impl ChargeRecord {
             payment_method: pi.payment_method.as_ref().map(|pm| pm.id().to_owned()),
             status: pi.status.clone(),
             paid: pi.status == "succeeded",
-            last_error: error,
+            last_error: error.or_else(|| pi.last_payment_error.clone()),
             recovery: None,
             created_at: now,
             updated_at: now,
@@ -508,13 +614,36 @@ impl ChargeRecord {
         }
     }
 
-    /// The body `POST /charges` answers with: `{payment_intent, status}`, plus `error` and
-    /// `recovery_url` after a decline.
+    /// Whether the money is on its way but not arrived: the PaymentIntent is `processing`
+    /// (a bank debit), or the recovery session was paid with a delayed method.
+    pub fn in_flight(&self) -> bool {
+        !self.paid
+            && (self.status == "processing"
+                || self
+                    .recovery
+                    .as_ref()
+                    .is_some_and(|r| r.status == RecoveryStatus::Processing.as_str()))
+    }
+
+    /// The body `POST /charges` answers with, and its status: whether the money arrived
+    /// (`paid`) and the PaymentIntent's `status` always. Paid: 200. On its way: 202, with where
+    /// the outcome shows. Not paid: 402, with Stripe's reason and the recovery link.
     pub fn answer(&self) -> (u16, serde_json::Value) {
-        if self.paid || self.status != "requires_payment_method" {
+        if self.paid {
             return (
                 200,
-                serde_json::json!({ "payment_intent": self.id, "status": self.status }),
+                serde_json::json!({ "payment_intent": self.id, "status": self.status, "paid": true }),
+            );
+        }
+        if self.in_flight() {
+            return (
+                202,
+                serde_json::json!({
+                    "payment_intent": self.id,
+                    "status": self.status,
+                    "paid": false,
+                    "message": format!("the payment is on its way, not arrived: GET /charges/{} says when it is paid; if it fails, the customer gets a recovery link (charge.recovery notification) as after a decline", self.id),
+                }),
             );
         }
         let error = self.last_error.as_ref();
@@ -523,6 +652,7 @@ impl ChargeRecord {
             serde_json::json!({
                 "payment_intent": self.id,
                 "status": self.status,
+                "paid": false,
                 "error": {
                     "code": error.and_then(|e| e.code.clone()),
                     "decline_code": error.and_then(|e| e.decline_code.clone()),
@@ -531,5 +661,21 @@ impl ChargeRecord {
                 "recovery_url": self.recovery.as_ref().and_then(|r| r.url.clone()),
             }),
         )
+    }
+
+    /// The field in which `request` is not this charge (for keys recorded before they kept
+    /// the request, see [`ChargeKeyRecord::differs_from`]).
+    pub fn differs_from(&self, request: &ChargeRequest) -> Option<&'static str> {
+        if self
+            .customer
+            .as_deref()
+            .is_some_and(|c| c != request.customer)
+        {
+            return Some("customer");
+        }
+        if self.amount != request.amount {
+            return Some("amount");
+        }
+        (self.currency != request.currency).then_some("currency")
     }
 }

@@ -227,6 +227,12 @@ impl CustomerRecord {
         if !is_prefixed_id(customer, "cus_") || !is_prefixed_id(&payment_method.id, "pm_") {
             return None;
         }
+        // Only a card becomes the default: it can be charged off-session in any currency the
+        // account charges in, where a bank debit is tied to its own (SEPA Direct Debit to
+        // EUR, ACH to USD, Bacs to GBP) and settles days later.
+        if payment_method.kind.as_deref() != Some("card") {
+            return None;
+        }
         Some(Self::saved(
             customer,
             &payment_method.id,

@@ -3,6 +3,7 @@
 //! notifications). One entry point, [`dispatch`], chooses by `event.type`.
 
 pub mod charges;
+pub mod customers;
 pub mod identity;
 pub mod setup;
 

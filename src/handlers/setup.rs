@@ -15,6 +15,7 @@ use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
 use super::charges::{record_recovery, recovery_moved};
+use super::customers::save_customer;
 use super::{Step, StepError};
 
 /// A setup session just opened: its id, and the Checkout URL to send the browser to.
@@ -186,38 +187,6 @@ async fn customer_of<S: Store, T: Transport>(
         .step("create_customer");
     }
     Ok(customer)
-}
-
-/// Writes `customer:{id}` unless the stored record holds the card of a newer session (or
-/// already this one: a repeat writes nothing). Serves a saved card and a paid recovery's.
-pub(super) async fn save_customer<S: Store, T: Transport>(
-    services: &Services<'_, S, T>,
-    record: &CustomerRecord,
-    session_id: &str,
-) -> Result<(), StepError> {
-    let key = keys::customer(&record.id);
-    let stored = key
-        .load_tolerant(services.store)
-        .await
-        .step("load_customer")?;
-    let unchanged = stored.as_ref().is_some_and(|s| {
-        s.default_payment_method == record.default_payment_method
-            && s.checkout_session == record.checkout_session
-    });
-    if unchanged {
-        return Ok(());
-    }
-    if record.replaces(stored.as_ref()) {
-        key.save(services.store, record, None)
-            .await
-            .step("save_customer")?;
-    } else {
-        services.trace.note(format!(
-            "customer {} keeps the card of a newer session than {session_id}",
-            record.id
-        ));
-    }
-    Ok(())
 }
 
 /// `GET /success?session_id=`: records the completion (setup mode) or the recovery payment

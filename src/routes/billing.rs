@@ -11,8 +11,7 @@ use crate::queue::{success_page, Work};
 use crate::store::keys;
 
 use super::{
-    app_origin, json, random_bits, read_json, record_response, within_rate_limit, Ctx,
-    SUCCESS_RATE_LIMITER,
+    app_origin, json, read_json, record_response, within_rate_limit, Ctx, SUCCESS_RATE_LIMITER,
 };
 
 /// The page Checkout returns to. Always a page, never JSON: a browser is looking at it. The
@@ -48,13 +47,8 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
     let origin = app_origin(config, req)?;
     let input: ChargeInput = read_json(req).await?;
     let request = ChargeRequest::parse(input, &config.default_currency)?;
-    let random = random_bits()?;
     // In the customer's queue, with the customer's events (a paid recovery, a decline).
-    let work = Work::Charge {
-        request,
-        random,
-        origin,
-    };
+    let work = Work::Charge { request, origin };
     let record = super::entity::run::<ChargeRecord>(ctx, &work)
         .await?
         .ok_or(AppError::Internal("a charge has no customer"))?;

@@ -41,14 +41,19 @@ pub struct PaymentSession<'a> {
     pub metadata: &'a Metadata,
 }
 
-/// The recovery session after a decline. `setup_future_usage=off_session` keeps the payment
-/// method it is paid with for later off-session charges (Stripe attaches it to the customer),
-/// so the next charge does not go to the card that was declined.
+/// The recovery session after a decline. The customer may pay with any method the account
+/// offers, but only a card is kept for later off-session charges
+/// (`payment_method_options[card][setup_future_usage]=off_session`: Stripe attaches it to the
+/// customer), so the next charge does not go to the card that was declined, and a bank debit,
+/// tied to one currency and settling days later, never becomes the default.
 pub fn create_payment_session(p: &PaymentSession<'_>, key: IdempotencyKey) -> StripeRequest {
     let form = Form::new()
         .set("mode", "payment")
         .set("customer", p.customer)
-        .set("payment_intent_data[setup_future_usage]", "off_session")
+        .set(
+            "payment_method_options[card][setup_future_usage]",
+            "off_session",
+        )
         .set("line_items[0][quantity]", 1)
         .set("line_items[0][price_data][currency]", p.currency)
         .set("line_items[0][price_data][unit_amount]", p.amount)
@@ -139,6 +144,25 @@ pub fn create_off_session_payment_intent(
         .set("confirm", true)
         .set_opt("description", p.description)
         .metadata(p.metadata);
+    StripeRequest::post("/v1/payment_intents", form, key)
+}
+
+/// A PaymentIntent that is not confirmed and has no payment method: it carries a charge that
+/// Stripe refused for its payment method, whose recovery session then pays it instead.
+pub struct HeldCharge<'a> {
+    pub customer: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub description: Option<&'a str>,
+}
+
+pub fn create_payment_intent_holder(p: &HeldCharge<'_>, key: IdempotencyKey) -> StripeRequest {
+    let form = Form::new()
+        .set("amount", p.amount)
+        .set("currency", p.currency)
+        .set("customer", p.customer)
+        .set("automatic_payment_methods[enabled]", true)
+        .set_opt("description", p.description);
     StripeRequest::post("/v1/payment_intents", form, key)
 }
 

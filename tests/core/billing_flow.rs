@@ -24,7 +24,12 @@ use stripe_edge_webhooks::testing::FakeTransport;
 const NOW: i64 = 1_700_000_000;
 
 fn config() -> Config {
-    config_with(&[("STRIPE_SECRET_KEY", "sk_test_h")])
+    config_with(&[
+        ("STRIPE_SECRET_KEY", "sk_test_h"),
+        // Where a recovery session made by an event (no request to take an origin from)
+        // returns.
+        ("APP_BASE_URL", "https://app.test"),
+    ])
 }
 
 /// Stripe as in [`stripe`], except that a request whose path `at` accepts is answered
@@ -65,8 +70,8 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
         (Method::Get, "/v1/payment_intents/pi_new?expand[]=payment_method") => ok(serde_json::json!({
             "id": "pi_new", "object": "payment_intent", "status": "succeeded", "amount": 1099,
             "currency": "usd", "customer": "cus_new",
-            "payment_method": {"id": "pm_new", "object": "payment_method", "customer": "cus_new",
-                "card": {"brand": "mastercard", "last4": "4444"}}
+            "payment_method": {"id": "pm_new", "object": "payment_method", "type": "card",
+                "customer": "cus_new", "card": {"brand": "mastercard", "last4": "4444"}}
         })),
         (Method::Get, "/v1/setup_intents/seti_c?expand[]=payment_method") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
         (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
@@ -465,7 +470,12 @@ fn save_customer(store: &MemoryStore, pm: &str) {
     block_on(keys::customer("cus_new").save(store, &record, None)).unwrap();
 }
 
-fn charge_request(json: serde_json::Value) -> ChargeRequest {
+/// A `POST /charges` body, with an `idempotency_key` when it names none (every charge has one).
+fn charge_request(mut json: serde_json::Value) -> ChargeRequest {
+    json.as_object_mut()
+        .unwrap()
+        .entry("idempotency_key")
+        .or_insert("order-default".into());
     ChargeRequest::parse(serde_json::from_value(json).unwrap(), "usd").unwrap()
 }
 
@@ -477,12 +487,7 @@ fn charge(
     let config = config();
     let trace = Trace::new();
     let services = Services::new(store, transport, &config, NOW, &trace);
-    block_on(create_charge(
-        &services,
-        request,
-        [7; 16],
-        "https://app.test",
-    ))
+    block_on(create_charge(&services, request, "https://app.test"))
 }
 
 #[test]
@@ -500,7 +505,8 @@ fn a_successful_charge_is_recorded() {
     let sent = transport.sent();
     assert_eq!(
         sent[0].header("idempotency-key"),
-        Some(hex::encode([7u8; 16]).as_str())
+        Some("charge:cus_new:order-default"),
+        "the caller's key, scoped by the customer"
     );
     assert!(sent[0]
         .body
@@ -527,7 +533,7 @@ fn a_decline_gets_a_recovery_session_and_a_notification_once() {
         ["POST /v1/payment_intents", "POST /v1/checkout/sessions"]
     );
     let w = writes(&transport);
-    assert_eq!(w[0].1.as_deref(), Some("charge:order-7"));
+    assert_eq!(w[0].1.as_deref(), Some("charge:cus_new:order-7"));
     assert_eq!(w[1].1.as_deref(), Some("pi_1:recovery"));
     assert!(w[1]
         .2
@@ -560,11 +566,11 @@ fn a_decline_gets_a_recovery_session_and_a_notification_once() {
     assert_eq!(note.payload["recovery_url"], "https://checkout.test/cs_r");
     assert_eq!(note.payload["code"], "card_declined");
 
-    // The caller retries with its key: Stripe replays the decline; no second session.
+    // The caller retries with its key: answered from the records, Stripe is not asked again,
+    // and no second session or notification is made.
     let again = charge(&store, &transport, &request).unwrap();
     assert_eq!(again, record);
-    assert_eq!(transport.calls().len(), 3);
-    assert_eq!(writes(&transport)[2].1.as_deref(), Some("charge:order-7"));
+    assert_eq!(transport.calls().len(), 2);
 }
 
 /// KV as a request may see it: reads of the keys in `stale` answer an older value (KV
@@ -610,13 +616,7 @@ fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
     let request = charge_request(serde_json::json!({
         "customer": "cus_new", "amount": 1099, "idempotency_key": "order-8"
     }));
-    let first = block_on(create_charge(
-        &services,
-        &request,
-        [1; 16],
-        "https://app.test",
-    ))
-    .unwrap();
+    let first = block_on(create_charge(&services, &request, "https://app.test")).unwrap();
     assert_eq!(first.answer().0, 402);
     let declined = block_on(store.get("charge:pi_1")).unwrap().unwrap();
 
@@ -635,18 +635,12 @@ fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
     assert!(stored_charge(&store).paid);
 
     // The app retries its request (same key) while its read of the charge is still the
-    // declined one: Stripe replays the decline, and nothing is written over the payment.
+    // declined one: answered from that read, and nothing is written over the payment.
     store
         .stale
         .borrow_mut()
         .insert("charge:pi_1".into(), declined);
-    let retry = block_on(create_charge(
-        &services,
-        &request,
-        [2; 16],
-        "https://app.test",
-    ))
-    .unwrap();
+    let retry = block_on(create_charge(&services, &request, "https://app.test")).unwrap();
     assert_eq!(retry.id, "pi_1");
     store.stale.borrow_mut().clear();
     let stored = stored_charge(&store);
@@ -661,9 +655,8 @@ fn a_retried_charge_that_reads_a_stale_record_does_not_undo_a_paid_recovery() {
             "POST /v1/checkout/sessions",
             // The webhook reads the paid recovery's card.
             "GET /v1/payment_intents/pi_new",
-            "POST /v1/payment_intents",
         ],
-        "the retry made no second recovery session"
+        "the retry asked Stripe nothing and made no second recovery session"
     );
 }
 
@@ -960,7 +953,7 @@ fn a_recovery_paid_later_by_a_delayed_method_is_processing_then_paid_with_its_ca
 }
 
 #[test]
-fn a_failed_or_expired_recovery_is_recorded_and_a_repeated_charge_makes_a_new_one() {
+fn a_failed_recovery_is_renewed_at_once_and_an_expired_one_by_the_repeated_charge() {
     for (kind, status) in [
         (
             EventKind::CheckoutSessionAsyncPaymentFailed.as_str(),
@@ -988,12 +981,17 @@ fn a_failed_or_expired_recovery_is_recorded_and_a_repeated_charge_makes_a_new_on
             Outcome::Handled
         );
         let stored = stored_charge(&store);
-        assert_eq!(stored.recovery.as_ref().unwrap().status, status, "{kind}");
         assert!(!stored.paid);
-
-        // The app repeats its request: a second recovery session, under its own key, and
-        // the customer is told the new link.
-        let renewed = charge(&store, &transport, &request).unwrap();
+        let renewed = if status == "failed" {
+            // A delayed payment that failed is a charge that failed later: the next recovery
+            // session is made at once, and the customer told its link.
+            assert_eq!(stored.recovery.as_ref().unwrap().status, "open", "{kind}");
+            stored
+        } else {
+            // An expired link waits for the app: its repeat makes the next one.
+            assert_eq!(stored.recovery.as_ref().unwrap().status, status, "{kind}");
+            charge(&store, &transport, &request).unwrap()
+        };
         // Renewed from the record, not by asking Stripe for the PaymentIntent again: by the
         // time a link expires (24 h) Stripe has forgotten the key and would charge anew.
         let intents = transport
@@ -1147,6 +1145,283 @@ fn the_webhook_records_the_card_brand_and_last4_from_the_expanded_setup_intent()
     );
 }
 
+/// Stripe that makes a new PaymentIntent for every create, whatever its key: what Stripe does
+/// once it pruned a key (docs.stripe.com/idempotency: keys may be removed "after they're at
+/// least 24 hours old", and a reused pruned key makes a new request). `status` is what a
+/// create answers; the PaymentIntents made are numbered `pi_made1`, `pi_made2`, …
+fn forgetful_stripe(status: &'static str) -> FakeTransport {
+    let made = std::cell::Cell::new(0);
+    FakeTransport::new(move |request| {
+        if request.method == Method::Post && path(request) == "/v1/payment_intents" {
+            made.set(made.get() + 1);
+            return Ok(FakeTransport::json(
+                200,
+                &serde_json::json!({
+                    "id": format!("pi_made{}", made.get()), "status": status, "amount": 1099,
+                    "currency": "usd", "customer": "cus_new", "payment_method": "pm_1"
+                })
+                .to_string(),
+            ));
+        }
+        stripe(request)
+    })
+}
+
+fn creates(transport: &FakeTransport) -> usize {
+    transport
+        .calls()
+        .iter()
+        .filter(|c| c.as_str() == "POST /v1/payment_intents")
+        .count()
+}
+
+#[test]
+fn a_repeat_is_answered_from_the_records_at_any_age_never_by_a_second_create() {
+    for status in ["succeeded", "processing"] {
+        let store = MemoryStore::new();
+        save_customer(&store, "pm_1");
+        let transport = forgetful_stripe(status);
+        let request = charge_request(serde_json::json!({
+            "customer": "cus_new", "amount": 1099, "idempotency_key": "order-once"
+        }));
+        let first = charge(&store, &transport, &request).unwrap();
+        // Days later (the pin lives 30 days), after Stripe forgot its key.
+        let later = charge(&store, &transport, &request).unwrap();
+        assert_eq!(
+            (later.id.as_str(), creates(&transport)),
+            ("pi_made1", 1),
+            "{status}"
+        );
+        assert_eq!(later, first);
+        // Even when the charge's record is gone, the PaymentIntent is read, not made again.
+        block_on(store.delete("charge:pi_made1")).unwrap();
+        let transport = FakeTransport::new(move |request| {
+            if request.method == Method::Get
+                && path(request).starts_with("/v1/payment_intents/pi_made1")
+            {
+                return Ok(FakeTransport::json(
+                    200,
+                    &serde_json::json!({
+                        "id": "pi_made1", "status": status, "amount": 1099, "currency": "usd",
+                        "customer": "cus_new", "payment_method": {"id": "pm_1", "type": "card"}
+                    })
+                    .to_string(),
+                ));
+            }
+            panic!("only a GET of the PaymentIntent: {}", path(request))
+        });
+        let read = charge(&store, &transport, &request).unwrap();
+        assert_eq!(
+            (read.id.as_str(), read.status.as_str()),
+            ("pi_made1", status)
+        );
+        assert_eq!(stored_charge_of(&store, "pi_made1"), read, "recorded again");
+    }
+}
+
+fn stored_charge_of(store: &impl Store, pi: &str) -> ChargeRecord {
+    block_on(keys::charge(pi).load(store)).unwrap().unwrap()
+}
+
+#[test]
+fn a_key_used_for_another_customer_or_amount_is_409_and_touches_nothing() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    // Customer A's charge is declined and its recovery expires.
+    let request = declined_charge(&store, &transport);
+    let expired = recovery_event(
+        "evt_e",
+        EventKind::CheckoutSessionExpired.as_str(),
+        NOW + 50,
+        "cs_r",
+        "expired",
+        "unpaid",
+    );
+    run(&store, &transport, |s| block_on(handle(&expired, s))).unwrap();
+    let before = (
+        stored_charge(&store),
+        block_on(store.list("notification:", 100, None)).unwrap(),
+    );
+    let calls = transport.calls().len();
+    for (body, field) in [
+        (
+            serde_json::json!({"customer": "cus_other", "amount": 999, "idempotency_key": "order-9"}),
+            "customer",
+        ),
+        (
+            serde_json::json!({"customer": "cus_new", "amount": 999, "idempotency_key": "order-9"}),
+            "amount",
+        ),
+        (
+            serde_json::json!({"customer": "cus_new", "amount": 1099, "currency": "eur", "idempotency_key": "order-9"}),
+            "currency",
+        ),
+        (
+            serde_json::json!({"customer": "cus_new", "amount": 1099, "idempotency_key": "order-9", "payment_method": "pm_other"}),
+            "payment_method",
+        ),
+    ] {
+        let error = charge(&store, &transport, &charge_request(body)).unwrap_err();
+        assert_eq!(
+            (error.status(), error.code(), error.field()),
+            (409, "idempotency_key_reused", Some(field))
+        );
+    }
+    assert_eq!(transport.calls().len(), calls, "no Stripe call");
+    let after = (
+        stored_charge(&store),
+        block_on(store.list("notification:", 100, None)).unwrap(),
+    );
+    assert_eq!(after, before, "A's charge and notifications untouched");
+    // A's own repeat still renews A's recovery.
+    let renewed = charge(&store, &transport, &request).unwrap();
+    assert_eq!(renewed.recovery.unwrap().checkout_session, "cs_r2");
+}
+
+#[test]
+fn a_charge_that_fails_later_is_recovered_once_like_a_decline() {
+    let store = MemoryStore::new();
+    save_customer(&store, "pm_1");
+    let transport = forgetful_stripe("processing");
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-bank"
+    }));
+    let processing = charge(&store, &transport, &request).unwrap();
+    assert_eq!((processing.answer().0, processing.paid), (202, false));
+    // Days later the bank debit fails (payment_intent.payment_failed), delivered twice
+    // (a redelivery, then catch-up under the same event id is deduped; another id here).
+    let failed = |id: &str| {
+        event(
+            id,
+            EventKind::PaymentIntentPaymentFailed.as_str(),
+            NOW + 86_400,
+            serde_json::json!({
+                "id": "pi_made1", "object": "payment_intent", "status": "requires_payment_method",
+                "amount": 1099, "currency": "usd", "customer": "cus_new", "payment_method": "pm_1",
+                "last_payment_error": {"type": "card_error", "code": "payment_method_provider_decline",
+                    "message": "The payment was declined by the bank."}
+            }),
+        )
+    };
+    for id in ["evt_f1", "evt_f2"] {
+        let outcome = run(&store, &transport, |s| block_on(handle(&failed(id), s))).unwrap();
+        assert_eq!(outcome, Outcome::Handled);
+    }
+    let record = stored_charge_of(&store, "pi_made1");
+    assert_eq!(record.answer().0, 402);
+    let sessions: Vec<_> = writes(&transport)
+        .into_iter()
+        .filter(|(path, _, _)| path == "/v1/checkout/sessions")
+        .collect();
+    assert_eq!(sessions.len(), 1, "one recovery session");
+    assert_eq!(sessions[0].1.as_deref(), Some("pi_made1:recovery"));
+    assert!(sessions[0]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("success_url=https%3A%2F%2Fapp.test%2Fsuccess"));
+    let notes = block_on(store.list("notification:", 100, None)).unwrap();
+    assert_eq!(
+        notes.keys,
+        ["notification:pi_made1.charge.recovery"],
+        "one notification"
+    );
+    let note = block_on(keys::notification("pi_made1.charge.recovery").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(note.payload["code"], "payment_method_provider_decline");
+    // The caller's repeat answers the decline with the link, and makes nothing new.
+    let repeat = charge(&store, &transport, &request).unwrap();
+    assert_eq!(
+        repeat.answer().1["recovery_url"],
+        "https://checkout.test/cs_r"
+    );
+    assert_eq!(creates(&transport), 1);
+}
+
+#[test]
+fn a_charge_refused_for_its_saved_method_ends_in_a_recovery_not_a_bare_400() {
+    let store = MemoryStore::new();
+    save_customer(&store, "pm_sepa");
+    let transport = FakeTransport::new(|request| {
+        let body = request.body.as_deref().unwrap_or("");
+        if path(request) == "/v1/payment_intents" && body.contains("payment_method=pm_sepa") {
+            return Ok(FakeTransport::json(
+                400,
+                r#"{"error":{"type":"invalid_request_error","code":"payment_intent_incompatible_payment_method","param":"payment_method","message":"The PaymentMethod cannot be used in usd."}}"#,
+            ));
+        }
+        if path(request) == "/v1/payment_intents" {
+            assert!(
+                !body.contains("confirm"),
+                "the holder is not confirmed: {body}"
+            );
+            assert_eq!(
+                request.header("idempotency-key"),
+                Some("charge:cus_new:order-sepa:unconfirmed")
+            );
+            return Ok(FakeTransport::json(200, &serde_json::json!({
+                "id": "pi_1", "status": "requires_payment_method", "amount": 1099, "currency": "usd",
+                "customer": "cus_new", "payment_method": null
+            }).to_string()));
+        }
+        stripe(request)
+    });
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-sepa"
+    }));
+    let record = charge(&store, &transport, &request).unwrap();
+    let (status, body) = record.answer();
+    assert_eq!(status, 402);
+    assert_eq!(
+        body["error"]["code"],
+        "payment_intent_incompatible_payment_method"
+    );
+    assert_eq!(body["recovery_url"], "https://checkout.test/cs_r");
+    assert!(
+        block_on(keys::notification("pi_1.charge.recovery").load(&store))
+            .unwrap()
+            .is_some()
+    );
+    // A repeat is answered from the records.
+    let calls = transport.calls().len();
+    assert_eq!(charge(&store, &transport, &request).unwrap(), record);
+    assert_eq!(transport.calls().len(), calls);
+}
+
+#[test]
+fn a_recovery_paid_with_a_bank_debit_does_not_become_the_default() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(|request| {
+        if path(request).starts_with("/v1/payment_intents/pi_new") {
+            return Ok(FakeTransport::json(200, &serde_json::json!({
+                "id": "pi_new", "status": "succeeded", "amount": 1099, "currency": "usd",
+                "customer": "cus_new", "payment_method": {"id": "pm_bank", "object": "payment_method",
+                    "type": "us_bank_account", "customer": "cus_new", "card": null}
+            }).to_string()));
+        }
+        stripe(request)
+    });
+    declined_charge(&store, &transport);
+    let paid = recovery_event(
+        "evt_p",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW + 5,
+        "cs_r",
+        "complete",
+        "paid",
+    );
+    run(&store, &transport, |s| block_on(handle(&paid, s))).unwrap();
+    assert!(stored_charge(&store).paid);
+    let customer = block_on(keys::customer("cus_new").load(&store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        customer.default_payment_method.as_deref(),
+        Some("pm_decline")
+    );
+}
+
 #[test]
 fn a_caller_keys_payment_method_is_pinned_once_and_never_replaced() {
     let store = MemoryStore::new();
@@ -1156,28 +1431,30 @@ fn a_caller_keys_payment_method_is_pinned_once_and_never_replaced() {
         "customer": "cus_new", "amount": 1099, "idempotency_key": "order-pin"
     }));
     charge(&store, &transport, &first).unwrap();
-    let pin = |store: &MemoryStore| {
-        block_on(keys::charge_key("order-pin").load(store))
+    let pin = || {
+        block_on(keys::charge_key("order-pin").load(&store))
             .unwrap()
             .unwrap()
     };
     assert_eq!(
         (
-            pin(&store).payment_method.as_str(),
-            pin(&store).payment_intent.as_deref()
+            pin().payment_method.as_str(),
+            pin().payment_intent.as_deref()
         ),
         ("pm_1", Some("pi_ok"))
     );
-    // A retry naming another card is sent as asked (Stripe refuses the reused key), and the
-    // pin stays: a later retry without one still sends what the key was first used with.
-    let other = charge_request(serde_json::json!({
-        "customer": "cus_new", "amount": 1099, "idempotency_key": "order-pin", "payment_method": "pm_other"
-    }));
-    let _ = charge(&store, &transport, &other);
-    assert_eq!(pin(&store).payment_method, "pm_1");
+    assert_eq!(
+        (
+            pin().customer.as_deref(),
+            pin().amount,
+            pin().currency.as_deref()
+        ),
+        (Some("cus_new"), Some(1099), Some("usd")),
+        "the whole request is recorded"
+    );
+    // The customer's default changes: the key's repeat is still the same charge.
     save_customer(&store, "pm_changed");
-    charge(&store, &transport, &first).unwrap();
-    let sent = transport.sent();
-    let last = sent.last().unwrap().body.clone().unwrap();
-    assert!(last.contains("payment_method=pm_1&"), "{last}");
+    let again = charge(&store, &transport, &first).unwrap();
+    assert_eq!((again.id.as_str(), creates(&transport)), ("pi_ok", 1));
+    assert_eq!(pin().payment_method, "pm_1");
 }

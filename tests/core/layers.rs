@@ -59,6 +59,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("handlers::identity", HANDLERS),
     ("handlers::setup", HANDLERS),
     ("handlers::charges", HANDLERS),
+    ("handlers::customers", HANDLERS),
     ("webhook", HANDLERS),
     ("admin", HANDLERS),
     ("queue", HANDLERS),

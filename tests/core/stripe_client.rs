@@ -450,9 +450,18 @@ fn every_call_builds_the_parameters_stripe_documents() {
                 key(),
             ),
             "/v1/checkout/sessions",
-            "mode=payment&customer=cus_1&payment_intent_data[setup_future_usage]=off_session&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=1099&line_items[0][price_data][product_data][name]=Order+42&success_url=https%3A%2F%2Fapp.test%2Fpaid&cancel_url=https%3A%2F%2Fapp.test%2F&metadata[user_id]=u1",
+            "mode=payment&customer=cus_1&payment_method_options[card][setup_future_usage]=off_session&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd&line_items[0][price_data][unit_amount]=1099&line_items[0][price_data][product_data][name]=Order+42&success_url=https%3A%2F%2Fapp.test%2Fpaid&cancel_url=https%3A%2F%2Fapp.test%2F&metadata[user_id]=u1",
         ),
         (calls::attach_payment_method("pm_1", "cus_1", key()), "/v1/payment_methods/pm_1/attach", "customer=cus_1"),
+        (
+            // Holds a charge Stripe refused for its payment method: not confirmed, no method.
+            calls::create_payment_intent_holder(
+                &calls::HeldCharge { customer: "cus_1", amount: 1900, currency: "usd", description: Some("Order 43") },
+                key(),
+            ),
+            "/v1/payment_intents",
+            "amount=1900&currency=usd&customer=cus_1&automatic_payment_methods[enabled]=true&description=Order+43",
+        ),
         (
             calls::create_verification_session("document", "u1", Some("https://app.test/back"), key()),
             "/v1/identity/verification_sessions",
