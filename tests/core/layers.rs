@@ -320,3 +320,84 @@ fn the_layer_check_catches_the_old_circle() {
     let unknown = vec![("mystery".to_owned(), String::new())];
     assert!(back_arrows(&unknown).is_err());
 }
+
+/// Every arrow between two modules, `from -> to`, as `crate::` and `super::` paths name them.
+fn arrows(files: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    let known: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (module, text) in files {
+        let targets = graph.entry(module.clone()).or_default();
+        for path in named_paths(module, &production_code(text), &known) {
+            let (to, _) = module_named(&path, &known);
+            if to != module && !targets.iter().any(|t| t == to) {
+                targets.push(to.to_owned());
+            }
+        }
+    }
+    graph
+}
+
+/// The import circles: each a set of modules that reach one another through their imports.
+/// Within one layer the layer check allows any arrow, so this is what keeps a layer free of
+/// circles (a module and its parent's `super::` vocabulary included: the parent declares the
+/// child with `mod`, which is not an import).
+fn circles(files: &[(String, String)]) -> Vec<Vec<String>> {
+    let graph = arrows(files);
+    let reaches = |from: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![from.to_owned()];
+        while let Some(at) = stack.pop() {
+            for to in graph.get(&at).into_iter().flatten() {
+                if seen.insert(to.clone()) {
+                    stack.push(to.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for module in graph.keys() {
+        let forward = reaches(module);
+        if !forward.contains(module) {
+            continue;
+        }
+        let mut circle: Vec<String> = forward
+            .into_iter()
+            .filter(|other| reaches(other).contains(module))
+            .collect();
+        circle.sort();
+        if !found.contains(&circle) {
+            found.push(circle);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_modules_import_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &root, &mut files);
+    assert_eq!(circles(&files), Vec::<Vec<String>>::new(), "import circles");
+}
+
+#[test]
+fn the_circle_check_catches_the_charges_and_setup_circle() {
+    // What handlers::charges and handlers::setup were: recovery helpers one way, the customer
+    // record the other.
+    let files = vec![
+        (
+            "handlers::charges".to_owned(),
+            "use super::{Step, StepError};\nfn f() { super::setup::save_customer(); }\n".to_owned(),
+        ),
+        (
+            "handlers::setup".to_owned(),
+            "use super::charges::{record_recovery, recovery_moved};\n".to_owned(),
+        ),
+        ("handlers".to_owned(), String::new()),
+    ];
+    assert_eq!(
+        circles(&files),
+        [vec!["handlers::charges".to_owned(), "handlers::setup".to_owned()]]
+    );
+}
