@@ -216,6 +216,45 @@ describe('the API', () => {
     }
   });
 
+  test('bank debits off-session: processing, then settled either way; refused at once in another currency', async () => {
+    const { customer } = await customerWithCard('4242424242424242');
+    const ach = await testPost(`/_test/customers/${customer.id}/bank_accounts`, { type: 'us_bank_account' });
+    const sepa = await testPost(`/_test/customers/${customer.id}/bank_accounts`, { type: 'sepa_debit' });
+    assert.deepEqual([ach.body.type, ach.body.customer, sepa.body.type], ['us_bank_account', customer.id, 'sepa_debit']);
+    const charge = (pm, currency) => call('POST', '/v1/payment_intents', {
+      amount: '1500', currency, customer: customer.id, payment_method: pm, off_session: 'true', confirm: 'true',
+      'automatic_payment_methods[enabled]': 'true', 'automatic_payment_methods[allow_redirects]': 'never',
+    }, { idempotencyKey: key() });
+    for (const outcome of ['succeeded', 'failed']) {
+      const res = await charge(ach.body.id, 'usd');
+      assert.deepEqual([res.status, res.body.status], [200, 'processing']);
+      const settled = await testPost(`/_test/payment_intents/${res.body.id}/settle`, { outcome });
+      assert.equal(settled.status, 200);
+      const types = settled.body.events.map((e) => e.event.type);
+      if (outcome === 'succeeded') {
+        assert.deepEqual([settled.body.payment_intent.status, types], ['succeeded', ['payment_intent.succeeded']]);
+      } else {
+        assert.deepEqual([settled.body.payment_intent.status, types], ['requires_payment_method', ['payment_intent.payment_failed']]);
+        assert.equal(settled.body.payment_intent.last_payment_error.code, 'payment_method_provider_decline');
+      }
+      assert.equal((await testPost(`/_test/payment_intents/${res.body.id}/settle`, { outcome })).status, 400, 'settles once');
+    }
+    const refused = await charge(sepa.body.id, 'usd');
+    assert.equal(refused.status, 400);
+    assert.deepEqual([refused.body.error.type, refused.body.error.code], ['invalid_request_error', 'payment_method_currency_mismatch']);
+    assert.equal((await charge(sepa.body.id, 'eur')).body.status, 'processing');
+  });
+
+  test('forgetting idempotency keys (Stripe prunes them after 24 h): a reused key makes a new object', async () => {
+    const k = key();
+    const first = await call('POST', '/v1/customers', { email: 'f@example.com' }, { idempotencyKey: k });
+    assert.equal((await call('POST', '/v1/customers', { email: 'f@example.com' }, { idempotencyKey: k })).body.id, first.body.id);
+    const forgot = await testPost('/_test/idempotency/forget');
+    assert.equal(forgot.status, 200);
+    assert.ok(forgot.body.forgotten >= 1);
+    assert.notEqual((await call('POST', '/v1/customers', { email: 'f@example.com' }, { idempotencyKey: k })).body.id, first.body.id);
+  });
+
   test("a payment method of another customer is refused", async () => {
     const { paymentMethod } = await customerWithCard('4242424242424242');
     const other = (await call('POST', '/v1/customers', {}, { idempotencyKey: key() })).body;
