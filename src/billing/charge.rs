@@ -210,34 +210,29 @@ impl ChargeKeyRecord {
     /// The field in which `request` is not the key's first use, if any: such a repeat is
     /// another charge under a used key (409), refused before anything is sent or written.
     pub fn differs_from(&self, request: &ChargeRequest) -> Option<&'static str> {
-        if self
-            .customer
-            .as_deref()
-            .is_some_and(|c| c != request.customer)
-        {
-            return Some("customer");
-        }
-        if self.amount.is_some_and(|a| a != request.amount) {
-            return Some("amount");
-        }
-        if self
-            .currency
-            .as_deref()
-            .is_some_and(|c| c != request.currency)
-        {
-            return Some("currency");
-        }
-        if self.version >= 2 && self.description != request.description {
-            return Some("description");
-        }
-        if request
-            .payment_method
-            .as_deref()
-            .is_some_and(|pm| pm != self.payment_method)
-        {
-            return Some("payment_method");
-        }
-        None
+        let differs = |kept: Option<&str>, sent: &str| kept.is_some_and(|k| k != sent);
+        first_difference(&[
+            (
+                "customer",
+                differs(self.customer.as_deref(), &request.customer),
+            ),
+            ("amount", self.amount.is_some_and(|a| a != request.amount)),
+            (
+                "currency",
+                differs(self.currency.as_deref(), &request.currency),
+            ),
+            (
+                "description",
+                self.version >= 2 && self.description != request.description,
+            ),
+            (
+                "payment_method",
+                request
+                    .payment_method
+                    .as_deref()
+                    .is_some_and(|pm| pm != self.payment_method),
+            ),
+        ])
     }
 
     /// Stripe's key for the create: a version 1 record's charge was sent with the key of its
@@ -249,6 +244,14 @@ impl ChargeKeyRecord {
             IdempotencyKey::scoped("charge", &request.idempotency_key)
         }
     }
+}
+
+/// The first field of `checks` that differs, in the order a caller reads a request.
+fn first_difference(checks: &[(&'static str, bool)]) -> Option<&'static str> {
+    checks
+        .iter()
+        .find(|(_, differs)| *differs)
+        .map(|(field, _)| *field)
 }
 
 /// How long `charge_key:{key}` is kept: a repeat within it is answered from our records.
@@ -666,16 +669,15 @@ impl ChargeRecord {
     /// The field in which `request` is not this charge (for keys recorded before they kept
     /// the request, see [`ChargeKeyRecord::differs_from`]).
     pub fn differs_from(&self, request: &ChargeRequest) -> Option<&'static str> {
-        if self
-            .customer
-            .as_deref()
-            .is_some_and(|c| c != request.customer)
-        {
-            return Some("customer");
-        }
-        if self.amount != request.amount {
-            return Some("amount");
-        }
-        (self.currency != request.currency).then_some("currency")
+        first_difference(&[
+            (
+                "customer",
+                self.customer
+                    .as_deref()
+                    .is_some_and(|c| c != request.customer),
+            ),
+            ("amount", self.amount != request.amount),
+            ("currency", self.currency != request.currency),
+        ])
     }
 }

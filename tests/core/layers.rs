@@ -398,6 +398,9 @@ fn the_circle_check_catches_the_charges_and_setup_circle() {
     ];
     assert_eq!(
         circles(&files),
-        [vec!["handlers::charges".to_owned(), "handlers::setup".to_owned()]]
+        [vec![
+            "handlers::charges".to_owned(),
+            "handlers::setup".to_owned()
+        ]]
     );
 }
