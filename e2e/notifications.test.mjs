@@ -25,8 +25,10 @@ describe('notifications under workerd', () => {
   let sink;
   before(async () => {
     sink = await startSink();
+    // Catch-up off: every run gives the notifications the whole budget, whatever minute the
+    // test's times fall on (a run on a catch-up minute has less; tested below on its own).
     worker = await startWorker(
-      { STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, STRIPE_SECRET_KEY: 'sk_test_e2e_notifications', NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET },
+      { STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, STRIPE_SECRET_KEY: 'sk_test_e2e_notifications', NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, CATCHUP_EVERY_MINUTES: '0' },
       { args: ['--test-scheduled'] },
     );
   });
@@ -147,5 +149,41 @@ describe('notifications under workerd', () => {
     assert.equal((await adminGet(worker, '/notifications?state=pending')).status, 401);
     assert.equal((await adminGet(worker, '/notifications', ADMIN)).body.error.code, 'bad_query');
     assert.equal((await adminGet(worker, '/notifications/evt_nope.identity.verified', ADMIN)).status, 404);
+  });
+});
+
+describe("a scheduled run's budget follows from its scheduled time", () => {
+  let worker;
+  let sink;
+  before(async () => {
+    sink = await startSink();
+    // Catch-up every 10 minutes, against a Stripe that refuses at once (a closed loopback port).
+    worker = await startWorker(
+      { STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, STRIPE_SECRET_KEY: 'sk_test_e2e_budget', STRIPE_API_BASE: 'http://127.0.0.1:9', NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, CATCHUP_EVERY_MINUTES: '10' },
+      { args: ['--test-scheduled'] },
+    );
+  });
+  after(async () => {
+    await worker?.stop();
+    await sink?.close();
+  });
+
+  test('on a catch-up minute the notifications get what catch-up leaves (one), on the next minute four', async () => {
+    sink.answerWith(503);
+    const events = ['b_user_a', 'b_user_b', 'b_user_c', 'b_user_d', 'b_user_e'].map(verified);
+    for (const event of events) assert.equal((await deliver(worker, event, { secret: SECRET })).status, 200);
+    const pending = async () => (await adminGet(worker, '/notifications?state=pending&limit=100', ADMIN)).body.notifications;
+    const due = Math.max(...(await pending()).map((n) => n.next_attempt_at));
+    // The first minute at or after `due` that is a catch-up minute (every 10th), and the one after.
+    const catchUpMinute = Math.ceil(due / 600) * 600;
+    const run = async (seconds) => {
+      const res = await fetch(`${worker.url}/cdn-cgi/local/scheduled?cron=${encodeURIComponent(CRON)}&time=${seconds * 1000}`);
+      assert.equal(res.status, 200);
+    };
+    const retried = async () => (await pending()).filter((n) => n.attempts.length === 2).length;
+    await run(catchUpMinute);
+    assert.equal(await retried(), 1, 'catch-up is due: its bound first, one notification after it');
+    await run(catchUpMinute + 60);
+    assert.equal(await retried(), 5, 'no catch-up: four more');
   });
 });
