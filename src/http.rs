@@ -24,6 +24,9 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<String>,
+    /// The most of the answer's body that is read: a peer that streams more is cut off
+    /// there ([`HttpResponse::truncated`]), so no answer can exhaust the isolate's memory.
+    pub max_response_bytes: usize,
 }
 
 /// Leaves out the `Authorization` value (the secret key) and the body (it may hold PII).
@@ -69,6 +72,9 @@ pub struct HttpResponse {
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The peer sent more than the request's `max_response_bytes`: `body` holds what was
+    /// read before the rest was left unread.
+    pub truncated: bool,
 }
 
 impl HttpResponse {

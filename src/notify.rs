@@ -74,6 +74,10 @@ impl State {
     }
 }
 
+/// The most of the sink's answer that is read: only its status counts, so a sink that
+/// streams a large body costs this much memory and no more.
+pub const MAX_SINK_RESPONSE_BYTES: usize = 4 * 1024;
+
 /// One attempt: when, and the sink's status or why there was none. Never a body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -216,6 +220,7 @@ impl Notification {
                 ("idempotency-key", self.id.clone()),
             ],
             body: Some(body),
+            max_response_bytes: MAX_SINK_RESPONSE_BYTES,
         })
     }
 
@@ -364,6 +369,7 @@ mod tests {
             status,
             headers: Vec::new(),
             body: String::new(),
+            truncated: false,
         }
     }
 

@@ -86,6 +86,7 @@ impl FakeTransport {
                 ("request-id".into(), format!("req_fake_{status}")),
             ],
             body: body.to_owned(),
+            truncated: false,
         }
     }
 
@@ -115,6 +116,20 @@ impl FakeTransport {
     }
 }
 
+/// What a transport reads of `response`: at most the request's `max_response_bytes`, as
+/// Workers fetch does (`stripe::fetch`).
+fn cap(mut response: HttpResponse, request: &HttpRequest) -> HttpResponse {
+    if response.body.len() > request.max_response_bytes {
+        let mut end = request.max_response_bytes;
+        while !response.body.is_char_boundary(end) {
+            end -= 1;
+        }
+        response.body.truncate(end);
+        response.truncated = true;
+    }
+    response
+}
+
 impl Transport for FakeTransport {
     async fn send(
         &self,
@@ -124,11 +139,11 @@ impl Transport for FakeTransport {
         self.sent.borrow_mut().push((request.clone(), timeout_ms));
         self.clock_ms.set(self.clock_ms.get() + 5.0);
         let next = match &self.answers {
-            Answers::Function(respond) => return respond(request),
+            Answers::Function(respond) => return respond(request).map(|r| cap(r, request)),
             Answers::Script(script) => script.borrow_mut().pop_front(),
         };
         match next {
-            Some(Scripted::Respond(response)) => Ok(response),
+            Some(Scripted::Respond(response)) => Ok(cap(response, request)),
             Some(Scripted::Fail(after)) => {
                 self.clock_ms.set(self.clock_ms.get() + after as f64);
                 Err(SendFailure::Network("connection reset".into()))

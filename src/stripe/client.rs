@@ -12,6 +12,10 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 // Transport port and the client
 
+/// The most of a Stripe answer that is read. Every object this service asks for is a few KiB
+/// (a page of 25 events, the largest, some hundreds); an answer past this is not Stripe's.
+pub const MAX_STRIPE_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 pub struct StripeClient<'a, T> {
     transport: &'a T,
     api_base: &'a str,
@@ -92,6 +96,7 @@ impl<'a, T: Transport> StripeClient<'a, T> {
             url,
             headers,
             body,
+            max_response_bytes: MAX_STRIPE_RESPONSE_BYTES,
         })
     }
 

@@ -114,6 +114,13 @@ struct ErrorEnvelope {
 
 /// Turns one HTTP response into a value or a [`StripeError`].
 pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeError> {
+    if response.truncated {
+        return Err(StripeError::Malformed {
+            status: response.status,
+            reason: "the body is larger than this service reads (4 MiB); the rest was not read"
+                .into(),
+        });
+    }
     if (200..300).contains(&response.status) {
         return serde_json::from_str(&response.body).map_err(|e| StripeError::Malformed {
             status: response.status,

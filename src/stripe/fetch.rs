@@ -2,11 +2,31 @@
 
 use std::time::Duration;
 
-use worker::{AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect};
+use futures_util::StreamExt;
+use worker::{
+    AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect, Response,
+};
 
 use crate::http::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
 
 pub struct FetchTransport;
+
+/// The body, read chunk by chunk up to `cap` bytes; past it the stream is dropped unread
+/// (the runtime cancels it), so a peer that streams without end costs `cap` and a chunk.
+async fn read_capped(response: &mut Response, cap: usize) -> Result<(String, bool), SendFailure> {
+    let network = |e: worker::Error| SendFailure::Network(e.to_string());
+    let mut stream = response.stream().map_err(network)?;
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(network)?;
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            return Ok((String::from_utf8_lossy(&body).into_owned(), true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((String::from_utf8_lossy(&body).into_owned(), false))
+}
 
 impl Transport for FetchTransport {
     async fn send(
@@ -42,19 +62,17 @@ impl Transport for FetchTransport {
             .send_with_signal(&signal)
             .await
             .map_err(|e| SendFailure::Network(e.to_string()))?;
-        let body = response
-            .text()
-            .await
-            .map_err(|e| SendFailure::Network(e.to_string()))?;
         let headers = response
             .headers()
             .entries()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        let (body, truncated) = read_capped(&mut response, request.max_response_bytes).await?;
         Ok(HttpResponse {
             status: response.status_code(),
             headers,
             body,
+            truncated,
         })
     }
 

@@ -27,6 +27,7 @@ fn respond_with(status: u16, body: &str, headers: &[(&str, &str)]) -> Scripted {
         status,
         headers: all,
         body: body.to_owned(),
+        truncated: false,
     })
 }
 
@@ -485,4 +486,27 @@ fn every_call_builds_the_parameters_stripe_documents() {
         );
     }
     assert_eq!(Form::new().encode(), "");
+}
+
+#[test]
+fn an_answer_larger_than_four_mib_is_not_read_and_is_a_bad_response_not_retried() {
+    let huge = format!(
+        r#"{{"id":"cus_1","object":"customer","description":"{}"}}"#,
+        "x".repeat(5 << 20)
+    );
+    let transport = FakeTransport::scripted(vec![respond(200, &huge)]);
+    let error = send::<Customer>(&transport, &customer_request()).unwrap_err();
+    assert_eq!(
+        transport.sent().len(),
+        1,
+        "a 2xx is not retried: the write may have happened"
+    );
+    assert_eq!(transport.sent()[0].max_response_bytes, 4 * 1024 * 1024);
+    match error {
+        StripeError::Malformed { status, reason } => {
+            assert_eq!(status, 200);
+            assert!(reason.contains("4 MiB"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
