@@ -76,6 +76,16 @@ describe('a configured worker', () => {
     });
   }
 
+  test('a live-mode event at a test-key worker is refused with 400 livemode_mismatch and not stored', async () => {
+    for (const type of ['identity.verification_session.verified', 'customer.updated']) {
+      const event = { ...makeEvent(type, { id: 'vs_e2elive', object: 'identity.verification_session' }), livemode: true };
+      const res = await deliver(worker, event, { secret: SECRET });
+      assert.equal(res.status, 400, type);
+      assert.equal(res.body.error.code, 'livemode_mismatch');
+      assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
+    }
+  });
+
   test('a signed body that is not an event is a 400, not stored', async () => {
     const res = await deliver(worker, { hello: 'world' }, { secret: SECRET });
     assert.equal(res.status, 400);

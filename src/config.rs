@@ -193,6 +193,21 @@ impl Config {
             .ok_or(ConfigError::Missing(STRIPE_SECRET_KEY))
     }
 
+    /// The mode of the secret key, and so of every object and event this deployment may act
+    /// on: `true` for a live key (`sk_live_`, `rk_live_`), `false` for a test key (`sk_test_`,
+    /// `rk_test_`), as Stripe's API keys are prefixed. Another prefix names the setting.
+    pub fn livemode(&self) -> Result<bool, ConfigError> {
+        let key = self.stripe_secret_key()?.expose();
+        match key.get(..8) {
+            Some("sk_live_" | "rk_live_") => Ok(true),
+            Some("sk_test_" | "rk_test_") => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name: STRIPE_SECRET_KEY,
+                reason: "must start with sk_live_, sk_test_, rk_live_ or rk_test_",
+            }),
+        }
+    }
+
     /// `None` means the admin routes are switched off.
     pub fn admin_token(&self) -> Option<&SecretString> {
         self.admin_token.as_ref()
@@ -403,6 +418,27 @@ mod tests {
             (None, None)
         );
         assert_eq!(c.admin_token(), None);
+    }
+
+    #[test]
+    fn the_mode_is_the_secret_keys() {
+        for (key, live) in [
+            ("sk_live_abc", true),
+            ("rk_live_abc", true),
+            ("sk_test_abc", false),
+            ("rk_test_abc", false),
+        ] {
+            assert_eq!(config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode(), Ok(live));
+        }
+        for key in ["pk_live_hush", "sk_hush", "whsec_hush", "sk_livehush", "sk_live"] {
+            let error = config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode().unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid { name: STRIPE_SECRET_KEY, .. }));
+            assert!(!error.to_string().contains("hush"), "{error}");
+        }
+        assert_eq!(
+            config(&[]).unwrap().livemode(),
+            Err(ConfigError::Missing(STRIPE_SECRET_KEY))
+        );
     }
 
     #[test]

@@ -178,7 +178,10 @@ mod tests {
     #[test]
     fn an_event_crosses_the_binding_and_its_receipt_and_trace_come_back() {
         let store = MemoryStore::new();
-        let config = Config::from_lookup(|_| None).unwrap();
+        let config = Config::from_lookup(|name| {
+            (name == crate::config::STRIPE_SECRET_KEY).then(|| "sk_test_queue".to_owned())
+        })
+        .unwrap();
         let transport = FakeTransport::unreachable();
         let queue_trace = Trace::new();
         let services = Services::new(&store, &transport, &config, 5, &queue_trace);

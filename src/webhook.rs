@@ -23,6 +23,9 @@ pub enum WebhookError {
     Event(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The secret key's mode could not be read (a missing or unknown key): 5xx until fixed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A handler failed in a way a redelivery can get past: the delivery is answered 5xx.
     #[error(transparent)]
     Handler(#[from] StepError),
@@ -37,6 +40,7 @@ impl From<WebhookError> for AppError {
             WebhookError::Signature(e) => Self::Signature(e),
             WebhookError::Event(e) => Self::Event(e),
             WebhookError::Store(e) => Self::Store(e),
+            WebhookError::Config(e) => Self::Config(e),
             WebhookError::Handler(failure) => failure.error,
         }
     }
@@ -91,13 +95,15 @@ pub fn verified_event(
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
-/// replay): dedupe by id, dispatch, record. The one path, so every arrival gets the same
-/// dedupe and the same idempotency keys.
+/// replay): mode check, dedupe by id, dispatch, record. The one path, so every arrival gets
+/// the same checks, the same dedupe and the same idempotency keys. An event of the other mode
+/// than the secret key's is refused before anything is read or stored.
 pub async fn process<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     event: Event,
     now: i64,
 ) -> Result<Receipt, WebhookError> {
+    event.check_mode(services.config.livemode()?)?;
     let store = services.store;
 
     let key = keys::event(&event.id);
@@ -193,7 +199,10 @@ mod tests {
         header: Option<&str>,
     ) -> Result<Receipt, WebhookError> {
         let secrets = WebhookSecrets::from_comma_separated(SECRET).unwrap();
-        let config = Config::from_lookup(|_| None).unwrap();
+        let config = Config::from_lookup(|name| {
+            (name == crate::config::STRIPE_SECRET_KEY).then(|| "sk_test_webhook".to_owned())
+        })
+        .unwrap();
         let transport = FakeTransport::unreachable();
         let trace = Trace::new();
         let services = Services::new(store, &transport, &config, NOW, &trace);
@@ -300,6 +309,23 @@ mod tests {
             deliver(&store, not_event.as_bytes(), Some(&signed(not_event))),
             Err(WebhookError::Event(_))
         ));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn an_event_of_the_other_mode_is_refused_and_nothing_is_stored() {
+        let store = MemoryStore::new();
+        let body = event_body("evt_1").replace(r#""livemode":false"#, r#""livemode":true"#);
+        let error = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap_err();
+        assert!(matches!(
+            error,
+            WebhookError::Event(EventError::LivemodeMismatch {
+                event: true,
+                key: false
+            })
+        ));
+        let error = AppError::from(error);
+        assert_eq!((error.status(), error.code()), (400, "livemode_mismatch"));
         assert!(store.is_empty());
     }
 
