@@ -265,6 +265,7 @@ mod tests {
             failed_step: None,
             error: None,
             retryable,
+            reason: None,
             recorded_at: NOW,
         }
     }

@@ -21,6 +21,7 @@ pub const NOTIFY_SIGNING_SECRET: &str = "NOTIFY_SIGNING_SECRET";
 pub const PUBLIC_SETUP: &str = "PUBLIC_SETUP";
 pub const CATCHUP_EVERY_MINUTES: &str = "CATCHUP_EVERY_MINUTES";
 pub const CATCHUP_SETTLE_SECONDS: &str = "CATCHUP_SETTLE_SECONDS";
+pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 
 /// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
@@ -85,6 +86,9 @@ pub struct Config {
     pub catchup_every_minutes: u32,
     /// Catch-up considers events created at least this long ago.
     pub catchup_settle_seconds: u64,
+    /// This deployment's marker on every Stripe object it creates (`crate::provenance`):
+    /// unique among the deployments sharing a Stripe account.
+    pub deployment_id: String,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
@@ -163,7 +167,18 @@ impl Config {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
         };
+        let deployment_id = match get(DEPLOYMENT_ID) {
+            Some(id) if crate::provenance::is_deployment_id(&id) => id,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: DEPLOYMENT_ID,
+                    reason: "must be 1-64 characters from A-Z a-z 0-9 _ . -",
+                })
+            }
+            None => crate::provenance::DEFAULT_DEPLOYMENT_ID.to_owned(),
+        };
         Ok(Self {
+            deployment_id,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -428,11 +443,29 @@ mod tests {
             ("sk_test_abc", false),
             ("rk_test_abc", false),
         ] {
-            assert_eq!(config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode(), Ok(live));
+            assert_eq!(
+                config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode(),
+                Ok(live)
+            );
         }
-        for key in ["pk_live_hush", "sk_hush", "whsec_hush", "sk_livehush", "sk_live"] {
-            let error = config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode().unwrap_err();
-            assert!(matches!(error, ConfigError::Invalid { name: STRIPE_SECRET_KEY, .. }));
+        for key in [
+            "pk_live_hush",
+            "sk_hush",
+            "whsec_hush",
+            "sk_livehush",
+            "sk_live",
+        ] {
+            let error = config(&[(STRIPE_SECRET_KEY, key)])
+                .unwrap()
+                .livemode()
+                .unwrap_err();
+            assert!(matches!(
+                error,
+                ConfigError::Invalid {
+                    name: STRIPE_SECRET_KEY,
+                    ..
+                }
+            ));
             assert!(!error.to_string().contains("hush"), "{error}");
         }
         assert_eq!(

@@ -223,6 +223,10 @@ pub struct EventRecord {
     /// it once the cause is fixed. Absent in records written before it existed: retryable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// For `Ignored` when the type is handled: why nothing was done (e.g.
+    /// `not_created_by_this_deployment`, see `crate::provenance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }

@@ -215,6 +215,11 @@ pub struct SessionRecord {
     pub last_event: Option<SessionEvent>,
     #[serde(default)]
     pub redacted: bool,
+    /// This deployment created the session (`crate::provenance`): recorded at creation, or
+    /// from the first event carrying its marker, so that its events are still recognised once
+    /// a redaction has erased its metadata. Records written before it existed read `false`.
+    #[serde(default)]
+    pub made_here: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -492,15 +497,29 @@ impl Transition {
     }
 }
 
-/// The user an event belongs to: the session's metadata, else what we stored for it.
+/// Whether deployment `deployment_id` created the session: its marker, or our record of it
+/// (a redacted session's metadata is erased). Only such a session's events change a user.
+pub fn is_ours(
+    session: &VerificationSession,
+    stored: Option<&SessionRecord>,
+    deployment_id: &str,
+) -> bool {
+    stored.is_some_and(|s| s.made_here)
+        || crate::provenance::made_here(&session.metadata, deployment_id)
+}
+
+/// The user an event belongs to: who we recorded the session for, else the session's
+/// metadata (the `created` event may arrive before the creation is recorded). Metadata can be
+/// updated at Stripe, and is erased by a redaction: once recorded, our record decides.
 pub fn user_of(session: &VerificationSession, stored: Option<&SessionRecord>) -> Option<String> {
-    session
-        .metadata
-        .get("user_id")
-        .map(|u| u.trim())
-        .filter(|u| is_user_id(u))
-        .map(str::to_owned)
-        .or_else(|| stored.and_then(|s| s.user_id.clone()))
+    stored.and_then(|s| s.user_id.clone()).or_else(|| {
+        session
+            .metadata
+            .get("user_id")
+            .map(|u| u.trim())
+            .filter(|u| is_user_id(u))
+            .map(str::to_owned)
+    })
 }
 
 /// Applies one event to the stored session and user records: the session step, then the
@@ -592,6 +611,8 @@ pub fn session_step(
         event_created,
         last_event: Some(kind),
         redacted: kind == SessionEvent::Redacted || stored_session.is_some_and(|s| s.redacted),
+        // Only sessions made here are applied (`is_ours`, checked by the handler first).
+        made_here: true,
     })
 }
 

@@ -47,6 +47,7 @@ pub mod notify;
 pub mod objects;
 pub mod outbox;
 pub mod pages;
+pub mod provenance;
 pub mod queue;
 pub mod router;
 pub mod serial;

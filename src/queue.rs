@@ -166,7 +166,8 @@ mod tests {
         let body = serde_json::json!({
             "id": id, "object": "event", "type": kind, "created": 1, "livemode": false,
             "data": { "object": { "id": "vs_1", "object": "identity.verification_session",
-                "status": "processing", "created": 1, "metadata": { "user_id": "ann" } } },
+                "status": "processing", "created": 1,
+                "metadata": { "user_id": "ann", "created_by": "stripe-edge-webhooks" } } },
         });
         Event::parse(body.to_string().as_bytes()).unwrap()
     }

@@ -4,7 +4,7 @@
 
 use crate::error::AppError;
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
-use crate::handlers::{self, StepError};
+use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
@@ -119,17 +119,18 @@ pub async fn process<S: Store, T: Transport>(
         });
     }
 
-    let (outcome, failure) = match handlers::dispatch(&event, services).await {
-        Ok(outcome) => (outcome, None),
+    let (handled, failure) = match handlers::dispatch(&event, services).await {
+        Ok(handled) => (handled, None),
         // A verified event of a type we handle whose object is not the shape Stripe documents:
         // refused like any malformed body (400), and nothing stored.
         Err(StepError {
             error: AppError::Event(malformed),
             ..
         }) => return Err(malformed.into()),
-        Err(failure) => (Outcome::Failed, Some(failure)),
+        Err(failure) => (Outcome::Failed.into(), Some(failure)),
     };
-    let record = record_of(&event, outcome, failure.as_ref(), now);
+    let outcome = handled.outcome;
+    let record = record_of(&event, handled, failure.as_ref(), now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
     match failure {
         // Stripe redelivers after a 5xx; the failed record (when it could be written) says
@@ -156,7 +157,7 @@ pub async fn process<S: Store, T: Transport>(
 /// The value stored under `event:{id}`: the outcome and, for a failure, its step and code.
 fn record_of(
     event: &Event,
-    outcome: Outcome,
+    handled: Handled,
     failure: Option<&StepError>,
     now: i64,
 ) -> EventRecord {
@@ -166,7 +167,8 @@ fn record_of(
         event_type: event.event_type.clone(),
         created: event.created,
         livemode: event.livemode,
-        outcome,
+        outcome: handled.outcome,
+        reason: handled.reason.map(str::to_owned),
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
         retryable: failure.map(StepError::is_retryable),
@@ -266,6 +268,7 @@ mod tests {
             failed_step: Some("attach".into()),
             error: Some("stripe_unavailable".into()),
             retryable: Some(true),
+            reason: None,
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();

@@ -11,11 +11,12 @@ use crate::identity::{
 };
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
+use crate::provenance;
 use crate::services::Services;
 use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
-use super::{Step, StepError};
+use super::{Handled, Step, StepError};
 
 /// An Identity event: the session's record and its user's, moved forward by
 /// `identity::apply`, with a notification when the user should hear of it.
@@ -23,10 +24,10 @@ pub async fn handle<S: Store, T: Transport>(
     event: &Event,
     kind: EventKind,
     services: &Services<'_, S, T>,
-) -> Result<Outcome, StepError> {
+) -> Result<Handled, StepError> {
     // `dispatch` sends only Identity kinds here.
     let Some(kind) = SessionEvent::from_kind(kind) else {
-        return Ok(Outcome::Ignored);
+        return Ok(Outcome::Ignored.into());
     };
     let session: VerificationSession = event.object().step("decode_session")?;
     if !is_stripe_id(&session.id) {
@@ -41,6 +42,17 @@ pub async fn handle<S: Store, T: Transport>(
         .load_tolerant(store)
         .await
         .step("load_session")?;
+    if !identity::is_ours(
+        &session,
+        stored_session.as_ref(),
+        &services.config.deployment_id,
+    ) {
+        services.trace.note(format!(
+            "verification session {} was not created by this deployment; ignored",
+            session.id
+        ));
+        return Ok(Handled::ignored(provenance::NOT_MADE_HERE));
+    }
     let user_id = identity::user_of(&session, stored_session.as_ref());
     let stored_user = match &user_id {
         Some(user_id) => keys::identity_user(user_id)
@@ -72,7 +84,7 @@ pub async fn handle<S: Store, T: Transport>(
             "event {} is older than what is stored for {}; no change",
             event.id, session.id
         ));
-        return Ok(Outcome::Handled);
+        return Ok(Outcome::Handled.into());
     };
     store_transition(
         services,
@@ -82,7 +94,7 @@ pub async fn handle<S: Store, T: Transport>(
         session_record,
     )
     .await?;
-    Ok(Outcome::Handled)
+    Ok(Outcome::Handled.into())
 }
 
 /// The notification first: its outbox record makes it once, and a redelivery after a failure
@@ -237,6 +249,7 @@ fn created_record(session: &VerificationSession, user_id: &str) -> SessionRecord
         event_created: 0,
         last_event: None,
         redacted: false,
+        made_here: true,
     }
 }
 

@@ -36,6 +36,32 @@ impl StepError {
     }
 }
 
+/// What handling an event came to and, when it was ignored for a reason worth keeping
+/// (its object was not made here), that reason: recorded with the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    pub outcome: Outcome,
+    pub reason: Option<&'static str>,
+}
+
+impl Handled {
+    pub fn ignored(reason: &'static str) -> Self {
+        Self {
+            outcome: Outcome::Ignored,
+            reason: Some(reason),
+        }
+    }
+}
+
+impl From<Outcome> for Handled {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            reason: None,
+        }
+    }
+}
+
 /// Names the step of a fallible call: `store.load().await.step("load_user")?`.
 pub trait Step<T> {
     fn step(self, step: &'static str) -> Result<T, StepError>;
@@ -59,9 +85,9 @@ pub const HANDLED_EVENT_TYPES: &[&str] = EventKind::TYPES;
 pub async fn dispatch<S: Store, T: Transport>(
     event: &Event,
     services: &Services<'_, S, T>,
-) -> Result<Outcome, StepError> {
+) -> Result<Handled, StepError> {
     let Some(kind) = event.kind() else {
-        return Ok(Outcome::Ignored);
+        return Ok(Outcome::Ignored.into());
     };
     match kind {
         EventKind::VerificationSessionCreated
@@ -77,7 +103,9 @@ pub async fn dispatch<S: Store, T: Transport>(
             setup::checkout_session_event(event, kind, services).await
         }
         EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
-            charges::payment_intent_updated(event, services).await
+            charges::payment_intent_updated(event, services)
+                .await
+                .map(Handled::from)
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The calls this service makes (DESIGN.md, "Stripe"), one function per endpoint. Every
-//! parameter sent must exist in Stripe's definitions for the pinned version. Pure.
+//! parameter sent must exist in Stripe's definitions for the pinned version. Pure. Every call
+//! that creates an object is built with `StripeRequest::create`, so it is sent with this
+//! deployment's `metadata[created_by]` (`crate::provenance`).
 
 use crate::objects::Metadata;
 
@@ -28,7 +30,7 @@ pub fn create_setup_session(p: &SetupSession<'_>, key: IdempotencyKey) -> Stripe
         .set("success_url", p.success_url)
         .set("cancel_url", p.cancel_url)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/checkout/sessions", form, key)
+    StripeRequest::create("/v1/checkout/sessions", form, key)
 }
 
 pub struct PaymentSession<'a> {
@@ -59,7 +61,7 @@ pub fn create_payment_session(p: &PaymentSession<'_>, key: IdempotencyKey) -> St
         .set("success_url", p.success_url)
         .set("cancel_url", p.cancel_url)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/checkout/sessions", form, key)
+    StripeRequest::create("/v1/checkout/sessions", form, key)
 }
 
 /// The session with what either mode needs expanded: a setup session's SetupIntent and its
@@ -94,7 +96,7 @@ pub fn create_customer(
     key: IdempotencyKey,
 ) -> StripeRequest {
     let form = Form::new().set_opt("email", email).metadata(metadata);
-    StripeRequest::post("/v1/customers", form, key)
+    StripeRequest::create("/v1/customers", form, key)
 }
 
 pub fn attach_payment_method(
@@ -139,7 +141,7 @@ pub fn create_off_session_payment_intent(
         .set("confirm", true)
         .set_opt("description", p.description)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/payment_intents", form, key)
+    StripeRequest::create("/v1/payment_intents", form, key)
 }
 
 pub fn create_verification_session(
@@ -152,7 +154,7 @@ pub fn create_verification_session(
         .set("type", kind)
         .set("metadata[user_id]", user_id)
         .set_opt("return_url", return_url);
-    StripeRequest::post("/v1/identity/verification_sessions", form, key)
+    StripeRequest::create("/v1/identity/verification_sessions", form, key)
 }
 
 pub fn create_webhook_endpoint(

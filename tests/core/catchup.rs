@@ -12,9 +12,9 @@ use stripe_edge_webhooks::catchup::run::{replay, run, EventPage, Port};
 use stripe_edge_webhooks::catchup::{Bounds, CatchupState, INITIAL_LOOKBACK_SECONDS};
 use stripe_edge_webhooks::error::{AppError, Record};
 use stripe_edge_webhooks::event::{Event, EventRecord, Outcome, EVENT_RECORD_VERSION};
+use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
 use stripe_edge_webhooks::stripe::StripeRequest;
-use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::testing::FakeTransport;
 use stripe_edge_webhooks::webhook::{process, Receipt};
 
@@ -176,6 +176,7 @@ impl Port for Fake<'_> {
             failed_step: None,
             error: None,
             retryable,
+            reason: None,
             recorded_at: NOW,
         };
         key.save(self.store, &record, None).await.unwrap();
@@ -211,6 +212,7 @@ fn handled(store: &MemoryStore, id: &str) {
         failed_step: None,
         error: None,
         retryable: None,
+        reason: None,
         recorded_at: NOW,
     };
     block_on(keys::event(id).save(store, &record, None)).unwrap();

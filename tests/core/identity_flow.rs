@@ -65,12 +65,15 @@ impl World {
             );
             let form: Vec<(String, String)> =
                 serde_urlencoded::from_str(request.body.as_deref().unwrap()).unwrap();
-            let user = form
+            // Stripe keeps the metadata sent: the user and this deployment's marker.
+            let metadata: serde_json::Map<String, Value> = form
                 .iter()
-                .find(|(k, _)| k == "metadata[user_id]")
-                .unwrap()
-                .1
-                .clone();
+                .filter_map(|(k, v)| {
+                    let k = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+                    Some((k.to_owned(), Value::from(v.as_str())))
+                })
+                .collect();
+            assert_eq!(metadata["created_by"], "stripe-edge-webhooks");
             *counter.borrow_mut() += 1;
             let n = *counter.borrow();
             let body = json!({
@@ -78,7 +81,7 @@ impl World {
                     "status": "requires_input", "created": NOW + n, "type": "document",
                     "url": format!("https://verify.stripe.test/{n}"),
                     "client_secret": format!("vs_{n}_secret_x"), "last_error": null,
-                    "metadata": {"user_id": user}
+                    "metadata": metadata
             })
             .to_string();
             replays.borrow_mut().insert(key, body.clone());
@@ -143,9 +146,11 @@ fn event(id: &str, kind: &str, created: i64, session: Value) -> Value {
     event_json(id, &kind, created, session)
 }
 
+/// A session this deployment created (its metadata carries the user and our marker), as
+/// Stripe sends it in an event.
 fn session(id: &str, user: Option<&str>, status: &str, code: Option<&str>) -> Value {
     let metadata = match user {
-        Some(user) => json!({"user_id": user}),
+        Some(user) => json!({"user_id": user, "created_by": "stripe-edge-webhooks"}),
         None => json!({}),
     };
     let last_error = code.map(|c| json!({"code": c, "reason": format!("Reason: {c}")}));
@@ -306,21 +311,44 @@ fn final_and_manual_review_codes_refuse_another_session() {
 }
 
 #[test]
-fn an_event_without_a_user_is_handled_and_recorded_under_the_session() {
+fn a_session_not_made_here_changes_no_user_and_is_recorded_ignored_with_the_reason() {
     let world = World::new("3", Some(SINK));
-    let receipt = world
-        .deliver(&event(
-            "evt_1",
-            "verified",
-            NOW,
-            session("vs_9", None, "verified", None),
-        ))
-        .unwrap();
-    assert_eq!(receipt.outcome, Outcome::Handled);
-    let record = block_on(keys::identity_session("vs_9").load(&*world.store))
-        .unwrap()
-        .unwrap();
-    assert_eq!((record.user_id, record.status.as_str()), (None, "verified"));
+    world.create("victim").unwrap();
+    let before = world.user("victim");
+    // Another integration on the account (no marker), and another deployment of this
+    // service (staging on the same test account): both name our user in their metadata.
+    let foreign = |id: &str, marker: Option<&str>| {
+        let mut s = session(id, Some("victim"), "verified", None);
+        match marker {
+            Some(marker) => s["metadata"]["created_by"] = marker.into(),
+            None => drop(s["metadata"].as_object_mut().unwrap().remove("created_by")),
+        }
+        s
+    };
+    for (n, marker) in [None, Some("stripe-edge-webhooks-staging")]
+        .into_iter()
+        .enumerate()
+    {
+        let event_id = format!("evt_foreign{n}");
+        let vs = format!("vs_other{n}");
+        let receipt = world
+            .deliver(&event(&event_id, "verified", NOW + 5, foreign(&vs, marker)))
+            .unwrap();
+        assert_eq!(receipt.outcome, Outcome::Ignored);
+        let record = block_on(keys::event(&event_id).load(&*world.store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.reason.as_deref(),
+            Some("not_created_by_this_deployment")
+        );
+        assert_eq!(
+            block_on(keys::identity_session(&vs).load(&*world.store)).unwrap(),
+            None
+        );
+    }
+    assert_eq!(world.user("victim"), before);
+    assert_eq!(world.user("victim")["status"], "requires_input");
     assert!(world.sink.borrow().is_empty());
 }
 
