@@ -77,7 +77,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 export async function startWorker(settings, { config, logFile, args: extraArgs = [] } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
   const envFile = path.join(dir, 'settings.env');
-  writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  // As scripts/dev.sh starts it (LOCAL_DEV=true: short admin tokens, loopback return URLs),
+  // unless a test says otherwise.
+  const all = { LOCAL_DEV: 'true', ...settings };
+  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const port = await freePort();
   const inspectorPort = await freePort();
   const args = [
