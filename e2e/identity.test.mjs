@@ -60,7 +60,8 @@ describe('Identity verification under workerd', () => {
 
     const requests = await (await fetch(`${stripeBase}/_test/requests`)).json();
     const call = requests.find((r) => r.path === '/v1/identity/verification_sessions');
-    assert.deepEqual(call.params, { type: 'document', metadata: { user_id: 'user_e2e_1' }, return_url: 'https://app.example.test/back' });
+    // This deployment's marker (DEPLOYMENT_ID, wrangler.toml) on the session it creates.
+    assert.deepEqual(call.params, { type: 'document', metadata: { user_id: 'user_e2e_1', created_by: 'stripe-edge-webhooks' }, return_url: 'https://app.example.test/back' });
     assert.equal(call.idempotency_key, 'identity.user_e2e_1:1');
 
     await move(first.body.id, 'requires_input', { code: 'document_expired', reason: 'The document is expired.' });
@@ -143,13 +144,35 @@ describe('Identity verification under workerd', () => {
     }
   });
 
-  test('a session without metadata.user_id is answered 200 and recorded under the session', async () => {
-    const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e_anonymous', object: 'identity.verification_session', status: 'verified', created: 1, last_error: null, metadata: {} });
-    const res = await deliver(worker, event, { secret: SECRET });
-    assert.equal(res.status, 200);
-    const record = await adminGet(worker, `/events/${event.id}`, ADMIN);
-    assert.equal(record.body.outcome, 'handled');
-    assert.match(worker.logs(), /vs_e2e_anonymous has no metadata.user_id/);
+  test('a session another integration made for our user leaves the user untouched, recorded ignored with the reason', async () => {
+    const victim = 'user_e2e_victim';
+    const mine = await create({ user_id: victim });
+    assert.equal(mine.status, 201);
+    await createdDelivered();
+    await move(mine.body.id, 'requires_input', { code: 'document_expired' });
+    const before = await user(victim);
+    const notified = sink.received.length;
+    // Another integration on the same account (its own key), and a second deployment of this
+    // service (staging on the same test account): each names our user in its metadata.
+    for (const marker of [undefined, 'stripe-edge-webhooks-staging']) {
+      const metadata = { 'metadata[user_id]': victim, ...(marker ? { 'metadata[created_by]': marker } : {}) };
+      const res = await fetch(`${stripeBase}/v1/identity/verification_sessions`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer sk_test_another_integration', 'idempotency-key': `other-${marker}-${Date.now()}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ type: 'document', ...metadata }).toString(),
+      });
+      assert.equal(res.status, 200);
+      const foreign = await res.json();
+      await createdDelivered();
+      const [verified] = await move(foreign.id, 'verified');
+      const record = await adminGet(worker, `/events/${verified.id}`, ADMIN);
+      assert.equal(record.body.outcome, 'ignored');
+      assert.equal(record.body.reason, 'not_created_by_this_deployment');
+    }
+    assert.deepEqual(await user(victim), before);
+    assert.equal((await user(victim)).status, 'requires_input');
+    assert.equal(sink.received.length, notified, 'no notification for the victim');
+    assert.match(worker.logs(), /was not created by this deployment; ignored/);
   });
 
   test('a verified Identity event whose object has the wrong shape is 400 and not recorded', async () => {
