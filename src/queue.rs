@@ -43,7 +43,8 @@ impl Work {
     /// this service does not act on (it writes its own `event:{id}` only).
     pub fn entity(&self) -> Option<Entity> {
         match self {
-            Self::Event(event) => Entity::of_event(event),
+            // The route reads the recorded owner and calls `Entity::of_event` itself.
+            Self::Event(event) => Entity::of_event(event, None),
             Self::CreateSession(request) => Some(Entity::user(&request.user_id)),
             Self::Charge { request, .. } => Some(Entity::customer(&request.customer)),
             Self::Success(raw) => {
