@@ -206,6 +206,31 @@ describe('Identity verification under workerd', () => {
     assert.deepEqual([after.status, after.last_error, after.attempts], ['processing', undefined, 2]);
   });
 
+  test('an event in another API version is handled on the session read at the pinned version', async () => {
+    const post = (route, body = {}) => fetch(`${stripeBase}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const who = 'user_e2e_versions';
+    const created = await create({ user_id: who });
+    await createdDelivered();
+    // Stripe's session now: the check failed with document_expired (its own event held back).
+    await post('/_test/outage', { on: true });
+    await post(`/_test/identity/verification_sessions/${created.body.id}/requires_input`, { code: 'document_expired', reason: 'The document is expired.' });
+    await post('/_test/outage', { on: false });
+    // The event as an endpoint of another API version (or the Events API, in the account's
+    // default version) renders it: here its payload would stop the user for a manual review.
+    const start = (await (await fetch(`${stripeBase}/_test/requests`)).json()).length;
+    const event = makeEvent(
+      'identity.verification_session.requires_input',
+      { id: created.body.id, object: 'identity.verification_session', status: 'requires_input', created: 1, last_error: { code: 'selfie_manipulated', reason: 'x' }, metadata: { user_id: who, created_by: 'stripe-edge-webhooks' } },
+    );
+    event.api_version = '2020-08-27';
+    const res = await deliver(worker, event, { secret: SECRET });
+    assert.equal(res.status, 200);
+    const state = await user(who);
+    assert.deepEqual([state.last_error?.code, state.next], ['document_expired', 'retry']);
+    const reads = (await (await fetch(`${stripeBase}/_test/requests`)).json()).slice(start);
+    assert.deepEqual(reads.map((r) => [r.method, r.path, r.stripe_version]), [['GET', `/v1/identity/verification_sessions/${created.body.id}`, '2026-10-28.endive']]);
+  });
+
   test('a verified Identity event whose object has the wrong shape is 400 and not recorded', async () => {
     const event = makeEvent('identity.verification_session.verified', { id: 'vs_e2e_shape', object: 'identity.verification_session', status: ['not', 'a', 'string'] });
     const res = await deliver(worker, event, { secret: SECRET });

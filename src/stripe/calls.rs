@@ -194,6 +194,29 @@ pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
     StripeRequest::get("/v1/events", query)
 }
 
+/// The object an event of `kind` carries, retrieved by its `id` as it is now, rendered at the
+/// pinned `Stripe-Version` the client sends (an event in another API version is handled on
+/// this instead of its payload, see `handlers::at_pinned_version`). No `expand[]`: the same
+/// shape as in an event's `data.object`. `None` for an id not of the kind's prefix.
+pub fn retrieve_event_object(kind: crate::event::EventKind, id: &str) -> Option<StripeRequest> {
+    use crate::event::EventKind as K;
+    let (resource, prefix) = match kind {
+        K::VerificationSessionCreated
+        | K::VerificationSessionProcessing
+        | K::VerificationSessionVerified
+        | K::VerificationSessionRequiresInput
+        | K::VerificationSessionCanceled
+        | K::VerificationSessionRedacted => ("identity/verification_sessions", "vs_"),
+        K::CheckoutSessionCompleted
+        | K::CheckoutSessionAsyncPaymentSucceeded
+        | K::CheckoutSessionAsyncPaymentFailed
+        | K::CheckoutSessionExpired => ("checkout/sessions", "cs_"),
+        K::PaymentIntentSucceeded | K::PaymentIntentPaymentFailed => ("payment_intents", "pi_"),
+    };
+    is_prefixed_id(id, prefix)
+        .then(|| StripeRequest::get(format!("/v1/{resource}/{id}"), Form::new()))
+}
+
 /// `GET /v1/events/{id}`: Stripe keeps events for 30 days.
 pub fn retrieve_event(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/events/{id}"), Form::new())

@@ -572,3 +572,75 @@ fn a_creation_retried_after_a_record_write_failed_reuses_the_session() {
         (Some("vs_1"), Some(1))
     );
 }
+
+#[test]
+fn an_event_in_another_api_version_is_handled_on_the_object_read_at_the_pinned_one() {
+    use stripe_edge_webhooks::config::DEFAULT_STRIPE_API_VERSION;
+    use stripe_edge_webhooks::event::Event;
+    use stripe_edge_webhooks::webhook::process;
+
+    // Stripe's object now, at the pinned version: the check failed with document_expired.
+    let at_pinned = session(
+        "vs_1",
+        Some("u_v"),
+        "requires_input",
+        Some("document_expired"),
+    );
+    let transport = FakeTransport::new(move |request: &HttpRequest| {
+        assert_eq!(request.method, Method::Get);
+        assert_eq!(
+            request.header("stripe-version"),
+            Some(DEFAULT_STRIPE_API_VERSION)
+        );
+        assert!(
+            request
+                .url
+                .ends_with("/v1/identity/verification_sessions/vs_1"),
+            "{}",
+            request.url
+        );
+        Ok(FakeTransport::json(200, &at_pinned.to_string()))
+    });
+    let config = crate::helpers::config_with(&[("STRIPE_SECRET_KEY", "sk_test_versions")]);
+    let store = MemoryStore::new();
+    let deliver = |event: &Value| {
+        let trace = Trace::new();
+        let services = Services::new(&store, &transport, &config, NOW, &trace).for_webhook();
+        let event = Event::parse(event.to_string().as_bytes()).unwrap();
+        block_on(process(&services, event, NOW)).unwrap()
+    };
+    // The same event rendered in an older version: its payload says something else (here a
+    // code that would stop the user for a manual review).
+    let mut old = event(
+        "evt_old",
+        "requires_input",
+        NOW + 10,
+        session(
+            "vs_1",
+            Some("u_v"),
+            "requires_input",
+            Some("selfie_manipulated"),
+        ),
+    );
+    old["api_version"] = "2020-08-27".into();
+    assert_eq!(deliver(&old).outcome, Outcome::Handled);
+    assert_eq!(
+        transport.calls(),
+        ["GET /v1/identity/verification_sessions/vs_1"]
+    );
+    let user = block_on(user_view(&store, "u_v", 3)).unwrap().unwrap();
+    assert_eq!(
+        (user["last_error"]["code"].as_str(), user["next"].as_str()),
+        (Some("document_expired"), Some("retry"))
+    );
+    // At the pinned version the payload is used as it is: no call.
+    let pinned = event(
+        "evt_pinned",
+        "processing",
+        NOW + 20,
+        session("vs_1", Some("u_v"), "processing", None),
+    );
+    assert_eq!(pinned["api_version"], DEFAULT_STRIPE_API_VERSION);
+    deliver(&pinned);
+    assert_eq!(transport.calls().len(), 1);
+}
