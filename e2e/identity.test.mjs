@@ -73,15 +73,25 @@ describe('Identity verification under workerd', () => {
     assert.equal(state.attempts, 1);
     assert.equal(state.remaining_attempts, 2);
 
+    assert.equal(state.retry_with, 'reopen_session');
+    // The retry re-opens the failed session (Stripe lets a requires_input session be submitted
+    // again): the same session, retrieved, no new one; it counts when the user submits it.
+    const beforeRetry = (await (await fetch(`${stripeBase}/_test/requests`)).json()).length;
     const second = await create({ user_id: 'user_e2e_1' });
     assert.equal(second.status, 201);
-    assert.equal(second.body.attempts, 2);
-    await createdDelivered();
+    assert.deepEqual([second.body.id, second.body.reopened, second.body.attempts, second.body.remaining_attempts], [first.body.id, true, 1, 2]);
+    assert.match(second.body.url, /\/_test\/identity\/vs_/);
+    const retryCalls = (await (await fetch(`${stripeBase}/_test/requests`)).json()).slice(beforeRetry);
+    assert.deepEqual(retryCalls.map((r) => [r.method, r.path]), [['GET', `/v1/identity/verification_sessions/${first.body.id}`]]);
+    // The user submits again (a second later: events are ordered by their second).
+    await new Promise((r) => setTimeout(r, 1100));
+    await move(second.body.id, 'processing');
+    assert.equal((await user('user_e2e_1')).attempts, 2, 'the re-submission counts when the user submits');
     const [verifiedEvent] = await move(second.body.id, 'verified');
     state = await user('user_e2e_1');
     assert.equal(state.status, 'verified');
     assert.equal(state.verified_at, verifiedEvent.created);
-    assert.equal(state.latest_session, second.body.id);
+    assert.equal(state.latest_session, first.body.id);
     assert.equal(state.last_error, undefined);
 
     const refused = await create({ user_id: 'user_e2e_1' });
@@ -100,13 +110,14 @@ describe('Identity verification under workerd', () => {
     state = await user('user_e2e_1');
     assert.equal(state.status, 'verified');
     assert.equal(state.attempts, 2);
+    assert.deepEqual(state.sessions, [first.body.id]);
 
     const mine = sink.received.filter((n) => n.body.recipient?.id === 'user_e2e_1');
     assert.deepEqual(mine.map((n) => n.body.kind), ['identity.requires_input', 'identity.verified']);
     const [failed, verified] = mine.map((n) => n.body);
     assert.deepEqual(
-      { status: failed.payload.status, code: failed.payload.code, reason: failed.payload.reason, may_retry: failed.payload.may_retry, next: failed.payload.next },
-      { status: 'requires_input', code: 'document_expired', reason: 'The document is expired.', may_retry: true, next: 'retry' },
+      { status: failed.payload.status, code: failed.payload.code, reason: failed.payload.reason, may_retry: failed.payload.may_retry, next: failed.payload.next, retry_with: failed.payload.retry_with },
+      { status: 'requires_input', code: 'document_expired', reason: 'The document is expired.', may_retry: true, next: 'retry', retry_with: 'reopen_session' },
     );
     assert.equal(verified.payload.status, 'verified');
     assert.equal(verified.payload.may_retry, false);
@@ -117,7 +128,9 @@ describe('Identity verification under workerd', () => {
 
   test('three failed attempts use up the limit; the fourth is refused with 409', async () => {
     for (let n = 1; n <= 3; n++) {
-      const created = await create({ user_id: 'user_e2e_2' });
+      // A new session each time (not a re-opened one).
+      const created = await create({ user_id: 'user_e2e_2', new_session: true });
+      assert.equal(created.body.reopened, false);
       assert.equal(created.status, 201);
       await createdDelivered();
       await move(created.body.id, 'requires_input', { code: 'document_unverified_other' });

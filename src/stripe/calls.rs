@@ -157,6 +157,15 @@ pub fn create_verification_session(
     StripeRequest::create("/v1/identity/verification_sessions", form, key)
 }
 
+/// A session as it is now: a `requires_input` one with a fresh `url` and `client_secret`
+/// for the user to submit it again.
+pub fn retrieve_verification_session(id: &str) -> StripeRequest {
+    StripeRequest::get(
+        format!("/v1/identity/verification_sessions/{id}"),
+        Form::new(),
+    )
+}
+
 pub fn create_webhook_endpoint(
     url: &str,
     events: &[&str],

@@ -44,11 +44,19 @@ impl World {
         let (store_for_transport, break_for_transport) = (store.clone(), break_store.clone());
         // Like Stripe: the same Idempotency-Key replays the first answer.
         let replays: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+        // The sessions made, by id: a retrieve answers one with a fresh url.
+        let made: RefCell<HashMap<String, Value>> = RefCell::new(HashMap::new());
         let transport = FakeTransport::new(move |request: &HttpRequest| {
             if request.url.starts_with(SINK) {
                 let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
                 sink_for_transport.borrow_mut().push(body);
                 return Ok(FakeTransport::json(200, "{}"));
+            }
+            if request.method == Method::Get {
+                let id = request.url.rsplit('/').next().unwrap();
+                let mut session = made.borrow().get(id).cloned().unwrap();
+                session["url"] = format!("https://verify.stripe.test/{id}/again").into();
+                return Ok(FakeTransport::json(200, &session.to_string()));
             }
             assert_eq!(request.method, Method::Post);
             if break_for_transport.replace(false) {
@@ -85,6 +93,8 @@ impl World {
             })
             .to_string();
             replays.borrow_mut().insert(key, body.clone());
+            made.borrow_mut()
+                .insert(format!("vs_{n}"), serde_json::from_str(&body).unwrap());
             Ok(FakeTransport::json(200, &body))
         });
         let config = Config::from_lookup(|name| match name {
@@ -106,9 +116,13 @@ impl World {
     }
 
     fn create(&self, user: &str) -> Result<Value, AppError> {
+        self.create_with(json!({"user_id": user}))
+    }
+
+    fn create_with(&self, body: Value) -> Result<Value, AppError> {
         let trace = Trace::new();
         let services = Services::new(&*self.store, &self.transport, &self.config, NOW, &trace);
-        let request = CreateSession::from_json(json!({"user_id": user})).unwrap();
+        let request = CreateSession::from_json(body).unwrap();
         block_on(create_session(&request, &services)).map(|c| serde_json::to_value(c).unwrap())
     }
 
@@ -198,11 +212,14 @@ fn create_fail_retry_verify_then_refuse() {
         (Some(true), Some(2))
     );
 
-    let second = world.create("u_1").unwrap();
+    let second = world
+        .create_with(json!({"user_id": "u_1", "new_session": true}))
+        .unwrap();
     assert_eq!(
         (second["id"].as_str(), second["attempts"].as_i64()),
         (Some("vs_2"), Some(2))
     );
+    assert_eq!(second["reopened"], false);
     world
         .deliver(&event(
             "evt_2",
@@ -258,7 +275,9 @@ fn create_fail_retry_verify_then_refuse() {
 fn the_attempt_limit_refuses_a_fourth_session() {
     let world = World::new("3", None);
     for n in 1..=3 {
-        world.create("u_2").unwrap();
+        world
+            .create_with(json!({"user_id": "u_2", "new_session": true}))
+            .unwrap();
         world
             .deliver(&event(
                 &format!("evt_{n}"),
@@ -643,4 +662,112 @@ fn an_event_in_another_api_version_is_handled_on_the_object_read_at_the_pinned_o
     assert_eq!(pinned["api_version"], DEFAULT_STRIPE_API_VERSION);
     deliver(&pinned);
     assert_eq!(transport.calls().len(), 1);
+}
+
+#[test]
+fn a_retry_reopens_the_failed_session_and_counts_when_the_user_submits() {
+    let world = World::new("2", Some(SINK));
+    world.create("u_r").unwrap();
+    let submit = |n: i64| {
+        world
+            .deliver(&event(
+                &format!("evt_p{n}"),
+                "processing",
+                NOW + 10 * n,
+                session("vs_1", Some("u_r"), "processing", None),
+            ))
+            .unwrap();
+        world
+            .deliver(&event(
+                &format!("evt_f{n}"),
+                "requires_input",
+                NOW + 10 * n + 5,
+                session(
+                    "vs_1",
+                    Some("u_r"),
+                    "requires_input",
+                    Some("document_expired"),
+                ),
+            ))
+            .unwrap();
+    };
+    submit(1);
+    let notice = world.sink.borrow().last().unwrap()["payload"].clone();
+    assert_eq!(notice["retry_with"], "reopen_session");
+    let view = world.user("u_r");
+    assert_eq!(view["retry_with"], "reopen_session");
+    assert!(view["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("re-opens it"));
+
+    // The retry re-opens vs_1 (a fresh url from Stripe), and counts nothing yet: twice.
+    for _ in 0..2 {
+        let again = world.create("u_r").unwrap();
+        assert_eq!(
+            (again["id"].as_str(), again["reopened"].as_bool()),
+            (Some("vs_1"), Some(true))
+        );
+        assert_eq!(again["url"], "https://verify.stripe.test/vs_1/again");
+        assert_eq!(
+            (
+                again["attempts"].as_i64(),
+                again["remaining_attempts"].as_i64()
+            ),
+            (Some(1), Some(1))
+        );
+    }
+    let posts = world
+        .transport
+        .sent()
+        .iter()
+        .filter(|r| r.method == Method::Post && !r.url.starts_with(SINK))
+        .count();
+    assert_eq!(posts, 1, "no new session at Stripe");
+
+    // The user submits it again: now it counts, and the limit of 2 is reached.
+    submit(2);
+    let view = world.user("u_r");
+    assert_eq!(
+        (view["attempts"].as_i64(), view["may_retry"].as_bool()),
+        (Some(2), Some(false))
+    );
+    let error = world.create("u_r").unwrap_err();
+    assert_eq!((error.status(), error.code()), (409, "attempts_exhausted"));
+}
+
+#[test]
+fn new_session_forces_a_new_session_and_must_be_a_boolean() {
+    let world = World::new("3", None);
+    world.create("u_n").unwrap();
+    world
+        .deliver(&event(
+            "evt_f",
+            "requires_input",
+            NOW + 10,
+            session(
+                "vs_1",
+                Some("u_n"),
+                "requires_input",
+                Some("document_expired"),
+            ),
+        ))
+        .unwrap();
+    let fresh = world
+        .create_with(json!({"user_id": "u_n", "new_session": true}))
+        .unwrap();
+    assert_eq!(
+        (
+            fresh["id"].as_str(),
+            fresh["reopened"].as_bool(),
+            fresh["attempts"].as_i64()
+        ),
+        (Some("vs_2"), Some(false), Some(2))
+    );
+    let error =
+        CreateSession::from_json(json!({"user_id": "u_n", "new_session": "yes"})).unwrap_err();
+    assert_eq!(
+        (error.status(), error.code(), error.field()),
+        (400, "invalid_new_session", Some("new_session"))
+    );
 }
