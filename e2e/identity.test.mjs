@@ -109,7 +109,8 @@ describe('Identity verification under workerd', () => {
     assert.equal(res.status, 200);
     state = await user('user_e2e_1');
     assert.equal(state.status, 'verified');
-    assert.equal(state.attempts, 2);
+    // The late failure is a check Stripe made of a submission: it still counts.
+    assert.equal(state.attempts, 3);
     assert.deepEqual(state.sessions, [first.body.id]);
 
     const mine = sink.received.filter((n) => n.body.recipient?.id === 'user_e2e_1');

@@ -4,8 +4,9 @@
 //!
 //! - Identity events and `POST /identity/verification-sessions`: the app's user. For an
 //!   event, the user we recorded the session for (`identity:session:{vs}`, read by the route
-//!   before choosing the queue: a redaction erases `metadata`, and metadata can be updated at
-//!   Stripe), else `metadata.user_id`, which every VerificationSession made here carries; a
+//!   before choosing the queue when the payload names no user: a redaction erases
+//!   `metadata`), else `metadata.user_id`, which every VerificationSession made here carries
+//!   (an event naming another user than the one recorded is refused in that queue); a
 //!   session naming neither is its own entity (its events are ignored there, writing nothing
 //!   of a user's).
 //! - Billing events: the customer the object names (a recovery session, a setup session
@@ -59,11 +60,20 @@ impl Entity {
 
     /// The VerificationSession whose record names the owner of an Identity event
     /// (`identity:session:{id}`): what the route reads before [`Self::of_event`].
+    /// Only when the payload names no user (a redaction erased the metadata, or it was
+    /// deleted): otherwise the payload's user is the queue, and the handler there refuses an
+    /// event whose user is not the one recorded (`identity::owner_changed`), so no user's
+    /// records are written outside that user's queue. (Reading only then keeps the hot path
+    /// free of a KV read before the queue.)
     pub fn recorded_owner_of(event: &Event) -> Option<String> {
         let kind = event.kind()?;
         crate::identity::SessionEvent::from_kind(kind)?;
         let session: VerificationSession = event.object().ok()?;
-        is_stripe_id(&session.id).then_some(session.id)
+        let names_a_user = session
+            .metadata
+            .get("user_id")
+            .is_some_and(|u| is_user_id(u.trim()));
+        (!names_a_user && is_stripe_id(&session.id)).then_some(session.id)
     }
 
     /// The entity of a verified event; `None` for a type this service does not act on, or an
@@ -170,13 +180,11 @@ mod tests {
                 Entity::of_event(&e, Some("ann@x.io")),
                 Some(Entity::user("ann@x.io"))
             );
-            // Metadata changed at Stripe after the session was recorded for ann.
-            let moved = event(kind, vs(Some("bob")));
-            assert_eq!(
-                Entity::of_event(&moved, Some("ann@x.io")),
-                Some(Entity::user("ann@x.io"))
-            );
-            assert_eq!(Entity::of_event(&moved, None), Some(Entity::user("bob")));
+            // A payload naming a user is routed by it, without a read; the handler there
+            // refuses it if the session was recorded for someone else.
+            let named = event(kind, vs(Some("bob")));
+            assert_eq!(Entity::recorded_owner_of(&named), None);
+            assert_eq!(Entity::of_event(&named, None), Some(Entity::user("bob")));
         }
         let billing = event("payment_intent.succeeded", pi(None));
         assert_eq!(Entity::recorded_owner_of(&billing), None);

@@ -599,6 +599,24 @@ pub fn is_ours(
         || crate::provenance::made_here(&session.metadata, deployment_id)
 }
 
+/// Why an event naming a user is not applied: its session was recorded for another user
+/// (its metadata was changed at Stripe). Applying it would write the recorded user's records
+/// from the named user's queue.
+pub const OWNER_CHANGED: &str = "session_recorded_for_another_user";
+
+/// Whether the event's metadata names another user than the one recorded for its session.
+pub fn owner_changed(session: &VerificationSession, stored: Option<&SessionRecord>) -> bool {
+    let named = session
+        .metadata
+        .get("user_id")
+        .map(|u| u.trim())
+        .filter(|u| is_user_id(u));
+    match (named, stored.and_then(|s| s.user_id.as_deref())) {
+        (Some(named), Some(recorded)) => named != recorded,
+        _ => false,
+    }
+}
+
 /// The user an event belongs to: who we recorded the session for, else the session's
 /// metadata (the `created` event may arrive before the creation is recorded). Metadata can be
 /// updated at Stripe, and is erased by a redaction: once recorded, our record decides.

@@ -53,6 +53,13 @@ pub async fn handle<S: Store, T: Transport>(
         ));
         return Ok(Handled::ignored(provenance::NOT_MADE_HERE));
     }
+    if identity::owner_changed(&session, stored_session.as_ref()) {
+        services.trace.note(format!(
+            "verification session {} names another user than the one recorded; ignored",
+            session.id
+        ));
+        return Ok(Handled::ignored(identity::OWNER_CHANGED));
+    }
     let user_id = identity::user_of(&session, stored_session.as_ref());
     let stored_user = match &user_id {
         Some(user_id) => keys::identity_user(user_id)

@@ -771,3 +771,32 @@ fn new_session_forces_a_new_session_and_must_be_a_boolean() {
         (400, "invalid_new_session", Some("new_session"))
     );
 }
+
+#[test]
+fn an_event_naming_another_user_than_the_one_recorded_changes_neither() {
+    let world = World::new("3", Some(SINK));
+    world.create("u_owner").unwrap();
+    let before = world.user("u_owner");
+    // vs_1's metadata re-pointed at Stripe (an update by anyone with a key) to another user.
+    let receipt = world
+        .deliver(&event(
+            "evt_moved",
+            "verified",
+            NOW + 5,
+            session("vs_1", Some("u_other"), "verified", None),
+        ))
+        .unwrap();
+    assert_eq!(receipt.outcome, Outcome::Ignored);
+    let record = block_on(keys::event("evt_moved").load(&*world.store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("session_recorded_for_another_user")
+    );
+    assert_eq!(world.user("u_owner"), before);
+    assert!(block_on(keys::identity_user("u_other").load(&*world.store))
+        .unwrap()
+        .is_none());
+    assert!(world.sink.borrow().is_empty());
+}
