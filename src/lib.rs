@@ -11,7 +11,8 @@
 //!    methods, admin flag and log words), [`error`] (the one app error and its one table of
 //!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
 //!    `request`, `calls`, `error` and `retry`; [`entity`] (which entity's queue a piece of
-//!    work runs in) and [`serial`] (that queue's first-come, first-served lock).
+//!    work runs in), [`serial`] (that queue's first-come, first-served lock) and
+//!    [`provenance`] (the per-deployment marker on every object this deployment creates).
 //! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
 //!    `stripe::client` (a request through the transport, with retries), Workers fetch in
 //!    `stripe::fetch`, and the one fake transport in `testing`; `store::entity`, an entity
