@@ -101,7 +101,7 @@ describe('saving a card and charging it later', () => {
       assert.equal(calls[1].path, '/v1/customers');
       assert.match(calls[2].path, /^\/v1\/payment_methods\/pm_\w+\/attach$/);
       assert.equal(calls[2].idempotency_key, `checkout.${id}:attach`);
-      assert.deepEqual(calls[1].params, { email: 'buyer@example.com', metadata: { checkout_session: id } });
+      assert.deepEqual(calls[1].params, { email: 'buyer@example.com', metadata: { checkout_session: id, created_by: 'stripe-edge-webhooks' } });
       const customer = await assertSavedOnce(id);
       assert.equal((await adminGet(worker, `/events/${completed.id}`, ADMIN)).body.outcome, 'handled');
 
@@ -260,6 +260,7 @@ describe('saving a card and charging it later', () => {
       assert.deepEqual(call.params, {
         amount: '1099', currency: 'usd', customer, payment_method: customerRecord.body.default_payment_method,
         automatic_payment_methods: { enabled: 'true', allow_redirects: 'never' }, off_session: 'true', confirm: 'true', description: 'Order 1',
+        metadata: { created_by: 'stripe-edge-webhooks' },
       });
       const stored = await adminGet(worker, `/charges/${res.body.payment_intent}`, ADMIN);
       assert.equal(stored.status, 200);

@@ -106,7 +106,7 @@ describe('racing events converge (workerd)', () => {
     const base = Math.floor(Date.now() / 1000) - 3000;
     const vs = (id, user, status, code, created) => ({
       id, object: 'identity.verification_session', type: 'document', status, created,
-      last_error: code ? { code, reason: `reason: ${code}` } : null, metadata: { user_id: user },
+      last_error: code ? { code, reason: `reason: ${code}` } : null, metadata: { user_id: user, created_by: 'stripe-edge-webhooks' },
     });
     const story = async (name) => {
       const user = `user_converge_${name}_${Date.now()}`;

@@ -78,9 +78,11 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
   const envFile = path.join(dir, 'settings.env');
   const port = await freePort();
-  // Where Checkout returns and recovery sessions made by events return (no request to take
-  // an origin from there): this worker, as scripts/dev.sh sets it, unless a test sets another.
-  const all = config ? settings : { APP_BASE_URL: `http://127.0.0.1:${port}`, ...settings };
+  // As scripts/dev.sh starts it (LOCAL_DEV=true: short admin tokens, loopback return URLs;
+  // APP_BASE_URL this worker, where recovery sessions made by events return), unless a test
+  // says otherwise.
+  const all = { LOCAL_DEV: 'true', ...settings };
+  if (!config && all.LOCAL_DEV === 'true' && !('APP_BASE_URL' in all)) all.APP_BASE_URL = `http://127.0.0.1:${port}`;
   writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspectorPort = await freePort();
   const args = [

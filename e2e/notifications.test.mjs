@@ -15,7 +15,7 @@ const CRON = '* * * * *';
 function verified(user) {
   const session = {
     id: `vs_${user}`, object: 'identity.verification_session', type: 'document', status: 'verified',
-    created: Math.floor(Date.now() / 1000) - 5, last_error: null, metadata: { user_id: user },
+    created: Math.floor(Date.now() / 1000) - 5, last_error: null, metadata: { user_id: user, created_by: 'stripe-edge-webhooks' },
   };
   return makeEvent('identity.verification_session.verified', session);
 }

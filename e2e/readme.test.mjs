@@ -83,8 +83,9 @@ before(async () => {
   standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   standInPort = new URL(stripeBase).port;
-  // .dev.vars.example as scripts/dev.sh uses it, with the stand-in on its own free port.
-  worker = await startWorker({ ...example, STRIPE_API_BASE: stripeBase });
+  // .dev.vars.example as scripts/dev.sh uses it (which also sets LOCAL_DEV=true), with the
+  // stand-in on its own free port.
+  worker = await startWorker({ ...example, STRIPE_API_BASE: stripeBase, LOCAL_DEV: 'true' });
   await connectStandIn(stripeBase, worker, example.STRIPE_WEBHOOK_SECRET.split(',')[0]);
 });
 

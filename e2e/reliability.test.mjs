@@ -13,7 +13,7 @@ function vs(id, user, status, code, created) {
   return {
     id, object: 'identity.verification_session', type: 'document', status, created,
     last_error: code ? { code, reason: `reason: ${code}` } : null,
-    metadata: { user_id: user },
+    metadata: { user_id: user, created_by: 'stripe-edge-webhooks' },
   };
 }
 

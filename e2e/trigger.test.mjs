@@ -58,7 +58,7 @@ describe('the trigger command, offline', () => {
     assert.equal(vs.status, 'requires_input');
     assert.equal(vs.type, 'document');
     assert.deepEqual(vs.last_error, { code: 'selfie_face_mismatch', reason: 'Face differs.' });
-    assert.deepEqual(vs.metadata, { user_id: 'u_dry' });
+    assert.deepEqual(vs.metadata, { created_by: 'stripe-edge-webhooks', user_id: 'u_dry' });
     assert.ok(vs.client_secret.startsWith('vs_dry1_secret_'));
   });
 

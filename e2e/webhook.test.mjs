@@ -1,6 +1,7 @@
 // POST /webhook, the admin read route and the error mapping, under real workerd.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { adminGet, deliver, makeEvent, startWorker, stripe } from './harness.mjs';
 
@@ -75,6 +76,16 @@ describe('a configured worker', () => {
       assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
     });
   }
+
+  test('a live-mode event at a test-key worker is refused with 400 livemode_mismatch and not stored', async () => {
+    for (const type of ['identity.verification_session.verified', 'customer.updated']) {
+      const event = { ...makeEvent(type, { id: 'vs_e2elive', object: 'identity.verification_session' }), livemode: true };
+      const res = await deliver(worker, event, { secret: SECRET });
+      assert.equal(res.status, 400, type);
+      assert.equal(res.body.error.code, 'livemode_mismatch');
+      assert.equal((await adminGet(worker, `/events/${event.id}`, ADMIN)).status, 404);
+    }
+  });
 
   test('a signed body that is not an event is a 400, not stored', async () => {
     const res = await deliver(worker, { hello: 'world' }, { secret: SECRET });
@@ -160,5 +171,51 @@ describe('a worker without secrets', () => {
   test('admin routes do not exist without ADMIN_TOKEN', async () => {
     assert.equal((await adminGet(worker, '/events/evt_x', 'anything')).status, 404);
     assert.equal((await adminGet(worker, '/events/evt_x', '')).status, 404);
+  });
+});
+
+describe('a worker started without LOCAL_DEV, as a deployed one is', () => {
+  const WEAK = 'local-admin-token';
+  const STRONG = 'k3Jq9vX2pL7mN4rT8wY1zB6cD0fG5hS2-e2e';
+  let weak;
+  let strong;
+  before(async () => {
+    const base = { LOCAL_DEV: 'false', STRIPE_WEBHOOK_SECRET: SECRET, STRIPE_SECRET_KEY: 'sk_test_e2e_nodev' };
+    [weak, strong] = await Promise.all([startWorker({ ...base, ADMIN_TOKEN: WEAK }), startWorker({ ...base, ADMIN_TOKEN: STRONG })]);
+  });
+  after(() => Promise.all([weak?.stop(), strong?.stop()]));
+
+  /** A request on loopback with the Host header a tunnel or a published port may carry. */
+  const withHost = (worker, route, { method = 'GET', token, host, body } = {}) =>
+    new Promise((resolve, reject) => {
+      const url = new URL(route, worker.url);
+      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      if (host) headers.host = host;
+      const req = http.request(url, { method, headers }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text || 'null') }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  test('the example admin token grants nothing, whatever the Host header says', async () => {
+    for (const host of [undefined, 'localhost', 'localhost:8787', '127.0.0.1']) {
+      const res = await withHost(weak, '/events/evt_x', { token: WEAK, host });
+      assert.equal(res.status, 500, `Host: ${host}`);
+      assert.equal(res.body.error.code, 'configuration_error');
+      assert.match(res.body.error.message, /ADMIN_TOKEN/);
+      assert.ok(!JSON.stringify(res.body).includes(WEAK));
+    }
+    // A strong token works as anywhere.
+    assert.equal((await withHost(strong, '/events/evt_x', { token: STRONG, host: 'localhost' })).status, 404);
+  });
+
+  test('without APP_BASE_URL no return URL is made from the request, loopback or not', async () => {
+    const res = await withHost(strong, '/setup-sessions', { method: 'POST', token: STRONG, host: 'localhost', body: JSON.stringify({ customer: 'cus_1' }) });
+    assert.equal(res.status, 500);
+    assert.equal(res.body.error.code, 'configuration_error');
+    assert.match(res.body.error.message, /APP_BASE_URL/);
   });
 });

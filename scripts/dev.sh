@@ -3,6 +3,7 @@
 # 127.0.0.1:${PORT:-8787}. Creates .dev.vars from .dev.vars.example when it is missing. When
 # .dev.vars points STRIPE_API_BASE at 127.0.0.1, the local Stripe stand-in is started there
 # first, delivering its events to this worker; it is stopped when wrangler stops.
+# Sets LOCAL_DEV=true (the dev server's relaxations, see below).
 # APP_BASE_URL (where Checkout returns the browser) follows PORT: left unset, the worker uses
 # its own loopback origin; set to a loopback address on another port (an old .dev.vars made
 # for 8787), it is overridden with this port's address and a warning says so.
@@ -43,6 +44,10 @@ if [[ "$app_base_url" =~ ^http://(127\.0\.0\.1|localhost|\[::1\])(:([0-9]+))?(/.
 elif [ -n "$app_base_url" ]; then
   echo "[dev] APP_BASE_URL is $app_base_url (from .dev.vars): Checkout returns browsers there, not to 127.0.0.1:$port" >&2
 fi
+# The dev server's relaxations (a short ADMIN_TOKEN such as the example's; without
+# APP_BASE_URL, Checkout returning to this loopback origin) follow this setting, never a
+# request's Host header: a worker started any other way has none of them.
+vars+=(--var "LOCAL_DEV:true")
 api_base="$(setting STRIPE_API_BASE)"
 if [[ "$api_base" =~ ^http://127\.0\.0\.1:([0-9]+)/?$ ]]; then
   # The secret goes through the environment, never the command line (which `ps` shows).

@@ -117,18 +117,6 @@ impl BillingError {
 /// Metadata key on a recovery Checkout Session naming the declined PaymentIntent it pays for.
 pub const RECOVERS_METADATA: &str = "payment_intent";
 
-/// Metadata on every Checkout Session this service creates. Other integrations on the same
-/// Stripe account complete sessions too: only ours make this service create customers, attach
-/// cards or mark charges paid.
-pub const CREATED_BY_METADATA: &str = "created_by";
-pub const CREATED_BY: &str = "stripe-edge-webhooks";
-
-fn ours() -> Metadata {
-    let mut metadata = Metadata::new();
-    metadata.insert(CREATED_BY_METADATA.into(), CREATED_BY.into());
-    metadata
-}
-
 /// Set on the setup sessions the app bound to one of its customers (`POST /setup-sessions`):
 /// only those may save a card for an existing customer.
 pub const BOUND_METADATA: &str = "bound_by";
@@ -140,13 +128,9 @@ pub fn is_bound(session: &CheckoutSession) -> bool {
     session.metadata.get(BOUND_METADATA).map(String::as_str) == Some(BOUND_BY_APP)
 }
 
-/// Whether this service created the session.
-pub fn is_ours(session: &CheckoutSession) -> bool {
-    session
-        .metadata
-        .get(CREATED_BY_METADATA)
-        .map(String::as_str)
-        == Some(CREATED_BY)
+/// Whether this deployment created the session (`crate::provenance`).
+pub fn is_ours(session: &CheckoutSession, deployment_id: &str) -> bool {
+    crate::provenance::made_here(&session.metadata, deployment_id)
 }
 /// Stripe's largest amount (eight digits in the smallest unit).
 pub const MAX_AMOUNT: i64 = 99_999_999;
@@ -297,10 +281,9 @@ mod tests {
         );
         assert!(body.contains("success_url=https%3A%2F%2Fapp.test%2Fsuccess%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
         assert!(!body.contains("customer="), "{body}");
-        assert!(
-            body.contains("metadata[created_by]=stripe-edge-webhooks"),
-            "{body}"
-        );
+        // The marker is this deployment's, stamped when the creation is sent.
+        assert!(request.creates);
+        assert!(!body.contains("metadata[created_by]"), "{body}");
     }
 
     fn session(json: serde_json::Value) -> CheckoutSession {
@@ -933,6 +916,7 @@ mod tests {
             .recovery_request("https://app.test")
             .unwrap();
         assert_eq!(request.path, "/v1/checkout/sessions");
+        assert!(request.creates);
         assert_eq!(
             request.idempotency_key.as_ref().unwrap().as_str(),
             "pi_1:recovery"
@@ -954,7 +938,6 @@ mod tests {
                 "https://app.test/success?session_id={CHECKOUT_SESSION_ID}",
             ),
             ("cancel_url", "https://app.test/"),
-            ("metadata[created_by]", "stripe-edge-webhooks"),
             ("metadata[payment_intent]", "pi_1"),
         ];
         assert_eq!(

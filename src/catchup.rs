@@ -114,6 +114,10 @@ pub struct RunReport {
     /// Listed events that are not events this service can read (passed, as a delivery of
     /// them would be refused).
     pub malformed: u32,
+    /// Events refused as their delivery would be, other than malformed ones (e.g.
+    /// `livemode_mismatch`): passed, nothing stored.
+    #[serde(default)]
+    pub refused: u32,
     /// Why the run stopped: `caught_up` (the scan reached its end), `page_budget` or
     /// `event_budget` (the next run resumes where this one stopped), or `not_due_yet` (the
     /// window is empty).
@@ -127,6 +131,15 @@ impl RunReport {
         Self {
             at,
             ..Self::default()
+        }
+    }
+
+    /// A listed event its processing refused (400): malformed, or of another mode.
+    pub fn note_refused(&mut self, code: &str) {
+        if code == "event_malformed" {
+            self.malformed += 1;
+        } else {
+            self.refused += 1;
         }
     }
 
@@ -252,6 +265,7 @@ mod tests {
             failed_step: None,
             error: None,
             retryable,
+            reason: None,
             recorded_at: NOW,
         }
     }

@@ -21,6 +21,10 @@ pub const NOTIFY_SIGNING_SECRET: &str = "NOTIFY_SIGNING_SECRET";
 pub const PUBLIC_SETUP: &str = "PUBLIC_SETUP";
 pub const CATCHUP_EVERY_MINUTES: &str = "CATCHUP_EVERY_MINUTES";
 pub const CATCHUP_SETTLE_SECONDS: &str = "CATCHUP_SETTLE_SECONDS";
+pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
+/// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
+/// decided by this setting, never by anything a request says (its `Host`, its URL).
+pub const LOCAL_DEV: &str = "LOCAL_DEV";
 
 /// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
@@ -85,6 +89,13 @@ pub struct Config {
     pub catchup_every_minutes: u32,
     /// Catch-up considers events created at least this long ago.
     pub catchup_settle_seconds: u64,
+    /// This deployment's marker on every Stripe object it creates (`crate::provenance`):
+    /// unique among the deployments sharing a Stripe account.
+    pub deployment_id: String,
+    /// A local development server (`LOCAL_DEV=true`, set by `scripts/dev.sh`): a weak admin
+    /// token is accepted, and without `APP_BASE_URL` Checkout returns to the loopback origin
+    /// the request came to. Never set for a deployed worker.
+    pub local_dev: bool,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
@@ -149,21 +160,25 @@ impl Config {
             )?),
             None => None,
         };
-        let public_setup = match get(PUBLIC_SETUP).as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    name: PUBLIC_SETUP,
-                    reason: "must be true or false",
-                })
-            }
-        };
+        let public_setup = parse_bool(PUBLIC_SETUP, get(PUBLIC_SETUP).as_deref(), true)?;
+        let local_dev = parse_bool(LOCAL_DEV, get(LOCAL_DEV).as_deref(), false)?;
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
         };
+        let deployment_id = match get(DEPLOYMENT_ID) {
+            Some(id) if crate::provenance::is_deployment_id(&id) => id,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: DEPLOYMENT_ID,
+                    reason: "must be 1-64 characters from A-Z a-z 0-9 _ . -",
+                })
+            }
+            None => crate::provenance::DEFAULT_DEPLOYMENT_ID.to_owned(),
+        };
         Ok(Self {
+            deployment_id,
+            local_dev,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -193,30 +208,44 @@ impl Config {
             .ok_or(ConfigError::Missing(STRIPE_SECRET_KEY))
     }
 
+    /// The mode of the secret key, and so of every object and event this deployment may act
+    /// on: `true` for a live key (`sk_live_`, `rk_live_`), `false` for a test key (`sk_test_`,
+    /// `rk_test_`), as Stripe's API keys are prefixed. Another prefix names the setting.
+    pub fn livemode(&self) -> Result<bool, ConfigError> {
+        let key = self.stripe_secret_key()?.expose();
+        match key.get(..8) {
+            Some("sk_live_" | "rk_live_") => Ok(true),
+            Some("sk_test_" | "rk_test_") => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name: STRIPE_SECRET_KEY,
+                reason: "must start with sk_live_, sk_test_, rk_live_ or rk_test_",
+            }),
+        }
+    }
+
     /// `None` means the admin routes are switched off.
     pub fn admin_token(&self) -> Option<&SecretString> {
         self.admin_token.as_ref()
     }
 
-    /// The admin token, when it may be used for a request to `request_origin`: anywhere when
-    /// it is strong (at least [`MIN_ADMIN_TOKEN_CHARS`] characters, not the example), and a
-    /// weak one only on a loopback origin (`wrangler dev`). A deployed worker with a weak
-    /// token refuses every admin request with a configuration error that names the setting.
-    pub fn admin_token_for(
-        &self,
-        request_origin: Option<&str>,
-    ) -> Result<Option<&SecretString>, ConfigError> {
+    /// The admin token, when it may be used: a strong one (at least [`MIN_ADMIN_TOKEN_CHARS`]
+    /// characters, not the example) always, a weak one only on a local development server
+    /// (`LOCAL_DEV=true`). Nothing in the request is consulted: a `Host: localhost` reaching a
+    /// deployed worker through a tunnel or a published container port grants nothing. A worker
+    /// with a weak token refuses every admin request with a configuration error naming the
+    /// setting.
+    pub fn admin_token_checked(&self) -> Result<Option<&SecretString>, ConfigError> {
         let Some(token) = self.admin_token.as_ref() else {
             return Ok(None);
         };
         let strong = token.expose().chars().count() >= MIN_ADMIN_TOKEN_CHARS
             && token.expose() != EXAMPLE_ADMIN_TOKEN;
-        if strong || request_origin.is_some_and(is_loopback_origin) {
+        if strong || self.local_dev {
             Ok(Some(token))
         } else {
             Err(ConfigError::Invalid {
                 name: ADMIN_TOKEN,
-                reason: "must be at least 32 characters and not the example value (a short token is allowed on loopback only)",
+                reason: "must be at least 32 characters and not the example value (a short token is allowed only with LOCAL_DEV=true, which scripts/dev.sh sets)",
             })
         }
     }
@@ -227,13 +256,15 @@ impl Config {
         self.notify_signing_secrets.as_ref()
     }
 
-    /// Where Checkout returns the browser to: `APP_BASE_URL`, else, on a loopback
-    /// origin only (`wrangler dev`), the origin the request came to. A deployed worker never
-    /// builds a return URL from a request's own `Host`.
+    /// Where Checkout returns the browser to: `APP_BASE_URL`, else, on a local development
+    /// server only (`LOCAL_DEV=true`), the loopback origin the request came to. A worker
+    /// without it never builds a return URL from a request's own `Host`.
     pub fn return_origin(&self, request_origin: Option<&str>) -> Result<String, ConfigError> {
         match (&self.app_base_url, request_origin) {
             (Some(url), _) => Ok(url.clone()),
-            (None, Some(origin)) if is_loopback_origin(origin) => Ok(origin.to_owned()),
+            (None, Some(origin)) if self.local_dev && is_loopback_origin(origin) => {
+                Ok(origin.to_owned())
+            }
             (None, _) => Err(ConfigError::Missing(APP_BASE_URL)),
         }
     }
@@ -345,6 +376,19 @@ fn parse_api_version(name: &'static str, value: &str) -> Result<String, ConfigEr
     }
 }
 
+/// `true` or `false`; unset is `default`.
+fn parse_bool(name: &'static str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "must be true or false",
+        }),
+    }
+}
+
 fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -403,6 +447,45 @@ mod tests {
             (None, None)
         );
         assert_eq!(c.admin_token(), None);
+    }
+
+    #[test]
+    fn the_mode_is_the_secret_keys() {
+        for (key, live) in [
+            ("sk_live_abc", true),
+            ("rk_live_abc", true),
+            ("sk_test_abc", false),
+            ("rk_test_abc", false),
+        ] {
+            assert_eq!(
+                config(&[(STRIPE_SECRET_KEY, key)]).unwrap().livemode(),
+                Ok(live)
+            );
+        }
+        for key in [
+            "pk_live_hush",
+            "sk_hush",
+            "whsec_hush",
+            "sk_livehush",
+            "sk_live",
+        ] {
+            let error = config(&[(STRIPE_SECRET_KEY, key)])
+                .unwrap()
+                .livemode()
+                .unwrap_err();
+            assert!(matches!(
+                error,
+                ConfigError::Invalid {
+                    name: STRIPE_SECRET_KEY,
+                    ..
+                }
+            ));
+            assert!(!error.to_string().contains("hush"), "{error}");
+        }
+        assert_eq!(
+            config(&[]).unwrap().livemode(),
+            Err(ConfigError::Missing(STRIPE_SECRET_KEY))
+        );
     }
 
     #[test]
@@ -524,67 +607,71 @@ mod tests {
     }
 
     #[test]
-    fn a_weak_admin_token_works_on_loopback_only() {
-        let weak = config(&[(ADMIN_TOKEN, EXAMPLE_ADMIN_TOKEN)]).unwrap();
+    fn a_weak_admin_token_works_only_with_local_dev_set() {
         let strong_value = "k3Jq9vX2pL7mN4rT8wY1zB6cD0fG5hS2";
-        let strong = config(&[(ADMIN_TOKEN, strong_value)]).unwrap();
-        let short = config(&[(ADMIN_TOKEN, "s3cret-but-only-20ch")]).unwrap();
-        for origin in [
-            "http://127.0.0.1:8787",
-            "http://localhost:8899",
-            "http://[::1]:8787",
+        for (token, strong) in [
+            (EXAMPLE_ADMIN_TOKEN, false),
+            ("s3cret-but-only-20ch", false),
+            (strong_value, true),
         ] {
-            assert!(
-                weak.admin_token_for(Some(origin)).unwrap().is_some(),
-                "{origin}"
-            );
-        }
-        for origin in [
-            Some("https://shop.example"),
-            Some("http://127.0.0.1.evil.example"),
-            None,
-        ] {
-            let error = weak.admin_token_for(origin).unwrap_err();
-            assert!(error.to_string().contains(ADMIN_TOKEN), "{error}");
-            assert!(!error.to_string().contains(EXAMPLE_ADMIN_TOKEN), "{error}");
-            assert!(short.admin_token_for(origin).is_err());
+            let deployed = config(&[(ADMIN_TOKEN, token)]).unwrap();
+            let dev = config(&[(ADMIN_TOKEN, token), (LOCAL_DEV, "true")]).unwrap();
+            let not_dev = config(&[(ADMIN_TOKEN, token), (LOCAL_DEV, "false")]).unwrap();
             assert_eq!(
-                strong
-                    .admin_token_for(origin)
-                    .unwrap()
-                    .map(SecretString::expose),
-                Some(strong_value)
+                dev.admin_token_checked().unwrap().map(SecretString::expose),
+                Some(token)
             );
+            for worker in [deployed, not_dev] {
+                match worker.admin_token_checked() {
+                    Ok(accepted) => {
+                        assert!(strong, "{token}");
+                        assert_eq!(accepted.map(SecretString::expose), Some(token));
+                    }
+                    Err(error) => {
+                        assert!(!strong, "{token}");
+                        assert!(error.to_string().contains(ADMIN_TOKEN), "{error}");
+                        assert!(!error.to_string().contains(token), "{error}");
+                    }
+                }
+            }
         }
-        // No token: the admin routes are off, whatever the origin.
-        assert_eq!(
-            config(&[])
-                .unwrap()
-                .admin_token_for(Some("https://shop.example")),
-            Ok(None)
-        );
+        // No token: the admin routes are off.
+        assert_eq!(config(&[]).unwrap().admin_token_checked(), Ok(None));
+        assert!(config(&[(LOCAL_DEV, "yes")]).is_err());
     }
 
     #[test]
-    fn return_urls_come_from_app_base_url_or_a_loopback_request_only() {
+    fn return_urls_come_from_app_base_url_or_a_loopback_request_of_a_dev_server_only() {
         let set = config(&[(APP_BASE_URL, "https://shop.example/billing")]).unwrap();
         assert_eq!(
             set.return_origin(Some("https://attacker.example")).unwrap(),
             "https://shop.example/billing"
         );
-        let unset = config(&[]).unwrap();
+        let dev = config(&[(LOCAL_DEV, "true")]).unwrap();
         assert_eq!(
-            unset.return_origin(Some("http://127.0.0.1:8899")).unwrap(),
+            dev.return_origin(Some("http://127.0.0.1:8899")).unwrap(),
             "http://127.0.0.1:8899"
         );
-        assert_eq!(
-            unset.return_origin(Some("https://worker.example.workers.dev")),
-            Err(ConfigError::Missing(APP_BASE_URL))
-        );
-        assert_eq!(
-            unset.return_origin(None),
-            Err(ConfigError::Missing(APP_BASE_URL))
-        );
+        // Without LOCAL_DEV a loopback Host is request data like any other.
+        let deployed = config(&[]).unwrap();
+        for origin in [
+            Some("http://127.0.0.1:8899"),
+            Some("http://localhost"),
+            Some("https://worker.example.workers.dev"),
+            None,
+        ] {
+            assert_eq!(
+                deployed.return_origin(origin),
+                Err(ConfigError::Missing(APP_BASE_URL)),
+                "{origin:?}"
+            );
+        }
+        for origin in [Some("https://worker.example.workers.dev"), None] {
+            assert_eq!(
+                dev.return_origin(origin),
+                Err(ConfigError::Missing(APP_BASE_URL))
+            );
+        }
         assert!(
             config(&[(APP_BASE_URL, "http://shop.example")]).is_err(),
             "https outside loopback"

@@ -2,9 +2,13 @@
 //! Object each, `idFromName(entity)`) runs it, one piece at a time. Two pieces of work that
 //! write the same record must name the same entity, so each kind of work is mapped here, once.
 //!
-//! - Identity events and `POST /identity/verification-sessions`: the app's user
-//!   (`metadata.user_id`, which every VerificationSession made here carries; a session
-//!   without one is recorded under the session only, so it is its own entity).
+//! - Identity events and `POST /identity/verification-sessions`: the app's user. For an
+//!   event, the user we recorded the session for (`identity:session:{vs}`, read by the route
+//!   before choosing the queue when the payload names no user: a redaction erases
+//!   `metadata`), else `metadata.user_id`, which every VerificationSession made here carries
+//!   (an event naming another user than the one recorded is refused in that queue); a
+//!   session naming neither is its own entity (its events are ignored there, writing nothing
+//!   of a user's).
 //! - Billing events: the customer the object names (a recovery session, a setup session
 //!   bound to a customer, an off-session PaymentIntent), else the Checkout Session (a public
 //!   setup session has no customer until this service creates one for it) or the
@@ -54,9 +58,29 @@ impl Entity {
         }
     }
 
+    /// The VerificationSession whose record names the owner of an Identity event
+    /// (`identity:session:{id}`): what the route reads before [`Self::of_event`].
+    /// Only when the payload names no user (a redaction erased the metadata, or it was
+    /// deleted): otherwise the payload's user is the queue, and the handler there refuses an
+    /// event whose user is not the one recorded (`identity::owner_changed`), so no user's
+    /// records are written outside that user's queue. (Reading only then keeps the hot path
+    /// free of a KV read before the queue.)
+    pub fn recorded_owner_of(event: &Event) -> Option<String> {
+        let kind = event.kind()?;
+        crate::identity::SessionEvent::from_kind(kind)?;
+        let session: VerificationSession = event.object().ok()?;
+        let names_a_user = session
+            .metadata
+            .get("user_id")
+            .is_some_and(|u| is_user_id(u.trim()));
+        (!names_a_user && is_stripe_id(&session.id)).then_some(session.id)
+    }
+
     /// The entity of a verified event; `None` for a type this service does not act on, or an
     /// object that does not decode (its handler refuses it before writing anything).
-    pub fn of_event(event: &Event) -> Option<Self> {
+    /// `recorded_user`: for an Identity event, the user recorded for its session (see
+    /// [`Self::recorded_owner_of`]), which decides over the payload.
+    pub fn of_event(event: &Event, recorded_user: Option<&str>) -> Option<Self> {
         match event.kind()? {
             EventKind::VerificationSessionCreated
             | EventKind::VerificationSessionProcessing
@@ -65,8 +89,9 @@ impl Entity {
             | EventKind::VerificationSessionCanceled
             | EventKind::VerificationSessionRedacted => {
                 let session: VerificationSession = event.object().ok()?;
-                // As `identity::user_of` reads it.
-                match session.metadata.get("user_id").map(|u| u.trim()) {
+                // As `identity::user_of` reads it: our record first, then the metadata.
+                let from_metadata = session.metadata.get("user_id").map(|u| u.trim());
+                match recorded_user.or(from_metadata) {
                     Some(user) if is_user_id(user) => Some(Self::user(user)),
                     _ => is_stripe_id(&session.id).then(|| Self::verification_session(&session.id)),
                 }
@@ -118,7 +143,7 @@ mod tests {
     }
 
     fn of(kind: &str, object: serde_json::Value) -> Option<String> {
-        Entity::of_event(&event(kind, object)).map(|e| e.0)
+        Entity::of_event(&event(kind, object), None).map(|e| e.0)
     }
 
     #[test]
@@ -140,6 +165,29 @@ mod tests {
         }
         // The creation route's key is the same one.
         assert_eq!(Entity::user("ann@x.io").as_str(), "user:ann@x.io");
+    }
+
+    #[test]
+    fn the_recorded_owner_decides_over_the_payload() {
+        for kind in EventKind::TYPES
+            .iter()
+            .filter(|t| t.starts_with("identity."))
+        {
+            let e = event(kind, vs(None));
+            // A redaction erased the metadata: the session's record names the user.
+            assert_eq!(Entity::recorded_owner_of(&e).as_deref(), Some("vs_1"));
+            assert_eq!(
+                Entity::of_event(&e, Some("ann@x.io")),
+                Some(Entity::user("ann@x.io"))
+            );
+            // A payload naming a user is routed by it, without a read; the handler there
+            // refuses it if the session was recorded for someone else.
+            let named = event(kind, vs(Some("bob")));
+            assert_eq!(Entity::recorded_owner_of(&named), None);
+            assert_eq!(Entity::of_event(&named, None), Some(Entity::user("bob")));
+        }
+        let billing = event("payment_intent.succeeded", pi(None));
+        assert_eq!(Entity::recorded_owner_of(&billing), None);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum EventError {
     NotAnEvent(String),
     #[error("the event id is not a Stripe event id")]
     InvalidId,
+    /// `livemode` is not the secret key's mode: a test-mode event (signed with a test
+    /// endpoint's secret, or listed with a test key) never changes live state, nor the reverse.
+    #[error("the event's livemode is {event}, the secret key's mode is livemode {key}")]
+    LivemodeMismatch { event: bool, key: bool },
 }
 
 impl EventError {
@@ -22,6 +26,7 @@ impl EventError {
         match self {
             Self::NotAnEvent(_) => "event_malformed",
             Self::InvalidId => "event_id_invalid",
+            Self::LivemodeMismatch { .. } => "livemode_mismatch",
         }
     }
 }
@@ -59,6 +64,18 @@ impl Event {
             ));
         }
         Ok(event)
+    }
+
+    /// Refuses an event of the other mode than the secret key's (`Config::livemode`).
+    pub fn check_mode(&self, key_livemode: bool) -> Result<(), EventError> {
+        if self.livemode == key_livemode {
+            Ok(())
+        } else {
+            Err(EventError::LivemodeMismatch {
+                event: self.livemode,
+                key: key_livemode,
+            })
+        }
     }
 
     /// Decodes `data.object` into the shape a handler needs.
@@ -206,6 +223,10 @@ pub struct EventRecord {
     /// it once the cause is fixed. Absent in records written before it existed: retryable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// For `Ignored` when the type is handled: why nothing was done (e.g.
+    /// `not_created_by_this_deployment`, see `crate::provenance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }

@@ -11,8 +11,11 @@
 //! - The user record follows the user's newest session (by the session's `created`); events
 //!   of an older session only update that session's record, except `verified`, which is kept
 //!   whichever session it comes from (a verified person stays verified).
-//! - Attempts are the distinct sessions known for the user, so the creation route and the
-//!   `created` event count a session once whichever is seen first.
+//! - Attempts are submissions: each distinct session known for the user (so the creation
+//!   route and the `created` event count a session once whichever is seen first), plus each
+//!   further submission of a session (Stripe lets a session in `requires_input` be submitted
+//!   again, and bills each verification; see [`SessionRecord::submissions`], the same in any
+//!   arrival order). A re-opened session counts again only when the user submits it.
 
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +218,45 @@ pub struct SessionRecord {
     pub last_event: Option<SessionEvent>,
     #[serde(default)]
     pub redacted: bool,
+    /// This deployment created the session (`crate::provenance`): recorded at creation, or
+    /// from the first event carrying its marker, so that its events are still recognised once
+    /// a redaction has erased its metadata. Records written before it existed read `false`.
+    #[serde(default)]
+    pub made_here: bool,
+    /// `created` of each `processing` event (the user submitted), also of one that arrived
+    /// after a later event: see [`SessionRecord::submissions`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submitted_at: Vec<i64>,
+    /// `created` of each check's outcome: `verified`, or `requires_input` with a failure code
+    /// (not `abandoned`, which Stripe gives a session the user left without submitting).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checked_at: Vec<i64>,
+}
+
+impl SessionRecord {
+    /// How many times the user submitted this session: each check's outcome ends one
+    /// submission (its `processing` event may be missing or late), and a `processing` after
+    /// the last outcome is one being checked. Computed from the two sets, so it is the same
+    /// whatever order the events arrived in.
+    pub fn submissions(&self) -> u32 {
+        let last = self.checked_at.iter().max();
+        let open = self
+            .submitted_at
+            .iter()
+            .any(|t| last.is_none_or(|last| t > last));
+        u32::try_from(self.checked_at.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(u32::from(open))
+    }
+
+    /// Attempts beyond the session's first: what it adds to the user's `resubmissions`.
+    fn resubmissions(&self) -> u32 {
+        self.submissions().saturating_sub(1)
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +299,21 @@ pub struct UserRecord {
     /// the creation call's answer, so a retried creation reuses its key.
     #[serde(default)]
     pub created_here: u32,
+    /// Submissions of a session after its first (a re-opened session submitted again): each
+    /// counts as an attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resubmissions: u32,
+}
+
+/// How the user's next attempt is made, told in the notification and the user view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryWith {
+    /// `POST /identity/verification-sessions` re-opens the latest session (Stripe lets a
+    /// session in `requires_input` be submitted again); it counts when the user submits.
+    ReopenSession,
+    /// A new session (the latest one cannot be submitted again).
+    NewSession,
 }
 
 impl UserRecord {
@@ -273,11 +330,36 @@ impl UserRecord {
             verified_at: None,
             updated_at: 0,
             created_here: 0,
+            resubmissions: 0,
         }
     }
 
+    /// Submissions: the sessions, and each later submission of one of them.
     pub fn attempts(&self) -> u32 {
-        u32::try_from(self.sessions.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.sessions.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.resubmissions)
+    }
+
+    /// The session `POST /identity/verification-sessions` re-opens instead of creating one:
+    /// the latest, when its check failed with a code another attempt may change.
+    pub fn reopenable(&self) -> Option<&str> {
+        let failed = self.last_error.as_ref().is_some_and(|e| e.code.is_some());
+        (self.verified_at.is_none()
+            && self.status == "requires_input"
+            && self.next == Next::Retry
+            && failed)
+            .then_some(self.latest_session.as_deref())
+            .flatten()
+    }
+
+    /// How a retry is made now, when one may be made.
+    pub fn retry_with(&self, max_attempts: u32) -> Option<RetryWith> {
+        self.may_retry(max_attempts)
+            .then(|| match self.reopenable() {
+                Some(_) => RetryWith::ReopenSession,
+                None => RetryWith::NewSession,
+            })
     }
 
     pub fn remaining_attempts(&self, max_attempts: u32) -> u32 {
@@ -324,6 +406,13 @@ impl UserRecord {
             Next::None => "the latest session is open and waiting for the user to finish it \
                 (send them to its url); a new session now would use up another attempt"
                 .into(),
+            Next::Retry if self.reopenable().is_some() => format!(
+                "the last session failed with {}; the user may submit it again: \
+                 POST /identity/verification-sessions re-opens it, counted when the user \
+                 submits ({} left; \"new_session\":true starts a new session instead)",
+                code(),
+                self.remaining_attempts(max_attempts)
+            ),
             Next::Retry if self.last_error.is_some() => format!(
                 "the last session failed with {}; the user may start another ({} left)",
                 code(),
@@ -390,6 +479,8 @@ pub enum InvalidField {
     ReturnUrl,
     #[error("idempotency_key must be 1-100 printable ASCII characters")]
     IdempotencyKey,
+    #[error("new_session must be true or false")]
+    NewSession,
 }
 
 impl InvalidField {
@@ -400,6 +491,7 @@ impl InvalidField {
             Self::Type => "type",
             Self::ReturnUrl => "return_url",
             Self::IdempotencyKey => "idempotency_key",
+            Self::NewSession => "new_session",
         }
     }
 
@@ -409,6 +501,7 @@ impl InvalidField {
             Self::Type => "invalid_type",
             Self::ReturnUrl => "invalid_return_url",
             Self::IdempotencyKey => "invalid_idempotency_key",
+            Self::NewSession => "invalid_new_session",
         }
     }
 }
@@ -467,6 +560,9 @@ pub struct UserNotice {
     /// For a failed check: what the user can do about it ([`guidance`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_action: Option<UserAction>,
+    /// When `may_retry`: whether the retry re-opens this session or starts a new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_with: Option<RetryWith>,
     pub attempts: u32,
     pub remaining_attempts: u32,
     /// The event's `created`.
@@ -492,15 +588,47 @@ impl Transition {
     }
 }
 
-/// The user an event belongs to: the session's metadata, else what we stored for it.
-pub fn user_of(session: &VerificationSession, stored: Option<&SessionRecord>) -> Option<String> {
-    session
+/// Whether deployment `deployment_id` created the session: its marker, or our record of it
+/// (a redacted session's metadata is erased). Only such a session's events change a user.
+pub fn is_ours(
+    session: &VerificationSession,
+    stored: Option<&SessionRecord>,
+    deployment_id: &str,
+) -> bool {
+    stored.is_some_and(|s| s.made_here)
+        || crate::provenance::made_here(&session.metadata, deployment_id)
+}
+
+/// Why an event naming a user is not applied: its session was recorded for another user
+/// (its metadata was changed at Stripe). Applying it would write the recorded user's records
+/// from the named user's queue.
+pub const OWNER_CHANGED: &str = "session_recorded_for_another_user";
+
+/// Whether the event's metadata names another user than the one recorded for its session.
+pub fn owner_changed(session: &VerificationSession, stored: Option<&SessionRecord>) -> bool {
+    let named = session
         .metadata
         .get("user_id")
         .map(|u| u.trim())
-        .filter(|u| is_user_id(u))
-        .map(str::to_owned)
-        .or_else(|| stored.and_then(|s| s.user_id.clone()))
+        .filter(|u| is_user_id(u));
+    match (named, stored.and_then(|s| s.user_id.as_deref())) {
+        (Some(named), Some(recorded)) => named != recorded,
+        _ => false,
+    }
+}
+
+/// The user an event belongs to: who we recorded the session for, else the session's
+/// metadata (the `created` event may arrive before the creation is recorded). Metadata can be
+/// updated at Stripe, and is erased by a redaction: once recorded, our record decides.
+pub fn user_of(session: &VerificationSession, stored: Option<&SessionRecord>) -> Option<String> {
+    stored.and_then(|s| s.user_id.clone()).or_else(|| {
+        session
+            .metadata
+            .get("user_id")
+            .map(|u| u.trim())
+            .filter(|u| is_user_id(u))
+            .map(str::to_owned)
+    })
 }
 
 /// Applies one event to the stored session and user records: the session step, then the
@@ -512,15 +640,19 @@ pub fn apply(
     max_attempts: u32,
 ) -> Transition {
     let Some(session_record) = session_step(stored_session, incoming) else {
-        return Transition::unchanged();
+        return late_submission(stored_session, stored_user, incoming);
     };
+    // A further submission of the session: another attempt.
+    let resubmitted = session_record
+        .resubmissions()
+        .saturating_sub(stored_session.map_or(0, SessionRecord::resubmissions));
     let (user, notice) = match &session_record.user_id {
         Some(user_id) => user_step(
             stored_user,
             user_id,
             &session_record,
             incoming,
-            max_attempts,
+            (max_attempts, resubmitted),
         ),
         None => (None, None),
     };
@@ -592,17 +724,93 @@ pub fn session_step(
         event_created,
         last_event: Some(kind),
         redacted: kind == SessionEvent::Redacted || stored_session.is_some_and(|s| s.redacted),
+        // Only sessions made here are applied (`is_ours`, checked by the handler first).
+        made_here: true,
+        ..tracked(stored_session, incoming)
     })
+}
+
+/// The submissions and checks of the session after the event (see
+/// [`SessionRecord::submissions`]), in a record that is otherwise `stored`'s (or empty).
+fn tracked(stored: Option<&SessionRecord>, incoming: Incoming<'_>) -> SessionRecord {
+    let mut record = stored.cloned().unwrap_or_else(|| SessionRecord {
+        version: SESSION_RECORD_VERSION,
+        id: incoming.session.id.clone(),
+        user_id: None,
+        status: incoming.session.status.clone(),
+        last_error: None,
+        session_created: incoming.session.created,
+        event_created: 0,
+        last_event: None,
+        redacted: false,
+        made_here: true,
+        submitted_at: Vec::new(),
+        checked_at: Vec::new(),
+    });
+    let code = incoming
+        .session
+        .last_error
+        .as_ref()
+        .and_then(|e| e.code.as_deref());
+    let list = match incoming.kind {
+        SessionEvent::Processing => Some(&mut record.submitted_at),
+        SessionEvent::Verified => Some(&mut record.checked_at),
+        SessionEvent::RequiresInput if code.is_some_and(|c| c != "abandoned") => {
+            Some(&mut record.checked_at)
+        }
+        _ => None,
+    };
+    if let Some(list) = list.filter(|l| !l.contains(&incoming.event_created)) {
+        list.push(incoming.event_created);
+        list.sort_unstable();
+    }
+    record
+}
+
+/// A `processing` or outcome event older than what is stored (it arrived after a later
+/// event) changes no state, but the submission happened: it is counted (a second or later
+/// one is an attempt of the user's), and nothing else changes.
+fn late_submission(
+    stored_session: Option<&SessionRecord>,
+    stored_user: Option<&UserRecord>,
+    incoming: Incoming<'_>,
+) -> Transition {
+    let Some(stored) = stored_session.filter(|s| !s.redacted) else {
+        return Transition::unchanged();
+    };
+    let session = tracked(Some(stored), incoming);
+    if session == *stored {
+        return Transition::unchanged();
+    }
+    let more = session
+        .resubmissions()
+        .saturating_sub(stored.resubmissions());
+    let user = match &stored.user_id {
+        Some(user_id) if more > 0 => {
+            let mut user = stored_user
+                .cloned()
+                .unwrap_or_else(|| UserRecord::new(user_id));
+            user.resubmissions = user.resubmissions.saturating_add(more);
+            Some(user)
+        }
+        _ => None,
+    };
+    Transition {
+        session: Some(session),
+        user,
+        notice: None,
+    }
 }
 
 /// The user step: the user record after the session step wrote `session_record` (`None`
 /// when it did not change), and the notice to send, if any.
+/// `limits`: the attempt limit, and the further submissions of the session the event adds.
 pub fn user_step(
     stored_user: Option<&UserRecord>,
     user_id: &str,
     session_record: &SessionRecord,
     incoming: Incoming<'_>,
-    max_attempts: u32,
+    (max_attempts, resubmitted): (u32, u32),
 ) -> (Option<UserRecord>, Option<UserNotice>) {
     let Incoming {
         event_created,
@@ -614,6 +822,8 @@ pub fn user_step(
         .cloned()
         .unwrap_or_else(|| UserRecord::new(user_id));
     let is_latest = user.add_session(&session.id, session_record.session_created);
+    // The user submitted a re-opened session again: one more attempt.
+    user.resubmissions = user.resubmissions.saturating_add(resubmitted);
     update_user(&mut user, session_record, kind, is_latest, event_created);
     let notify = match kind {
         SessionEvent::Verified => stored_user.and_then(|u| u.verified_at).is_none(),
@@ -706,6 +916,7 @@ fn notice(
                 UserAction::ContactSupport
             }
         }),
+        retry_with: user.retry_with(max_attempts),
         attempts: user.attempts(),
         remaining_attempts: user.remaining_attempts(max_attempts),
         created_at: event_created,
@@ -745,9 +956,18 @@ mod tests {
             reason: None,
         });
         assert!(user.may_retry(3));
+        user.status = "requires_input".into();
+        // No session to re-open (none recorded as the latest): a new one.
+        user.latest_session = None;
         assert!(user
             .explanation(3)
             .contains("document_expired; the user may start another (2 left)"));
+        assert_eq!(user.retry_with(3), Some(RetryWith::NewSession));
+        user.latest_session = Some("vs_1".into());
+        assert!(user
+            .explanation(3)
+            .contains("document_expired; the user may submit it again"));
+        assert_eq!(user.retry_with(3), Some(RetryWith::ReopenSession));
         assert!(user.explanation(1).starts_with("all 1 attempts are used"));
         user.next = Next::ManualReview;
         assert!(user.explanation(3).contains("a person reviews the case"));
@@ -814,7 +1034,16 @@ mod tests {
                 },
                 MAX,
             );
-            let changed = t.session.is_some();
+            // Whether the session's state moved (a late event only adds to its counts).
+            let state = |r: &SessionRecord| SessionRecord {
+                submitted_at: Vec::new(),
+                checked_at: Vec::new(),
+                ..r.clone()
+            };
+            let changed = t
+                .session
+                .as_ref()
+                .is_some_and(|new| self.sessions.get(&s.id).map(state) != Some(state(new)));
             if let Some(record) = t.session {
                 self.sessions.insert(record.id.clone(), record);
             }
@@ -1104,6 +1333,43 @@ mod tests {
     }
 
     #[test]
+    fn a_resubmission_counts_once_when_the_user_submits_in_either_arrival_order() {
+        let s = session("vs_1", Some("u_1"), 100);
+        let expired = failed(s.clone(), "document_expired");
+        let mismatch = failed(s.clone(), "selfie_face_mismatch");
+        // Submitted (105), failed (106), re-opened and submitted again (110), failed (111).
+        let events = [
+            (SessionEvent::Created, 100, &s),
+            (SessionEvent::Processing, 105, &s),
+            (SessionEvent::RequiresInput, 106, &expired),
+            (SessionEvent::Processing, 110, &s),
+            (SessionEvent::RequiresInput, 111, &mismatch),
+        ];
+        let mut in_order = World::new();
+        for (kind, at, session) in events {
+            in_order.deliver(kind, at, session);
+        }
+        let user = in_order.user();
+        assert_eq!((user.sessions.len(), user.resubmissions), (1, 1));
+        assert_eq!(
+            (user.attempts(), user.remaining_attempts(MAX)),
+            (2, 1),
+            "two submissions of one session"
+        );
+        assert_eq!(user.reopenable(), Some("vs_1"));
+        assert_eq!(in_order.notices.last().unwrap().attempts, 2);
+        // The second processing after the last failure, and every event twice.
+        let mut shuffled = World::new();
+        for i in [0, 1, 2, 4, 3, 3, 1, 4] {
+            let (kind, at, session) = events[i];
+            shuffled.deliver(kind, at, session);
+        }
+        assert_eq!(shuffled.user(), in_order.user());
+        assert_eq!(shuffled.sessions, in_order.sessions);
+        assert_eq!(in_order.sessions["vs_1"].submitted_at, [105, 110]);
+    }
+
+    #[test]
     fn requires_input_in_the_same_second_as_processing_follows_it_in_either_arrival_order() {
         let s = session("vs_1", Some("u_1"), 100);
         let failed_session = failed(s.clone(), "document_expired");
@@ -1115,11 +1381,12 @@ mod tests {
                 assert!(w.deliver(SessionEvent::RequiresInput, 105, &failed_session));
             } else {
                 assert!(w.deliver(SessionEvent::RequiresInput, 105, &failed_session));
-                assert!(
-                    !w.deliver(SessionEvent::Processing, 105, &s),
-                    "processing is before requires_input"
-                );
+                // Processing is before requires_input: only the submission is kept.
+                w.deliver(SessionEvent::Processing, 105, &s);
+                assert_eq!(w.sessions["vs_1"].status, "requires_input");
             }
+            assert_eq!(w.sessions["vs_1"].submitted_at, [105]);
+            assert_eq!(w.user().attempts(), 1);
             assert_eq!(
                 w.user().status,
                 "requires_input",

@@ -11,7 +11,8 @@
 //!    methods, admin flag and log words), [`error`] (the one app error and its one table of
 //!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
 //!    `request`, `calls`, `error` and `retry`; [`entity`] (which entity's queue a piece of
-//!    work runs in) and [`serial`] (that queue's first-come, first-served lock).
+//!    work runs in), [`serial`] (that queue's first-come, first-served lock) and
+//!    [`provenance`] (the per-deployment marker on every object this deployment creates).
 //! 2. Ports: [`store`] (key-value, the key schema, an in-memory store; KV in `store::kv`),
 //!    `stripe::client` (a request through the transport, with retries), Workers fetch in
 //!    `stripe::fetch`, and the one fake transport in `testing`; `store::entity`, an entity
@@ -47,6 +48,7 @@ pub mod notify;
 pub mod objects;
 pub mod outbox;
 pub mod pages;
+pub mod provenance;
 pub mod queue;
 pub mod router;
 pub mod serial;
@@ -194,11 +196,8 @@ mod glue {
         let ctx = Ctx::new(env, now, trace);
         if route.needs_admin() {
             let authorization = raw.headers().get("authorization").ok().flatten();
-            // A weak token (short, or the example's) only works on loopback (`wrangler dev`).
-            let url = raw.url();
-            let token = ctx
-                .config()?
-                .admin_token_for(crate::router::origin_of(&url))?;
+            // A weak token (short, or the example's) only works with LOCAL_DEV=true.
+            let token = ctx.config()?.admin_token_checked()?;
             authorize_admin(token, authorization.as_deref())?;
         }
         match route {

@@ -41,7 +41,8 @@ impl Work {
     /// this service does not act on (it writes its own `event:{id}` only).
     pub fn entity(&self) -> Option<Entity> {
         match self {
-            Self::Event(event) => Entity::of_event(event),
+            // The route reads the recorded owner and calls `Entity::of_event` itself.
+            Self::Event(event) => Entity::of_event(event, None),
             Self::CreateSession(request) => Some(Entity::user(&request.user_id)),
             Self::Charge { request, .. } => Some(Entity::customer(&request.customer)),
             Self::Success(raw) => {
@@ -160,7 +161,8 @@ mod tests {
         let body = serde_json::json!({
             "id": id, "object": "event", "type": kind, "created": 1, "livemode": false,
             "data": { "object": { "id": "vs_1", "object": "identity.verification_session",
-                "status": "processing", "created": 1, "metadata": { "user_id": "ann" } } },
+                "status": "processing", "created": 1,
+                "metadata": { "user_id": "ann", "created_by": "stripe-edge-webhooks" } } },
         });
         Event::parse(body.to_string().as_bytes()).unwrap()
     }
@@ -172,7 +174,10 @@ mod tests {
     #[test]
     fn an_event_crosses_the_binding_and_its_receipt_and_trace_come_back() {
         let store = MemoryStore::new();
-        let config = Config::from_lookup(|_| None).unwrap();
+        let config = Config::from_lookup(|name| {
+            (name == crate::config::STRIPE_SECRET_KEY).then(|| "sk_test_queue".to_owned())
+        })
+        .unwrap();
         let transport = FakeTransport::unreachable();
         let queue_trace = Trace::new();
         let services = Services::new(&store, &transport, &config, 5, &queue_trace);

@@ -141,7 +141,11 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
             key,
         )
         .with_policy(policy);
-        match client.send::<Box<RawValue>>(request).await {
+        let stamped = crate::provenance::stamped(request, &self.config.deployment_id);
+        match client
+            .send::<Box<RawValue>>(stamped.as_ref().unwrap_or(request))
+            .await
+        {
             Ok(reply) => {
                 if let Some(id) = &reply.request_id {
                     self.trace.stripe_request_id(id);

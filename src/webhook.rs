@@ -4,7 +4,7 @@
 
 use crate::error::AppError;
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
-use crate::handlers::{self, StepError};
+use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
@@ -23,6 +23,9 @@ pub enum WebhookError {
     Event(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The secret key's mode could not be read (a missing or unknown key): 5xx until fixed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A handler failed in a way a redelivery can get past: the delivery is answered 5xx.
     #[error(transparent)]
     Handler(#[from] StepError),
@@ -37,6 +40,7 @@ impl From<WebhookError> for AppError {
             WebhookError::Signature(e) => Self::Signature(e),
             WebhookError::Event(e) => Self::Event(e),
             WebhookError::Store(e) => Self::Store(e),
+            WebhookError::Config(e) => Self::Config(e),
             WebhookError::Handler(failure) => failure.error,
         }
     }
@@ -91,13 +95,15 @@ pub fn verified_event(
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
-/// replay): dedupe by id, dispatch, record. The one path, so every arrival gets the same
-/// dedupe and the same idempotency keys.
+/// replay): mode check, dedupe by id, dispatch, record. The one path, so every arrival gets
+/// the same checks, the same dedupe and the same idempotency keys. An event of the other mode
+/// than the secret key's is refused before anything is read or stored.
 pub async fn process<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
     event: Event,
     now: i64,
 ) -> Result<Receipt, WebhookError> {
+    event.check_mode(services.config.livemode()?)?;
     let store = services.store;
 
     let key = keys::event(&event.id);
@@ -113,17 +119,18 @@ pub async fn process<S: Store, T: Transport>(
         });
     }
 
-    let (outcome, failure) = match handlers::dispatch(&event, services).await {
-        Ok(outcome) => (outcome, None),
+    let (handled, failure) = match handlers::dispatch(&event, services).await {
+        Ok(handled) => (handled, None),
         // A verified event of a type we handle whose object is not the shape Stripe documents:
         // refused like any malformed body (400), and nothing stored.
         Err(StepError {
             error: AppError::Event(malformed),
             ..
         }) => return Err(malformed.into()),
-        Err(failure) => (Outcome::Failed, Some(failure)),
+        Err(failure) => (Outcome::Failed.into(), Some(failure)),
     };
-    let record = record_of(&event, outcome, failure.as_ref(), now);
+    let outcome = handled.outcome;
+    let record = record_of(&event, handled, failure.as_ref(), now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
     match failure {
         // Stripe redelivers after a 5xx; the failed record (when it could be written) says
@@ -150,7 +157,7 @@ pub async fn process<S: Store, T: Transport>(
 /// The value stored under `event:{id}`: the outcome and, for a failure, its step and code.
 fn record_of(
     event: &Event,
-    outcome: Outcome,
+    handled: Handled,
     failure: Option<&StepError>,
     now: i64,
 ) -> EventRecord {
@@ -160,7 +167,8 @@ fn record_of(
         event_type: event.event_type.clone(),
         created: event.created,
         livemode: event.livemode,
-        outcome,
+        outcome: handled.outcome,
+        reason: handled.reason.map(str::to_owned),
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
         retryable: failure.map(StepError::is_retryable),
@@ -193,7 +201,10 @@ mod tests {
         header: Option<&str>,
     ) -> Result<Receipt, WebhookError> {
         let secrets = WebhookSecrets::from_comma_separated(SECRET).unwrap();
-        let config = Config::from_lookup(|_| None).unwrap();
+        let config = Config::from_lookup(|name| {
+            (name == crate::config::STRIPE_SECRET_KEY).then(|| "sk_test_webhook".to_owned())
+        })
+        .unwrap();
         let transport = FakeTransport::unreachable();
         let trace = Trace::new();
         let services = Services::new(store, &transport, &config, NOW, &trace);
@@ -257,6 +268,7 @@ mod tests {
             failed_step: Some("attach".into()),
             error: Some("stripe_unavailable".into()),
             retryable: Some(true),
+            reason: None,
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();
@@ -300,6 +312,23 @@ mod tests {
             deliver(&store, not_event.as_bytes(), Some(&signed(not_event))),
             Err(WebhookError::Event(_))
         ));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn an_event_of_the_other_mode_is_refused_and_nothing_is_stored() {
+        let store = MemoryStore::new();
+        let body = event_body("evt_1").replace(r#""livemode":false"#, r#""livemode":true"#);
+        let error = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap_err();
+        assert!(matches!(
+            error,
+            WebhookError::Event(EventError::LivemodeMismatch {
+                event: true,
+                key: false
+            })
+        ));
+        let error = AppError::from(error);
+        assert_eq!((error.status(), error.code()), (400, "livemode_mismatch"));
         assert!(store.is_empty());
     }
 

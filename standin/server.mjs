@@ -732,7 +732,9 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     if (!allowed.includes(status)) throw invalid(`Unknown status ${status}; one of ${allowed.join(', ')}.`);
     session.status = status === 'redacted' ? session.status : status;
     session.last_error = status === 'requires_input' ? { code: code ?? 'document_unverified_other', reason: reason ?? 'The document could not be verified.' } : null;
-    if (status === 'redacted') session.redaction = { status: 'redacted' };
+    // Stripe's redaction (VerificationSessions.d.ts, `redact`): personal data replaced, and
+    // "The metadata field will also be erased".
+    if (status === 'redacted') Object.assign(session, { redaction: { status: 'redacted' }, metadata: {} });
     if (status === 'verified') session.last_verification_report = newId('vr');
     const type = `identity.verification_session.${status}`;
     return { session, emitted: [emitAndKeep(type, session)] };

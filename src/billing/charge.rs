@@ -455,7 +455,7 @@ impl ChargeRecord {
         let customer = self.customer.as_deref()?;
         let success_url = format!("{app_base_url}/success?session_id={SESSION_ID_PLACEHOLDER}");
         let cancel_url = format!("{app_base_url}/");
-        let mut metadata = ours();
+        let mut metadata = Metadata::new();
         metadata.insert(RECOVERS_METADATA.into(), self.id.clone());
         Some(calls::create_payment_session(
             &calls::PaymentSession {

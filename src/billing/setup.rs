@@ -120,7 +120,7 @@ impl SetupRequest {
             self.success_path
         );
         let cancel_url = format!("{app_base_url}/");
-        let mut metadata = ours();
+        let mut metadata = Metadata::new();
         if self.customer.is_some() {
             metadata.insert(BOUND_METADATA.into(), BOUND_BY_APP.into());
         }

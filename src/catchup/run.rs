@@ -116,9 +116,12 @@ pub async fn run<S: Store, P: Port>(
                             report.note_failed_for_good(&id)
                         }
                         Ok(_) => report.handled += 1,
-                        // A handled type whose object is not the documented shape: a delivery
-                        // of it is refused (400) and nothing stored; no retry changes that.
-                        Err(AppError::Event(_)) => report.malformed += 1,
+                        // Refused as its delivery would be (400: an object not of the
+                        // documented shape, another mode than the key's), in this isolate or
+                        // relayed from the entity's queue: nothing stored; no retry changes it.
+                        Err(refused) if !refused.is_retryable() && refused.status() == 400 => {
+                            report.note_refused(refused.code())
+                        }
                         Err(_) => {
                             report.note_retry_later(&id);
                             state.left_unhandled(created);

@@ -11,11 +11,12 @@ use crate::identity::{
 };
 use crate::notify::{Notification, Recipient};
 use crate::objects::VerificationSession;
+use crate::provenance;
 use crate::services::Services;
 use crate::store::{keys, Store};
 use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
-use super::{Step, StepError};
+use super::{Handled, Step, StepError};
 
 /// An Identity event: the session's record and its user's, moved forward by
 /// `identity::apply`, with a notification when the user should hear of it.
@@ -23,10 +24,10 @@ pub async fn handle<S: Store, T: Transport>(
     event: &Event,
     kind: EventKind,
     services: &Services<'_, S, T>,
-) -> Result<Outcome, StepError> {
+) -> Result<Handled, StepError> {
     // `dispatch` sends only Identity kinds here.
     let Some(kind) = SessionEvent::from_kind(kind) else {
-        return Ok(Outcome::Ignored);
+        return Ok(Outcome::Ignored.into());
     };
     let session: VerificationSession = event.object().step("decode_session")?;
     if !is_stripe_id(&session.id) {
@@ -41,6 +42,24 @@ pub async fn handle<S: Store, T: Transport>(
         .load_tolerant(store)
         .await
         .step("load_session")?;
+    if !identity::is_ours(
+        &session,
+        stored_session.as_ref(),
+        &services.config.deployment_id,
+    ) {
+        services.trace.note(format!(
+            "verification session {} was not created by this deployment; ignored",
+            session.id
+        ));
+        return Ok(Handled::ignored(provenance::NOT_MADE_HERE));
+    }
+    if identity::owner_changed(&session, stored_session.as_ref()) {
+        services.trace.note(format!(
+            "verification session {} names another user than the one recorded; ignored",
+            session.id
+        ));
+        return Ok(Handled::ignored(identity::OWNER_CHANGED));
+    }
     let user_id = identity::user_of(&session, stored_session.as_ref());
     let stored_user = match &user_id {
         Some(user_id) => keys::identity_user(user_id)
@@ -72,7 +91,7 @@ pub async fn handle<S: Store, T: Transport>(
             "event {} is older than what is stored for {}; no change",
             event.id, session.id
         ));
-        return Ok(Outcome::Handled);
+        return Ok(Outcome::Handled.into());
     };
     store_transition(
         services,
@@ -82,7 +101,7 @@ pub async fn handle<S: Store, T: Transport>(
         session_record,
     )
     .await?;
-    Ok(Outcome::Handled)
+    Ok(Outcome::Handled.into())
 }
 
 /// The notification first: its outbox record makes it once, and a redelivery after a failure
@@ -141,6 +160,9 @@ pub struct CreateSessionInput {
     /// Names this creation: the same key returns the same session (Stripe keeps keys 24 h).
     #[serde(default)]
     pub idempotency_key: Option<serde_json::Value>,
+    /// `true`: a new session even when the latest one could be re-opened.
+    #[serde(default)]
+    pub new_session: Option<serde_json::Value>,
 }
 
 /// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
@@ -151,6 +173,8 @@ pub struct CreateSession {
     pub kind: String,
     pub return_url: Option<String>,
     pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub new_session: bool,
 }
 
 /// What the creation route answers.
@@ -163,6 +187,8 @@ pub struct Created {
     pub user_id: String,
     pub attempts: u32,
     pub remaining_attempts: u32,
+    /// The user's latest session, re-opened for another submission (no new session made).
+    pub reopened: bool,
 }
 
 impl CreateSession {
@@ -178,6 +204,11 @@ impl CreateSession {
             kind: text(input.kind, InvalidField::Type)?.unwrap_or_else(|| "document".into()),
             return_url: text(input.return_url, InvalidField::ReturnUrl)?,
             idempotency_key: text(input.idempotency_key, InvalidField::IdempotencyKey)?,
+            new_session: match input.new_session {
+                None | Some(serde_json::Value::Null) => false,
+                Some(serde_json::Value::Bool(new)) => new,
+                Some(_) => return Err(CreateError::Invalid(InvalidField::NewSession)),
+            },
         })
     }
 
@@ -237,10 +268,46 @@ fn created_record(session: &VerificationSession, user_id: &str) -> SessionRecord
         event_created: 0,
         last_event: None,
         redacted: false,
+        made_here: true,
+        submitted_at: Vec::new(),
+        checked_at: Vec::new(),
     }
 }
 
-/// Creates a VerificationSession for a user within the attempt limit and records it.
+/// Re-opens the user's latest session when its check failed with a code another attempt may
+/// change (`UserRecord::reopenable`): retrieved from Stripe for a fresh `url` and
+/// `client_secret` (Stripe: "When the session status is requires_input, you can use this
+/// method to retrieve a valid client_secret or url to allow re-submission"). Nothing is
+/// counted or stored now: the submission counts when the user makes it (`processing`).
+/// `None` when there is none to re-open, or Stripe says it was canceled meanwhile.
+async fn reopen<S: Store, T: Transport>(
+    user: &UserRecord,
+    services: &Services<'_, S, T>,
+) -> Result<Option<Created>, AppError> {
+    let Some(id) = user.reopenable() else {
+        return Ok(None);
+    };
+    let session: VerificationSession = services
+        .stripe(&calls::retrieve_verification_session(id))
+        .await?;
+    if session.status == "canceled" {
+        return Ok(None);
+    }
+    let max_attempts = services.config.identity_max_attempts;
+    Ok(Some(Created {
+        id: session.id,
+        url: session.url,
+        client_secret: session.client_secret,
+        status: session.status,
+        user_id: user.user_id.clone(),
+        attempts: user.attempts(),
+        remaining_attempts: user.remaining_attempts(max_attempts),
+        reopened: true,
+    }))
+}
+
+/// Creates a VerificationSession for a user within the attempt limit and records it, or
+/// re-opens the latest one when it can be submitted again (unless `new_session`).
 pub async fn create_session<S: Store, T: Transport>(
     request: &CreateSession,
     services: &Services<'_, S, T>,
@@ -251,6 +318,11 @@ pub async fn create_session<S: Store, T: Transport>(
     let user = user_key.load_tolerant(store).await?;
     let max_attempts = services.config.identity_max_attempts;
     identity::may_create(user.as_ref(), max_attempts).map_err(CreateError::from)?;
+    if let Some(user) = user.as_ref().filter(|_| !request.new_session) {
+        if let Some(reopened) = reopen(user, services).await? {
+            return Ok(reopened);
+        }
+    }
     // One key per user and creation: a double submit, or the app retrying after a failure
     // past the Stripe call (a timeout, a KV write), gets the same session back from Stripe
     // instead of using up an attempt. The caller may name the creation itself instead.
@@ -295,6 +367,7 @@ pub async fn create_session<S: Store, T: Transport>(
         user_id: request.user_id.clone(),
         attempts: user.attempts(),
         remaining_attempts: user.remaining_attempts(max_attempts),
+        reopened: false,
     })
 }
 
@@ -320,6 +393,11 @@ pub async fn user_view<S: Store>(
             user.remaining_attempts(max_attempts).into(),
         );
         map.insert("may_retry".into(), user.may_retry(max_attempts).into());
+        if let Some(retry) = user.retry_with(max_attempts) {
+            let retry = serde_json::to_value(retry)
+                .map_err(|_| AppError::Internal("a retry kind does not serialise"))?;
+            map.insert("retry_with".into(), retry);
+        }
         map.insert("explanation".into(), user.explanation(max_attempts).into());
     }
     Ok(Some(view))
@@ -335,6 +413,7 @@ mod tests {
             kind: "document".into(),
             return_url: None,
             idempotency_key: key.map(str::to_owned),
+            new_session: false,
         }
     }
 

@@ -9,10 +9,12 @@ pub mod setup;
 
 use crate::error::AppError;
 use crate::event::Outcome;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventData, EventError, EventKind};
 use crate::http::Transport;
 use crate::services::Services;
 use crate::store::Store;
+use crate::stripe::calls;
+use serde_json::value::RawValue;
 
 /// A handler stopped at `step` (e.g. `attach`): recorded with the event so the log and
 /// `GET /events/{id}` say where, and answered 5xx when a retry can get past it.
@@ -34,6 +36,32 @@ impl StepError {
     /// For the log: the step and [`AppError::log_text`].
     pub fn summary(&self) -> String {
         format!("step {}: {}", self.step, self.error.log_text())
+    }
+}
+
+/// What handling an event came to and, when it was ignored for a reason worth keeping
+/// (its object was not made here), that reason: recorded with the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    pub outcome: Outcome,
+    pub reason: Option<&'static str>,
+}
+
+impl Handled {
+    pub fn ignored(reason: &'static str) -> Self {
+        Self {
+            outcome: Outcome::Ignored,
+            reason: Some(reason),
+        }
+    }
+}
+
+impl From<Outcome> for Handled {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            reason: None,
+        }
     }
 }
 
@@ -60,10 +88,12 @@ pub const HANDLED_EVENT_TYPES: &[&str] = EventKind::TYPES;
 pub async fn dispatch<S: Store, T: Transport>(
     event: &Event,
     services: &Services<'_, S, T>,
-) -> Result<Outcome, StepError> {
+) -> Result<Handled, StepError> {
     let Some(kind) = event.kind() else {
-        return Ok(Outcome::Ignored);
+        return Ok(Outcome::Ignored.into());
     };
+    let reread = at_pinned_version(event, kind, services).await?;
+    let event = reread.as_ref().unwrap_or(event);
     match kind {
         EventKind::VerificationSessionCreated
         | EventKind::VerificationSessionProcessing
@@ -78,10 +108,51 @@ pub async fn dispatch<S: Store, T: Transport>(
             setup::checkout_session_event(event, kind, services).await
         }
         EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
-            charges::payment_intent_updated(event, services).await
+            charges::payment_intent_updated(event, services)
+                .await
+                .map(Handled::from)
         }
     }
 }
+/// The API version rule: an event rendered in another API version than the pinned one (an
+/// endpoint made with another version, or an event read back from `GET /v1/events`, which
+/// Stripe renders in the account's default version at the event's creation) is not handled on
+/// its payload. Its object is retrieved at the pinned version and handled instead (`Some`);
+/// `None` when the event is already at the pinned version (or says none, as only events from
+/// before 2014-10-31 do). The object is the current one, which the state machines order by
+/// the event's `created` as for any late event.
+pub async fn at_pinned_version<S: Store, T: Transport>(
+    event: &Event,
+    kind: EventKind,
+    services: &Services<'_, S, T>,
+) -> Result<Option<Event>, StepError> {
+    let pinned = services.config.stripe_api_version.as_str();
+    let Some(version) = event.api_version.as_deref().filter(|v| *v != pinned) else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let id = event.object::<Id>().step("decode_object")?.id;
+    let request = calls::retrieve_event_object(kind, &id)
+        .ok_or_else(|| EventError::NotAnEvent("data.object.id is not of its type".into()))
+        .step("decode_object")?;
+    let object: Box<RawValue> = services.stripe(&request).await.step("reread_object")?;
+    services.trace.note(format!(
+        "event {} is in API version {version}: {id} was re-read at {pinned}",
+        event.id
+    ));
+    Ok(Some(Event {
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        created: event.created,
+        livemode: event.livemode,
+        api_version: Some(pinned.to_owned()),
+        data: EventData { object },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use crate::stripe::{calls, is_stripe_id, IdempotencyKey};
 
 use super::charges::{record_recovery, recovery_moved};
 use super::customers::save_customer;
+use super::Handled;
 use super::{Step, StepError};
 
 /// A setup session just opened: its id, and the Checkout URL to send the browser to.
@@ -62,34 +63,35 @@ pub async fn checkout_session_event<S: Store, T: Transport>(
     event: &Event,
     kind: EventKind,
     services: &Services<'_, S, T>,
-) -> Result<Outcome, StepError> {
+) -> Result<Handled, StepError> {
     let session: CheckoutSession = event.object().step("decode_session")?;
     // The id becomes a KV key: only a Stripe id is let through (a 4xx, recorded failed).
     if !billing::is_prefixed_id(&session.id, "cs_") {
         return Err(BillingError::InvalidSessionId).step("decode_session");
     }
-    if !billing::is_ours(&session) {
+    if !billing::is_ours(&session, &services.config.deployment_id) {
         services.trace.note(format!(
-            "checkout session {} was not created by this service; ignored",
+            "checkout session {} was not created by this deployment; ignored",
             session.id
         ));
-        return Ok(Outcome::Ignored);
+        return Ok(Handled::ignored(crate::provenance::NOT_MADE_HERE));
     }
-    match (session.mode.as_str(), kind) {
+    let outcome = match (session.mode.as_str(), kind) {
         ("setup", EventKind::CheckoutSessionCompleted) => {
             complete_setup(services, &session).await?;
-            Ok(Outcome::Handled)
+            Outcome::Handled
         }
         ("payment", EventKind::CheckoutSessionAsyncPaymentFailed) => {
-            recovery_moved(services, &session, RecoveryStatus::Failed, event.created).await
+            recovery_moved(services, &session, RecoveryStatus::Failed, event.created).await?
         }
         ("payment", EventKind::CheckoutSessionExpired) => {
-            recovery_moved(services, &session, RecoveryStatus::Expired, event.created).await
+            recovery_moved(services, &session, RecoveryStatus::Expired, event.created).await?
         }
         // Completed (paid, or unpaid with a delayed method), or paid later.
-        ("payment", _) => record_recovery(services, &session, event.created).await,
-        _ => Ok(Outcome::Ignored),
-    }
+        ("payment", _) => record_recovery(services, &session, event.created).await?,
+        _ => Outcome::Ignored,
+    };
+    Ok(outcome.into())
 }
 
 /// What completing a setup session left: the checkout record, and the customer record when
@@ -241,7 +243,7 @@ pub async fn success_step<S: Store, T: Transport>(
         .stripe(&calls::retrieve_checkout_session(session_id))
         .await?;
     let session: CheckoutSession = crate::services::decode_raw(&raw)?;
-    if !billing::is_ours(&session) {
+    if !billing::is_ours(&session, &services.config.deployment_id) {
         return Err(AppError::NotFound);
     }
     if !matches!(session.mode.as_str(), "setup" | "payment") {

@@ -13,6 +13,7 @@ use worker::{
 };
 
 use crate::config::ConfigError;
+use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::queue::{self, Answer, Work};
 use crate::serial::FifoLock;
@@ -106,7 +107,16 @@ fn unreachable_queue(what: &str, error: worker::Error) -> AppError {
 /// Runs `work` in its entity's queue and reads back its result; the queue's trace joins the
 /// request's. Work of no entity (an event of a type not acted on) runs here, in the worker.
 pub async fn run<T: DeserializeOwned>(ctx: &Ctx<'_>, work: &Work) -> Result<Option<T>> {
-    let Some(entity) = work.entity() else {
+    run_in(ctx, work.entity(), work).await
+}
+
+/// [`run`] in the queue of `entity` (an event's, chosen with its recorded owner).
+pub async fn run_in<T: DeserializeOwned>(
+    ctx: &Ctx<'_>,
+    entity: Option<Entity>,
+    work: &Work,
+) -> Result<Option<T>> {
+    let Some(entity) = entity else {
         return Ok(None);
     };
     let namespace = ctx

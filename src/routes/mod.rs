@@ -156,8 +156,8 @@ pub fn state(env: &Env) -> Result<KvState> {
     })
 }
 
-/// Where Checkout returns to: `APP_BASE_URL`, or on loopback (`wrangler dev`) the origin
-/// this request came to; a deployed worker never trusts the request's own `Host` for it.
+/// Where Checkout returns to: `APP_BASE_URL`, or on a dev server (`LOCAL_DEV=true`) the
+/// loopback origin this request came to; otherwise never the request's own `Host`.
 pub fn app_origin(config: &Config, req: &Request) -> Result<String> {
     let url = req.inner().url();
     Ok(config.return_origin(crate::router::origin_of(&url))?)

@@ -4,10 +4,12 @@
 
 use worker::worker_sys::web_sys::Request;
 
+use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::event::{Event, EventError};
 use crate::queue::Work;
 use crate::signature::SIGNATURE_HEADER;
+use crate::store::keys;
 use crate::webhook::{process, verified_event, Delivery, Receipt, MAX_BODY_BYTES};
 
 use super::{read_body_capped, Ctx};
@@ -54,9 +56,19 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
 /// replay), so each gets the same dedupe, handling and idempotency keys. An event of a type
 /// acted on runs in its entity's queue (`routes::entity`), after every earlier piece of work
 /// of that user or customer: racing events end as if delivered one by one.
+/// The queue is the one of the owner we recorded for the event's object when there is one
+/// (`Entity::recorded_owner_of`): a redacted session's payload no longer names its user.
 pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
+    let recorded_user = match Entity::recorded_owner_of(&event) {
+        Some(session) => keys::identity_session(&session)
+            .load_tolerant(ctx.store()?)
+            .await?
+            .and_then(|record| record.user_id),
+        None => None,
+    };
+    let entity = Entity::of_event(&event, recorded_user.as_deref());
     let work = Work::Event(event);
-    if let Some(receipt) = super::entity::run::<Receipt>(ctx, &work).await? {
+    if let Some(receipt) = super::entity::run_in::<Receipt>(ctx, entity, &work).await? {
         return Ok(receipt);
     }
     let Work::Event(event) = work else {

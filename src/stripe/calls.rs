@@ -1,5 +1,7 @@
 //! The calls this service makes (DESIGN.md, "Stripe"), one function per endpoint. Every
-//! parameter sent must exist in Stripe's definitions for the pinned version. Pure.
+//! parameter sent must exist in Stripe's definitions for the pinned version. Pure. Every call
+//! that creates an object is built with `StripeRequest::create`, so it is sent with this
+//! deployment's `metadata[created_by]` (`crate::provenance`).
 
 use crate::objects::Metadata;
 
@@ -28,7 +30,7 @@ pub fn create_setup_session(p: &SetupSession<'_>, key: IdempotencyKey) -> Stripe
         .set("success_url", p.success_url)
         .set("cancel_url", p.cancel_url)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/checkout/sessions", form, key)
+    StripeRequest::create("/v1/checkout/sessions", form, key)
 }
 
 pub struct PaymentSession<'a> {
@@ -64,7 +66,7 @@ pub fn create_payment_session(p: &PaymentSession<'_>, key: IdempotencyKey) -> St
         .set("success_url", p.success_url)
         .set("cancel_url", p.cancel_url)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/checkout/sessions", form, key)
+    StripeRequest::create("/v1/checkout/sessions", form, key)
 }
 
 /// The session with what either mode needs expanded: a setup session's SetupIntent and its
@@ -99,7 +101,7 @@ pub fn create_customer(
     key: IdempotencyKey,
 ) -> StripeRequest {
     let form = Form::new().set_opt("email", email).metadata(metadata);
-    StripeRequest::post("/v1/customers", form, key)
+    StripeRequest::create("/v1/customers", form, key)
 }
 
 pub fn attach_payment_method(
@@ -144,7 +146,7 @@ pub fn create_off_session_payment_intent(
         .set("confirm", true)
         .set_opt("description", p.description)
         .metadata(p.metadata);
-    StripeRequest::post("/v1/payment_intents", form, key)
+    StripeRequest::create("/v1/payment_intents", form, key)
 }
 
 /// A PaymentIntent that is not confirmed and has no payment method: it carries a charge that
@@ -163,7 +165,7 @@ pub fn create_payment_intent_holder(p: &HeldCharge<'_>, key: IdempotencyKey) -> 
         .set("customer", p.customer)
         .set("automatic_payment_methods[enabled]", true)
         .set_opt("description", p.description);
-    StripeRequest::post("/v1/payment_intents", form, key)
+    StripeRequest::create("/v1/payment_intents", form, key)
 }
 
 pub fn create_verification_session(
@@ -176,7 +178,16 @@ pub fn create_verification_session(
         .set("type", kind)
         .set("metadata[user_id]", user_id)
         .set_opt("return_url", return_url);
-    StripeRequest::post("/v1/identity/verification_sessions", form, key)
+    StripeRequest::create("/v1/identity/verification_sessions", form, key)
+}
+
+/// A session as it is now: a `requires_input` one with a fresh `url` and `client_secret`
+/// for the user to submit it again.
+pub fn retrieve_verification_session(id: &str) -> StripeRequest {
+    StripeRequest::get(
+        format!("/v1/identity/verification_sessions/{id}"),
+        Form::new(),
+    )
 }
 
 pub fn create_webhook_endpoint(
@@ -214,6 +225,29 @@ pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
         .set("limit", p.limit)
         .set_opt("starting_after", p.starting_after);
     StripeRequest::get("/v1/events", query)
+}
+
+/// The object an event of `kind` carries, retrieved by its `id` as it is now, rendered at the
+/// pinned `Stripe-Version` the client sends (an event in another API version is handled on
+/// this instead of its payload, see `handlers::at_pinned_version`). No `expand[]`: the same
+/// shape as in an event's `data.object`. `None` for an id not of the kind's prefix.
+pub fn retrieve_event_object(kind: crate::event::EventKind, id: &str) -> Option<StripeRequest> {
+    use crate::event::EventKind as K;
+    let (resource, prefix) = match kind {
+        K::VerificationSessionCreated
+        | K::VerificationSessionProcessing
+        | K::VerificationSessionVerified
+        | K::VerificationSessionRequiresInput
+        | K::VerificationSessionCanceled
+        | K::VerificationSessionRedacted => ("identity/verification_sessions", "vs_"),
+        K::CheckoutSessionCompleted
+        | K::CheckoutSessionAsyncPaymentSucceeded
+        | K::CheckoutSessionAsyncPaymentFailed
+        | K::CheckoutSessionExpired => ("checkout/sessions", "cs_"),
+        K::PaymentIntentSucceeded | K::PaymentIntentPaymentFailed => ("payment_intents", "pi_"),
+    };
+    is_prefixed_id(id, prefix)
+        .then(|| StripeRequest::get(format!("/v1/{resource}/{id}"), Form::new()))
 }
 
 /// `GET /v1/events/{id}`: Stripe keeps events for 30 days.

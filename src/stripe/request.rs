@@ -105,6 +105,9 @@ pub struct StripeRequest {
     pub form: Form,
     /// Required on POST: [`StripeClient::send`] refuses a POST without one.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The request creates a Stripe object: it is sent with this deployment's marker
+    /// (`crate::provenance::stamped`).
+    pub creates: bool,
 }
 
 impl StripeRequest {
@@ -114,6 +117,7 @@ impl StripeRequest {
             path: path.into(),
             form: query,
             idempotency_key: None,
+            creates: false,
         }
     }
 
@@ -123,6 +127,15 @@ impl StripeRequest {
             path: path.into(),
             form,
             idempotency_key: Some(key),
+            creates: false,
+        }
+    }
+
+    /// A POST that creates an object (see [`Self::creates`]).
+    pub fn create(path: impl Into<String>, form: Form, key: IdempotencyKey) -> Self {
+        Self {
+            creates: true,
+            ..Self::post(path, form, key)
         }
     }
 }

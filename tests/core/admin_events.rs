@@ -16,6 +16,7 @@ fn record(id: &str, recorded_at: i64) -> EventRecord {
         failed_step: None,
         error: None,
         retryable: None,
+        reason: None,
         recorded_at,
     }
 }

@@ -10,8 +10,8 @@ use stripe_edge_webhooks::error::AppError;
 use stripe_edge_webhooks::event::EventKind;
 use stripe_edge_webhooks::event::{Event, Outcome};
 use stripe_edge_webhooks::handlers::charges::*;
-use stripe_edge_webhooks::handlers::dispatch as handle;
 use stripe_edge_webhooks::handlers::setup::*;
+use stripe_edge_webhooks::handlers::{dispatch, StepError};
 use stripe_edge_webhooks::http::{HttpRequest, HttpResponse, Method, SendFailure};
 use stripe_edge_webhooks::notify::Recipient;
 use stripe_edge_webhooks::pages::{success_error_page, Money, SuccessView};
@@ -22,6 +22,14 @@ use stripe_edge_webhooks::store::{MemoryStore, StoreError};
 use stripe_edge_webhooks::testing::FakeTransport;
 
 const NOW: i64 = 1_700_000_000;
+
+/// What `dispatch` comes to for an event.
+async fn handle<S: Store>(
+    event: &Event,
+    services: &Services<'_, S, FakeTransport>,
+) -> Result<Outcome, StepError> {
+    dispatch(event, services).await.map(|h| h.outcome)
+}
 
 fn config() -> Config {
     config_with(&[
@@ -193,7 +201,7 @@ fn the_webhook_creates_a_customer_attaches_and_records_once() {
     assert_eq!(w[0].1.as_deref(), Some("checkout.cs_1:customer"));
     assert_eq!(
         w[0].2.as_deref(),
-        Some("email=a%40example.com&metadata[checkout_session]=cs_1")
+        Some("email=a%40example.com&metadata[checkout_session]=cs_1&metadata[created_by]=stripe-edge-webhooks")
     );
     assert_eq!(w[1].1.as_deref(), Some("checkout.cs_1:attach"));
     assert_eq!(w[1].2.as_deref(), Some("customer=cus_new"));
@@ -350,6 +358,26 @@ fn a_session_another_integration_created_is_left_alone() {
     })
     .unwrap();
     assert_eq!(outcome, Outcome::Ignored);
+    assert!(store.is_empty());
+
+    // Another deployment's session on the same account (staging beside production): the same
+    // key, another value. Recorded ignored with the reason.
+    let mut staging = completed("cs_1", None, "seti_1");
+    staging["metadata"] = serde_json::json!({"created_by": "stripe-edge-webhooks-staging"});
+    let e = event(
+        "evt_s",
+        EventKind::CheckoutSessionCompleted.as_str(),
+        NOW,
+        staging,
+    );
+    let handled = run(&store, &FakeTransport::unreachable(), |s| {
+        block_on(dispatch(&e, s))
+    })
+    .unwrap();
+    assert_eq!(
+        (handled.outcome, handled.reason),
+        (Outcome::Ignored, Some("not_created_by_this_deployment"))
+    );
     assert!(store.is_empty());
 
     let foreign_page = FakeTransport::new(|_| {

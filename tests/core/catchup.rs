@@ -12,11 +12,13 @@ use stripe_edge_webhooks::catchup::run::{replay, run, EventPage, Port};
 use stripe_edge_webhooks::catchup::{Bounds, CatchupState, INITIAL_LOOKBACK_SECONDS};
 use stripe_edge_webhooks::error::{AppError, Record};
 use stripe_edge_webhooks::event::{Event, EventRecord, Outcome, EVENT_RECORD_VERSION};
+use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
 use stripe_edge_webhooks::stripe::StripeRequest;
-use stripe_edge_webhooks::webhook::Receipt;
+use stripe_edge_webhooks::testing::FakeTransport;
+use stripe_edge_webhooks::webhook::{process, Receipt};
 
-use crate::helpers::event_json;
+use crate::helpers::{config_with, event_json};
 
 const NOW: i64 = 1_800_000_000;
 const SETTLE: i64 = 300;
@@ -29,6 +31,9 @@ enum Script {
     RetryLater,
     /// Stripe refused the request (a 4xx): answered Ok(failed), recorded failed for good.
     FailForGood,
+    /// `webhook::process` itself, for a worker whose secret key is a live one (the listed
+    /// events are test-mode ones), its error relayed as the entity's queue relays it.
+    ProcessWithLiveKey,
 }
 
 struct Fake<'s> {
@@ -147,7 +152,16 @@ impl Port for Fake<'_> {
             .get(&event.id)
             .copied()
             .unwrap_or(Script::Handle);
+        if what == Script::ProcessWithLiveKey {
+            let config = config_with(&[("STRIPE_SECRET_KEY", "sk_live_catchup")]);
+            let (transport, trace) = (FakeTransport::unreachable(), Trace::new());
+            let services = Services::new(self.store, &transport, &config, NOW, &trace);
+            return process(&services, event, NOW)
+                .await
+                .map_err(|e| AppError::Relayed(Box::new(AppError::from(e).relay())));
+        }
         let (outcome, retryable) = match what {
+            Script::ProcessWithLiveKey => unreachable!("processed above"),
             Script::Handle => (Outcome::Handled, None),
             Script::RetryLater => (Outcome::Failed, Some(true)),
             Script::FailForGood => (Outcome::Failed, Some(false)),
@@ -162,6 +176,7 @@ impl Port for Fake<'_> {
             failed_step: None,
             error: None,
             retryable,
+            reason: None,
             recorded_at: NOW,
         };
         key.save(self.store, &record, None).await.unwrap();
@@ -197,6 +212,7 @@ fn handled(store: &MemoryStore, id: &str) {
         failed_step: None,
         error: None,
         retryable: None,
+        reason: None,
         recorded_at: NOW,
     };
     block_on(keys::event(id).save(store, &record, None)).unwrap();
@@ -386,4 +402,24 @@ fn a_replay_works_a_failed_for_good_event_once_and_a_handled_one_changes_nothing
         Err(AppError::NoRecord(Record::StripeEvent))
     ));
     assert!(block_on(store.get("catchup:state")).unwrap().is_some());
+}
+
+#[test]
+fn an_event_of_the_other_mode_is_passed_by_catch_up_and_refused_by_replay_unrecorded() {
+    let store = MemoryStore::new();
+    let all = events(3, NOW - 1000);
+    let fake = Fake::new(&store, &refs(&all));
+    fake.script("evt_001", Script::ProcessWithLiveKey);
+    let report = block_on(run(&store, &fake, NOW, SETTLE, Bounds::FREE_PLAN)).unwrap();
+    assert_eq!(
+        (report.handled, report.refused, report.malformed),
+        (2, 1, 0)
+    );
+    assert!(report.retry_later.is_empty(), "{report:?}");
+    assert_eq!(state(&store).unwrap().since, NOW - SETTLE + 1);
+    assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
+
+    let error = block_on(replay(&store, &fake, "evt_001")).unwrap_err();
+    assert_eq!((error.status(), error.code()), (400, "livemode_mismatch"));
+    assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use stripe_edge_webhooks::config::DEFAULT_STRIPE_API_VERSION;
+use stripe_edge_webhooks::provenance::is_deployment_id;
 
 const WRANGLER_TOML: &str = include_str!("../../wrangler.toml");
 
@@ -59,6 +60,17 @@ fn staging_and_production_repeat_every_var_and_the_state_binding() {
             Some(DEFAULT_STRIPE_API_VERSION),
             "[env.{env}.vars]"
         );
+        // Each deployment marks what it creates with its own id (`crate::provenance`).
+        let id = |vars: &[(String, String)]| {
+            vars.iter()
+                .find(|(k, _)| k == "DEPLOYMENT_ID")
+                .map(|(_, v)| v.clone())
+        };
+        assert_ne!(id(vars), id(top_vars), "[env.{env}.vars] DEPLOYMENT_ID");
+        assert!(
+            id(vars).is_some_and(|v| is_deployment_id(&v)),
+            "[env.{env}.vars]"
+        );
         let api_base = vars.iter().find(|(k, _)| k == "STRIPE_API_BASE").unwrap();
         assert!(
             api_base.1.starts_with("https://"),
@@ -77,6 +89,16 @@ fn staging_and_production_repeat_every_var_and_the_state_binding() {
             "{env}: {kv:?}"
         );
     }
+    let ids: std::collections::BTreeSet<_> = ["vars", "env.staging.vars", "env.production.vars"]
+        .iter()
+        .filter_map(|s| sections[*s].iter().find(|(k, _)| k == "DEPLOYMENT_ID"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "every environment has its own DEPLOYMENT_ID: {ids:?}"
+    );
 }
 
 #[test]

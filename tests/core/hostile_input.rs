@@ -248,7 +248,10 @@ fn hostile_body() -> impl Strategy<Value = Vec<u8>> {
 fn signed_hostile_bodies_are_refused_with_a_4xx_and_nothing_is_stored() {
     let secrets = secrets();
     let key = WebhookSecret::new(SECRET).unwrap();
-    let config = Config::from_lookup(|_| None).unwrap();
+    let config = Config::from_lookup(|name| {
+        (name == "STRIPE_SECRET_KEY").then(|| "sk_test_hostile".to_owned())
+    })
+    .unwrap();
     let transport = FakeTransport::unreachable();
     runner(15_000)
         .run(&hostile_body(), |body| {
@@ -287,7 +290,10 @@ fn signed_hostile_bodies_are_refused_with_a_4xx_and_nothing_is_stored() {
 #[test]
 fn a_body_over_the_cap_is_refused_before_verification() {
     let store = MemoryStore::new();
-    let config = Config::from_lookup(|_| None).unwrap();
+    let config = Config::from_lookup(|name| {
+        (name == "STRIPE_SECRET_KEY").then(|| "sk_test_hostile".to_owned())
+    })
+    .unwrap();
     let transport = FakeTransport::unreachable();
     let trace = Trace::new();
     let services = Services::new(&store, &transport, &config, NOW, &trace);

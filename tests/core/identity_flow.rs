@@ -44,11 +44,19 @@ impl World {
         let (store_for_transport, break_for_transport) = (store.clone(), break_store.clone());
         // Like Stripe: the same Idempotency-Key replays the first answer.
         let replays: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+        // The sessions made, by id: a retrieve answers one with a fresh url.
+        let made: RefCell<HashMap<String, Value>> = RefCell::new(HashMap::new());
         let transport = FakeTransport::new(move |request: &HttpRequest| {
             if request.url.starts_with(SINK) {
                 let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
                 sink_for_transport.borrow_mut().push(body);
                 return Ok(FakeTransport::json(200, "{}"));
+            }
+            if request.method == Method::Get {
+                let id = request.url.rsplit('/').next().unwrap();
+                let mut session = made.borrow().get(id).cloned().unwrap();
+                session["url"] = format!("https://verify.stripe.test/{id}/again").into();
+                return Ok(FakeTransport::json(200, &session.to_string()));
             }
             assert_eq!(request.method, Method::Post);
             if break_for_transport.replace(false) {
@@ -65,12 +73,15 @@ impl World {
             );
             let form: Vec<(String, String)> =
                 serde_urlencoded::from_str(request.body.as_deref().unwrap()).unwrap();
-            let user = form
+            // Stripe keeps the metadata sent: the user and this deployment's marker.
+            let metadata: serde_json::Map<String, Value> = form
                 .iter()
-                .find(|(k, _)| k == "metadata[user_id]")
-                .unwrap()
-                .1
-                .clone();
+                .filter_map(|(k, v)| {
+                    let k = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+                    Some((k.to_owned(), Value::from(v.as_str())))
+                })
+                .collect();
+            assert_eq!(metadata["created_by"], "stripe-edge-webhooks");
             *counter.borrow_mut() += 1;
             let n = *counter.borrow();
             let body = json!({
@@ -78,10 +89,12 @@ impl World {
                     "status": "requires_input", "created": NOW + n, "type": "document",
                     "url": format!("https://verify.stripe.test/{n}"),
                     "client_secret": format!("vs_{n}_secret_x"), "last_error": null,
-                    "metadata": {"user_id": user}
+                    "metadata": metadata
             })
             .to_string();
             replays.borrow_mut().insert(key, body.clone());
+            made.borrow_mut()
+                .insert(format!("vs_{n}"), serde_json::from_str(&body).unwrap());
             Ok(FakeTransport::json(200, &body))
         });
         let config = Config::from_lookup(|name| match name {
@@ -103,9 +116,13 @@ impl World {
     }
 
     fn create(&self, user: &str) -> Result<Value, AppError> {
+        self.create_with(json!({"user_id": user}))
+    }
+
+    fn create_with(&self, body: Value) -> Result<Value, AppError> {
         let trace = Trace::new();
         let services = Services::new(&*self.store, &self.transport, &self.config, NOW, &trace);
-        let request = CreateSession::from_json(json!({"user_id": user})).unwrap();
+        let request = CreateSession::from_json(body).unwrap();
         block_on(create_session(&request, &services)).map(|c| serde_json::to_value(c).unwrap())
     }
 
@@ -143,9 +160,11 @@ fn event(id: &str, kind: &str, created: i64, session: Value) -> Value {
     event_json(id, &kind, created, session)
 }
 
+/// A session this deployment created (its metadata carries the user and our marker), as
+/// Stripe sends it in an event.
 fn session(id: &str, user: Option<&str>, status: &str, code: Option<&str>) -> Value {
     let metadata = match user {
-        Some(user) => json!({"user_id": user}),
+        Some(user) => json!({"user_id": user, "created_by": "stripe-edge-webhooks"}),
         None => json!({}),
     };
     let last_error = code.map(|c| json!({"code": c, "reason": format!("Reason: {c}")}));
@@ -193,11 +212,14 @@ fn create_fail_retry_verify_then_refuse() {
         (Some(true), Some(2))
     );
 
-    let second = world.create("u_1").unwrap();
+    let second = world
+        .create_with(json!({"user_id": "u_1", "new_session": true}))
+        .unwrap();
     assert_eq!(
         (second["id"].as_str(), second["attempts"].as_i64()),
         (Some("vs_2"), Some(2))
     );
+    assert_eq!(second["reopened"], false);
     world
         .deliver(&event(
             "evt_2",
@@ -253,7 +275,9 @@ fn create_fail_retry_verify_then_refuse() {
 fn the_attempt_limit_refuses_a_fourth_session() {
     let world = World::new("3", None);
     for n in 1..=3 {
-        world.create("u_2").unwrap();
+        world
+            .create_with(json!({"user_id": "u_2", "new_session": true}))
+            .unwrap();
         world
             .deliver(&event(
                 &format!("evt_{n}"),
@@ -306,21 +330,44 @@ fn final_and_manual_review_codes_refuse_another_session() {
 }
 
 #[test]
-fn an_event_without_a_user_is_handled_and_recorded_under_the_session() {
+fn a_session_not_made_here_changes_no_user_and_is_recorded_ignored_with_the_reason() {
     let world = World::new("3", Some(SINK));
-    let receipt = world
-        .deliver(&event(
-            "evt_1",
-            "verified",
-            NOW,
-            session("vs_9", None, "verified", None),
-        ))
-        .unwrap();
-    assert_eq!(receipt.outcome, Outcome::Handled);
-    let record = block_on(keys::identity_session("vs_9").load(&*world.store))
-        .unwrap()
-        .unwrap();
-    assert_eq!((record.user_id, record.status.as_str()), (None, "verified"));
+    world.create("victim").unwrap();
+    let before = world.user("victim");
+    // Another integration on the account (no marker), and another deployment of this
+    // service (staging on the same test account): both name our user in their metadata.
+    let foreign = |id: &str, marker: Option<&str>| {
+        let mut s = session(id, Some("victim"), "verified", None);
+        match marker {
+            Some(marker) => s["metadata"]["created_by"] = marker.into(),
+            None => drop(s["metadata"].as_object_mut().unwrap().remove("created_by")),
+        }
+        s
+    };
+    for (n, marker) in [None, Some("stripe-edge-webhooks-staging")]
+        .into_iter()
+        .enumerate()
+    {
+        let event_id = format!("evt_foreign{n}");
+        let vs = format!("vs_other{n}");
+        let receipt = world
+            .deliver(&event(&event_id, "verified", NOW + 5, foreign(&vs, marker)))
+            .unwrap();
+        assert_eq!(receipt.outcome, Outcome::Ignored);
+        let record = block_on(keys::event(&event_id).load(&*world.store))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.reason.as_deref(),
+            Some("not_created_by_this_deployment")
+        );
+        assert_eq!(
+            block_on(keys::identity_session(&vs).load(&*world.store)).unwrap(),
+            None
+        );
+    }
+    assert_eq!(world.user("victim"), before);
+    assert_eq!(world.user("victim")["status"], "requires_input");
     assert!(world.sink.borrow().is_empty());
 }
 
@@ -543,4 +590,213 @@ fn a_creation_retried_after_a_record_write_failed_reuses_the_session() {
         (retried["id"].as_str(), retried["attempts"].as_i64()),
         (Some("vs_1"), Some(1))
     );
+}
+
+#[test]
+fn an_event_in_another_api_version_is_handled_on_the_object_read_at_the_pinned_one() {
+    use stripe_edge_webhooks::config::DEFAULT_STRIPE_API_VERSION;
+    use stripe_edge_webhooks::event::Event;
+    use stripe_edge_webhooks::webhook::process;
+
+    // Stripe's object now, at the pinned version: the check failed with document_expired.
+    let at_pinned = session(
+        "vs_1",
+        Some("u_v"),
+        "requires_input",
+        Some("document_expired"),
+    );
+    let transport = FakeTransport::new(move |request: &HttpRequest| {
+        assert_eq!(request.method, Method::Get);
+        assert_eq!(
+            request.header("stripe-version"),
+            Some(DEFAULT_STRIPE_API_VERSION)
+        );
+        assert!(
+            request
+                .url
+                .ends_with("/v1/identity/verification_sessions/vs_1"),
+            "{}",
+            request.url
+        );
+        Ok(FakeTransport::json(200, &at_pinned.to_string()))
+    });
+    let config = crate::helpers::config_with(&[("STRIPE_SECRET_KEY", "sk_test_versions")]);
+    let store = MemoryStore::new();
+    let deliver = |event: &Value| {
+        let trace = Trace::new();
+        let services = Services::new(&store, &transport, &config, NOW, &trace).for_webhook();
+        let event = Event::parse(event.to_string().as_bytes()).unwrap();
+        block_on(process(&services, event, NOW)).unwrap()
+    };
+    // The same event rendered in an older version: its payload says something else (here a
+    // code that would stop the user for a manual review).
+    let mut old = event(
+        "evt_old",
+        "requires_input",
+        NOW + 10,
+        session(
+            "vs_1",
+            Some("u_v"),
+            "requires_input",
+            Some("selfie_manipulated"),
+        ),
+    );
+    old["api_version"] = "2020-08-27".into();
+    assert_eq!(deliver(&old).outcome, Outcome::Handled);
+    assert_eq!(
+        transport.calls(),
+        ["GET /v1/identity/verification_sessions/vs_1"]
+    );
+    let user = block_on(user_view(&store, "u_v", 3)).unwrap().unwrap();
+    assert_eq!(
+        (user["last_error"]["code"].as_str(), user["next"].as_str()),
+        (Some("document_expired"), Some("retry"))
+    );
+    // At the pinned version the payload is used as it is: no call.
+    let pinned = event(
+        "evt_pinned",
+        "processing",
+        NOW + 20,
+        session("vs_1", Some("u_v"), "processing", None),
+    );
+    assert_eq!(pinned["api_version"], DEFAULT_STRIPE_API_VERSION);
+    deliver(&pinned);
+    assert_eq!(transport.calls().len(), 1);
+}
+
+#[test]
+fn a_retry_reopens_the_failed_session_and_counts_when_the_user_submits() {
+    let world = World::new("2", Some(SINK));
+    world.create("u_r").unwrap();
+    let submit = |n: i64| {
+        world
+            .deliver(&event(
+                &format!("evt_p{n}"),
+                "processing",
+                NOW + 10 * n,
+                session("vs_1", Some("u_r"), "processing", None),
+            ))
+            .unwrap();
+        world
+            .deliver(&event(
+                &format!("evt_f{n}"),
+                "requires_input",
+                NOW + 10 * n + 5,
+                session(
+                    "vs_1",
+                    Some("u_r"),
+                    "requires_input",
+                    Some("document_expired"),
+                ),
+            ))
+            .unwrap();
+    };
+    submit(1);
+    let notice = world.sink.borrow().last().unwrap()["payload"].clone();
+    assert_eq!(notice["retry_with"], "reopen_session");
+    let view = world.user("u_r");
+    assert_eq!(view["retry_with"], "reopen_session");
+    assert!(view["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("re-opens it"));
+
+    // The retry re-opens vs_1 (a fresh url from Stripe), and counts nothing yet: twice.
+    for _ in 0..2 {
+        let again = world.create("u_r").unwrap();
+        assert_eq!(
+            (again["id"].as_str(), again["reopened"].as_bool()),
+            (Some("vs_1"), Some(true))
+        );
+        assert_eq!(again["url"], "https://verify.stripe.test/vs_1/again");
+        assert_eq!(
+            (
+                again["attempts"].as_i64(),
+                again["remaining_attempts"].as_i64()
+            ),
+            (Some(1), Some(1))
+        );
+    }
+    let posts = world
+        .transport
+        .sent()
+        .iter()
+        .filter(|r| r.method == Method::Post && !r.url.starts_with(SINK))
+        .count();
+    assert_eq!(posts, 1, "no new session at Stripe");
+
+    // The user submits it again: now it counts, and the limit of 2 is reached.
+    submit(2);
+    let view = world.user("u_r");
+    assert_eq!(
+        (view["attempts"].as_i64(), view["may_retry"].as_bool()),
+        (Some(2), Some(false))
+    );
+    let error = world.create("u_r").unwrap_err();
+    assert_eq!((error.status(), error.code()), (409, "attempts_exhausted"));
+}
+
+#[test]
+fn new_session_forces_a_new_session_and_must_be_a_boolean() {
+    let world = World::new("3", None);
+    world.create("u_n").unwrap();
+    world
+        .deliver(&event(
+            "evt_f",
+            "requires_input",
+            NOW + 10,
+            session(
+                "vs_1",
+                Some("u_n"),
+                "requires_input",
+                Some("document_expired"),
+            ),
+        ))
+        .unwrap();
+    let fresh = world
+        .create_with(json!({"user_id": "u_n", "new_session": true}))
+        .unwrap();
+    assert_eq!(
+        (
+            fresh["id"].as_str(),
+            fresh["reopened"].as_bool(),
+            fresh["attempts"].as_i64()
+        ),
+        (Some("vs_2"), Some(false), Some(2))
+    );
+    let error =
+        CreateSession::from_json(json!({"user_id": "u_n", "new_session": "yes"})).unwrap_err();
+    assert_eq!(
+        (error.status(), error.code(), error.field()),
+        (400, "invalid_new_session", Some("new_session"))
+    );
+}
+
+#[test]
+fn an_event_naming_another_user_than_the_one_recorded_changes_neither() {
+    let world = World::new("3", Some(SINK));
+    world.create("u_owner").unwrap();
+    let before = world.user("u_owner");
+    // vs_1's metadata re-pointed at Stripe (an update by anyone with a key) to another user.
+    let receipt = world
+        .deliver(&event(
+            "evt_moved",
+            "verified",
+            NOW + 5,
+            session("vs_1", Some("u_other"), "verified", None),
+        ))
+        .unwrap();
+    assert_eq!(receipt.outcome, Outcome::Ignored);
+    let record = block_on(keys::event("evt_moved").load(&*world.store))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("session_recorded_for_another_user")
+    );
+    assert_eq!(world.user("u_owner"), before);
+    assert!(block_on(keys::identity_user("u_other").load(&*world.store))
+        .unwrap()
+        .is_none());
+    assert!(world.sink.borrow().is_empty());
 }

@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("router", LEAVES),
     ("error", LEAVES),
     ("entity", LEAVES),
+    ("provenance", LEAVES),
     ("serial", LEAVES),
     // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
     ("catchup", LEAVES),
