@@ -15,12 +15,19 @@
 // of webhook deliveries (POST /_test/outage {on}) and the late deliveries after it
 // (POST /_test/redeliver-failed), and counts of objects created (GET /_test/counts).
 //
-// Run: node standin/server.mjs [--port 12111] [--webhook-url URL] with the signing secret in
-// STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows)
+// Run: node standin/server.mjs [--port 12111] [--webhook-url URL] [--state FILE] with the signing
+// secret in STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows).
+//
+// State: in memory, or with --state (createStandIn's `stateFile`) kept in that JSON file across
+// restarts: objects, events, idempotency keys and what each delivered, written after every
+// request and delivery. scripts/dev.sh keeps it beside wrangler's local state
+// (.wrangler/state/standin.json), so the two are kept, and wiped (`--reset`), together. Not kept:
+// webhook endpoints (their secrets; dev.sh registers its one again from --webhook-url), the
+// request log, faults, violations and an outage. API keys are kept only as a hash.
 
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
@@ -187,10 +194,10 @@ function mayRedirect(params) {
 const bool = (value) => value === 'true' || value === true;
 const now = () => Math.floor(Date.now() / 1000);
 
-export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_API_VERSION } = {}) {
+export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_API_VERSION, stateFile } = {}) {
   const objects = new Map(); // id → object
   const cards = new Map(); // payment method id → card number (never exposed)
-  const idempotency = new Map(); // `${apiKey} ${key}` → { fingerprint, status, body }
+  const idempotency = new Map(); // `${sha256(apiKey)} ${key}` → { fingerprint, status, body }
   const inFlight = new Set();
   const requests = [];
   const violations = []; // this stand-in's, since its last /_test/reset
@@ -234,7 +241,10 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     const targets = endpoints.filter((e) => e.enabled_events.includes('*') || e.enabled_events.includes(type));
     const work = Promise.all(targets.map((endpoint) => deliver(event, endpoint)));
     pending.add(work);
-    work.finally(() => pending.delete(work));
+    work.finally(() => {
+      pending.delete(work);
+      save();
+    });
     return { event, delivered: work };
   }
 
@@ -303,6 +313,21 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   }
   // What a Checkout Session was created with that its object does not show.
   const sessionOptions = new Map(); // session id → { setup_future_usage }
+
+  // ------------------------------------------------------------------ state kept in stateFile
+  const kept = { objects, cards, idempotency, events, delivered, sessionOptions };
+  if (stateFile && existsSync(stateFile)) {
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+    for (const [name, map] of Object.entries(kept)) for (const [k, v] of saved[name] ?? []) map.set(k, v);
+    Object.assign(counts, saved.counts ?? {});
+  }
+  function save() {
+    if (!stateFile) return;
+    const snapshot = Object.fromEntries(Object.entries(kept).map(([name, map]) => [name, [...map]]));
+    mkdirSync(path.dirname(stateFile), { recursive: true });
+    writeFileSync(`${stateFile}.tmp`, JSON.stringify({ version: 1, ...snapshot, counts }));
+    renameSync(`${stateFile}.tmp`, stateFile);
+  }
 
   const api = {
     'POST /v1/customers': (params) =>
@@ -759,7 +784,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     }
     const args = path.match(route.regex).slice(1);
 
-    const scope = idempotencyKey && method === 'POST' ? `${auth} ${idempotencyKey}` : null;
+    const scope = idempotencyKey && method === 'POST' ? `${createHash('sha256').update(String(auth)).digest('hex')} ${idempotencyKey}` : null;
     const fingerprint = stableJson({ method, path, params });
     if (scope) {
       const saved = idempotency.get(scope);
@@ -1004,6 +1029,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     } catch (e) {
       console.error(e);
       if (!res.headersSent) send(res, 500, { error: { type: 'api_error', message: 'stand-in failure' } });
+    } finally {
+      save();
     }
   });
 
@@ -1020,7 +1047,10 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     },
     close: () => new Promise((resolve) => {
       server.closeAllConnections?.();
-      server.close(resolve);
+      server.close(() => {
+        save();
+        resolve();
+      });
     }),
   };
 }
@@ -1031,7 +1061,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(`--${name}`);
     return i === -1 ? fallback : process.argv[i + 1];
   };
-  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: process.env.STANDIN_WEBHOOK_SECRET || arg('webhook-secret') });
+  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: process.env.STANDIN_WEBHOOK_SECRET || arg('webhook-secret'), stateFile: arg('state') });
   const url = await standIn.listen(Number(arg('port', '12111')));
   console.log(`Stripe stand-in listening on ${url}`);
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => standIn.close().then(() => process.exit(0)));
