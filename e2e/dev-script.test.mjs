@@ -10,12 +10,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { readDevVars } from '../tools/common.mjs';
 import { ROOT, freePort } from './harness.mjs';
 
 const settings = existsSync(path.join(ROOT, '.dev.vars')) ? readDevVars(path.join(ROOT, '.dev.vars')) : readDevVars(path.join(ROOT, '.dev.vars.example'));
 const withStandIn = /^http:\/\/127\.0\.0\.1:\d+\/?$/.test(settings.STRIPE_API_BASE ?? '');
+
+const started = new Set();
+// A run a failed assertion left behind (a dev.sh that did not stop by itself) ends with the file.
+after(() => Promise.all([...started].map((run) => run.stop())));
 
 /** Runs scripts/dev.sh in its own process group; `stop()` ends the group (SIGINT, as Ctrl-C). */
 function devScript(args, env) {
@@ -29,7 +33,7 @@ function devScript(args, env) {
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
+  const run = {
     output: () => output,
     exited,
     async stop() {
@@ -48,6 +52,8 @@ function devScript(args, env) {
       return code;
     },
   };
+  started.add(run);
+  return run;
 }
 
 /** A listener on a free loopback port, standing in for another dev.sh's worker or stand-in. */
