@@ -392,7 +392,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       session.url = checkoutUrl(session.id);
       counts.checkout_sessions += 1;
-      sessionOptions.set(session.id, { setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null });
+      sessionOptions.set(session.id, {
+        setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null,
+        // What Stripe's Checkout page lists: each line item's product name, amount and quantity.
+        items: mode === 'payment' ? params.line_items.map((item) => ({ name: item.price_data.product_data.name, unit_amount: Number(item.price_data.unit_amount), quantity: Number(item.quantity ?? 1) })) : [],
+      });
       return store(session);
     },
     'GET /v1/checkout/sessions/:id': (_, [id], query) => expanded(get('checkout session', id, 'checkout.session'), query),
@@ -932,7 +936,16 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
         const { session, emitted } = moveIdentity(m[1], m[2], json());
-        return send(res, 200, { session, events: await settle(emitted) });
+        const events = await settle(emitted);
+        // A browser's button on the hosted page: back to the app, as Stripe's page returns there.
+        if ((req.headers.accept ?? '').includes('text/html')) {
+          if (session.return_url) {
+            res.writeHead(303, { location: session.return_url });
+            return res.end();
+          }
+          return html(res, identityPage(session));
+        }
+        return send(res, 200, { session, events });
       }
       if (p === '/_test/outage' && req.method === 'POST') {
         outage = Boolean(json().on);
@@ -1002,15 +1015,26 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       : '';
     return `<h1>Checkout (${escape(session.mode)} mode)</h1><p>Local Stripe stand-in: no card data leaves this machine.</p>
       ${declineMessage ? `<p role="alert" style="color:#b00">${escape(declineMessage)}</p>` : ''}
+      ${(sessionOptions.get(session.id)?.items ?? []).map((item) => `<p>${escape(item.name)}${item.quantity > 1 ? ` × ${item.quantity}` : ''}: ${escape(formatAmount(item.unit_amount * item.quantity, session.currency))}</p>`).join('')}
       ${session.amount_total ? `<p>Amount: ${escape(formatAmount(session.amount_total, session.currency))}</p>` : ''}
       <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
       <label>Test card <select name="card" style="max-width:100%">${options}</select></label><br><br>
       <label>Email <input name="email" value="customer@example.com"></label><br><br>
       <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>${delayed}`;
   }
+  /**
+   * The hosted verification page: in test mode Stripe lets the user choose the outcome; here each
+   * button moves the session (and delivers its event) as the test route does, then returns to the
+   * session's return_url, or to this page showing the new status.
+   */
   function identityPage(session) {
-    return `<h1>Identity verification</h1><p>Session ${escape(session.id)}: ${escape(session.status)}</p>
-      <p>Move it with <code>POST /_test/identity/verification_sessions/${escape(session.id)}/verified</code> (or requires_input with {"code","reason"}).</p>`;
+    const action = (status) => `/_test/identity/verification_sessions/${escape(session.id)}/${status}`;
+    const button = (status, label, fields = {}) => `<form method="post" action="${action(status)}">${Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${k}" value="${escape(v)}">`).join('')}<button type="submit">${escape(label)}</button></form><br>`;
+    const open = session.status === 'requires_input' || session.status === 'processing';
+    return `<h1>Identity verification</h1><p>Local Stripe stand-in: no document leaves this machine.</p>
+      <p>Session ${escape(session.id)}: <strong>${escape(session.status)}</strong>${session.last_error ? ` (${escape(session.last_error.code)})` : ''}</p>
+      ${open ? `${button('verified', 'Verify')}${button('processing', 'Submit for checking (processing)')}${button('requires_input', 'Fail: document expired', { code: 'document_expired', reason: 'The document is expired.' })}${button('requires_input', 'Fail: selfie does not match', { code: 'selfie_face_mismatch', reason: 'The selfie does not match the document.' })}${button('canceled', 'Cancel')}` : '<p>This session is no longer open.</p>'}
+      ${session.return_url ? `<p><a href="${escape(session.return_url)}">Return to the app</a></p>` : ''}`;
   }
 
   const server = http.createServer(async (req, res) => {
