@@ -297,6 +297,8 @@ describe('saving a card and charging it later', () => {
         [{ customer: 7, amount: 100 }, 'invalid_customer'],
         [{ customer }, 'invalid_amount'],
         [{ customer, amount: 100, extra: 1 }, 'bad_json'],
+        [[], 'bad_json'],
+        [[{ customer, amount: 100 }], 'bad_json'],
       ];
       for (const [body, code] of cases) {
         const res = await adminPost(worker, '/charges', ADMIN, body);
