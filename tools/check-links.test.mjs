@@ -2,11 +2,12 @@
 // the repository's README.md and docs/ have none.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { anchorsOf, brokenLinks, documentationFiles, slug } from './check-links.mjs';
+import { anchorsOf, brokenLinks, documentationFiles, linksOf, slug } from './check-links.mjs';
+import { ROOT } from './common.mjs';
 
 test("headings become GitHub's anchors, repeats numbered", () => {
   assert.equal(slug('Status codes of POST /webhook'), 'status-codes-of-post-webhook');
@@ -39,4 +40,13 @@ test("README.md and every page of docs/ link only to what exists", () => {
   const files = documentationFiles();
   assert.ok(files.length >= 10, `only ${files.length} documentation files`);
   assert.deepEqual(files.flatMap((f) => brokenLinks(f)), []);
+});
+
+test('README.md stays short (at most 250 lines) and its map links every page of docs/', () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const lines = readme.replace(/\n$/, '').split('\n').length;
+  assert.ok(lines <= 250, `README.md has ${lines} lines; move reference to a page of docs/`);
+  const linked = new Set(linksOf(readme).map((l) => l.target.split('#')[0]));
+  const pages = readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md'));
+  assert.deepEqual(pages.filter((p) => !linked.has(`docs/${p}`)), [], 'pages of docs/ the README does not link');
 });
