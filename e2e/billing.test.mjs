@@ -300,6 +300,8 @@ describe('saving a card and charging it later', () => {
         [{ customer }, 'invalid_amount'],
         [{ customer, amount: 100, extra: 1 }, 'bad_json'],
         [{ customer, amount: 100 }, 'missing_idempotency_key'],
+        [[], 'bad_json'],
+        [[{ customer, amount: 100 }], 'bad_json'],
       ];
       for (const [input, code] of cases) {
         // A key unless the case is about the key (a missing key is refused before anything).

@@ -143,7 +143,7 @@ describe('the pages in a real browser', () => {
         let res = await page.goto(`${stack.worker.url}/no/such/page`);
         await assertUsable(tab, res, { status: 404, title: 'Not here' });
         res = await page.goto(`${stack.worker.url}/create-checkout-session`);
-        await assertUsable(tab, res, { status: 405, title: 'Not here' });
+        await assertUsable(tab, res, { status: 405, title: 'Method not allowed' });
         res = await page.goto(`${stack.worker.url}/success?session_id=cs_test_${'x'.repeat(58)}`);
         await assertUsable(tab, res, { status: 404, title: 'Unknown session' });
         // An expired session.

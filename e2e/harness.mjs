@@ -72,12 +72,15 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @param {string} [options.logFile]  write wrangler's output there instead of keeping it in
  *   memory (under load that keeps this process out of the way of what it measures)
  * @param {string[]} [options.args]   more `wrangler dev` arguments
+ * @param {number} [options.port]     listen there (a restart on the same address) instead of a free port
+ * @param {string} [options.persistTo]  keep the local state there (kept when the worker stops)
+ *   instead of in a folder of its own that stop() removes
  * @returns the worker: `url`, `logs()`, `stop()`, and its process group `pgid` and `inspectorPort`
  */
-export async function startWorker(settings, { config, logFile, args: extraArgs = [] } = {}) {
+export async function startWorker(settings, { config, logFile, args: extraArgs = [], port: fixedPort, persistTo } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
   const envFile = path.join(dir, 'settings.env');
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   // As scripts/dev.sh starts it (LOCAL_DEV=true: short admin tokens, loopback return URLs;
   // APP_BASE_URL this worker, where recovery sessions made by events return), unless a test
   // says otherwise.
@@ -87,7 +90,7 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   const inspectorPort = await freePort();
   const args = [
     WRANGLER, 'dev', ...(config ? ['--config', config] : []), '--local', '--ip', '127.0.0.1', '--port', String(port),
-    '--inspector-port', String(inspectorPort), '--persist-to', path.join(dir, 'state'),
+    '--inspector-port', String(inspectorPort), '--persist-to', persistTo ?? path.join(dir, 'state'),
     '--env-file', envFile, '--show-interactive-dev-session=false', ...extraArgs,
   ];
   const out = logFile ? openSync(logFile, 'w') : 'pipe';

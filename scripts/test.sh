@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, and .ci/run): native tests of the core, the files made from the
 # pinned Stripe SDK (signature vectors, parameter schemas, example objects) checked for drift, a
-# release build of the worker, the Stripe stand-in's tests, then
+# release build of the worker, the links of the docs, the tools' and the stand-in's tests, then
 # end-to-end tests against real workerd. Installs what it needs first (scripts/bootstrap.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -11,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchain"
 bash scripts/bootstrap.sh
+
+step "every relative link and anchor in README.md and docs/ resolves"
+node tools/check-links.mjs
 
 step "native tests (cargo test)"
 cargo test --locked
@@ -40,5 +43,5 @@ unchanged_since_generated tests/fixtures/stripe_objects.json tools/gen-object-fi
 step "release build of the worker"
 bash scripts/build.sh
 
-step "the Stripe stand-in's own tests, then end-to-end tests under wrangler dev (workerd)"
-node --test --test-concurrency=1 'standin/*.test.mjs' 'e2e/*.test.mjs'
+step "the tools' and the Stripe stand-in's own tests, then end-to-end tests under wrangler dev (workerd)"
+node --test --test-concurrency=1 'tools/*.test.mjs' 'standin/*.test.mjs' 'e2e/*.test.mjs'

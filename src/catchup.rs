@@ -2,11 +2,13 @@
 //! with each listed event, and when a run is due. Pure; the run itself (the store, Stripe, and
 //! processing each event as a delivery is) is [`run`].
 //!
-//! Stripe retries a delivery for three days and may disable an endpoint that keeps failing; an
-//! outage beyond that, a disabled endpoint or a wrong signing secret loses the events of the
-//! gap. Stripe keeps events for 30 days (`GET /v1/events`), so a scheduled run lists the
-//! handled types since a stored cursor and processes every event not recorded with a final
-//! outcome, through the same path as a delivery (same dedupe, same idempotency keys).
+//! Stripe retries a delivery for up to three days in live mode (three times over a few hours in
+//! a sandbox, test mode) and may disable an endpoint that keeps failing; an outage beyond that,
+//! a disabled endpoint or a wrong signing secret loses the events of the gap. Stripe keeps
+//! events for 30 days (`GET /v1/events`), so a scheduled run lists the handled types since a
+//! stored cursor and processes every event not recorded with a final outcome, through the same
+//! path as a delivery (same dedupe, same idempotency keys). Nothing here depends on Stripe's
+//! retry window: the cursor holds at an event not handled for as long as Stripe lists it.
 //!
 //! The cursor is a time, `since`: every event of a handled type created before it has been
 //! passed (handled, ignored, or failed for good, which only a replay works again). A scan
@@ -28,8 +30,9 @@ pub mod run;
 
 pub const STATE_VERSION: u32 = 1;
 
-/// Without a stored cursor, a first run looks back this far: Stripe's own retry window, so
-/// what it finds is what Stripe would still be redelivering anyway.
+/// Without a stored cursor, a first run looks back this far: Stripe's live-mode retry window
+/// (a sandbox's is a few hours, well inside it), so what it finds is what Stripe would still be
+/// redelivering anyway.
 pub const INITIAL_LOOKBACK_SECONDS: i64 = 3 * 24 * 60 * 60;
 
 /// What one run may spend. The Free plan allows 50 subrequests per invocation (every

@@ -43,7 +43,8 @@ pub const DEFAULT_IDENTITY_MAX_ATTEMPTS: u32 = 3;
 pub const DEFAULT_CATCHUP_EVERY_MINUTES: u32 = 10;
 /// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
 pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
-/// Stripe retries for three days; a tolerance beyond a day only widens the replay window.
+/// Stripe retries for up to three days (live mode; a few hours in a sandbox); a tolerance beyond
+/// a day only widens the replay window.
 const MAX_TOLERANCE_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

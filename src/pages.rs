@@ -281,6 +281,11 @@ struct ErrorPage {
     text: &'static str,
 }
 
+/// A session this service did not make, or that Stripe does not know: said to the customer,
+/// who knows a link, not Stripe's objects.
+const UNKNOWN_SESSION: &str =
+    "We do not know this payment link. Check that it was copied whole, or start again from the home page.";
+
 const fn row(status: Option<u16>, title: &'static str, text: &'static str) -> ErrorPage {
     ErrorPage {
         status,
@@ -314,12 +319,10 @@ fn success_error(error: &AppError) -> ErrorPage {
             "Too many requests",
             "Please wait a minute, then reload this page.",
         ),
-        AppError::NotFound => row(None, "Unknown session", "No such Checkout Session here."),
-        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => row(
-            Some(404),
-            "Unknown session",
-            "Stripe knows no such Checkout Session.",
-        ),
+        AppError::NotFound => row(None, "Unknown session", UNKNOWN_SESSION),
+        AppError::Stripe(StripeError::Api(api)) if api.status == 404 => {
+            row(Some(404), "Unknown session", UNKNOWN_SESSION)
+        }
         other if other.status() == 503 => row(
             None,
             "Please try again",
@@ -390,7 +393,7 @@ pub fn error_page(error: &AppError) -> (u16, String) {
     let (title, text) = match error {
         AppError::NotFound => ("Not here", "There is no such page here."),
         AppError::MethodNotAllowed { .. } => (
-            "Not here",
+            "Method not allowed",
             "This page cannot be opened that way. Start again from the home page.",
         ),
         AppError::TooManyRequests => ("Too many requests", "Please wait a minute and try again."),
@@ -508,6 +511,21 @@ mod tests {
     }
 
     #[test]
+    fn a_success_page_for_a_session_stripe_does_not_know_speaks_to_the_customer() {
+        let mut api: crate::stripe::ApiError = serde_json::from_str(
+            r#"{"type":"invalid_request_error","message":"No such checkout.session: cs_test_x"}"#,
+        )
+        .unwrap();
+        api.status = 404;
+        let (status, html) = success_error_page(&AppError::Stripe(StripeError::Api(Box::new(api))));
+        assert_eq!(status, 404);
+        assert!(html.contains("Unknown session"), "{html}");
+        // The customer is not told about Stripe's inner workings, nor Stripe's words.
+        assert!(!html.contains("Stripe knows"), "{html}");
+        assert!(!html.contains("No such"), "{html}");
+    }
+
+    #[test]
     fn browser_error_pages_have_the_errors_status_and_never_quote_it() {
         let (status, html) = error_page(&AppError::NotFound);
         assert_eq!(status, 404);
@@ -515,6 +533,9 @@ mod tests {
         let (status, html) = error_page(&AppError::MethodNotAllowed { allow: "POST" });
         assert_eq!(status, 405);
         assert!(html.contains("<a href=\"/\">Home</a>"), "{html}");
+        // A 405 is not a missing page: its title says what happened.
+        assert!(html.contains("<title>Method not allowed"), "{html}");
+        assert!(!html.contains("Not here"), "{html}");
         let missing = AppError::Config(crate::config::ConfigError::Missing("STRIPE_SECRET_KEY"));
         let (status, html) = error_page(&missing);
         assert_eq!(status, 500);

@@ -281,8 +281,8 @@ pub fn form_fields(
 /// The largest JSON body an admin route reads.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
-/// An `application/json` body decoded as `T`. The error names what is wrong (a missing
-/// field, a wrong type) without quoting the input.
+/// An `application/json` body, a JSON object, decoded as `T`. The error names what is wrong (not
+/// an object, a missing field, a wrong type) without quoting the input.
 pub fn json_body<T: serde::de::DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
@@ -295,6 +295,11 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         return Err(AppError::BadJson(
             "the content type must be application/json".into(),
         ));
+    }
+    // Every body these routes read is an object; serde would fill a struct from an array by
+    // position, so `[]` would pass as "every field missing".
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::BadJson("the body must be a JSON object".into()));
     }
     serde_json::from_slice(body).map_err(|e| AppError::BadJson(describe_json_error(&e)))
 }
@@ -410,6 +415,23 @@ mod tests {
         );
         assert!(!message(json, br#"{"user_id":"u","amount":"s3cret"}"#).contains("s3cret"));
         assert!(message(json, br#"{"user_id":"#).contains("truncated"));
+        // serde fills a struct from an array by position: `[]` was every field missing, and so
+        // a field's own error (`invalid_customer` for POST /charges), not bad_json.
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Optional {
+            #[serde(default)]
+            user_id: Option<serde_json::Value>,
+        }
+        for not_an_object in [&b"[]"[..], b" [\"u\", 1]", b"\"u\"", b"7", b"null", b"true"] {
+            match json_body::<Optional>(json, not_an_object) {
+                Err(AppError::BadJson(message)) => {
+                    assert_eq!(message, "the body must be a JSON object")
+                }
+                other => panic!("{not_an_object:?}: {other:?}"),
+            }
+        }
+        assert!(json_body::<Optional>(json, b" \n{}").is_ok());
         assert!(message(None, br#"{}"#).contains("application/json"));
         assert!(
             message(Some("application/x-www-form-urlencoded"), b"a=b").contains("application/json")

@@ -24,7 +24,8 @@ pub mod sql;
 
 pub use error::StoreError;
 
-/// How long `event:{id}` is kept: Stripe retries a delivery for up to three days, and a
+/// How long `event:{id}` is kept: Stripe retries a delivery for up to three days (live mode; a
+/// few hours in a sandbox), and a
 /// month leaves room to investigate.
 pub const EVENT_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 

@@ -15,12 +15,19 @@
 // of webhook deliveries (POST /_test/outage {on}) and the late deliveries after it
 // (POST /_test/redeliver-failed), and counts of objects created (GET /_test/counts).
 //
-// Run: node standin/server.mjs [--port 12111] [--webhook-url URL] with the signing secret in
-// STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows)
+// Run: node standin/server.mjs [--port 12111] [--webhook-url URL] [--state FILE] with the signing
+// secret in STANDIN_WEBHOOK_SECRET (or --webhook-secret whsec_…, which `ps` shows).
+//
+// State: in memory, or with --state (createStandIn's `stateFile`) kept in that JSON file across
+// restarts: objects, events, idempotency keys and what each delivered, written after every
+// request and delivery. scripts/dev.sh keeps it beside wrangler's local state
+// (.wrangler/state/standin.json), so the two are kept, and wiped (`--reset`), together. Not kept:
+// webhook endpoints (their secrets; dev.sh registers its one again from --webhook-url), the
+// request log, faults, violations and an outage. API keys are kept only as a hash.
 
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
@@ -190,10 +197,10 @@ function mayRedirect(params) {
 const bool = (value) => value === 'true' || value === true;
 const now = () => Math.floor(Date.now() / 1000);
 
-export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_API_VERSION } = {}) {
+export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_API_VERSION, stateFile } = {}) {
   const objects = new Map(); // id → object
   const cards = new Map(); // payment method id → card number (never exposed)
-  const idempotency = new Map(); // `${apiKey} ${key}` → { fingerprint, status, body }
+  const idempotency = new Map(); // `${sha256(apiKey)} ${key}` → { fingerprint, status, body }
   const inFlight = new Set();
   const requests = [];
   const violations = []; // this stand-in's, since its last /_test/reset
@@ -237,7 +244,10 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     const targets = endpoints.filter((e) => e.enabled_events.includes('*') || e.enabled_events.includes(type));
     const work = Promise.all(targets.map((endpoint) => deliver(event, endpoint)));
     pending.add(work);
-    work.finally(() => pending.delete(work));
+    work.finally(() => {
+      pending.delete(work);
+      save();
+    });
     return { event, delivered: work };
   }
 
@@ -312,6 +322,21 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     return options?.by_type?.[type] ?? options?.setup_future_usage ?? null;
   };
 
+  // ------------------------------------------------------------------ state kept in stateFile
+  const kept = { objects, cards, idempotency, events, delivered, sessionOptions };
+  if (stateFile && existsSync(stateFile)) {
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
+    for (const [name, map] of Object.entries(kept)) for (const [k, v] of saved[name] ?? []) map.set(k, v);
+    Object.assign(counts, saved.counts ?? {});
+  }
+  function save() {
+    if (!stateFile) return;
+    const snapshot = Object.fromEntries(Object.entries(kept).map(([name, map]) => [name, [...map]]));
+    mkdirSync(path.dirname(stateFile), { recursive: true });
+    writeFileSync(`${stateFile}.tmp`, JSON.stringify({ version: 1, ...snapshot, counts }));
+    renameSync(`${stateFile}.tmp`, stateFile);
+  }
+
   const api = {
     'POST /v1/customers': (params) =>
       (counts.customers += 1) && store(fromFixture('customer', {
@@ -381,6 +406,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       sessionOptions.set(session.id, {
         setup_future_usage: params.payment_intent_data?.setup_future_usage ?? null,
         by_type: Object.fromEntries(Object.entries(params.payment_method_options ?? {}).map(([type, o]) => [type, o?.setup_future_usage ?? null])),
+        // What Stripe's Checkout page lists: each line item's product name, amount and quantity.
+        items: mode === 'payment' ? params.line_items.map((item) => ({ name: item.price_data.product_data.name, unit_amount: Number(item.price_data.unit_amount), quantity: Number(item.quantity ?? 1) })) : [],
       });
       return store(session);
     },
@@ -835,7 +862,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     }
     const args = path.match(route.regex).slice(1);
 
-    const scope = idempotencyKey && method === 'POST' ? `${auth} ${idempotencyKey}` : null;
+    const scope = idempotencyKey && method === 'POST' ? `${createHash('sha256').update(String(auth)).digest('hex')} ${idempotencyKey}` : null;
     const fingerprint = stableJson({ method, path, params });
     if (scope) {
       const saved = idempotency.get(scope);
@@ -983,7 +1010,16 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       }
       if ((m = p.match(/^\/_test\/identity\/verification_sessions\/([\w]+)\/(\w+)$/)) && req.method === 'POST') {
         const { session, emitted } = moveIdentity(m[1], m[2], json());
-        return send(res, 200, { session, events: await settle(emitted) });
+        const events = await settle(emitted);
+        // A browser's button on the hosted page: back to the app, as Stripe's page returns there.
+        if ((req.headers.accept ?? '').includes('text/html')) {
+          if (session.return_url) {
+            res.writeHead(303, { location: session.return_url });
+            return res.end();
+          }
+          return html(res, identityPage(session));
+        }
+        return send(res, 200, { session, events });
       }
       if ((m = p.match(/^\/_test\/payment_intents\/(pi_\w+)\/settle$/)) && req.method === 'POST') {
         const { payment_intent: pi, emitted } = settleDebit(m[1], json());
@@ -1067,15 +1103,26 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       : '';
     return `<h1>Checkout (${escape(session.mode)} mode)</h1><p>Local Stripe stand-in: no card data leaves this machine.</p>
       ${declineMessage ? `<p role="alert" style="color:#b00">${escape(declineMessage)}</p>` : ''}
+      ${(sessionOptions.get(session.id)?.items ?? []).map((item) => `<p>${escape(item.name)}${item.quantity > 1 ? ` × ${item.quantity}` : ''}: ${escape(formatAmount(item.unit_amount * item.quantity, session.currency))}</p>`).join('')}
       ${session.amount_total ? `<p>Amount: ${escape(formatAmount(session.amount_total, session.currency))}</p>` : ''}
       <form method="post" action="/_test/checkout/sessions/${escape(session.id)}/complete">
       <label>Test card <select name="card" style="max-width:100%">${options}</select></label><br><br>
       <label>Email <input name="email" value="customer@example.com"></label><br><br>
       <button type="submit">${session.mode === 'setup' ? 'Save card' : 'Pay'}</button></form>${delayed}`;
   }
+  /**
+   * The hosted verification page: in test mode Stripe lets the user choose the outcome; here each
+   * button moves the session (and delivers its event) as the test route does, then returns to the
+   * session's return_url, or to this page showing the new status.
+   */
   function identityPage(session) {
-    return `<h1>Identity verification</h1><p>Session ${escape(session.id)}: ${escape(session.status)}</p>
-      <p>Move it with <code>POST /_test/identity/verification_sessions/${escape(session.id)}/verified</code> (or requires_input with {"code","reason"}).</p>`;
+    const action = (status) => `/_test/identity/verification_sessions/${escape(session.id)}/${status}`;
+    const button = (status, label, fields = {}) => `<form method="post" action="${action(status)}">${Object.entries(fields).map(([k, v]) => `<input type="hidden" name="${k}" value="${escape(v)}">`).join('')}<button type="submit">${escape(label)}</button></form><br>`;
+    const open = session.status === 'requires_input' || session.status === 'processing';
+    return `<h1>Identity verification</h1><p>Local Stripe stand-in: no document leaves this machine.</p>
+      <p>Session ${escape(session.id)}: <strong>${escape(session.status)}</strong>${session.last_error ? ` (${escape(session.last_error.code)})` : ''}</p>
+      ${open ? `${button('verified', 'Verify')}${button('processing', 'Submit for checking (processing)')}${button('requires_input', 'Fail: document expired', { code: 'document_expired', reason: 'The document is expired.' })}${button('requires_input', 'Fail: selfie does not match', { code: 'selfie_face_mismatch', reason: 'The selfie does not match the document.' })}${button('canceled', 'Cancel')}` : '<p>This session is no longer open.</p>'}
+      ${session.return_url ? `<p><a href="${escape(session.return_url)}">Return to the app</a></p>` : ''}`;
   }
 
   const server = http.createServer(async (req, res) => {
@@ -1094,6 +1141,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     } catch (e) {
       console.error(e);
       if (!res.headersSent) send(res, 500, { error: { type: 'api_error', message: 'stand-in failure' } });
+    } finally {
+      save();
     }
   });
 
@@ -1110,7 +1159,10 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     },
     close: () => new Promise((resolve) => {
       server.closeAllConnections?.();
-      server.close(resolve);
+      server.close(() => {
+        save();
+        resolve();
+      });
     }),
   };
 }
@@ -1121,7 +1173,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(`--${name}`);
     return i === -1 ? fallback : process.argv[i + 1];
   };
-  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: process.env.STANDIN_WEBHOOK_SECRET || arg('webhook-secret') });
+  const standIn = createStandIn({ webhookUrl: arg('webhook-url'), webhookSecret: process.env.STANDIN_WEBHOOK_SECRET || arg('webhook-secret'), stateFile: arg('state') });
   const url = await standIn.listen(Number(arg('port', '12111')));
   console.log(`Stripe stand-in listening on ${url}`);
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => standIn.close().then(() => process.exit(0)));
