@@ -305,7 +305,7 @@ describe('saving a card and charging it later', () => {
       ];
       for (const [input, code] of cases) {
         // A key unless the case is about the key (a missing key is refused before anything).
-        const body = 'idempotency_key' in input || code === 'missing_idempotency_key' ? input : { ...input, idempotency_key: 'bad-request' };
+        const body = Array.isArray(input) || 'idempotency_key' in input || code === 'missing_idempotency_key' ? input : { ...input, idempotency_key: 'bad-request' };
         const res = await adminPost(worker, '/charges', ADMIN, body);
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.error.code, code, JSON.stringify(body));

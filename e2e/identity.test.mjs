@@ -83,8 +83,11 @@ describe('Identity verification under workerd', () => {
     assert.match(second.body.url, /\/_test\/identity\/vs_/);
     const retryCalls = (await (await fetch(`${stripeBase}/_test/requests`)).json()).slice(beforeRetry);
     assert.deepEqual(retryCalls.map((r) => [r.method, r.path]), [['GET', `/v1/identity/verification_sessions/${first.body.id}`]]);
-    // The user submits again (a second later: events are ordered by their second).
-    await new Promise((r) => setTimeout(r, 1100));
+    // The user submits again, two seconds later: events are ordered by their second, and the
+    // late failure below (created a second before the verification) must fall on another
+    // second than the first failure whatever the machine's speed (checks of one session are
+    // told apart by their second).
+    await new Promise((r) => setTimeout(r, 2100));
     await move(second.body.id, 'processing');
     assert.equal((await user('user_e2e_1')).attempts, 2, 'the re-submission counts when the user submits');
     const [verifiedEvent] = await move(second.body.id, 'verified');
