@@ -234,6 +234,25 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The record of a session made here, before any of its events are applied: at its
+    /// creation (with its user), or from its first event.
+    pub fn made_here(session: &VerificationSession, user_id: Option<&str>) -> Self {
+        Self {
+            version: SESSION_RECORD_VERSION,
+            id: session.id.clone(),
+            user_id: user_id.map(str::to_owned),
+            status: session.status.clone(),
+            last_error: None,
+            session_created: session.created,
+            event_created: 0,
+            last_event: None,
+            redacted: false,
+            made_here: true,
+            submitted_at: Vec::new(),
+            checked_at: Vec::new(),
+        }
+    }
+
     /// How many times the user submitted this session: each check's outcome ends one
     /// submission (its `processing` event may be missing or late), and a `processing` after
     /// the last outcome is one being checked. Computed from the two sets, so it is the same
@@ -733,20 +752,9 @@ pub fn session_step(
 /// The submissions and checks of the session after the event (see
 /// [`SessionRecord::submissions`]), in a record that is otherwise `stored`'s (or empty).
 fn tracked(stored: Option<&SessionRecord>, incoming: Incoming<'_>) -> SessionRecord {
-    let mut record = stored.cloned().unwrap_or_else(|| SessionRecord {
-        version: SESSION_RECORD_VERSION,
-        id: incoming.session.id.clone(),
-        user_id: None,
-        status: incoming.session.status.clone(),
-        last_error: None,
-        session_created: incoming.session.created,
-        event_created: 0,
-        last_event: None,
-        redacted: false,
-        made_here: true,
-        submitted_at: Vec::new(),
-        checked_at: Vec::new(),
-    });
+    let mut record = stored
+        .cloned()
+        .unwrap_or_else(|| SessionRecord::made_here(incoming.session, None));
     let code = incoming
         .session
         .last_error

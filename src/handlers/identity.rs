@@ -256,24 +256,6 @@ impl CreateSession {
     }
 }
 
-/// The record of a session created here, before any of its events.
-fn created_record(session: &VerificationSession, user_id: &str) -> SessionRecord {
-    SessionRecord {
-        version: identity::SESSION_RECORD_VERSION,
-        id: session.id.clone(),
-        user_id: Some(user_id.to_owned()),
-        status: session.status.clone(),
-        last_error: None,
-        session_created: session.created,
-        event_created: 0,
-        last_event: None,
-        redacted: false,
-        made_here: true,
-        submitted_at: Vec::new(),
-        checked_at: Vec::new(),
-    }
-}
-
 /// Re-opens the user's latest session when its check failed with a code another attempt may
 /// change (`UserRecord::reopenable`): retrieved from Stripe for a fresh `url` and
 /// `client_secret` (Stripe: "When the session status is requires_input, you can use this
@@ -355,7 +337,7 @@ pub async fn create_session<S: Store, T: Transport>(
     // last: a retry after a failure in between reuses this creation's key and session.
     let session_key = keys::identity_session(&session.id);
     if session_key.load_tolerant(store).await?.is_none() {
-        let record = created_record(&session, &request.user_id);
+        let record = SessionRecord::made_here(&session, Some(&request.user_id));
         session_key.save(store, &record, None).await?;
     }
     user_key.save(store, &user, None).await?;
