@@ -304,8 +304,13 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     pub next: Next,
-    /// Every session started for this user, oldest first: the attempts.
+    /// Every session started for this user, oldest first (by `created`, then id): the
+    /// attempts. Ordered on insertion, so racing events list them as one-by-one ones do.
     pub sessions: Vec<String>,
+    /// `created` of each session in `sessions`, in the same order. In a record written before
+    /// it existed, the sessions already listed count as created at 0 (older than any added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions_created: Vec<i64>,
     pub latest_session: Option<String>,
     /// `created` of the latest session.
     pub latest_session_created: i64,
@@ -344,6 +349,7 @@ impl UserRecord {
             last_error: None,
             next: Next::Retry,
             sessions: Vec::new(),
+            sessions_created: Vec::new(),
             latest_session: None,
             latest_session_created: 0,
             verified_at: None,
@@ -447,7 +453,17 @@ impl UserRecord {
     /// Counts a session (once) and makes it the latest when it is the newest.
     pub fn add_session(&mut self, session_id: &str, session_created: i64) -> bool {
         if !self.sessions.iter().any(|s| s == session_id) {
-            self.sessions.push(session_id.to_owned());
+            self.sessions_created.resize(self.sessions.len(), 0);
+            let place = self
+                .sessions
+                .iter()
+                .zip(&self.sessions_created)
+                .take_while(|(id, created)| {
+                    (**created, id.as_str()) < (session_created, session_id)
+                })
+                .count();
+            self.sessions.insert(place, session_id.to_owned());
+            self.sessions_created.insert(place, session_created);
         }
         let newest = self.latest_session.as_deref() == Some(session_id)
             || session_created >= self.latest_session_created;
@@ -1289,6 +1305,42 @@ mod tests {
             Ok(()),
             "a higher limit allows more"
         );
+    }
+
+    #[test]
+    fn a_users_sessions_are_listed_oldest_first_whatever_order_their_events_arrive_in() {
+        let older = session("vs_b", Some("u_1"), 100);
+        let newer = session("vs_a", Some("u_1"), 130);
+        let oldest = session("vs_c", Some("u_1"), 70);
+        let events = [
+            (SessionEvent::Created, 70, oldest.clone()),
+            (
+                SessionEvent::RequiresInput,
+                80,
+                failed(oldest, "document_expired"),
+            ),
+            (SessionEvent::Created, 100, older.clone()),
+            (
+                SessionEvent::RequiresInput,
+                120,
+                failed(older, "document_expired"),
+            ),
+            (SessionEvent::Created, 130, newer.clone()),
+            (SessionEvent::Verified, 150, newer),
+        ];
+        let mut in_order = World::new();
+        for (kind, at, s) in &events {
+            in_order.deliver(*kind, *at, s);
+        }
+        assert_eq!(in_order.user().sessions, ["vs_c", "vs_b", "vs_a"]);
+        for order in [[5, 3, 1, 4, 2, 0], [2, 5, 0, 3, 1, 4], [4, 0, 5, 1, 2, 3]] {
+            let mut shuffled = World::new();
+            for i in order {
+                let (kind, at, s) = &events[i];
+                shuffled.deliver(*kind, *at, s);
+            }
+            assert_eq!(shuffled.user, in_order.user, "order {order:?}");
+        }
     }
 
     #[test]
