@@ -75,7 +75,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @param {number} [options.port]     listen there (a restart on the same address) instead of a free port
  * @param {string} [options.persistTo]  keep the local state there (kept when the worker stops)
  *   instead of in a folder of its own that stop() removes
- * @returns the worker: `url`, `logs()`, `stop()`, and its process group `pgid` and `inspectorPort`
+ * @returns the worker: `url`, `logs()`, `logged(pattern)`, `stop()`, and its process group `pgid` and `inspectorPort`
  */
 export async function startWorker(settings, { config, logFile, args: extraArgs = [], port: fixedPort, persistTo } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
@@ -113,6 +113,17 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   const worker = {
     url,
     logs,
+    /**
+     * The logs once `pattern` is in them: wrangler dev passes the worker's output on a little
+     * later, more so on a busy machine, so a test waits for the line of its last request.
+     */
+    async logged(pattern) {
+      for (let waited = 0; !pattern.test(logs()); waited += 50) {
+        if (waited > 120_000) throw new Error(`${pattern} never reached the logs:\n${logs().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return logs();
+    },
     pgid: child.pid,
     inspectorPort,
     async stop() {

@@ -237,9 +237,7 @@ describe('the trigger command against the worker', () => {
     const email = 'jane.doe@example.com';
     await adminGet(worker, `/identity/users/${encodeURIComponent(email)}`, ADMIN);
     await adminGet(worker, `/nope/${encodeURIComponent(email)}?token=${ADMIN}`, ADMIN);
-    await new Promise((r) => setTimeout(r, 500)); // let wrangler dev flush the worker's output
-    const lines = worker
-      .logs()
+    const lines = (await worker.logged(/"path":"\/\*\/\*","status":404/))
       .split('\n')
       .map((line) => line.slice(line.indexOf('{')))
       .filter((line) => line.startsWith('{"method"'))
