@@ -139,6 +139,10 @@ describe('event catch-up and replay', () => {
     const failed = (await adminGet(worker, `/events/${completed}`, ADMIN)).body;
     assert.equal(failed.outcome, 'failed');
     assert.equal(failed.retryable, false);
+    // The record says what Stripe said, with the request id to look up in its Dashboard.
+    const { request_id: requestId, ...said } = failed.stripe_error ?? {};
+    assert.deepEqual(said, { status: 400, type: 'invalid_request_error', code: 'parameter_invalid_empty', message: 'Injected 400.' });
+    assert.match(requestId, /^req_/);
 
     // Workers KV may serve a read from its cache for up to 60 s (a key read absent by the
     // delivery just before it was written): a deployed catch-up waits CATCHUP_SETTLE_SECONDS

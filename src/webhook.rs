@@ -171,6 +171,7 @@ fn record_of(
         reason: handled.reason.map(str::to_owned),
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
+        stripe_error: failure.and_then(|f| f.error.stripe_said()),
         retryable: failure.map(StepError::is_retryable),
         recorded_at: now,
     }
@@ -267,6 +268,7 @@ mod tests {
             outcome: Outcome::Failed,
             failed_step: Some("attach".into()),
             error: Some("stripe_unavailable".into()),
+            stripe_error: None,
             retryable: Some(true),
             reason: None,
             recorded_at: NOW - 10,
