@@ -6,6 +6,7 @@ use crate::error::AppError;
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
+use crate::notify::Notification;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
@@ -132,20 +133,25 @@ pub async fn process<S: Store, T: Transport>(
     let outcome = handled.outcome;
     let record = record_of(&event, handled, failure.as_ref(), now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
-    match failure {
-        // Stripe redelivers after a 5xx; the failed record (when it could be written) says
-        // where this attempt stopped, and is worked again on redelivery.
+    // Stripe redelivers after a 5xx; the failed record (when it could be written) says where
+    // this attempt stopped, and is worked again on redelivery.
+    let failure = match failure {
         Some(failure) if failure.is_retryable() => return Err(failure.into()),
-        // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops,
-        // with the failure on record and in the log for an operator.
-        Some(failure) => services.trace.note(format!(
+        other => other,
+    };
+    saved?;
+    // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops, with
+    // the failure on record, in the log, and raised to the operator (once).
+    if let Some(failure) = failure {
+        services.trace.note(format!(
             "event {} failed for good: {}",
             event.id,
             failure.summary()
-        )),
-        None => {}
+        ));
+        services
+            .notify(Notification::event_failed_for_good(&record))
+            .await?;
     }
-    saved?;
     Ok(Receipt {
         event_id: event.id,
         event_type: event.event_type,
