@@ -104,6 +104,12 @@ describe('event catch-up and replay', () => {
     assert.ok(late.deliveries.every((d) => d.status === 200), JSON.stringify(late.deliveries));
     assert.ok(handledTypes.every((d) => JSON.parse(d.body).duplicate === true), JSON.stringify(handledTypes));
     assert.deepEqual(await get(stack.stripeBase, '/_test/counts'), caughtUp.counts);
+    // The operator heard of it: each run that processed undelivered events raised one alert.
+    const found = stack.sink.received.filter((r) => r.path === '/ops' && r.body.kind === 'ops.catchup_found_undelivered');
+    assert.ok(found.length >= 1 && found.every((r) => r.verified), JSON.stringify(found.map((r) => r.body)));
+    assert.equal(found.reduce((n, r) => n + r.body.payload.run.processed, 0) >= 3, true);
+    assert.equal(found[0].body.payload.admin_path, '/catch-up');
+    assert.equal(reference.sink.received.filter((r) => r.path === '/ops').length, 0, 'no alert without OPS_NOTIFY_URL');
   });
 
   test('a catch-up racing the late deliveries of the same events makes each effect once', async () => {
@@ -144,7 +150,7 @@ describe('event catch-up and replay', () => {
     assert.deepEqual(said, { status: 400, type: 'invalid_request_error', code: 'parameter_invalid_empty', message: 'Injected 400.' });
     assert.match(requestId, /^req_/);
     // The operator is told, once, signed, with what Stripe said and where to look.
-    const alerts = () => stack.sink.received.filter((r) => r.path === '/ops');
+    const alerts = () => stack.sink.received.filter((r) => r.path === '/ops' && r.body.kind === 'ops.event_failed_for_good');
     assert.equal(alerts().length, 1);
     const [alert] = alerts();
     assert.ok(alert.verified, 'signed with NOTIFY_SIGNING_SECRET');

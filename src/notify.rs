@@ -61,6 +61,9 @@ pub enum Recipient {
 pub const OPS_EVENT_FAILED_FOR_GOOD: &str = "ops.event_failed_for_good";
 /// A notification's retry window ended with no delivery: only a resend revives it.
 pub const OPS_NOTIFICATION_DEAD: &str = "ops.notification_dead";
+/// Catch-up processed events Stripe had not delivered (an outage, a wrong secret, a disabled
+/// endpoint): worth knowing why.
+pub const OPS_CATCHUP_FOUND_UNDELIVERED: &str = "ops.catchup_found_undelivered";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,6 +190,26 @@ impl Notification {
         Self::new(
             &record.id,
             OPS_EVENT_FAILED_FOR_GOOD,
+            Recipient::Operator,
+            payload,
+        )
+    }
+
+    /// The operator's alert for a catch-up run that processed events Stripe had not
+    /// delivered (`run` is its report, as `GET /catch-up` shows it), one per such run.
+    pub fn catchup_found_undelivered(at: i64, run: serde_json::Value) -> Self {
+        let mut payload = serde_json::Map::new();
+        payload.insert("run".into(), run);
+        payload.insert("admin_path".into(), "/catch-up".into());
+        payload.insert(
+            "action".into(),
+            "find why Stripe's deliveries did not arrive (its Dashboard shows each attempt): \
+             an outage, a wrong STRIPE_WEBHOOK_SECRET, a disabled destination"
+                .into(),
+        );
+        Self::new(
+            &format!("catchup.{at}"),
+            OPS_CATCHUP_FOUND_UNDELIVERED,
             Recipient::Operator,
             payload,
         )
