@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { CONNECTIONS, PATHS, ROOT, RUN_WORKERS as WORKERS, WRANGLER, check, checkPassed, makeEvent, makeHandledEvent, median, startWorker, trial } from './lib.mjs';
+import { CONNECTIONS, PATHS, ROOT, RUN_WORKERS as WORKERS, WRANGLER, check, checkPassed, makeEvent, makeHandledEvent, measures, median, startWorker, trial } from './lib.mjs';
 
 const RESULTS = path.join(ROOT, 'bench/RESULTS.md');
 const NOTES_MARKER = '<!-- notes: kept by bench.mjs when it rewrites the figures above -->';
@@ -121,7 +121,7 @@ function report({ started, finished, info, loads, checks, trials, bundles, comma
   add(`- runtime: wrangler ${info.wranglerVersion} (\`wrangler dev --local --ip 127.0.0.1\`), workerd ${info.workerdVersion}, Node ${info.node}; load generator autocannon, ${CONNECTIONS} connections, no pipelining`);
   add(`- design: ${ROUNDS} rounds; in each round every path on every worker for ${SECONDS} s (worker order rotating), after a ${WARMUP_SECONDS} s warm-up of each; figures are medians over the rounds; ratios are the median of the per-round ratios`);
   add(`- accept: distinct \`customer.updated\` events of ${checks.eventBytes} bytes (a type recorded \`ignored\`), signed with the SDK's \`generateTestHeaderString\` just before each trial (pool sized from the warm-up rate${Object.values(summary).reduce((n, x) => n + x.signedLate, 0) ? '; some were signed during the trial because the pool ran out' : '; the pool never ran out'}); reject: the same size of body signed with another secret`);
-  add(`- handled: distinct \`identity.verification_session.processing\` events of ${checks.handledBytes} bytes, one per new user, of sessions this deployment made (\`metadata.created_by\`), signed the same way: each crosses the user's Durable Object (its table, then three KV writes); in the reference, the user's Durable Object over RPC (one \`storage.put\` of three records, then the same three KV writes); floor + DO hop forwards every POST to a new Durable Object`);
+  add(`- handled: distinct \`identity.verification_session.processing\` events of ${checks.handledBytes} bytes, one per new user, of sessions this deployment made (\`metadata.created_by\`), signed the same way: each crosses the user's Durable Object (its table, then three KV writes); in the reference, the user's Durable Object over RPC (one \`storage.put\` of three records, then the same three KV writes); floor + DO hop forwards every POST to a new Durable Object, and is timed on this path only`);
   add(`- CPU per request: "worker's workerd" is the process running the worker and its Durable Objects (both isolates); "all of wrangler dev" adds the dev proxy's workerd and wrangler's Node`);
   add();
   add('### Throughput and latency (medians over rounds)');
@@ -129,7 +129,7 @@ function report({ started, finished, info, loads, checks, trials, bundles, comma
   add('| path | worker | requests/s | p50 ms | p99 ms | CPU ms/request, worker\'s workerd (with its Durable Objects) | CPU ms/request, all of wrangler dev | requests | unexpected answers |');
   add('|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const p of PATHS) {
-    for (const w of WORKERS) {
+    for (const w of WORKERS.filter((x) => measures(x, p))) {
       const s = summary[`${w.name}/${p}`];
       add(`| ${p} | ${w.label} | ${fmt(s.rps)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.cpuWorker, 2)} | ${fmt(s.cpuAll, 2)} | ${s.n} | ${s.unexpected} |`);
     }
@@ -142,7 +142,8 @@ function report({ started, finished, info, loads, checks, trials, bundles, comma
   add(`|---|---:|---:|---:|---:|${floors.map(() => '---:|---:|').join('')}`);
   for (const p of PATHS) {
     const r = (b, key) => fmt(paired('this', b, p, key), 2);
-    add(`| ${p} | ${r('reference', 'cpuWorker')}; ${r('reference', 'cpuAll')} | ${r('reference', 'rps')} | ${r('reference', 'p50')} | ${r('reference', 'p99')} | ${floors.map((w) => `${r(w.name, 'rps')} | ${r(w.name, 'p99')}`).join(' | ')} |`);
+    const f = (w, key) => (measures(w, p) ? r(w.name, key) : '—');
+    add(`| ${p} | ${r('reference', 'cpuWorker')}; ${r('reference', 'cpuAll')} | ${r('reference', 'rps')} | ${r('reference', 'p50')} | ${r('reference', 'p99')} | ${floors.map((w) => `${f(w, 'rps')} | ${f(w, 'p99')}`).join(' | ')} |`);
   }
   add();
   add('### Targets (issue 28)');
@@ -214,7 +215,7 @@ async function main() {
     // Warm-up: every path on every worker, also to size the accept and handled pools.
     const rate = {};
     for (const w of workers) {
-      for (const p of PATHS) {
+      for (const p of PATHS.filter((x) => measures(w, x))) {
         const t = await trial(w, p, WARMUP_SECONDS, 2000);
         rate[`${w.name}/${p}`] = t.rps;
         console.error(`[bench] warm-up ${w.name} ${p}: ${t.rps.toFixed(0)} req/s`);
@@ -225,7 +226,7 @@ async function main() {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const p of PATHS) {
         const order = workers.map((_, i) => workers[(i + round) % workers.length]);
-        for (const w of order) {
+        for (const w of order.filter((x) => measures(x, p))) {
           const t = await trial(w, p, SECONDS, rate[`${w.name}/${p}`] * 1.5);
           loads.push(t.load);
           trials.push({ round, path: p, worker: w.name, ...t });
