@@ -241,7 +241,7 @@ fn a_run_processes_what_is_not_recorded_and_moves_the_cursor_past_the_window() {
         "a handled event is not processed"
     );
     let saved = state(&store).unwrap();
-    assert_eq!(saved.since, NOW - SETTLE + 1);
+    assert_eq!(saved.since, NOW - SETTLE);
     assert!(saved.scan.is_none());
     assert_eq!(saved.last_run.unwrap().handled, 3);
     // The first list looked back Stripe's retry window, up to `now - settle`.
@@ -299,7 +299,7 @@ fn a_run_stops_at_its_event_budget_and_the_next_resumes_where_it_stopped() {
         .borrow()
         .iter()
         .all(|l| l.contains(&format!("created[lte]={}&", NOW - SETTLE))));
-    assert_eq!(state(&store).unwrap().since, NOW - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW - SETTLE);
 }
 
 #[test]
@@ -350,7 +350,7 @@ fn the_cursor_stays_at_an_event_a_retry_can_get_past_and_passes_one_failed_for_g
         "failed for good: not worked again"
     );
     assert_eq!(fake.times_processed("evt_003"), 1);
-    assert_eq!(state(&store).unwrap().since, NOW + 60 - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW + 60 - SETTLE);
 }
 
 #[test]
@@ -416,10 +416,37 @@ fn an_event_of_the_other_mode_is_passed_by_catch_up_and_refused_by_replay_unreco
         (2, 1, 0)
     );
     assert!(report.retry_later.is_empty(), "{report:?}");
-    assert_eq!(state(&store).unwrap().since, NOW - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW - SETTLE);
     assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
 
     let error = block_on(replay(&store, &fake, "evt_001")).unwrap_err();
     assert_eq!((error.status(), error.code()), (400, "livemode_mismatch"));
     assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
+}
+
+#[test]
+fn an_event_created_later_in_the_boundary_second_is_listed_by_the_next_scan() {
+    // With no settle time a scan ends at `now`; Stripe may create another event in that same
+    // second after the list call. The next scan re-reads the boundary second (its events
+    // already recorded cost nothing) so that event is not lost.
+    let store = MemoryStore::new();
+    let first = Fake::new(&store, &[("evt_a", NOW - 5), ("evt_b", NOW)]);
+    block_on(run(&store, &first, NOW, 0, Bounds::FREE_PLAN)).unwrap();
+    let later = Fake::new(
+        &store,
+        &[("evt_a", NOW - 5), ("evt_b", NOW), ("evt_c", NOW)],
+    );
+    let report = block_on(run(&store, &later, NOW + 60, 0, Bounds::FREE_PLAN)).unwrap();
+    assert_eq!(later.times_processed("evt_c"), 1, "{report:?}");
+    assert_eq!(
+        later.times_processed("evt_b"),
+        0,
+        "recorded: not worked again"
+    );
+    assert_eq!(report.already_done, 1);
+    assert_eq!(
+        state(&store).unwrap().since,
+        NOW + 60,
+        "the boundary second again"
+    );
 }
