@@ -273,6 +273,7 @@ mod tests {
             error: None,
             retryable,
             reason: None,
+            snapshot_event: None,
             recorded_at: NOW,
         }
     }

@@ -3,6 +3,7 @@
 //! `MemoryStore` and a fake transport.
 
 use crate::error::AppError;
+use crate::event::thin::{Envelope, ThinEvent, ThinPlan};
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
@@ -71,16 +72,34 @@ pub async fn receive<S: Store, T: Transport>(
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
 ) -> Result<Receipt, WebhookError> {
-    let event = verified_event(secrets, tolerance_seconds, delivery)?;
-    process(services, event, delivery.now).await
+    match verified_event(secrets, tolerance_seconds, delivery)? {
+        Verified::Snapshot(event) => process(services, event, delivery.now).await,
+        Verified::Thin(thin) => match read_thin(services, &thin, delivery.now).await? {
+            ThinNext::Done(receipt) => Ok(receipt),
+            ThinNext::Handle(event) => {
+                let receipt = process(services, event, delivery.now).await?;
+                Ok(link_thin(services, &thin, receipt, delivery.now).await?)
+            }
+        },
+    }
 }
 
-/// The delivery's event, once its size, signature and envelope pass; nothing is stored.
+/// A verified delivery: a snapshot event (`object: "event"`), or a thin one
+/// (`object: "v2.core.event"`), whose related object is not read yet.
+#[derive(Debug)]
+pub enum Verified {
+    Snapshot(Event),
+    Thin(ThinEvent),
+}
+
+/// The delivery's event, once its size, signature and envelope pass; nothing is stored. Both
+/// kinds are signed alike, and the secrets of both destinations are in the one list: the
+/// verified body's `object` tells them apart.
 pub fn verified_event(
     secrets: &WebhookSecrets,
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
-) -> Result<Event, WebhookError> {
+) -> Result<Verified, WebhookError> {
     if delivery.body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::BodyTooLarge);
     }
@@ -91,7 +110,125 @@ pub fn verified_event(
         tolerance_seconds,
         delivery.now,
     )?;
-    Ok(Event::parse(delivery.body)?)
+    Ok(match Envelope::of(delivery.body) {
+        Envelope::Snapshot => Verified::Snapshot(Event::parse(delivery.body)?),
+        Envelope::Thin => Verified::Thin(ThinEvent::parse(delivery.body)?),
+    })
+}
+
+/// The step a thin event's record names when its related object could not be read.
+pub const READ_RELATED_OBJECT: &str = "read_related_object";
+
+/// What a thin event comes to before the queue.
+#[derive(Debug)]
+pub enum ThinNext {
+    /// Nothing to handle: a duplicate (of itself or of its snapshot twin), or a type this
+    /// service does not act on (recorded ignored).
+    Done(Receipt),
+    /// The snapshot event it stands for, on its related object as Stripe holds it now: to be
+    /// processed as a delivered one is, then [`link_thin`].
+    Handle(Event),
+}
+
+/// A verified thin event, up to the one Stripe read it costs: mode check, dedupe by its own
+/// id and by its twin's, the related object read at the pinned version. A read that fails
+/// (404, 5xx, a timeout) is recorded under the thin event's id with the step, and answered
+/// so that Stripe redelivers.
+pub async fn read_thin<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    now: i64,
+) -> Result<ThinNext, WebhookError> {
+    thin.check_mode(services.config.livemode()?)?;
+    let store = services.store;
+    let twin = (thin.acts_as() != thin.id).then(|| thin.acts_as());
+    for id in std::iter::once(thin.id.as_str()).chain(twin) {
+        if let Some(done) = keys::event(id)
+            .load_tolerant(store)
+            .await?
+            .filter(|r| r.outcome.is_final())
+        {
+            if id != thin.id {
+                save_thin(store, thin, done.outcome, None, now).await?;
+            }
+            return Ok(ThinNext::Done(thin_receipt(thin, done.outcome, true)));
+        }
+    }
+    let (kind, request) = match thin.plan()? {
+        ThinPlan::Read { kind, request } => (kind, request),
+        ThinPlan::Ignore => {
+            save_thin(store, thin, Outcome::Ignored, None, now).await?;
+            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
+        }
+    };
+    let error = match services.stripe(&request).await {
+        Ok(object) => {
+            let pinned = services.config.stripe_api_version.as_str();
+            return Ok(ThinNext::Handle(
+                thin.clone().into_event(kind, object, pinned)?,
+            ));
+        }
+        Err(AppError::Stripe(e)) => AppError::RelatedObjectUnreadable(e),
+        Err(other) => other,
+    };
+    let failure = StepError {
+        step: READ_RELATED_OBJECT,
+        error,
+    };
+    save_thin(store, thin, Outcome::Failed, Some(&failure), now).await?;
+    Err(failure.into())
+}
+
+/// After the snapshot event a thin one stood for was processed: when it was processed under
+/// the twin's id, the thin id is recorded too, linked to the twin (`snapshot_event`), so a
+/// redelivery of either is a duplicate and `GET /events/{id}` finds both. The receipt names
+/// the thin event.
+pub async fn link_thin<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    processed: Receipt,
+    now: i64,
+) -> Result<Receipt, WebhookError> {
+    if thin.acts_as() != thin.id {
+        save_thin(services.store, thin, processed.outcome, None, now).await?;
+    }
+    Ok(thin_receipt(thin, processed.outcome, processed.duplicate))
+}
+
+fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt {
+    Receipt {
+        event_id: thin.id.clone(),
+        event_type: thin.event_type.clone(),
+        outcome,
+        duplicate,
+    }
+}
+
+/// The record under the thin event's own id.
+async fn save_thin<S: Store>(
+    store: &S,
+    thin: &ThinEvent,
+    outcome: Outcome,
+    failure: Option<&StepError>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let record = EventRecord {
+        version: EVENT_RECORD_VERSION,
+        id: thin.id.clone(),
+        event_type: thin.event_type.clone(),
+        created: thin.created_seconds().unwrap_or_default(),
+        livemode: thin.livemode,
+        outcome,
+        failed_step: failure.map(|f| f.step.to_owned()),
+        error: failure.map(|f| f.error.code().to_owned()),
+        retryable: failure.map(StepError::is_retryable),
+        reason: None,
+        snapshot_event: thin.snapshot_event.clone(),
+        recorded_at: now,
+    };
+    keys::event(&thin.id)
+        .save(store, &record, Some(EVENT_TTL_SECONDS))
+        .await
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
@@ -172,6 +309,7 @@ fn record_of(
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
         retryable: failure.map(StepError::is_retryable),
+        snapshot_event: None,
         recorded_at: now,
     }
 }
@@ -269,6 +407,7 @@ mod tests {
             error: Some("stripe_unavailable".into()),
             retryable: Some(true),
             reason: None,
+            snapshot_event: None,
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();

@@ -17,6 +17,7 @@ fn record(id: &str, recorded_at: i64) -> EventRecord {
         error: None,
         retryable: None,
         reason: None,
+        snapshot_event: None,
         recorded_at,
     }
 }

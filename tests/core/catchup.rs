@@ -177,6 +177,7 @@ impl Port for Fake<'_> {
             error: None,
             retryable,
             reason: None,
+            snapshot_event: None,
             recorded_at: NOW,
         };
         key.save(self.store, &record, None).await.unwrap();
@@ -213,6 +214,7 @@ fn handled(store: &MemoryStore, id: &str) {
         error: None,
         retryable: None,
         reason: None,
+        snapshot_event: None,
         recorded_at: NOW,
     };
     block_on(keys::event(id).save(store, &record, None)).unwrap();

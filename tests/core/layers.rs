@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Pure: no store, no network, no clock.
     ("signature", LEAVES),
     ("event", LEAVES),
+    ("event::thin", LEAVES),
     ("objects", LEAVES),
     ("config", LEAVES),
     ("auth", LEAVES),
