@@ -288,6 +288,19 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     thinEvents.set(thin.id, thin);
     return thin;
   }
+  /** The thin twin of a snapshot event, when a thin destination got one. */
+  const thinTwinOf = (id) => [...thinEvents.values()].find((t) => t.snapshot_event === id);
+  /**
+   * Delivers a change again (Stripe's retry), to each endpoint in the form it takes: the
+   * snapshot event, or its thin twin to a thin destination that got one.
+   */
+  function redeliver(event) {
+    const twin = thinTwinOf(event.id);
+    return endpoints.flatMap((endpoint) => {
+      if (endpoint.event_payload !== 'thin') return [deliver(event, endpoint, 2)];
+      return twin ? [deliver(twin, endpoint, 2)] : [];
+    });
+  }
   /** An object the stand-in itself answers or delivers in v2 that the SDK's type refuses: a violation of the stand-in's. */
   function checkAnswer(type, object, where) {
     const checked = validateAnswer(type, object);
@@ -1170,14 +1183,14 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if (p === '/_test/counts' && req.method === 'GET') return send(res, 200, counts);
       if (p === '/_test/redeliver-failed' && req.method === 'POST') {
         // Late deliveries (Stripe's retries after an outage): every event not yet delivered 2xx.
-        const late = [...events.values()].filter((e) => delivered.get(e.id) === false);
-        const results = await Promise.all(late.flatMap((event) => endpoints.map((e) => deliver(event, e, 2))));
+        const late = [...events.values()].filter((e) => delivered.get(e.id) === false || delivered.get(thinTwinOf(e.id)?.id) === false);
+        const results = await Promise.all(late.flatMap(redeliver));
         return send(res, 200, { redelivered: late.map((e) => e.id), deliveries: results });
       }
       if ((m = p.match(/^\/_test\/events\/(evt_\w+)\/redeliver$/)) && req.method === 'POST') {
         const event = events.get(m[1]);
         if (!event) throw missing('event', m[1]);
-        const results = await Promise.all(endpoints.map((e) => deliver(event, e, 2)));
+        const results = await Promise.all(redeliver(event));
         return send(res, 200, { event, deliveries: results });
       }
       if ((m = p.match(/^\/_test\/identity\/(vs_\w+)$/)) && req.method === 'GET') {
