@@ -30,6 +30,7 @@ use crate::stripe::calls::{self, ListEvents};
 use crate::stripe::StripeRequest;
 
 pub mod run;
+pub mod thin;
 
 pub const STATE_VERSION: u32 = 1;
 

@@ -185,7 +185,7 @@ pub fn kind_of_thin_type(thin_type: &str) -> Option<EventKind> {
 
 /// The thin type of every handled kind (`v1.` + the snapshot type), for registration and
 /// `GET /v2/core/events?types=`.
-pub fn thin_types() -> Vec<String> {
+pub fn handled_thin_types() -> Vec<String> {
     EventKind::TYPES
         .iter()
         .map(|t| format!("{V1_PREFIX}{t}"))
@@ -241,6 +241,33 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     valid.then(|| {
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset
     })
+}
+
+/// Unix seconds as the RFC 3339 time API v2 takes (`2026-10-01T12:00:05Z`): the `created`
+/// filter of `GET /v2/core/events` is a timestamp in Stripe's docs, a string in API v2.
+pub fn format_rfc3339(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The date of a day count since 1970-01-01 (the inverse of [`days_from_civil`]).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -305,7 +332,7 @@ mod tests {
 
     #[test]
     fn every_handled_kind_has_a_thin_type_and_other_types_are_ignored_unread() {
-        let types = thin_types();
+        let types = handled_thin_types();
         assert_eq!(types.len(), EventKind::ALL.len());
         for (t, kind) in types.iter().zip(EventKind::ALL) {
             assert_eq!(kind_of_thin_type(t), Some(*kind));
@@ -359,6 +386,23 @@ mod tests {
         ] {
             let body = THIN.replace(from, to);
             assert!(ThinEvent::parse(body.as_bytes()).is_err(), "{to}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_format_as_rfc3339_and_read_back() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_726_554_052), "2024-09-17T06:20:52Z");
+        assert_eq!(format_rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
+        for t in [
+            0,
+            1,
+            951_782_400,
+            1_790_856_005,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
         }
     }
 

@@ -227,6 +227,41 @@ pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
     StripeRequest::get("/v1/events", query)
 }
 
+/// One page of `GET /v2/core/events` (API v2, `V2.Core.EventListParams`: `types`, at most 20;
+/// `created` as a range; `limit`): thin events, paged by the answer's `next_page_url`. The
+/// `created` bounds are RFC 3339 times, as Stripe's docs type them (a "timestamp" in API v2),
+/// not the numbers the SDK's `RangeQueryParam` says. Arrays are indexed (`types[0]`), as the
+/// SDK encodes them.
+pub fn list_thin_events(
+    types: &[String],
+    created_gte: i64,
+    created_lte: i64,
+    limit: u32,
+) -> StripeRequest {
+    use crate::event::thin::format_rfc3339;
+    let query = types
+        .iter()
+        .enumerate()
+        .fold(Form::new(), |form, (i, t)| {
+            form.set(format!("types[{i}]"), t)
+        })
+        .set("created[gte]", format_rfc3339(created_gte))
+        .set("created[lte]", format_rfc3339(created_lte))
+        .set("limit", limit);
+    StripeRequest::get("/v2/core/events", query)
+}
+
+/// The next page of `GET /v2/core/events`: the answer's `next_page_url`, a path on the API base
+/// (`/v2/core/events?page=…`); `None` for anything else, so a page never sends the key elsewhere.
+pub fn next_thin_events_page(next_page_url: &str) -> Option<StripeRequest> {
+    let query = next_page_url.strip_prefix("/v2/core/events?")?;
+    let safe = next_page_url.len() <= 2048
+        && query
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&[]+".contains(&b));
+    safe.then(|| StripeRequest::get(next_page_url, Form::new()))
+}
+
 /// The object an event of `kind` carries, retrieved by its `id` as it is now, rendered at the
 /// pinned `Stripe-Version` the client sends (an event in another API version is handled on
 /// this instead of its payload, see `handlers::at_pinned_version`). No `expand[]`: the same
