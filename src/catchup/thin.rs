@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{is_due, RunReport, INITIAL_LOOKBACK_SECONDS};
+use crate::event::thin::format_rfc3339;
 use crate::stripe::calls;
 use crate::stripe::StripeRequest;
 
@@ -116,8 +117,8 @@ impl ThinCatchupState {
             Some(url) => calls::next_thin_events_page(url),
             None => Some(calls::list_thin_events(
                 types,
-                self.since,
-                scan.until,
+                &format_rfc3339(self.since),
+                &format_rfc3339(scan.until),
                 bounds.limit,
             )),
         }

@@ -229,24 +229,23 @@ pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
 
 /// One page of `GET /v2/core/events` (API v2, `V2.Core.EventListParams`: `types`, at most 20;
 /// `created` as a range; `limit`): thin events, paged by the answer's `next_page_url`. The
-/// `created` bounds are RFC 3339 times, as Stripe's docs type them (a "timestamp" in API v2),
+/// `created` bounds are RFC 3339 times (`event::thin::format_rfc3339`), as Stripe's docs type them (a "timestamp" in API v2),
 /// not the numbers the SDK's `RangeQueryParam` says. Arrays are indexed (`types[0]`), as the
 /// SDK encodes them.
 pub fn list_thin_events(
     types: &[String],
-    created_gte: i64,
-    created_lte: i64,
+    created_gte: &str,
+    created_lte: &str,
     limit: u32,
 ) -> StripeRequest {
-    use crate::event::thin::format_rfc3339;
     let query = types
         .iter()
         .enumerate()
         .fold(Form::new(), |form, (i, t)| {
             form.set(format!("types[{i}]"), t)
         })
-        .set("created[gte]", format_rfc3339(created_gte))
-        .set("created[lte]", format_rfc3339(created_lte))
+        .set("created[gte]", created_gte)
+        .set("created[lte]", created_lte)
         .set("limit", limit);
     StripeRequest::get("/v2/core/events", query)
 }
