@@ -307,7 +307,8 @@ export function shuffled(items, seed) {
  * secret), the stand-in also delivers its events to a sink of their own (`recorder`), for tests
  * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
  */
-export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, destinations = DESTINATIONS } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, destinations: chosen } = {}) {
+  const destinations = chosen ?? DESTINATIONS;
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
@@ -325,8 +326,8 @@ export async function startStack(settings, { connect = true, args = [], recorder
     recorder,
     worker,
     async stop() {
-      // A run through thin destinations must have gone through them (E2E_DESTINATIONS).
-      const thinRun = connect && destinations !== 'snapshot';
+      // A run made to go through thin destinations (E2E_DESTINATIONS) must have gone through them.
+      const thinRun = connect && chosen === undefined && destinations !== 'snapshot';
       const thinDelivered = thinRun && (await (await fetch(`${stripeBase}/_test/deliveries`)).json()).some((d) => d.type.startsWith('v1.') && d.status === 200);
       await worker.stop();
       await standIn.close();

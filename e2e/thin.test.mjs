@@ -165,3 +165,45 @@ describe('thin events delivered by the test', () => {
     assert.equal((await adminGet(worker, `/events/${failing.id}`, ADMIN)).body.outcome, 'handled');
   });
 });
+
+describe('catch-up from GET /v2/core/events (CATCHUP_THIN_EVENTS=true)', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack(
+      { STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, CATCHUP_EVERY_MINUTES: '10', CATCHUP_SETTLE_SECONDS: '0', CATCHUP_THIN_EVENTS: 'true' },
+      { destinations: 'thin', args: ['--test-scheduled'] },
+    );
+  });
+  after(() => stack?.stop());
+
+  test('a card saved while thin deliveries failed is saved by the thin catch-up, the minute after the v1 one', async () => {
+    const { stripeBase, worker } = stack;
+    const post = (path, body) => fetch(`${stripeBase}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await post('/_test/outage', { on: true });
+    const cs = await createSetupSession(worker);
+    await completeAtStandIn(stripeBase, cs);
+    await fetch(`${stripeBase}/_test/deliveries`);
+    await post('/_test/outage', { on: false });
+    const customerOf = async () => (await (await fetch(`${stripeBase}/_test/objects`)).json()).find((o) => o.object === 'customer' && o.metadata?.checkout_session === cs)?.id;
+    assert.equal(await customerOf(), undefined, 'nothing saved while deliveries failed');
+
+    // A run whose minute is 1 past a multiple of CATCHUP_EVERY_MINUTES: the thin catch-up's, not the v1 one's.
+    let minute = Math.ceil(Date.now() / 60_000) + 1;
+    while (minute % 10 !== 1) minute += 1;
+    const res = await fetch(`${worker.url}/cdn-cgi/local/scheduled?cron=${encodeURIComponent('* * * * *')}&time=${minute * 60_000}`);
+    assert.equal(res.status, 200, await res.text());
+    const catchUp = (await adminGet(worker, '/catch-up', ADMIN)).body;
+    assert.equal(catchUp.state, null, 'the v1 catch-up was not due');
+    const run = catchUp.thin_events.state.last_run;
+    assert.ok(run.handled >= 1 && run.retry_later.length === 0, JSON.stringify(run));
+    assert.equal(catchUp.thin_events.state.since, minute * 60);
+    const customer = await customerOf();
+    assert.ok(customer, 'card saved by the catch-up');
+    const record = (await adminGet(worker, `/customers/${customer}`, ADMIN)).body;
+    assert.equal(record.card_last4, '4242');
+    const requests = await (await fetch(`${stripeBase}/_test/requests`)).json();
+    const list = requests.find((r) => r.path === '/v2/core/events');
+    assert.match(list.query, /created\[gte\]=\d{4}-\d{2}-\d{2}T\d{2}%3A\d{2}%3A\d{2}Z/);
+    assert.equal(list.status, 200);
+  });
+});
