@@ -114,7 +114,7 @@ describe('the webhook registration command', () => {
         { ...call.params, enabled_events: [...call.params.enabled_events].sort() },
         {
           name: 'stripe-edge-webhooks', description: 'stripe-edge-webhooks (tools/register-webhook.mjs)', type: 'webhook_endpoint',
-          event_payload: 'thin', enabled_events: handledEventTypes().map((t) => `v1.${t}`).sort(),
+          event_payload: 'thin', enabled_events: [...handledEventTypes().map((t) => `v1.${t}`), 'v2.core.health.event_generation_failure.resolved'].sort(),
           webhook_endpoint: { url: receiver.url }, include: ['webhook_endpoint.signing_secret'],
         },
       );

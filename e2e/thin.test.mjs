@@ -72,6 +72,26 @@ describe('both destinations at once: each change acted on once', () => {
     }
   });
 
+  test('an event Stripe never generated: its alert is read, recorded and raised in the log line', async () => {
+    const { stripeBase, worker } = stack;
+    const res = await fetch(`${stripeBase}/_test/events/generation_failure`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ event_type: 'checkout.session.completed', object_id: 'cs_never_announced' }),
+    });
+    const { event, deliveries } = await res.json();
+    assert.deepEqual(deliveries.map((d) => d.status), [200], JSON.stringify(deliveries));
+    const record = (await adminGet(worker, `/events/${event.id}`, ADMIN)).body;
+    assert.deepEqual([record.outcome, record.reason, record.type], ['handled', 'event_generation_failure', 'v2.core.health.event_generation_failure.resolved']);
+    const reads = (await (await fetch(`${stripeBase}/_test/requests`)).json()).filter((r) => r.path === `/v2/core/events/${event.id}`);
+    assert.equal(reads.length, 1);
+    const deadline = Date.now() + 5000;
+    while (!worker.logs().includes('ALERT event_generation_failure') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const line = worker.logs().split('\n').find((l) => l.includes('ALERT event_generation_failure'));
+    assert.ok(line, 'the alert is in the log line');
+    assert.match(line, /cs_never_announced/);
+    assert.match(line, /checkout\.session\.completed/);
+  });
+
   test('an Identity verification notifies the user once', async () => {
     const { stripeBase, worker, sink } = stack;
     const user = `user_thin_both_${Date.now()}`;

@@ -3,13 +3,15 @@
 //! `MemoryStore` and a fake transport.
 
 use crate::error::AppError;
-use crate::event::thin::{Envelope, ThinEvent, ThinPlan};
+use crate::event::thin::{Envelope, EventGenerationFailure, ThinEvent, ThinPlan};
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
+use crate::stripe::StripeRequest;
+use serde_json::value::RawValue;
 
 /// Stripe's payloads are a few KB; 1 MiB is far above any real event and caps the HMAC work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -118,6 +120,10 @@ pub fn verified_event(
 
 /// The step a thin event's record names when its related object could not be read.
 pub const READ_RELATED_OBJECT: &str = "read_related_object";
+/// ... or, for an event Stripe never generated, the alert (`GET /v2/core/events/{id}`).
+pub const READ_EVENT: &str = "read_event";
+/// The `reason` recorded with a `v2.core.health.event_generation_failure.resolved` event.
+pub const EVENT_GENERATION_FAILURE: &str = "event_generation_failure";
 
 /// What a thin event comes to before the queue.
 #[derive(Debug)]
@@ -149,7 +155,7 @@ pub async fn read_thin<S: Store, T: Transport>(
             .filter(|r| r.outcome.is_final())
         {
             if id != thin.id {
-                save_thin(store, thin, done.outcome, None, now).await?;
+                save_thin(store, thin, done.outcome.into(), None, now).await?;
             }
             return Ok(ThinNext::Done(thin_receipt(thin, done.outcome, true)));
         }
@@ -157,25 +163,46 @@ pub async fn read_thin<S: Store, T: Transport>(
     let (kind, request) = match thin.plan()? {
         ThinPlan::Read { kind, request } => (kind, request),
         ThinPlan::Ignore => {
-            save_thin(store, thin, Outcome::Ignored, None, now).await?;
+            save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
             return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
         }
-    };
-    let error = match services.stripe(&request).await {
-        Ok(object) => {
-            let pinned = services.config.stripe_api_version.as_str();
-            return Ok(ThinNext::Handle(
-                thin.clone().into_event(kind, object, pinned)?,
-            ));
+        ThinPlan::HealthAlert { request } => {
+            let raw = read(services, thin, &request, READ_EVENT, now).await?;
+            let failure = EventGenerationFailure::from_event(raw.get()).unwrap_or_default();
+            // The operator's channel: the log line's notes (`wrangler tail`), and the record.
+            services.trace.note(failure.alert(&thin.id));
+            let handled = Handled {
+                outcome: Outcome::Handled,
+                reason: Some(EVENT_GENERATION_FAILURE),
+            };
+            save_thin(store, thin, handled, None, now).await?;
+            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Handled, false)));
         }
+    };
+    let object = read(services, thin, &request, READ_RELATED_OBJECT, now).await?;
+    let pinned = services.config.stripe_api_version.as_str();
+    Ok(ThinNext::Handle(
+        thin.clone().into_event(kind, object, pinned)?,
+    ))
+}
+
+/// The one Stripe read a thin event costs; one that fails (404, 5xx, a timeout) is recorded
+/// under the thin event's id with `step`, and answered so that Stripe redelivers.
+async fn read<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    request: &StripeRequest,
+    step: &'static str,
+    now: i64,
+) -> Result<Box<RawValue>, WebhookError> {
+    let error = match services.stripe(request).await {
+        Ok(raw) => return Ok(raw),
         Err(AppError::Stripe(e)) => AppError::RelatedObjectUnreadable(e),
         Err(other) => other,
     };
-    let failure = StepError {
-        step: READ_RELATED_OBJECT,
-        error,
-    };
-    save_thin(store, thin, Outcome::Failed, Some(&failure), now).await?;
+    let failure = StepError { step, error };
+    let failed = Handled::from(Outcome::Failed);
+    save_thin(services.store, thin, failed, Some(&failure), now).await?;
     Err(failure.into())
 }
 
@@ -190,7 +217,7 @@ pub async fn link_thin<S: Store, T: Transport>(
     now: i64,
 ) -> Result<Receipt, WebhookError> {
     if thin.acts_as() != thin.id {
-        save_thin(services.store, thin, processed.outcome, None, now).await?;
+        save_thin(services.store, thin, processed.outcome.into(), None, now).await?;
     }
     Ok(thin_receipt(thin, processed.outcome, processed.duplicate))
 }
@@ -208,7 +235,7 @@ fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt 
 async fn save_thin<S: Store>(
     store: &S,
     thin: &ThinEvent,
-    outcome: Outcome,
+    handled: Handled,
     failure: Option<&StepError>,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -218,11 +245,11 @@ async fn save_thin<S: Store>(
         event_type: thin.event_type.clone(),
         created: thin.created_seconds().unwrap_or_default(),
         livemode: thin.livemode,
-        outcome,
+        outcome: handled.outcome,
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
         retryable: failure.map(StepError::is_retryable),
-        reason: None,
+        reason: handled.reason.map(str::to_owned),
         snapshot_event: thin.snapshot_event.clone(),
         recorded_at: now,
     };

@@ -1181,6 +1181,22 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         return send(res, 200, { outage });
       }
       if (p === '/_test/counts' && req.method === 'GET') return send(res, 200, counts);
+      if (p === '/_test/events/generation_failure' && req.method === 'POST') {
+        // Stripe could not generate an event for `object` (of `event_type`): the alert it sends
+        // once resolved, v2.core.health.event_generation_failure.resolved (public preview, not in
+        // the SDK's types; shaped from docs.stripe.com/webhooks/handle-irrecoverable-events). The
+        // thin event carries no data; GET /v2/core/events/{id} answers it with `data`.
+        const { event_type: eventType = 'payment_intent.requires_action', object_id: objectId = newId('pi') } = json();
+        const type = 'v2.core.health.event_generation_failure.resolved';
+        const thin = { id: newId('evt'), object: 'v2.core.event', type, created: new Date().toISOString(), livemode: false };
+        const data = {
+          alert_id: newId('halert'), grouping_key: newId('_grouping'), impact: { event_type: eventType, related_object_id: objectId },
+          resolved_at: new Date().toISOString(), summary: 'Stripe failed to generate an event', severity: 'critical',
+        };
+        thinEvents.set(thin.id, { ...thin, data });
+        const results = await Promise.all(endpoints.filter((e) => e.event_payload === 'thin' && e.enabled_events.includes(type)).map((e) => deliver(thin, e)));
+        return send(res, 200, { event: thin, deliveries: results });
+      }
       if (p === '/_test/redeliver-failed' && req.method === 'POST') {
         // Late deliveries (Stripe's retries after an outage): every event not yet delivered 2xx.
         const late = [...events.values()].filter((e) => delivered.get(e.id) === false || delivered.get(thinTwinOf(e.id)?.id) === false);

@@ -76,6 +76,9 @@ export function endpointParams(url) {
   };
 }
 
+/** Stripe's alert that it failed to generate an event (docs.stripe.com/webhooks/handle-irrecoverable-events). */
+export const EVENT_GENERATION_FAILURE_RESOLVED = 'v2.core.health.event_generation_failure.resolved';
+
 /** The body of POST /v2/core/event_destinations for thin events. */
 export function destinationParams(url) {
   return {
@@ -83,7 +86,8 @@ export function destinationParams(url) {
     description: 'stripe-edge-webhooks (tools/register-webhook.mjs)',
     type: 'webhook_endpoint',
     event_payload: 'thin',
-    enabled_events: handledThinEventTypes(),
+    // And the alert of an event Stripe never generated (public preview; not in the SDK's types).
+    enabled_events: [...handledThinEventTypes(), EVENT_GENERATION_FAILURE_RESOLVED],
     webhook_endpoint: { url },
     include: ['webhook_endpoint.signing_secret'],
   };

@@ -74,6 +74,83 @@ pub struct ThinEvent {
     pub snapshot_event: Option<String>,
 }
 
+/// Stripe could not generate an event (so it never delivered it, nor lists it), and says so
+/// once the failure is resolved. Public preview: not in the pinned SDK's types (stripe-node
+/// 23.1.0 `V2/Core/Events.d.ts` has no `v2.core.health.*` type); modelled from Stripe's docs
+/// (docs.stripe.com/webhooks/handle-irrecoverable-events, the v2 event types page, and the
+/// `2026-11-18` changelog entry adding `data.severity`).
+pub const EVENT_GENERATION_FAILURE_RESOLVED: &str =
+    "v2.core.health.event_generation_failure.resolved";
+
+/// The `data` of that event, read with `GET /v2/core/events/{id}` (the thin event carries
+/// none). Every field is optional here: a preview shape may change, and the alert is raised
+/// with what there is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EventGenerationFailure {
+    #[serde(default)]
+    pub alert_id: Option<String>,
+    #[serde(default)]
+    pub grouping_key: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+    /// `critical` or `non_critical` (added in `2026-11-18.preview`).
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub impact: Option<Impact>,
+}
+
+/// What the missing event would have been about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Impact {
+    /// The type of the event that was never generated (`payment_intent.requires_action`).
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub related_object_id: Option<String>,
+    #[serde(default)]
+    pub related_object: Option<RelatedObject>,
+}
+
+impl EventGenerationFailure {
+    /// Reads `data` of the retrieved event (`{"data": {...}}`); `None` when it has none.
+    pub fn from_event(body: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Retrieved {
+            data: Option<EventGenerationFailure>,
+        }
+        serde_json::from_str::<Retrieved>(body).ok()?.data
+    }
+
+    /// The object whose event is missing, when the alert names it.
+    pub fn object_id(&self) -> Option<&str> {
+        let impact = self.impact.as_ref()?;
+        impact
+            .related_object_id
+            .as_deref()
+            .or(impact.related_object.as_ref().map(|o| o.id.as_str()))
+    }
+
+    /// The operator's alert, for the log line: what was never delivered and what to do.
+    /// Ids and Stripe's own words only (no personal data: `summary` is Stripe's text).
+    pub fn alert(&self, event_id: &str) -> String {
+        let or = |v: Option<&str>| v.unwrap_or("unknown").to_owned();
+        let impact = self.impact.as_ref();
+        format!(
+            "ALERT event_generation_failure {event_id}: Stripe never generated a {} event for {} \
+             (alert {}, severity {}, resolved {}); act on that object's current state: \
+             POST /events/{{id}}/replay cannot, as there is no event",
+            or(impact.and_then(|i| i.event_type.as_deref())),
+            or(self.object_id()),
+            or(self.alert_id.as_deref()),
+            or(self.severity.as_deref()),
+            or(self.resolved_at.as_deref()),
+        )
+    }
+}
+
 /// What to do with a verified thin event.
 #[derive(Debug)]
 pub enum ThinPlan {
@@ -85,6 +162,9 @@ pub enum ThinPlan {
     },
     /// Not a type this service acts on: recorded ignored, nothing read.
     Ignore,
+    /// An event Stripe never generated: read the alert (`GET /v2/core/events/{id}`), record
+    /// it and raise it to the operator.
+    HealthAlert { request: StripeRequest },
 }
 
 impl ThinEvent {
@@ -131,6 +211,10 @@ impl ThinEvent {
     /// version is re-read with). `related_object.url` must be that path: a thin event is
     /// never acted on from its own payload, and an URL pointing elsewhere is refused.
     pub fn plan(&self) -> Result<ThinPlan, EventError> {
+        if self.event_type == EVENT_GENERATION_FAILURE_RESOLVED {
+            let request = calls::retrieve_thin_event(&self.id);
+            return Ok(ThinPlan::HealthAlert { request });
+        }
         let Some(kind) = self.kind() else {
             return Ok(ThinPlan::Ignore);
         };
@@ -347,6 +431,34 @@ mod tests {
         let ping = THIN.replace("v1.checkout.session.completed", "v1.customer.created");
         let ping = ThinEvent::parse(ping.as_bytes()).unwrap();
         assert!(matches!(ping.plan().unwrap(), ThinPlan::Ignore));
+    }
+
+    #[test]
+    fn an_event_generation_failure_is_read_from_the_events_api_and_alerts_with_its_impact() {
+        let body = r#"{"id":"evt_test_65Health","object":"v2.core.event","type":"v2.core.health.event_generation_failure.resolved","created":"2026-10-01T12:00:05.123Z","livemode":false}"#;
+        let thin = ThinEvent::parse(body.as_bytes()).unwrap();
+        let ThinPlan::HealthAlert { request } = thin.plan().unwrap() else {
+            panic!("the alert is read")
+        };
+        assert_eq!(request.path, "/v2/core/events/evt_test_65Health");
+        let retrieved = r#"{"id":"evt_test_65Health","data":{"alert_id":"halert_1","grouping_key":"_grouping_1","impact":{"event_type":"payment_intent.requires_action","related_object_id":"pi_1","context":null},"resolved_at":"2026-10-01T12:00:00.000Z","summary":"Stripe failed to generate events","severity":"critical"}}"#;
+        let failure = EventGenerationFailure::from_event(retrieved).unwrap();
+        assert_eq!(failure.object_id(), Some("pi_1"));
+        let alert = failure.alert(&thin.id);
+        for part in [
+            "payment_intent.requires_action",
+            "pi_1",
+            "halert_1",
+            "critical",
+            "evt_test_65Health",
+        ] {
+            assert!(alert.contains(part), "{alert}");
+        }
+        // A preview shape that changed still raises the alert with what there is.
+        let odd = EventGenerationFailure::from_event(r#"{"data":{"impact":{"related_object":{"id":"cs_1","type":"checkout.session","url":"/v1/checkout/sessions/cs_1"}}}}"#).unwrap();
+        assert_eq!(odd.object_id(), Some("cs_1"));
+        assert!(odd.alert("evt_x").contains("a unknown event for cs_1"));
+        assert_eq!(EventGenerationFailure::from_event(r#"{"data":null}"#), None);
     }
 
     #[test]

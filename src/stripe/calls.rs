@@ -284,6 +284,11 @@ pub fn retrieve_event_object(kind: crate::event::EventKind, id: &str) -> Option<
         .then(|| StripeRequest::get(format!("/v1/{resource}/{id}"), Form::new()))
 }
 
+/// `GET /v2/core/events/{id}`: a thin event with what it carries when fetched (`data`).
+pub fn retrieve_thin_event(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v2/core/events/{id}"), Form::new())
+}
+
 /// `GET /v1/events/{id}`: Stripe keeps events for 30 days.
 pub fn retrieve_event(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/events/{id}"), Form::new())

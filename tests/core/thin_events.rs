@@ -302,3 +302,67 @@ fn a_thin_event_is_refused_like_a_snapshot_one_and_nothing_is_stored() {
     assert!(world.store.is_empty());
     assert_eq!(world.reads.get(), 0);
 }
+
+#[test]
+fn an_event_stripe_never_generated_is_read_recorded_and_raised_to_the_operator() {
+    let health = json!({
+        "id": "evt_test_65Health1", "object": "v2.core.event",
+        "type": "v2.core.health.event_generation_failure.resolved",
+        "created": "2026-10-01T12:00:05.123Z", "livemode": false
+    });
+    let retrieved = json!({"id": "evt_test_65Health1", "object": "v2.core.event", "data": {
+        "alert_id": "halert_61R", "grouping_key": "_grouping_s8P",
+        "impact": {"event_type": "checkout.session.completed", "related_object_id": "cs_lost"},
+        "resolved_at": "2026-10-01T11:59:00.000Z", "summary": "Stripe failed to generate an event"
+    }});
+    let transport = FakeTransport::new(move |request| {
+        assert_eq!(path(request), "/v2/core/events/evt_test_65Health1");
+        Ok(FakeTransport::json(200, &retrieved.to_string()))
+    });
+    let world = World {
+        transport,
+        ..World::new()
+    };
+    let body = health.to_string();
+    let header = sign(
+        body.as_bytes(),
+        &WebhookSecret::new(THIN_SECRET).unwrap(),
+        NOW,
+    );
+    let trace = Trace::new();
+    let services =
+        Services::new(&world.store, &world.transport, &world.config, NOW, &trace).for_webhook();
+    let secrets = WebhookSecrets::from_comma_separated(THIN_SECRET).unwrap();
+    let delivery = Delivery {
+        body: body.as_bytes(),
+        signature_header: Some(&header),
+        now: NOW,
+    };
+    let receipt = block_on(receive(&services, &secrets, 300, delivery)).unwrap();
+    assert_eq!(
+        (receipt.outcome, receipt.duplicate),
+        (Outcome::Handled, false)
+    );
+    let record = world.record("evt_test_65Health1");
+    assert_eq!(record.reason.as_deref(), Some("event_generation_failure"));
+    let notes = trace.snapshot().notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("ALERT event_generation_failure")
+                && n.contains("cs_lost")
+                && n.contains("checkout.session.completed")),
+        "{notes:?}"
+    );
+    // Stripe's redelivery is a duplicate: read once, raised once.
+    let trace = Trace::new();
+    let services =
+        Services::new(&world.store, &world.transport, &world.config, NOW, &trace).for_webhook();
+    assert!(
+        block_on(receive(&services, &secrets, 300, delivery))
+            .unwrap()
+            .duplicate
+    );
+    assert!(trace.snapshot().notes.is_empty());
+    assert_eq!(world.transport.sent().len(), 1);
+}
