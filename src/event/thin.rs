@@ -10,7 +10,7 @@
 //! of destination registered), the thin one names its twin in `snapshot_event`; both are
 //! deduped under the twin's id ([`ThinEvent::acts_as`]), so the change acts once.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{is_event_id, Event, EventData, EventError, EventKind};
@@ -49,7 +49,7 @@ impl Envelope {
 }
 
 /// `related_object` (`V2.Core.Events.RelatedObject`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RelatedObject {
     pub id: String,
     #[serde(rename = "type")]
@@ -59,7 +59,7 @@ pub struct RelatedObject {
 
 /// The fields of a thin event this service reads (`EventBase` and the notification's
 /// `related_object`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ThinEvent {
     pub id: String,
     #[serde(rename = "type")]
@@ -85,7 +85,7 @@ pub const EVENT_GENERATION_FAILURE_RESOLVED: &str =
 /// The `data` of that event, read with `GET /v2/core/events/{id}` (the thin event carries
 /// none). Every field is optional here: a preview shape may change, and the alert is raised
 /// with what there is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct EventGenerationFailure {
     #[serde(default)]
     pub alert_id: Option<String>,
@@ -103,7 +103,7 @@ pub struct EventGenerationFailure {
 }
 
 /// What the missing event would have been about.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Impact {
     /// The type of the event that was never generated (`payment_intent.requires_action`).
     #[serde(default)]
