@@ -13,6 +13,10 @@ import Stripe from 'stripe';
 import { after } from 'node:test';
 import { createStandIn, violationLedger } from '../standin/server.mjs';
 import { SIGNATURE_HEADER, verifyNotification } from '../tools/verify-notification.mjs';
+import { handledThinEventTypes } from '../tools/common.mjs';
+
+// The handled thin types and the alert of an event Stripe never generated.
+const THIN_TYPES = [...handledThinEventTypes(), 'v2.core.health.event_generation_failure.resolved'];
 
 /**
  * Every e2e file imports this harness, so every file ends with this check: no stand-in of this
@@ -252,17 +256,37 @@ export async function startSink({ secret = NOTIFY_SECRET } = {}) {
   };
 }
 
-/** Points the stand-in's event deliveries at the worker, signed with `secret`. */
-export async function connectStandIn(stripeBase, worker, secret) {
-  await addStandInEndpoint(stripeBase, `${worker.url}/webhook`, secret);
+/**
+ * Which destinations the stand-in delivers to the worker through (startStack): `snapshot` (a
+ * webhook endpoint, the default), `thin` (an event destination with `event_payload: thin`
+ * only) or `both` (each with its own secret, both in STRIPE_WEBHOOK_SECRET). E2E_DESTINATIONS
+ * chooses it for a whole run; e2e/thin.test.mjs runs the flows files under `thin` and `both`.
+ */
+export const DESTINATIONS = process.env.E2E_DESTINATIONS ?? 'snapshot';
+if (!['snapshot', 'thin', 'both'].includes(DESTINATIONS)) throw new Error(`E2E_DESTINATIONS must be snapshot, thin or both, not ${DESTINATIONS}`);
+
+/** The secret of the thin destination beside a snapshot one signed with `secret`. */
+export const thinSecretFor = (secret) => `${secret}_thin`;
+
+/**
+ * Points the stand-in's event deliveries at the worker, signed with `secret`: through the
+ * destinations `destinations` names (see DESTINATIONS).
+ */
+export async function connectStandIn(stripeBase, worker, secret, destinations = 'snapshot') {
+  if (destinations !== 'both') {
+    await addStandInEndpoint(stripeBase, `${worker.url}/webhook`, secret, destinations);
+    return;
+  }
+  await addStandInEndpoint(stripeBase, `${worker.url}/webhook`, secret, 'snapshot');
+  await addStandInEndpoint(stripeBase, `${worker.url}/webhook`, thinSecretFor(secret), 'thin');
 }
 
 /** Registers `url` as one of the stand-in's webhook endpoints, signed with `secret`. */
-async function addStandInEndpoint(stripeBase, url, secret) {
+export async function addStandInEndpoint(stripeBase, url, secret, payload = 'snapshot') {
   const res = await fetch(`${stripeBase}/_test/endpoints`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ url, secret }),
+    body: JSON.stringify({ url, secret, event_payload: payload, enabled_events: payload === 'thin' ? THIN_TYPES : ['*'] }),
   });
   if (res.status !== 200) throw new Error(`stand-in endpoint: ${res.status} ${await res.text()}`);
 }
@@ -296,14 +320,18 @@ export function shuffled(items, seed) {
  * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
  * With `ops`, OPS_NOTIFY_URL is the same sink's `/ops` path (the operator's alerts).
  */
-export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, ops = false } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, ops = false, destinations: chosen } = {}) {
+  const destinations = chosen ?? DESTINATIONS;
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
   const recorder = recorderSecret ? await startSink({ secret: recorderSecret }) : undefined;
   const opsUrl = ops ? { OPS_NOTIFY_URL: sink.url.replace(/\/notify$/, '/ops') } : {};
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...opsUrl, ...settings }, { args });
-  if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
+  const secret = settings.STRIPE_WEBHOOK_SECRET.split(',')[0];
+  // Both destinations' secrets go in the one list, as the README's deploy steps say.
+  const secrets = connect && destinations === 'both' ? { STRIPE_WEBHOOK_SECRET: `${settings.STRIPE_WEBHOOK_SECRET},${thinSecretFor(secret)}` } : {};
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...opsUrl, ...settings, ...secrets }, { args });
+  if (connect) await connectStandIn(stripeBase, worker, secret, destinations);
   if (recorder) await addStandInEndpoint(stripeBase, recorder.url, recorderSecret);
   return {
     standIn,
@@ -312,10 +340,14 @@ export async function startStack(settings, { connect = true, args = [], recorder
     recorder,
     worker,
     async stop() {
+      // A run made to go through thin destinations (E2E_DESTINATIONS) must have gone through them.
+      const thinRun = connect && chosen === undefined && destinations !== 'snapshot';
+      const thinDelivered = thinRun && (await (await fetch(`${stripeBase}/_test/deliveries`)).json()).some((d) => d.type.startsWith('v1.') && d.status === 200);
       await worker.stop();
       await standIn.close();
       await sink.close();
       await recorder?.close();
+      if (thinRun && !thinDelivered) throw new Error(`E2E_DESTINATIONS=${destinations}, but no thin event was delivered to the worker`);
     },
   };
 }

@@ -102,6 +102,50 @@ describe('the webhook registration command', () => {
     }
   });
 
+  test('--payload thin creates an event destination for the thin types, whose printed secret signs its thin deliveries', async () => {
+    const receiver = await startReceiver();
+    try {
+      const run = await register(['--url', receiver.url, '--payload', 'thin', '--api-base', stripeBase]);
+      assert.equal(run.code, 0, run.stderr);
+      const [call] = await requests();
+      assert.deepEqual([call.method, call.path, call.status], ['POST', '/v2/core/event_destinations', 200]);
+      assert.match(call.content_type, /application\/json/);
+      assert.deepEqual(
+        { ...call.params, enabled_events: [...call.params.enabled_events].sort() },
+        {
+          name: 'stripe-edge-webhooks', description: 'stripe-edge-webhooks (tools/register-webhook.mjs)', type: 'webhook_endpoint',
+          event_payload: 'thin', enabled_events: [...handledEventTypes().map((t) => `v1.${t}`), 'v2.core.health.event_generation_failure.resolved'].sort(),
+          webhook_endpoint: { url: receiver.url }, include: ['webhook_endpoint.signing_secret'],
+        },
+      );
+      assert.match(run.stdout, /^Created event destination ed_\w+ \(thin events\)$/m);
+      const secrets = [...(run.stdout + run.stderr).matchAll(/whsec_\w+/g)].map((m) => m[0]);
+      assert.equal(secrets.length, 1, 'the signing secret is printed exactly once');
+      assert.match(run.stdout, /npx wrangler secret put STRIPE_WEBHOOK_SECRET/);
+      const created = await fetch(`${stripeBase}/v1/identity/verification_sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `reg-thin-${Date.now()}` },
+        body: 'type=document',
+      });
+      assert.equal(created.status, 200);
+      await (await fetch(`${stripeBase}/_test/deliveries`)).json();
+      assert.equal(receiver.received.length, 1);
+      const [delivery] = receiver.received;
+      const notification = await verifier.parseEventNotificationAsync(delivery.raw, delivery.signature, secrets[0]);
+      assert.equal(notification.type, 'v1.identity.verification_session.created');
+      assert.equal(notification.related_object.type, 'identity.verification_session');
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test('--payload other than snapshot or thin exits 2 before calling Stripe', async () => {
+    const run = await register(['--url', 'https://x.example/webhook', '--payload', 'fat', '--api-base', stripeBase]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--payload must be snapshot or thin/);
+    assert.deepEqual(await requests(), []);
+  });
+
   const refusals = [
     ['no --url', [], /--url is required/],
     ['a plain http URL off loopback', ['--url', 'http://stripe-edge.example.com/webhook'], /--url must be https:\/\//],

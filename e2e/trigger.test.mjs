@@ -13,6 +13,8 @@ import { createStandIn } from '../standin/server.mjs';
 import { ROOT, adminGet, startWorker } from './harness.mjs';
 import { handledEventTypes, runTool } from './tools.mjs';
 import { adminToken, describeRecord, recordedOutcome } from '../tools/trigger.mjs';
+import { validateAnswer } from '../standin/validate.mjs';
+import { thinEventTypeName } from '../tools/common.mjs';
 
 const SECRET = 'whsec_e2e_trigger_5d0c8a';
 const ADMIN = 'e2e-admin-token-trigger-19fe';
@@ -75,6 +77,21 @@ describe('the trigger command, offline', () => {
     assert.deepEqual(vs.last_error, { code: 'selfie_face_mismatch', reason: 'Face differs.' });
     assert.deepEqual(vs.metadata, { created_by: 'stripe-edge-webhooks', user_id: 'u_dry' });
     assert.ok(vs.client_secret.startsWith('vs_dry1_secret_'));
+  });
+
+  test('--thin --dry-run prints a thin event the SDK\'s v2 type accepts; snapshot-only options are refused', async () => {
+    const run = await runTool('trigger.mjs', ['checkout.session.completed', '--thin', '--session', 'cs_test_thin1', '--snapshot-event', 'evt_twin1', '--created', '1790000000', '--dry-run']);
+    assert.equal(run.code, 0, run.stderr);
+    const event = JSON.parse(run.stdout);
+    assert.deepEqual(validateAnswer(thinEventTypeName(event.type), event), { ok: true });
+    assert.deepEqual(
+      [event.object, event.type, event.created, event.snapshot_event, event.related_object],
+      ['v2.core.event', 'v1.checkout.session.completed', '2026-09-21T14:13:20.000Z', 'evt_twin1',
+        { id: 'cs_test_thin1', type: 'checkout.session', url: '/v1/checkout/sessions/cs_test_thin1' }],
+    );
+    const refused = await runTool('trigger.mjs', ['checkout.session.completed', '--thin', '--session', 'cs_1', '--mode', 'payment', '--dry-run']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--mode does not apply to a thin event/);
   });
 
   test('checkout and payment options shape the objects', async () => {
@@ -295,5 +312,25 @@ describe('the trigger command against the worker', () => {
     assert.equal((await adminGet(worker, '/events', 'wrong-token')).status, 401);
     const post = await fetch(`${worker.url}/events`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
     assert.equal(post.status, 405);
+  });
+
+  test('--thin sends the thin event of a type; the worker reads its object from the stand-in and records it', async () => {
+    const made = await fetch(`${stripeBase}/v1/identity/verification_sessions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer sk_test_e2e_trigger_key', 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `trigger-thin-${Date.now()}` },
+      body: 'type=document&metadata[user_id]=u_trigger_thin',
+    });
+    const vs = (await made.json()).id;
+    const run = await trigger(['identity.verification_session.created', '--thin', '--session', vs]);
+    const out = parseOutput(run.stdout);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.equal(out.type, 'v1.identity.verification_session.created');
+    const stored = (await adminGet(worker, `/events/${out.id}`, ADMIN)).body;
+    // Not made by this deployment (no created_by marker): read, decided and recorded ignored.
+    assert.deepEqual([stored.outcome, stored.reason], ['ignored', 'not_created_by_this_deployment']);
+    const reads = (await (await fetch(`${stripeBase}/_test/requests`)).json()).filter((r) => r.path === `/v1/identity/verification_sessions/${vs}`);
+    assert.deepEqual(reads.map((r) => r.method), ['GET'], 'one read of the related object');
+    const missing = parseOutput((await trigger(['identity.verification_session.created', '--thin', '--session', 'vs_notatthestandin'])).stdout);
+    assert.deepEqual([missing.status, missing.body.error.code], [503, 'related_object_unreadable']);
   });
 });

@@ -23,6 +23,7 @@ pub const NOTIFY_SIGNING_SECRET: &str = "NOTIFY_SIGNING_SECRET";
 pub const PUBLIC_SETUP: &str = "PUBLIC_SETUP";
 pub const CATCHUP_EVERY_MINUTES: &str = "CATCHUP_EVERY_MINUTES";
 pub const CATCHUP_SETTLE_SECONDS: &str = "CATCHUP_SETTLE_SECONDS";
+pub const CATCHUP_THIN_EVENTS: &str = "CATCHUP_THIN_EVENTS";
 pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
@@ -95,6 +96,9 @@ pub struct Config {
     pub catchup_every_minutes: u32,
     /// Catch-up considers events created at least this long ago.
     pub catchup_settle_seconds: u64,
+    /// Also catch up from `GET /v2/core/events` (a thin destination's events), the minute after
+    /// the v1 catch-up (`catchup::thin`).
+    pub catchup_thin_events: bool,
     /// This deployment's marker on every Stripe object it creates (`crate::provenance`):
     /// unique among the deployments sharing a Stripe account.
     pub deployment_id: String,
@@ -170,6 +174,11 @@ impl Config {
             None => None,
         };
         let public_setup = parse_bool(PUBLIC_SETUP, get(PUBLIC_SETUP).as_deref(), true)?;
+        let catchup_thin_events = parse_bool(
+            CATCHUP_THIN_EVENTS,
+            get(CATCHUP_THIN_EVENTS).as_deref(),
+            false,
+        )?;
         let local_dev = parse_bool(LOCAL_DEV, get(LOCAL_DEV).as_deref(), false)?;
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
@@ -199,6 +208,7 @@ impl Config {
             public_setup,
             catchup_every_minutes,
             catchup_settle_seconds,
+            catchup_thin_events,
             stripe_secret_key: get(STRIPE_SECRET_KEY).map(SecretString),
             webhook_secrets,
             admin_token: get(ADMIN_TOKEN).map(SecretString),

@@ -102,6 +102,11 @@ pub enum AppError {
     Identity(#[from] CreateError),
     #[error(transparent)]
     Stripe(#[from] StripeError),
+    /// A thin event's related object could not be read (404, 5xx, a timeout): the event
+    /// cannot be handled on its own payload, so Stripe is asked to redeliver, whatever the
+    /// status (a 404 may be an object not yet readable where it was asked for).
+    #[error("the thin event's related object could not be read; Stripe will redeliver the event")]
+    RelatedObjectUnreadable(StripeError),
     /// An error the work met in an entity's queue (its Durable Object), carried back over
     /// the binding as it is answered and logged there.
     #[error("{}", .0.log)]
@@ -180,6 +185,7 @@ impl AppError {
             Self::Identity(CreateError::Invalid(field)) => class(400, field.code(), false),
             Self::Identity(CreateError::Refused(refusal)) => class(409, refusal.code(), false),
             Self::Stripe(e) => stripe_class(e),
+            Self::RelatedObjectUnreadable(_) => class(503, "related_object_unreadable", true),
             // Answered from its own fields (see `status`, `code`, `is_retryable`).
             Self::Relayed(_) => class(500, "internal_error", false),
         }
@@ -224,7 +230,9 @@ impl AppError {
     /// Stripe's error, when Stripe refused the call (not for a network fault or a deadline).
     pub fn stripe_said(&self) -> Option<StripeSaid> {
         match self {
-            Self::Stripe(e) => e.api_error().map(StripeSaid::from),
+            Self::Stripe(e) | Self::RelatedObjectUnreadable(e) => {
+                e.api_error().map(StripeSaid::from)
+            }
             Self::Relayed(r) => r.stripe.clone(),
             _ => None,
         }
@@ -249,7 +257,7 @@ impl AppError {
     /// its status, type, code and request id. Stripe's message can quote what was sent (an
     /// email address), and the log must carry no personal data.
     pub fn log_text(&self) -> String {
-        let Self::Stripe(e) = self else {
+        let (Self::Stripe(e) | Self::RelatedObjectUnreadable(e)) = self else {
             return self.to_string();
         };
         let Some(api) = e.api_error() else {

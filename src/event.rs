@@ -9,6 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::stripe::{is_prefixed_id, StripeSaid};
 
+pub mod thin;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("the body is not a JSON Stripe event: {0}")]
@@ -231,6 +233,10 @@ pub struct EventRecord {
     /// `not_created_by_this_deployment`, see `crate::provenance`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a thin event that names its snapshot twin: the twin's id, under which the change
+    /// was deduped and handled (`event:{snapshot_event}` holds that outcome too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_event: Option<String>,
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }

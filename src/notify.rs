@@ -59,6 +59,9 @@ pub enum Recipient {
 
 /// An event Stripe will not deliver again failed here: only a replay works it again.
 pub const OPS_EVENT_FAILED_FOR_GOOD: &str = "ops.event_failed_for_good";
+/// Stripe says it never generated an event (`v2.core.health.event_generation_failure.resolved`):
+/// no delivery, catch-up or replay will bring it; its object needs a look.
+pub const OPS_EVENT_GENERATION_FAILURE: &str = "ops.event_generation_failure";
 /// A notification's retry window ended with no delivery: only a resend revives it.
 pub const OPS_NOTIFICATION_DEAD: &str = "ops.notification_dead";
 /// Catch-up processed events Stripe had not delivered (an outage, a wrong secret, a disabled

@@ -202,6 +202,11 @@ pub mod keys {
         Key::new("catchup:state".to_owned())
     }
 
+    /// The thin catch-up's cursor (`GET /v2/core/events`), apart from the v1 one.
+    pub fn catchup_thin_state() -> Key<crate::catchup::thin::ThinCatchupState> {
+        Key::new("catchup:thin_state".to_owned())
+    }
+
     /// An entry of one of the outbox's indexes, named by `notify::due_index_name` or
     /// `notify::dead_index_name`: the name is all it says (its value is `null`).
     pub fn outbox_entry(name: &str) -> Key<()> {

@@ -3,13 +3,16 @@
 //! `MemoryStore` and a fake transport.
 
 use crate::error::AppError;
+use crate::event::thin::{Envelope, EventGenerationFailure, ThinEvent, ThinPlan};
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
-use crate::notify::Notification;
+use crate::notify::{Notification, Recipient, OPS_EVENT_GENERATION_FAILURE};
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
+use crate::stripe::StripeRequest;
+use serde_json::value::RawValue;
 
 /// Stripe's payloads are a few KB; 1 MiB is far above any real event and caps the HMAC work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -72,16 +75,34 @@ pub async fn receive<S: Store, T: Transport>(
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
 ) -> Result<Receipt, WebhookError> {
-    let event = verified_event(secrets, tolerance_seconds, delivery)?;
-    process(services, event, delivery.now).await
+    match verified_event(secrets, tolerance_seconds, delivery)? {
+        Verified::Snapshot(event) => process(services, event, delivery.now).await,
+        Verified::Thin(thin) => match read_thin(services, &thin, delivery.now).await? {
+            ThinNext::Done(receipt) => Ok(receipt),
+            ThinNext::Handle(event) => {
+                let receipt = process(services, event, delivery.now).await?;
+                Ok(link_thin(services, &thin, receipt, delivery.now).await?)
+            }
+        },
+    }
 }
 
-/// The delivery's event, once its size, signature and envelope pass; nothing is stored.
+/// A verified delivery: a snapshot event (`object: "event"`), or a thin one
+/// (`object: "v2.core.event"`), whose related object is not read yet.
+#[derive(Debug)]
+pub enum Verified {
+    Snapshot(Event),
+    Thin(ThinEvent),
+}
+
+/// The delivery's event, once its size, signature and envelope pass; nothing is stored. Both
+/// kinds are signed alike, and the secrets of both destinations are in the one list: the
+/// verified body's `object` tells them apart.
 pub fn verified_event(
     secrets: &WebhookSecrets,
     tolerance_seconds: u64,
     delivery: Delivery<'_>,
-) -> Result<Event, WebhookError> {
+) -> Result<Verified, WebhookError> {
     if delivery.body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::BodyTooLarge);
     }
@@ -92,7 +113,159 @@ pub fn verified_event(
         tolerance_seconds,
         delivery.now,
     )?;
-    Ok(Event::parse(delivery.body)?)
+    Ok(match Envelope::of(delivery.body) {
+        Envelope::Snapshot => Verified::Snapshot(Event::parse(delivery.body)?),
+        Envelope::Thin => Verified::Thin(ThinEvent::parse(delivery.body)?),
+    })
+}
+
+/// The step a thin event's record names when its related object could not be read.
+pub const READ_RELATED_OBJECT: &str = "read_related_object";
+/// ... or, for an event Stripe never generated, the alert (`GET /v2/core/events/{id}`).
+pub const READ_EVENT: &str = "read_event";
+/// The `reason` recorded with a `v2.core.health.event_generation_failure.resolved` event.
+pub const EVENT_GENERATION_FAILURE: &str = "event_generation_failure";
+
+/// What a thin event comes to before the queue.
+#[derive(Debug)]
+pub enum ThinNext {
+    /// Nothing to handle: a duplicate (of itself or of its snapshot twin), or a type this
+    /// service does not act on (recorded ignored).
+    Done(Receipt),
+    /// The snapshot event it stands for, on its related object as Stripe holds it now: to be
+    /// processed as a delivered one is, then [`link_thin`].
+    Handle(Event),
+}
+
+/// A verified thin event, up to the one Stripe read it costs: mode check, dedupe by its own
+/// id and by its twin's, the related object read at the pinned version. A read that fails
+/// (404, 5xx, a timeout) is recorded under the thin event's id with the step, and answered
+/// so that Stripe redelivers.
+pub async fn read_thin<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    now: i64,
+) -> Result<ThinNext, WebhookError> {
+    thin.check_mode(services.config.livemode()?)?;
+    let store = services.store;
+    let twin = (thin.acts_as() != thin.id).then(|| thin.acts_as());
+    for id in std::iter::once(thin.id.as_str()).chain(twin) {
+        if let Some(done) = keys::event(id)
+            .load_tolerant(store)
+            .await?
+            .filter(|r| r.outcome.is_final())
+        {
+            if id != thin.id {
+                save_thin(store, thin, done.outcome.into(), None, now).await?;
+            }
+            return Ok(ThinNext::Done(thin_receipt(thin, done.outcome, true)));
+        }
+    }
+    let (kind, request) = match thin.plan()? {
+        ThinPlan::Read { kind, request } => (kind, request),
+        ThinPlan::Ignore => {
+            save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
+            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
+        }
+        ThinPlan::HealthAlert { request } => {
+            let raw = read(services, thin, &request, READ_EVENT, now).await?;
+            let failure = EventGenerationFailure::from_event(raw.get()).unwrap_or_default();
+            // The operator hears of it: the log line's notes (`wrangler tail`), the record, and
+            // an alert to OPS_NOTIFY_URL (once: its id is the event's).
+            services.trace.note(failure.alert(&thin.id));
+            let handled = Handled {
+                outcome: Outcome::Handled,
+                reason: Some(EVENT_GENERATION_FAILURE),
+            };
+            save_thin(store, thin, handled, None, now).await?;
+            let alert = Notification::new(
+                &thin.id,
+                OPS_EVENT_GENERATION_FAILURE,
+                Recipient::Operator,
+                failure.alert_payload(&thin.id),
+            );
+            services.notify(alert).await?;
+            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Handled, false)));
+        }
+    };
+    let object = read(services, thin, &request, READ_RELATED_OBJECT, now).await?;
+    let pinned = services.config.stripe_api_version.as_str();
+    Ok(ThinNext::Handle(
+        thin.clone().into_event(kind, object, pinned)?,
+    ))
+}
+
+/// The one Stripe read a thin event costs; one that fails (404, 5xx, a timeout) is recorded
+/// under the thin event's id with `step`, and answered so that Stripe redelivers.
+async fn read<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    request: &StripeRequest,
+    step: &'static str,
+    now: i64,
+) -> Result<Box<RawValue>, WebhookError> {
+    let error = match services.stripe(request).await {
+        Ok(raw) => return Ok(raw),
+        Err(AppError::Stripe(e)) => AppError::RelatedObjectUnreadable(e),
+        Err(other) => other,
+    };
+    let failure = StepError { step, error };
+    let failed = Handled::from(Outcome::Failed);
+    save_thin(services.store, thin, failed, Some(&failure), now).await?;
+    Err(failure.into())
+}
+
+/// After the snapshot event a thin one stood for was processed: when it was processed under
+/// the twin's id, the thin id is recorded too, linked to the twin (`snapshot_event`), so a
+/// redelivery of either is a duplicate and `GET /events/{id}` finds both. The receipt names
+/// the thin event.
+pub async fn link_thin<S: Store, T: Transport>(
+    services: &Services<'_, S, T>,
+    thin: &ThinEvent,
+    processed: Receipt,
+    now: i64,
+) -> Result<Receipt, WebhookError> {
+    if thin.acts_as() != thin.id {
+        save_thin(services.store, thin, processed.outcome.into(), None, now).await?;
+    }
+    Ok(thin_receipt(thin, processed.outcome, processed.duplicate))
+}
+
+fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt {
+    Receipt {
+        event_id: thin.id.clone(),
+        event_type: thin.event_type.clone(),
+        outcome,
+        duplicate,
+    }
+}
+
+/// The record under the thin event's own id.
+async fn save_thin<S: Store>(
+    store: &S,
+    thin: &ThinEvent,
+    handled: Handled,
+    failure: Option<&StepError>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let record = EventRecord {
+        version: EVENT_RECORD_VERSION,
+        id: thin.id.clone(),
+        event_type: thin.event_type.clone(),
+        created: thin.created_seconds().unwrap_or_default(),
+        livemode: thin.livemode,
+        outcome: handled.outcome,
+        failed_step: failure.map(|f| f.step.to_owned()),
+        error: failure.map(|f| f.error.code().to_owned()),
+        stripe_error: failure.and_then(|f| f.error.stripe_said()),
+        retryable: failure.map(StepError::is_retryable),
+        reason: handled.reason.map(str::to_owned),
+        snapshot_event: thin.snapshot_event.clone(),
+        recorded_at: now,
+    };
+    keys::event(&thin.id)
+        .save(store, &record, Some(EVENT_TTL_SECONDS))
+        .await
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
@@ -179,6 +352,7 @@ fn record_of(
         error: failure.map(|f| f.error.code().to_owned()),
         stripe_error: failure.and_then(|f| f.error.stripe_said()),
         retryable: failure.map(StepError::is_retryable),
+        snapshot_event: None,
         recorded_at: now,
     }
 }
@@ -277,6 +451,7 @@ mod tests {
             stripe_error: None,
             retryable: Some(true),
             reason: None,
+            snapshot_event: None,
             recorded_at: NOW - 10,
         };
         block_on(keys::event("evt_1").save(&store, &failed, None)).unwrap();

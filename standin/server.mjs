@@ -31,7 +31,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { validateParams } from './validate.mjs';
+import { validateAnswer, validateParams } from './validate.mjs';
+import { thinEventTypeName } from '../tools/common.mjs';
 
 const DEFAULT_API_VERSION = '2026-10-28.endive';
 const signer = new Stripe('sk_test_standin_signing_only');
@@ -241,8 +242,14 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       request: { id: request?.requestId ?? null, idempotency_key: request?.idempotencyKey ?? null },
       type,
     });
-    const targets = endpoints.filter((e) => e.enabled_events.includes('*') || e.enabled_events.includes(type));
-    const work = Promise.all(targets.map((endpoint) => deliver(event, endpoint)));
+    const wants = (e, t) => e.enabled_events.includes('*') || e.enabled_events.includes(t);
+    const targets = endpoints.filter((e) => e.event_payload !== 'thin' && wants(e, type));
+    const thinTargets = endpoints.filter((e) => e.event_payload === 'thin' && wants(e, `v1.${type}`));
+    const thin = thinTargets.length ? thinEventOf(event, object, request) : null;
+    const work = Promise.all([
+      ...targets.map((endpoint) => deliver(event, endpoint)),
+      ...thinTargets.map((endpoint) => deliver(thin, endpoint)),
+    ]);
     pending.add(work);
     work.finally(() => {
       pending.delete(work);
@@ -250,6 +257,60 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     });
     return { event, delivered: work };
   }
+
+  // ------------------------------------------------------------------ thin events (API v2)
+  // A thin event (`object: "v2.core.event"`, V2/Core/Events.d.ts) names the object of a v1
+  // change (`related_object`, with the path that retrieves it) and the snapshot event of the
+  // same change (`snapshot_event`), and carries no object. Made only when a thin destination
+  // wants its type; kept for GET /v2/core/events.
+  const thinEvents = new Map(); // event id → thin event
+  const RESOURCE_PATHS = {
+    'checkout.session': 'checkout/sessions', payment_intent: 'payment_intents', setup_intent: 'setup_intents',
+    'identity.verification_session': 'identity/verification_sessions', customer: 'customers', payment_method: 'payment_methods',
+  };
+  function thinEventOf(snapshot, object, request) {
+    const thin = {
+      id: newId('evt'),
+      object: 'v2.core.event',
+      type: `v1.${snapshot.type}`,
+      // Milliseconds within the snapshot's second: v2 times are RFC 3339 strings.
+      created: new Date(snapshot.created * 1000 + (Date.now() % 1000)).toISOString(),
+      livemode: false,
+      related_object: { id: object.id, type: object.object, url: `/v1/${RESOURCE_PATHS[object.object]}/${object.id}` },
+      snapshot_event: snapshot.id,
+    };
+    if (request?.requestId) {
+      thin.reason = request.idempotencyKey
+        ? { type: 'request', request: { id: request.requestId, idempotency_key: request.idempotencyKey } }
+        : { type: 'request' };
+    }
+    checkAnswer(thinEventTypeName(thin.type), thin, `deliver ${thin.type}`);
+    thinEvents.set(thin.id, thin);
+    return thin;
+  }
+  /** The thin twin of a snapshot event, when a thin destination got one. */
+  const thinTwinOf = (id) => [...thinEvents.values()].find((t) => t.snapshot_event === id);
+  /**
+   * Delivers a change again (Stripe's retry), to each endpoint in the form it takes: the
+   * snapshot event, or its thin twin to a thin destination that got one.
+   */
+  function redeliver(event) {
+    const twin = thinTwinOf(event.id);
+    return endpoints.flatMap((endpoint) => {
+      if (endpoint.event_payload !== 'thin') return [deliver(event, endpoint, 2)];
+      return twin ? [deliver(twin, endpoint, 2)] : [];
+    });
+  }
+  /** An object the stand-in itself answers or delivers in v2 that the SDK's type refuses: a violation of the stand-in's. */
+  function checkAnswer(type, object, where) {
+    const checked = validateAnswer(type, object);
+    if (checked.ok) return;
+    const violation = { method: 'ANSWER', path: where, schema: type, ...checked.error, expected: null, at: Date.now() };
+    violations.push(violation);
+    violationLedger.push(violation);
+  }
+  /** The RFC 3339 `created` of a thin event as unix milliseconds. */
+  const thinCreated = (event) => Date.parse(event.created);
 
   async function deliver(event, endpoint, attempt = 1) {
     const payload = JSON.stringify(event, null, 2);
@@ -323,7 +384,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
   };
 
   // ------------------------------------------------------------------ state kept in stateFile
-  const kept = { objects, cards, idempotency, events, delivered, sessionOptions };
+  const kept = { objects, cards, idempotency, events, thinEvents, delivered, sessionOptions };
   if (stateFile && existsSync(stateFile)) {
     const saved = JSON.parse(readFileSync(stateFile, 'utf8'));
     for (const [name, map] of Object.entries(kept)) for (const [k, v] of saved[name] ?? []) map.set(k, v);
@@ -570,7 +631,74 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       endpoints.push(endpoint);
       return { ...endpoint };
     },
+
+    // API v2 (JSON bodies). GET /v2/core/events/{id}: for a v1 type no object, only
+    // related_object, reason and snapshot_event (`changes` is not modelled).
+    'GET /v2/core/events/:id': (_p, [id]) => {
+      const event = thinEvents.get(id);
+      if (!event) throw missing('event', id);
+      return structuredClone(event);
+    },
+    // GET /v2/core/events (V2.Core.EventListParams): newest first, `types` (up to 20),
+    // `object_id` (the related object), `created[gt|gte|lt|lte]` as RFC 3339, `limit` (default
+    // 20, at most 100); pages by `next_page_url`, whose `page` token carries the filters.
+    'GET /v2/core/events': (_p, _a, query) => {
+      const filters = query.page ? readPage(query.page) : { ...query };
+      const limit = filters.limit === undefined ? 20 : Number(filters.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw invalid('Invalid limit: must be between 1 and 100', { param: 'limit' });
+      const types = filters.types ? [filters.types].flat() : null;
+      if (types && types.length > 20) throw invalid('types: at most 20', { param: 'types' });
+      const bound = (k) => (filters.created?.[k] === undefined ? undefined : Date.parse(filters.created[k]));
+      const [gt, gte, lt, lte] = ['gt', 'gte', 'lt', 'lte'].map(bound);
+      const match = (e) => {
+        const t = thinCreated(e);
+        return (!types || types.includes(e.type)) && (!filters.object_id || e.related_object?.id === filters.object_id)
+          && (gt === undefined || t > gt) && (gte === undefined || t >= gte) && (lt === undefined || t < lt) && (lte === undefined || t <= lte);
+      };
+      const list = [...thinEvents.values()].reverse().filter(match);
+      const offset = Number(filters.offset ?? 0);
+      const data = list.slice(offset, offset + limit);
+      const more = list.length > offset + limit;
+      const page = more ? Buffer.from(JSON.stringify({ ...filters, offset: offset + limit })).toString('base64url') : null;
+      return { data: structuredClone(data), next_page_url: page && `/v2/core/events?page=${page}`, previous_page_url: null };
+    },
+    // POST /v2/core/event_destinations (V2.Core.EventDestinationCreateParams): a webhook
+    // destination for snapshot or thin events; the signing secret is in the answer only when
+    // `include` asks for `webhook_endpoint.signing_secret`.
+    'POST /v2/core/event_destinations': (params) => {
+      if (params.type !== 'webhook_endpoint') throw invalid('Only webhook_endpoint destinations are modelled by the stand-in.', { param: 'type' });
+      const url = params.webhook_endpoint?.url;
+      if (!/^https?:\/\//.test(url ?? '')) throw invalid('webhook_endpoint.url: must be http(s).', { param: 'webhook_endpoint.url' });
+      if (params.event_payload === 'thin' && params.snapshot_api_version !== undefined) {
+        throw invalid('snapshot_api_version is for snapshot events only.', { param: 'snapshot_api_version' });
+      }
+      if (params.event_payload === 'thin' && params.enabled_events.some((t) => !t.startsWith('v1.') && !t.startsWith('v2.'))) {
+        throw invalid('A thin destination takes thin event types (v1.…, v2.…).', { param: 'enabled_events' });
+      }
+      const secret = `whsec_${randomBytes(24).toString('hex')}`;
+      const at = new Date().toISOString();
+      const destination = {
+        id: newId('ed'), object: 'v2.core.event_destination', created: at, updated: at, description: params.description ?? '',
+        enabled_events: params.enabled_events, event_payload: params.event_payload, events_from: params.events_from ?? ['@self'],
+        livemode: false, metadata: params.metadata ?? {}, name: params.name, status: 'enabled', type: 'webhook_endpoint',
+        ...(params.event_payload === 'snapshot' ? { snapshot_api_version: params.snapshot_api_version ?? apiVersion } : {}),
+        webhook_endpoint: { url, ...((params.include ?? []).includes('webhook_endpoint.signing_secret') ? { signing_secret: secret } : {}) },
+      };
+      checkAnswer('EventDestination', destination, 'POST /v2/core/event_destinations');
+      endpoints.push({
+        id: destination.id, object: 'webhook_endpoint', url, secret, enabled_events: destination.enabled_events,
+        event_payload: destination.event_payload, api_version: destination.snapshot_api_version ?? apiVersion, status: 'enabled',
+      });
+      return destination;
+    },
   };
+  function readPage(token) {
+    try {
+      return JSON.parse(Buffer.from(String(token), 'base64url').toString('utf8'));
+    } catch {
+      throw invalid('Invalid page token.', { param: 'page' });
+    }
+  }
 
   const routes = Object.entries(api).map(([key, handler]) => {
     const [method, pattern] = key.split(' ');
@@ -793,6 +921,18 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     return Buffer.concat(chunks).toString('utf8');
   }
 
+  /** An API v2 request body: a JSON object. */
+  function parseJsonBody(text) {
+    let body;
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      throw invalid('The request body is not valid JSON.');
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('The request body must be a JSON object.');
+    return body;
+  }
+
   async function handleApi(req, res, url, bodyText) {
     const method = req.method;
     const path = url.pathname;
@@ -824,7 +964,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     let query = {};
     let paramsError = null;
     try {
-      params = method === 'POST' ? parseForm(bodyText) : {};
+      params = method === 'POST' ? (path.startsWith('/v2/') ? parseJsonBody(bodyText) : parseForm(bodyText)) : {};
       record.params = params;
       query = parseForm(url.search.slice(1));
     } catch (e) {
@@ -964,10 +1104,11 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       if (p === '/_test/endpoints' && req.method === 'POST') {
         // Where the stand-in delivers its events, signed with `secret`: lets a test start the
         // stand-in first (for STRIPE_API_BASE) and point it at the worker once that is up.
-        const { url: target, secret, enabled_events: enabled = ['*'] } = json();
+        const { url: target, secret, enabled_events: enabled = ['*'], event_payload: payload = 'snapshot' } = json();
+        if (!['snapshot', 'thin'].includes(payload)) throw invalid('event_payload must be snapshot or thin');
         if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(target ?? '')) throw invalid('url must be http://127.0.0.1:PORT/…');
         if (!/^whsec_\w+$/.test(secret ?? '')) throw invalid('secret must be a whsec_ string');
-        const endpoint = { id: newId('we'), object: 'webhook_endpoint', url: target, secret, enabled_events: [enabled].flat(), api_version: apiVersion, status: 'enabled' };
+        const endpoint = { id: newId(payload === 'thin' ? 'ed' : 'we'), object: 'webhook_endpoint', url: target, secret, enabled_events: [enabled].flat(), event_payload: payload, api_version: apiVersion, status: 'enabled' };
         endpoints.push(endpoint);
         return send(res, 200, { ...endpoint, secret: undefined });
       }
@@ -1040,16 +1181,32 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
         return send(res, 200, { outage });
       }
       if (p === '/_test/counts' && req.method === 'GET') return send(res, 200, counts);
+      if (p === '/_test/events/generation_failure' && req.method === 'POST') {
+        // Stripe could not generate an event for `object` (of `event_type`): the alert it sends
+        // once resolved, v2.core.health.event_generation_failure.resolved (public preview, not in
+        // the SDK's types; shaped from docs.stripe.com/webhooks/handle-irrecoverable-events). The
+        // thin event carries no data; GET /v2/core/events/{id} answers it with `data`.
+        const { event_type: eventType = 'payment_intent.requires_action', object_id: objectId = newId('pi') } = json();
+        const type = 'v2.core.health.event_generation_failure.resolved';
+        const thin = { id: newId('evt'), object: 'v2.core.event', type, created: new Date().toISOString(), livemode: false };
+        const data = {
+          alert_id: newId('halert'), grouping_key: newId('_grouping'), impact: { event_type: eventType, related_object_id: objectId },
+          resolved_at: new Date().toISOString(), summary: 'Stripe failed to generate an event', severity: 'critical',
+        };
+        thinEvents.set(thin.id, { ...thin, data });
+        const results = await Promise.all(endpoints.filter((e) => e.event_payload === 'thin' && e.enabled_events.includes(type)).map((e) => deliver(thin, e)));
+        return send(res, 200, { event: thin, deliveries: results });
+      }
       if (p === '/_test/redeliver-failed' && req.method === 'POST') {
         // Late deliveries (Stripe's retries after an outage): every event not yet delivered 2xx.
-        const late = [...events.values()].filter((e) => delivered.get(e.id) === false);
-        const results = await Promise.all(late.flatMap((event) => endpoints.map((e) => deliver(event, e, 2))));
+        const late = [...events.values()].filter((e) => delivered.get(e.id) === false || delivered.get(thinTwinOf(e.id)?.id) === false);
+        const results = await Promise.all(late.flatMap(redeliver));
         return send(res, 200, { redelivered: late.map((e) => e.id), deliveries: results });
       }
       if ((m = p.match(/^\/_test\/events\/(evt_\w+)\/redeliver$/)) && req.method === 'POST') {
         const event = events.get(m[1]);
         if (!event) throw missing('event', m[1]);
-        const results = await Promise.all(endpoints.map((e) => deliver(event, e, 2)));
+        const results = await Promise.all(redeliver(event));
         return send(res, 200, { event, deliveries: results });
       }
       if ((m = p.match(/^\/_test\/identity\/(vs_\w+)$/)) && req.method === 'GET') {
@@ -1129,7 +1286,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     try {
       const url = new URL(req.url, 'http://127.0.0.1');
       const bodyText = await readBody(req);
-      if (url.pathname.startsWith('/v1/')) return await handleApi(req, res, url, bodyText);
+      if (url.pathname.startsWith('/v1/') || url.pathname.startsWith('/v2/')) return await handleApi(req, res, url, bodyText);
       if (url.pathname.startsWith('/_test/')) return await handleTest(req, res, url, bodyText);
       let m;
       if ((m = url.pathname.match(/^\/c\/pay\/(cs_\w+)$/)) && req.method === 'GET') {

@@ -22,6 +22,22 @@ export function handledEventTypes() {
 }
 
 /**
+ * The thin event types of the handled ones (`v1.` + the snapshot type), what an event
+ * destination with `event_payload: thin` is registered for.
+ */
+export function handledThinEventTypes() {
+  return handledEventTypes().map((type) => `v1.${type}`);
+}
+
+/**
+ * The pinned SDK's interface of a thin event type (V2/Core/Events.d.ts):
+ * v1.checkout.session.completed → V1CheckoutSessionCompletedEvent.
+ */
+export function thinEventTypeName(type) {
+  return type.split(/[._]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('') + 'Event';
+}
+
+/**
  * Where the local worker listens: 127.0.0.1 on `PORT`, as `scripts/dev.sh` starts it
  * (8787 when `PORT` is unset), so a tool run with the same `PORT` finds it.
  */

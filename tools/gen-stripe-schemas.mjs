@@ -20,6 +20,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGenerator } from 'ts-json-schema-generator';
+import { handledThinEventTypes, thinEventTypeName } from './common.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const output = path.resolve(process.argv[2] ?? path.join(root, 'standin/schemas'));
@@ -42,6 +43,15 @@ export const CALLS = [
   ['WebhookEndpointCreateParams', 'WebhookEndpoints', 'POST /v1/webhook_endpoints'],
   ['EventListParams', 'Events', 'GET /v1/events'],
   ['EventRetrieveParams', 'Events', 'GET /v1/events/:id'],
+  // API v2: thin events and event destinations (JSON bodies; v2 resources live under V2/).
+  ['V2.Core.EventListParams', 'V2/Core/Events', 'GET /v2/core/events'],
+  ['V2.Core.EventRetrieveParams', 'V2/Core/Events', 'GET /v2/core/events/:id'],
+  ['V2.Core.EventDestinationCreateParams', 'V2/Core/EventDestinations', 'POST /v2/core/event_destinations'],
+  // What the stand-in answers and delivers in v2 (fixtures3.json has no v2 objects): the
+  // destination, and the thin event of each type the worker handles (the SDK's
+  // V1…Event interfaces; their fetch methods are not data and are left out).
+  ['EventDestination', 'V2/Core/EventDestinations', 'the answer of POST /v2/core/event_destinations'],
+  ...handledThinEventTypes().map((type) => [thinEventTypeName(type), 'V2/Core/Events', `a thin ${type}`]),
 ];
 
 const started = Date.now();

@@ -6,6 +6,10 @@
 //
 //   node tools/trigger.mjs <event type> [options]      (--help for the options)
 //
+// With --thin it sends the thin event of the type instead (`object: "v2.core.event"`, type
+// `v1.<type>`, `related_object` naming the object): the worker reads that object from Stripe
+// (the stand-in locally), so it must exist there (--session / --payment-intent names it).
+//
 // Exit status: 0 when the worker answered 2xx and did not record the event failed, 1 for
 // another answer, no answer or a failed record, 2 for bad input. No secret is ever printed.
 
@@ -50,6 +54,11 @@ Options:
                           https, or http to 127.0.0.1/localhost/[::1] only
   --secret whsec_…        signing secret (default: env STRIPE_WEBHOOK_SECRET, then .dev.vars;
                           the first of a comma-separated list)
+  --thin                  send the thin event (v1.<type>) for the object named by --session or
+                          --payment-intent, which must exist at Stripe (or the stand-in): the
+                          worker reads it from there; only --created, --id, --snapshot-event
+                          and the common options go with it
+  --snapshot-event evt_…  with --thin: the snapshot event of the same change (its twin)
   --dry-run               print the event JSON instead of sending it
   --help                  this text
 `;
@@ -70,8 +79,15 @@ const OPTIONS = {
   url: { type: 'string' },
   secret: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  thin: { type: 'boolean' },
+  'snapshot-event': { type: 'string' },
   help: { type: 'boolean' },
 };
+
+/** The option naming a thin event's related object, per type. */
+function objectOptionFor(type) {
+  return type.startsWith('payment_intent.') ? 'payment-intent' : 'session';
+}
 
 /** Which type-specific options each event type takes. */
 function optionsFor(type) {
@@ -146,6 +162,17 @@ export function parseCommandLine(argv) {
   if (positionals.length > 1) throw new UsageError(`one event type at a time (got ${positionals.length} arguments)`);
   const [type] = positionals;
   if (!known.includes(type)) throw new UsageError(`unknown event type ${JSON.stringify(type)}`);
+  if (values.thin) {
+    // A thin event carries no object: only the id of one that exists at Stripe.
+    const named = objectOptionFor(type);
+    const allowed = new Set([named, 'thin', 'snapshot-event', ...COMMON_OPTIONS]);
+    for (const name of Object.keys(values)) {
+      if (!allowed.has(name)) throw new UsageError(`--${name} does not apply to a thin event (it carries no object)`);
+    }
+    if (values[named] === undefined) throw new UsageError(`--thin needs --${named}: the object the worker reads from Stripe`);
+    return { type, opts: values };
+  }
+  if (values['snapshot-event'] !== undefined) throw new UsageError('--snapshot-event applies only with --thin');
   const allowed = new Set([...optionsFor(type), ...COMMON_OPTIONS]);
   for (const name of Object.keys(values)) {
     if (!allowed.has(name)) throw new UsageError(`--${name} does not apply to ${type}`);
@@ -256,6 +283,27 @@ export function buildEvent(type, opts = {}, { now = Math.floor(Date.now() / 1000
   };
 }
 
+const RESOURCE_PATHS = { 'identity.verification_session': 'identity/verification_sessions', 'checkout.session': 'checkout/sessions', payment_intent: 'payment_intents' };
+
+/**
+ * The thin event of `type` (V2/Core/Events.d.ts: `V1…Event`): no object, only `related_object`
+ * with the path that retrieves it, `created` as an RFC 3339 time.
+ */
+export function buildThinEvent(type, opts = {}, { now = Math.floor(Date.now() / 1000) } = {}) {
+  const snapshot = buildEvent(type, opts, { now, apiVersion: 'unused' });
+  const object = snapshot.data.object;
+  const event = {
+    id: snapshot.id,
+    object: 'v2.core.event',
+    type: `v1.${type}`,
+    created: new Date(snapshot.created * 1000).toISOString(),
+    livemode: false,
+    related_object: { id: object.id, type: object.object, url: `/v1/${RESOURCE_PATHS[object.object]}/${object.id}` },
+  };
+  if (opts['snapshot-event'] !== undefined) event.snapshot_event = idOption(opts['snapshot-event'], 'evt_', 'snapshot-event');
+  return event;
+}
+
 /** --secret, else env STRIPE_WEBHOOK_SECRET, else .dev.vars; the first of a list. */
 export function signingSecret(opts, env = process.env, devVars = readDevVars) {
   const [source, raw] =
@@ -297,7 +345,7 @@ async function main(argv) {
     return 0;
   }
   const { type, opts } = parsed;
-  const event = buildEvent(type, opts);
+  const event = opts.thin ? buildThinEvent(type, opts) : buildEvent(type, opts);
   if (opts['dry-run']) {
     process.stdout.write(JSON.stringify(event, null, 2) + '\n');
     return 0;
@@ -313,7 +361,7 @@ async function main(argv) {
     process.stdout.write(`event  ${event.id} (${type})\n`);
     return 1;
   }
-  process.stdout.write(`event  ${event.id} (${type})\nstatus ${answer.status}\nbody   ${answer.body}\n`);
+  process.stdout.write(`event  ${event.id} (${event.type})\nstatus ${answer.status}\nbody   ${answer.body}\n`);
   const outcome = await recordedOutcome(new URL(url).origin, event.id, adminToken());
   process.stdout.write(`outcome ${outcome.text}\n`);
   return answer.status >= 200 && answer.status < 300 && !outcome.failed ? 0 : 1;

@@ -14,7 +14,9 @@ use crate::store::{keys, Store};
 use crate::stripe::{calls, StripeError, StripeRequest};
 use crate::webhook::Receipt;
 
+use super::thin::{ThinBounds, ThinCatchupState, ThinEventPage};
 use super::{decide, Bounds, CatchupState, Decision, RunReport};
+use crate::event::thin::{handled_thin_types, ThinEvent};
 
 /// A page of `GET /v1/events` as Stripe answers it (`object: "list"`, `data`, `has_more`);
 /// each event stays raw until it is read as a delivered one is ([`Event::parse`]).
@@ -33,6 +35,11 @@ pub trait Port {
     async fn retrieve_event(&self, request: &StripeRequest) -> Result<Box<RawValue>, AppError>;
     /// The one path every event takes, however it arrived: dedupe, dispatch, record.
     async fn process_event(&self, event: Event) -> Result<Receipt, AppError>;
+    /// One page of `GET /v2/core/events`.
+    async fn list_thin_events(&self, request: &StripeRequest) -> Result<ThinEventPage, AppError>;
+    /// A thin event as a delivered one is taken: its related object read, then the snapshot
+    /// path (`webhook::read_thin`, `process_event`, `webhook::link_thin`).
+    async fn process_thin(&self, thin: ThinEvent) -> Result<Receipt, AppError>;
 }
 
 /// The id of a listed entry that does not read as an event, to page past it.
@@ -145,6 +152,120 @@ pub async fn run<S: Store, P: Port>(
         key.save(store, &state, None).await?;
     }
     Ok(report)
+}
+
+/// One bounded run of the thin catch-up (`catchup::thin`): as [`run`], over
+/// `GET /v2/core/events`, each thin event not recorded with a final outcome taken as a
+/// delivered one is (`Port::process_thin`). Stores its cursor once, unless idle.
+pub async fn run_thin<S: Store, P: Port>(
+    store: &S,
+    port: &P,
+    now: i64,
+    settle_seconds: i64,
+    bounds: ThinBounds,
+) -> Result<RunReport, AppError> {
+    let key = keys::catchup_thin_state();
+    let stored = key.load_tolerant(store).await?;
+    let mut state = stored
+        .clone()
+        .unwrap_or_else(|| ThinCatchupState::initial(now));
+    let mut report = RunReport::new(now);
+    if !state.begin(now, settle_seconds) {
+        report.stopped = "not_due_yet".into();
+        report.since = state.since;
+        return Ok(report);
+    }
+    let types = handled_thin_types();
+    report.stopped = "caught_up".into();
+    while let Some(request) = state.page_request(&bounds, &types) {
+        if report.pages >= bounds.pages {
+            report.stopped = "page_budget".into();
+            break;
+        }
+        let page = port.list_thin_events(&request).await?;
+        report.pages += 1;
+        if !thin_page(store, port, &page, &mut state, &mut report, bounds).await? {
+            report.stopped = "event_budget".into();
+            break;
+        }
+        if state.page_done(page.next_page_url) {
+            state.end_scan();
+            break;
+        }
+    }
+    report.since = state.since;
+    let idle = report.listed == 0 && stored.as_ref().is_none_or(|s| s.scan.is_none());
+    if !idle {
+        state.last_run = Some(report.clone());
+        key.save(store, &state, None).await?;
+    }
+    Ok(report)
+}
+
+/// Works one page of thin events; `false` when the event budget ran out on it (the page is
+/// then read again by the next run: what it handled is recorded, so it costs a KV read).
+async fn thin_page<S: Store, P: Port>(
+    store: &S,
+    port: &P,
+    page: &ThinEventPage,
+    state: &mut ThinCatchupState,
+    report: &mut RunReport,
+    bounds: ThinBounds,
+) -> Result<bool, AppError> {
+    let listed: Vec<Option<ThinEvent>> = page
+        .data
+        .iter()
+        .map(|raw| ThinEvent::parse(raw.get().as_bytes()).ok())
+        .collect();
+    let record_keys: Vec<String> = listed
+        .iter()
+        .flatten()
+        .map(|t| keys::event(&t.id).as_str().to_owned())
+        .collect();
+    let mut records = store.get_many(&record_keys).await?.into_iter();
+    for thin in listed {
+        let Some(thin) = thin else {
+            report.listed += 1;
+            report.malformed += 1;
+            continue;
+        };
+        let record = records.next().flatten();
+        let record = record.and_then(|t| keys::event(&thin.id).decode(&t).ok());
+        report.listed += 1;
+        match decide(record.as_ref()) {
+            Decision::Done => report.already_done += 1,
+            Decision::FailedForGood => report.note_failed_for_good(&thin.id),
+            Decision::Process if report.processed >= bounds.processed => return Ok(false),
+            Decision::Process => {
+                report.processed += 1;
+                let (id, created) = (thin.id.clone(), thin.created_seconds().unwrap_or_default());
+                note(report, state, &id, created, port.process_thin(thin).await);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// What processing one listed event came to, in the report (and the cursor).
+fn note(
+    report: &mut RunReport,
+    state: &mut ThinCatchupState,
+    id: &str,
+    created: i64,
+    result: Result<Receipt, AppError>,
+) {
+    match result {
+        Ok(receipt) if receipt.duplicate => report.already_done += 1,
+        Ok(receipt) if receipt.outcome == Outcome::Failed => report.note_failed_for_good(id),
+        Ok(_) => report.handled += 1,
+        Err(refused) if !refused.is_retryable() && refused.status() == 400 => {
+            report.note_refused(refused.code())
+        }
+        Err(_) => {
+            report.note_retry_later(id);
+            state.left_unhandled(created);
+        }
+    }
 }
 
 /// What `POST /events/{id}/replay` answers.

@@ -5,13 +5,16 @@ use serde_json::value::RawValue;
 use worker::Response;
 
 use crate::catchup::run::{self, EventPage, Port};
+use crate::catchup::thin::{is_thin_due, ThinBounds, ThinEventPage};
 use crate::catchup::{is_due, Bounds, RunReport};
 use crate::error::{AppError, Result};
+use crate::event::thin::ThinEvent;
 use crate::event::Event;
 use crate::notify::Notification;
 use crate::store::keys;
 use crate::stripe::StripeRequest;
 use crate::webhook::Receipt;
+use crate::webhook::{link_thin, read_thin, ThinNext};
 
 use super::{json, webhook, Ctx};
 
@@ -32,6 +35,35 @@ impl Port for Live<'_, '_> {
     async fn process_event(&self, event: Event) -> Result<Receipt> {
         webhook::process_event(self.0, event).await
     }
+
+    async fn list_thin_events(&self, request: &StripeRequest) -> Result<ThinEventPage> {
+        self.0.services()?.for_webhook().stripe(request).await
+    }
+
+    /// As `routes::webhook::post` takes a verified thin event.
+    async fn process_thin(&self, thin: ThinEvent) -> Result<Receipt> {
+        let services = self.0.services()?.for_webhook();
+        match read_thin(&services, &thin, self.0.now).await? {
+            ThinNext::Done(receipt) => Ok(receipt),
+            ThinNext::Handle(event) => {
+                let processed = webhook::process_event(self.0, event).await?;
+                Ok(link_thin(&services, &thin, processed, self.0.now).await?)
+            }
+        }
+    }
+}
+
+/// The thin catch-up step (`CATCHUP_THIN_EVENTS=true`): a bounded run the minute after the v1
+/// catch-up is due, else `None`.
+pub async fn thin_step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
+    let config = ctx.config()?;
+    if !config.catchup_thin_events || !is_thin_due(ctx.now, config.catchup_every_minutes) {
+        return Ok(None);
+    }
+    let settle = config.catchup_settle_seconds as i64;
+    let bounds = ThinBounds::FREE_PLAN;
+    let report = run::run_thin(ctx.store()?, &Live(ctx), ctx.now, settle, bounds).await?;
+    Ok(Some(report))
 }
 
 /// The scheduled step: a bounded run when one is due (`CATCHUP_EVERY_MINUTES`), else `None`.
@@ -56,8 +88,17 @@ pub async fn step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
 pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     let state = keys::catchup_state().load(ctx.store()?).await?;
     let config = ctx.config()?;
+    let thin = match config.catchup_thin_events {
+        true => Some(keys::catchup_thin_state().load(ctx.store()?).await?),
+        false => None,
+    };
     let body = serde_json::json!({
         "state": state,
+        "thin_events": thin.map(|state| serde_json::json!({
+            "state": state,
+            "bounds": {"pages": ThinBounds::FREE_PLAN.pages, "limit": ThinBounds::FREE_PLAN.limit,
+                       "processed": ThinBounds::FREE_PLAN.processed},
+        })),
         "started": state.is_some(),
         "every_minutes": config.catchup_every_minutes,
         "settle_seconds": config.catchup_settle_seconds,

@@ -8,6 +8,7 @@
 use serde::Serialize;
 use worker::{console_error, console_log, Date, Env};
 
+use crate::catchup::thin::ThinBounds;
 use crate::catchup::Bounds;
 use crate::error::AppError;
 use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET, SUBREQUESTS_PER_RETRY};
@@ -31,14 +32,22 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
     let ctx = Ctx::new(env, now, &trace);
     // Catch-up is due every CATCHUP_EVERY_MINUTES; on those runs it goes first and the
     // notifications get what is left of the run's subrequests.
+    // The thin catch-up (CATCHUP_THIN_EVENTS) is due the minute after; never both in one run.
     let catch_up = catchup::step(&ctx).await;
+    let thin = match &catch_up {
+        Ok(None) => catchup::thin_step(&ctx).await,
+        _ => Ok(None),
+    };
     // A run that processed undelivered events also raised the operator's alert: one send.
     let alert = match &catch_up {
         Ok(Some(report)) if report.processed > 0 => SUBREQUESTS_PER_RETRY,
         _ => 0,
     };
-    let budget = match &catch_up {
-        Ok(None) => RETRY_SUBREQUEST_BUDGET,
+    let budget = match (&catch_up, &thin) {
+        (Ok(None), Ok(None)) => RETRY_SUBREQUEST_BUDGET,
+        (Ok(None), _) => {
+            FREE_PLAN_SUBREQUESTS.saturating_sub(ThinBounds::FREE_PLAN.max_subrequests() as usize)
+        }
         _ => FREE_PLAN_SUBREQUESTS
             .saturating_sub(Bounds::FREE_PLAN.max_subrequests() as usize)
             .saturating_sub(alert),
@@ -46,6 +55,9 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
     let mut steps = Vec::with_capacity(2);
     if !matches!(catch_up, Ok(None)) {
         steps.push(step("catch_up", catch_up));
+    }
+    if !matches!(thin, Ok(None)) {
+        steps.push(step("catch_up_thin", thin));
     }
     steps.push(step(
         "retry_notifications",

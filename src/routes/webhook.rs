@@ -10,7 +10,10 @@ use crate::event::{Event, EventError};
 use crate::queue::Work;
 use crate::signature::SIGNATURE_HEADER;
 use crate::store::keys;
-use crate::webhook::{process, verified_event, Delivery, Receipt, MAX_BODY_BYTES};
+use crate::webhook::{
+    link_thin, process, read_thin, verified_event, Delivery, Receipt, ThinNext, Verified,
+    MAX_BODY_BYTES,
+};
 
 use super::{read_body_capped, Ctx};
 
@@ -48,8 +51,20 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
         signature_header: signature_header.as_deref(),
         now: ctx.now,
     };
-    let event = verified_event(secrets, config.webhook_tolerance_seconds, delivery)?;
-    process_event(ctx, event).await
+    match verified_event(secrets, config.webhook_tolerance_seconds, delivery)? {
+        Verified::Snapshot(event) => process_event(ctx, event).await,
+        // The related object is read here, before the queue: its owner names the queue.
+        Verified::Thin(thin) => {
+            let services = ctx.services()?.for_webhook();
+            match read_thin(&services, &thin, ctx.now).await? {
+                ThinNext::Done(receipt) => Ok(receipt),
+                ThinNext::Handle(event) => {
+                    let processed = process_event(ctx, event).await?;
+                    Ok(link_thin(&services, &thin, processed, ctx.now).await?)
+                }
+            }
+        }
+    }
 }
 
 /// Every verified event goes through here, however it arrived (a delivery, a catch-up, a

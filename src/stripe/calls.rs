@@ -227,6 +227,40 @@ pub fn list_events(p: &ListEvents<'_>) -> StripeRequest {
     StripeRequest::get("/v1/events", query)
 }
 
+/// One page of `GET /v2/core/events` (API v2, `V2.Core.EventListParams`: `types`, at most 20;
+/// `created` as a range; `limit`): thin events, paged by the answer's `next_page_url`. The
+/// `created` bounds are RFC 3339 times (`event::thin::format_rfc3339`), as Stripe's docs type them (a "timestamp" in API v2),
+/// not the numbers the SDK's `RangeQueryParam` says. Arrays are indexed (`types[0]`), as the
+/// SDK encodes them.
+pub fn list_thin_events(
+    types: &[String],
+    created_gte: &str,
+    created_lte: &str,
+    limit: u32,
+) -> StripeRequest {
+    let query = types
+        .iter()
+        .enumerate()
+        .fold(Form::new(), |form, (i, t)| {
+            form.set(format!("types[{i}]"), t)
+        })
+        .set("created[gte]", created_gte)
+        .set("created[lte]", created_lte)
+        .set("limit", limit);
+    StripeRequest::get("/v2/core/events", query)
+}
+
+/// The next page of `GET /v2/core/events`: the answer's `next_page_url`, a path on the API base
+/// (`/v2/core/events?page=…`); `None` for anything else, so a page never sends the key elsewhere.
+pub fn next_thin_events_page(next_page_url: &str) -> Option<StripeRequest> {
+    let query = next_page_url.strip_prefix("/v2/core/events?")?;
+    let safe = next_page_url.len() <= 2048
+        && query
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&[]+".contains(&b));
+    safe.then(|| StripeRequest::get(next_page_url, Form::new()))
+}
+
 /// The object an event of `kind` carries, retrieved by its `id` as it is now, rendered at the
 /// pinned `Stripe-Version` the client sends (an event in another API version is handled on
 /// this instead of its payload, see `handlers::at_pinned_version`). No `expand[]`: the same
@@ -248,6 +282,11 @@ pub fn retrieve_event_object(kind: crate::event::EventKind, id: &str) -> Option<
     };
     is_prefixed_id(id, prefix)
         .then(|| StripeRequest::get(format!("/v1/{resource}/{id}"), Form::new()))
+}
+
+/// `GET /v2/core/events/{id}`: a thin event with what it carries when fetched (`data`).
+pub fn retrieve_thin_event(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v2/core/events/{id}"), Form::new())
 }
 
 /// `GET /v1/events/{id}`: Stripe keeps events for 30 days.

@@ -18,6 +18,7 @@ fn record(id: &str, recorded_at: i64) -> EventRecord {
         stripe_error: None,
         retryable: None,
         reason: None,
+        snapshot_event: None,
         recorded_at,
     }
 }

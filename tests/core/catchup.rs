@@ -8,9 +8,11 @@ use std::collections::HashMap;
 
 use pollster::block_on;
 use serde_json::value::RawValue;
-use stripe_edge_webhooks::catchup::run::{replay, run, EventPage, Port};
+use stripe_edge_webhooks::catchup::run::{replay, run, run_thin, EventPage, Port};
+use stripe_edge_webhooks::catchup::thin::{ThinBounds, ThinCatchupState, ThinEventPage};
 use stripe_edge_webhooks::catchup::{Bounds, CatchupState, INITIAL_LOOKBACK_SECONDS};
 use stripe_edge_webhooks::error::{AppError, Record};
+use stripe_edge_webhooks::event::thin::{format_rfc3339, parse_rfc3339, ThinEvent};
 use stripe_edge_webhooks::event::{Event, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use stripe_edge_webhooks::services::{Services, Trace};
 use stripe_edge_webhooks::store::{keys, MemoryStore, Store};
@@ -74,6 +76,16 @@ impl<'s> Fake<'s> {
         .to_string()
     }
 
+    fn thin(id: &str, created: i64) -> String {
+        serde_json::json!({
+            "id": id, "object": "v2.core.event", "type": "v1.identity.verification_session.verified",
+            "created": format_rfc3339(created), "livemode": false,
+            "related_object": {"id": "vs_1", "type": "identity.verification_session",
+                               "url": "/v1/identity/verification_sessions/vs_1"}
+        })
+        .to_string()
+    }
+
     fn times_processed(&self, id: &str) -> usize {
         self.processed.borrow().iter().filter(|p| *p == id).count()
     }
@@ -129,6 +141,69 @@ impl Port for Fake<'_> {
         Ok(RawValue::from_string(Self::raw(id, *created)).unwrap())
     }
 
+    /// Thin events are the same (id, created) list, as `v1.identity.verification_session.verified`,
+    /// newest first, `limit` a page, `next_page_url` carrying the offset.
+    async fn list_thin_events(&self, request: &StripeRequest) -> Result<ThinEventPage, AppError> {
+        self.lists
+            .borrow_mut()
+            .push(format!("{}?{}", request.path, request.form.encode()));
+        if *self.list_fails.borrow() {
+            return Err(AppError::Internal("the list call failed"));
+        }
+        let (filters, offset) = match request.path.split_once("?page=") {
+            Some((_, page)) => {
+                let (query, offset) = page.split_once('_').unwrap();
+                (
+                    String::from_utf8(hex::decode(query).unwrap()).unwrap(),
+                    offset.parse::<usize>().unwrap(),
+                )
+            }
+            None => (request.form.encode(), 0),
+        };
+        let q: HashMap<String, String> = filters
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":")))
+            .collect();
+        let time = |k: &str| parse_rfc3339(q.get(k).unwrap()).unwrap();
+        let (gte, lte) = (time("created[gte]"), time("created[lte]"));
+        let limit: usize = q.get("limit").unwrap().parse().unwrap();
+        let listed: Vec<&(String, i64)> = self
+            .events
+            .iter()
+            .rev()
+            .filter(|(_, c)| *c >= gte && *c <= lte)
+            .collect();
+        let data: Vec<String> = listed
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(id, c)| Self::thin(id, *c))
+            .collect();
+        let next = (listed.len() > offset + limit).then(|| {
+            // An opaque token, as Stripe's: the filters, hex-encoded, and the offset.
+            format!(
+                "/v2/core/events?page={}_{}",
+                hex::encode(&filters),
+                offset + limit
+            )
+        });
+        let page = serde_json::json!({"data": data.iter().map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()).collect::<Vec<_>>(), "next_page_url": next});
+        Ok(serde_json::from_value(page).unwrap())
+    }
+
+    /// A thin event processed as the snapshot one it stands for (its own id, no twin here).
+    async fn process_thin(&self, thin: ThinEvent) -> Result<Receipt, AppError> {
+        let raw = Self::raw(&thin.id, thin.created_seconds().unwrap());
+        let receipt = self
+            .process_event(Event::parse(raw.as_bytes()).unwrap())
+            .await?;
+        Ok(Receipt {
+            event_type: thin.event_type,
+            ..receipt
+        })
+    }
+
     async fn process_event(&self, event: Event) -> Result<Receipt, AppError> {
         let key = keys::event(&event.id);
         let receipt = |outcome, duplicate| Receipt {
@@ -178,6 +253,7 @@ impl Port for Fake<'_> {
             stripe_error: None,
             retryable,
             reason: None,
+            snapshot_event: None,
             recorded_at: NOW,
         };
         key.save(self.store, &record, None).await.unwrap();
@@ -215,6 +291,7 @@ fn handled(store: &MemoryStore, id: &str) {
         stripe_error: None,
         retryable: None,
         reason: None,
+        snapshot_event: None,
         recorded_at: NOW,
     };
     block_on(keys::event(id).save(store, &record, None)).unwrap();
@@ -243,7 +320,7 @@ fn a_run_processes_what_is_not_recorded_and_moves_the_cursor_past_the_window() {
         "a handled event is not processed"
     );
     let saved = state(&store).unwrap();
-    assert_eq!(saved.since, NOW - SETTLE + 1);
+    assert_eq!(saved.since, NOW - SETTLE);
     assert!(saved.scan.is_none());
     assert_eq!(saved.last_run.unwrap().handled, 3);
     // The first list looked back Stripe's retry window, up to `now - settle`.
@@ -301,7 +378,7 @@ fn a_run_stops_at_its_event_budget_and_the_next_resumes_where_it_stopped() {
         .borrow()
         .iter()
         .all(|l| l.contains(&format!("created[lte]={}&", NOW - SETTLE))));
-    assert_eq!(state(&store).unwrap().since, NOW - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW - SETTLE);
 }
 
 #[test]
@@ -352,7 +429,7 @@ fn the_cursor_stays_at_an_event_a_retry_can_get_past_and_passes_one_failed_for_g
         "failed for good: not worked again"
     );
     assert_eq!(fake.times_processed("evt_003"), 1);
-    assert_eq!(state(&store).unwrap().since, NOW + 60 - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW + 60 - SETTLE);
 }
 
 #[test]
@@ -418,10 +495,113 @@ fn an_event_of_the_other_mode_is_passed_by_catch_up_and_refused_by_replay_unreco
         (2, 1, 0)
     );
     assert!(report.retry_later.is_empty(), "{report:?}");
-    assert_eq!(state(&store).unwrap().since, NOW - SETTLE + 1);
+    assert_eq!(state(&store).unwrap().since, NOW - SETTLE);
     assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
 
     let error = block_on(replay(&store, &fake, "evt_001")).unwrap_err();
     assert_eq!((error.status(), error.code()), (400, "livemode_mismatch"));
     assert_eq!(block_on(store.get("event:evt_001")).unwrap(), None);
+}
+
+#[test]
+fn an_event_created_later_in_the_boundary_second_is_listed_by_the_next_scan() {
+    // With no settle time a scan ends at `now`; Stripe may create another event in that same
+    // second after the list call. The next scan re-reads the boundary second (its events
+    // already recorded cost nothing) so that event is not lost.
+    let store = MemoryStore::new();
+    let first = Fake::new(&store, &[("evt_a", NOW - 5), ("evt_b", NOW)]);
+    block_on(run(&store, &first, NOW, 0, Bounds::FREE_PLAN)).unwrap();
+    let later = Fake::new(
+        &store,
+        &[("evt_a", NOW - 5), ("evt_b", NOW), ("evt_c", NOW)],
+    );
+    let report = block_on(run(&store, &later, NOW + 60, 0, Bounds::FREE_PLAN)).unwrap();
+    assert_eq!(later.times_processed("evt_c"), 1, "{report:?}");
+    assert_eq!(
+        later.times_processed("evt_b"),
+        0,
+        "recorded: not worked again"
+    );
+    assert_eq!(report.already_done, 1);
+    assert_eq!(
+        state(&store).unwrap().since,
+        NOW + 60,
+        "the boundary second again"
+    );
+}
+
+fn thin_state(store: &MemoryStore) -> Option<ThinCatchupState> {
+    block_on(keys::catchup_thin_state().load(store)).unwrap()
+}
+
+#[test]
+fn the_thin_catch_up_pages_by_next_page_url_across_runs_and_processes_each_event_once() {
+    let store = MemoryStore::new();
+    let all = events(60, NOW - 1000);
+    let fake = Fake::new(&store, &refs(&all));
+    handled(&store, "evt_003");
+    let bounds = ThinBounds::FREE_PLAN;
+    let first = block_on(run_thin(&store, &fake, NOW, SETTLE, bounds)).unwrap();
+    assert_eq!(
+        (first.processed, first.stopped.as_str()),
+        (4, "event_budget")
+    );
+    let mut runs = 1;
+    while thin_state(&store).unwrap().scan.is_some() {
+        block_on(run_thin(&store, &fake, NOW + 60 * runs, SETTLE, bounds)).unwrap();
+        runs += 1;
+        assert!(runs < 40, "it ends");
+    }
+    for (id, _) in &all {
+        let expected = usize::from(id != "evt_003");
+        assert_eq!(fake.times_processed(id), expected, "{id}");
+    }
+    let lists = fake.lists.borrow();
+    assert!(
+        lists[0].starts_with("/v2/core/events?types[0]=v1.identity.verification_session.created&")
+    );
+    assert!(
+        lists.iter().any(|l| l.contains("?page=")),
+        "later pages follow next_page_url"
+    );
+    assert!(lists.len() as i64 <= runs * i64::from(bounds.pages));
+    assert_eq!(
+        thin_state(&store).unwrap().since,
+        NOW - SETTLE,
+        "the window's end, read again next time"
+    );
+}
+
+#[test]
+fn the_thin_catch_up_rereads_the_boundary_second_and_holds_at_a_retryable_failure() {
+    let store = MemoryStore::new();
+    let first = Fake::new(&store, &[("evt_a", NOW - 5), ("evt_b", NOW)]);
+    block_on(run_thin(&store, &first, NOW, 0, ThinBounds::FREE_PLAN)).unwrap();
+    let later = Fake::new(
+        &store,
+        &[("evt_a", NOW - 5), ("evt_b", NOW), ("evt_c", NOW)],
+    );
+    later.script("evt_c", Script::RetryLater);
+    let report = block_on(run_thin(&store, &later, NOW + 60, 0, ThinBounds::FREE_PLAN)).unwrap();
+    assert_eq!(
+        (report.already_done, report.retry_later.clone()),
+        (1, vec!["evt_c".to_owned()])
+    );
+    assert_eq!(thin_state(&store).unwrap().since, NOW, "held at evt_c");
+    later.script("evt_c", Script::Handle);
+    block_on(run_thin(
+        &store,
+        &later,
+        NOW + 120,
+        0,
+        ThinBounds::FREE_PLAN,
+    ))
+    .unwrap();
+    assert_eq!(later.times_processed("evt_c"), 2);
+    assert_eq!(later.times_processed("evt_b"), 0);
+    // Nothing new: an idle run writes nothing.
+    let saved = thin_state(&store).unwrap();
+    let idle = Fake::new(&store, &[]);
+    block_on(run_thin(&store, &idle, NOW + 600, 0, ThinBounds::FREE_PLAN)).unwrap();
+    assert_eq!(thin_state(&store).unwrap(), saved);
 }

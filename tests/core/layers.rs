@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Pure: no store, no network, no clock.
     ("signature", LEAVES),
     ("event", LEAVES),
+    ("event::thin", LEAVES),
     ("objects", LEAVES),
     ("config", LEAVES),
     ("auth", LEAVES),
@@ -37,6 +38,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("serial", LEAVES),
     // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
     ("catchup", LEAVES),
+    ("catchup::thin", LEAVES),
     // The HTTP port's vocabulary (requests, answers, the `Transport` trait) is plain data and
     // a declaration; the pure Stripe modules name it. Its adapters are ports.
     ("http", LEAVES),

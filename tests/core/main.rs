@@ -14,4 +14,5 @@ mod layers;
 mod outbox;
 mod signature_vectors;
 mod stripe_client;
+mod thin_events;
 mod trigger_fixtures;
