@@ -11,6 +11,7 @@
 //!   the record after success or decline, the recovery Checkout Session, and the follow-up
 //!   events, whose status never goes backwards.
 
+use crate::event::{Event, EventKind};
 use crate::objects::{CheckoutSession, Metadata};
 
 pub mod charge;
@@ -131,6 +132,17 @@ pub fn is_bound(session: &CheckoutSession) -> bool {
 /// Whether this deployment created the session (`crate::provenance`).
 pub fn is_ours(session: &CheckoutSession, deployment_id: &str) -> bool {
     crate::provenance::made_here(&session.metadata, deployment_id)
+}
+
+/// An event with nothing to do and nothing to keep: a setup-mode Checkout Session that
+/// expired. Nobody saved a card, and an open setup session is never stored, so there is no
+/// record to update. It runs in no queue and writes no `event:` record: an abandoned anonymous
+/// session costs no KV write and leaves no Durable Object. A redelivery finds it as inert.
+pub fn leaves_nothing(event: &Event) -> bool {
+    event.kind() == Some(EventKind::CheckoutSessionExpired)
+        && event
+            .object::<CheckoutSession>()
+            .is_ok_and(|session| session.mode == "setup")
 }
 /// Stripe's largest amount (eight digits in the smallest unit).
 pub const MAX_AMOUNT: i64 = 99_999_999;

@@ -25,6 +25,9 @@ pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
 pub const LOCAL_DEV: &str = "LOCAL_DEV";
+/// `true` logs one `[meter]` line per KV operation and Durable Object request (no keys, only
+/// their prefixes), which `bench/costs.mjs` and the cost tests count. Only with `LOCAL_DEV`.
+pub const COST_METER: &str = "COST_METER";
 
 /// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
@@ -97,10 +100,26 @@ pub struct Config {
     /// token is accepted, and without `APP_BASE_URL` Checkout returns to the loopback origin
     /// the request came to. Never set for a deployed worker.
     pub local_dev: bool,
+    /// `COST_METER=true` on a local server: every KV operation and Durable Object request is
+    /// logged as a `[meter]` line to be counted.
+    pub cost_meter: bool,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
     notify_signing_secrets: Option<WebhookSecrets>,
+}
+
+/// `COST_METER`: a local server's switch; a deployed worker refuses it rather than log every
+/// KV call.
+fn parse_cost_meter(value: Option<&str>, local_dev: bool) -> Result<bool, ConfigError> {
+    let on = parse_bool(COST_METER, value, false)?;
+    if on && !local_dev {
+        return Err(ConfigError::Invalid {
+            name: COST_METER,
+            reason: "is allowed only with LOCAL_DEV=true (a local server counting its costs)",
+        });
+    }
+    Ok(on)
 }
 
 impl Config {
@@ -163,6 +182,7 @@ impl Config {
         };
         let public_setup = parse_bool(PUBLIC_SETUP, get(PUBLIC_SETUP).as_deref(), true)?;
         let local_dev = parse_bool(LOCAL_DEV, get(LOCAL_DEV).as_deref(), false)?;
+        let cost_meter = parse_cost_meter(get(COST_METER).as_deref(), local_dev)?;
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -180,6 +200,7 @@ impl Config {
         Ok(Self {
             deployment_id,
             local_dev,
+            cost_meter,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -605,6 +626,22 @@ mod tests {
         assert!(toml.contains(&format!(
             "WEBHOOK_TOLERANCE_SECONDS = \"{DEFAULT_TOLERANCE_SECONDS}\""
         )));
+    }
+
+    #[test]
+    fn the_cost_meter_is_a_local_servers_only() {
+        assert!(!config(&[]).unwrap().cost_meter);
+        let on = config(&[(COST_METER, "true"), (LOCAL_DEV, "true")]).unwrap();
+        assert!(on.cost_meter);
+        let refused = config(&[(COST_METER, "true")]).unwrap_err();
+        assert!(matches!(
+            refused,
+            ConfigError::Invalid {
+                name: COST_METER,
+                ..
+            }
+        ));
+        assert!(config(&[(COST_METER, "yes"), (LOCAL_DEV, "true")]).is_err());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   bound to a customer, an off-session PaymentIntent), else the Checkout Session (a public
 //!   setup session has no customer until this service creates one for it) or the
 //!   PaymentIntent; `POST /charges` and `GET /success` get the key their events get.
-//! - Events of other types write only their own `event:{id}` and need no queue.
+//! - Events of other types write only their own `event:{id}` and need no queue; an expired
+//!   setup session writes nothing at all (`billing::leaves_nothing`).
 
 use crate::event::{Event, EventKind};
 use crate::identity::is_user_id;
@@ -96,6 +97,8 @@ impl Entity {
                     _ => is_stripe_id(&session.id).then(|| Self::verification_session(&session.id)),
                 }
             }
+            // An expired setup session leaves nothing to do (`billing::leaves_nothing`): no queue.
+            EventKind::CheckoutSessionExpired if crate::billing::leaves_nothing(event) => None,
             EventKind::CheckoutSessionCompleted
             | EventKind::CheckoutSessionAsyncPaymentSucceeded
             | EventKind::CheckoutSessionAsyncPaymentFailed
@@ -209,18 +212,19 @@ mod tests {
             .iter()
             .filter(|t| t.starts_with("checkout.session."))
         {
+            // An expired setup session leaves nothing to do: no queue at all.
+            let expired_setup = *kind == "checkout.session.expired";
             for mode in ["setup", "payment"] {
+                let queue = (!(expired_setup && mode == "setup")).then_some("customer:cus_9");
                 assert_eq!(
                     of(kind, cs(Some("cus_9"), mode)).as_deref(),
-                    Some("customer:cus_9"),
+                    queue,
                     "{kind}"
                 );
             }
             // A public setup session has no customer yet: the session is the entity.
-            assert_eq!(
-                of(kind, cs(None, "setup")).as_deref(),
-                Some("checkout_session:cs_1")
-            );
+            let queue = (!expired_setup).then_some("checkout_session:cs_1");
+            assert_eq!(of(kind, cs(None, "setup")).as_deref(), queue, "{kind}");
         }
         for kind in ["payment_intent.succeeded", "payment_intent.payment_failed"] {
             assert_eq!(

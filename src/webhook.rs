@@ -104,6 +104,14 @@ pub async fn process<S: Store, T: Transport>(
     now: i64,
 ) -> Result<Receipt, WebhookError> {
     event.check_mode(services.config.livemode()?)?;
+    if crate::billing::leaves_nothing(&event) {
+        return Ok(Receipt {
+            event_id: event.id,
+            event_type: event.event_type,
+            outcome: Outcome::Ignored,
+            duplicate: false,
+        });
+    }
     let store = services.store;
 
     let key = keys::event(&event.id);

@@ -27,8 +27,10 @@ pub struct OpenedSession {
 }
 
 /// `POST /create-checkout-session` and `POST /setup-sessions`: opens a setup-mode Checkout
-/// Session returning to `{app_base_url}{success_path}` and records it as open under `checkout:{cs_id}`
-/// (expiring). `random` makes the key: neither a browser form nor the app's call has a
+/// Session returning to `{app_base_url}{success_path}`. Nothing is stored: what an open
+/// session needs is at Stripe (its `metadata[created_by]` says it is ours, the success page
+/// retrieves it), and `checkout:{cs_id}` is written when it completes. So the anonymous form
+/// costs no KV write. `random` makes the key: neither a browser form nor the app's call has a
 /// natural one.
 pub async fn open_setup_session<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
@@ -41,10 +43,6 @@ pub async fn open_setup_session<S: Store, T: Transport>(
     let url = session.url.clone().ok_or(AppError::Internal(
         "Stripe returned a Checkout Session without a url",
     ))?;
-    let checkout = CheckoutRecord::opened(&session, services.now);
-    keys::checkout(&session.id)
-        .save(services.store, &checkout, checkout.ttl_seconds())
-        .await?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(AppError::Internal(
             "Stripe returned a Checkout url that is not http(s)",

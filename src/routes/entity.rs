@@ -76,7 +76,7 @@ impl EntityQueue {
         let now = (Date::now().as_millis() / 1000) as i64;
         let prepared = (|| {
             let config = shared_config(&self.env)?;
-            let kv = state(&self.env)?;
+            let kv = state(&self.env, config.cost_meter)?;
             let table = SqlTable::open(self.state.storage().sql())?;
             Ok::<_, AppError>((config, kv, table))
         })();
@@ -119,6 +119,9 @@ pub async fn run_in<T: DeserializeOwned>(
     let Some(entity) = entity else {
         return Ok(None);
     };
+    if ctx.config().is_ok_and(|c| c.cost_meter) {
+        worker::console_log!("[meter] do.request entity");
+    }
     let namespace = ctx
         .env
         .durable_object(ENTITIES_BINDING)

@@ -113,8 +113,7 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
                     return Ok(Some(row.value))
                 }
                 Some(_) => return Ok(None),
-                // Written before this entity had a queue, or by a route outside it (a setup
-                // session's `checkout:` record when it was opened).
+                // Written before this entity had a queue, or by work outside it.
                 None => {}
             }
         }

@@ -856,17 +856,56 @@ fn the_success_page_records_a_paid_recovery_session() {
 }
 
 #[test]
-fn an_open_sessions_record_expires_after_two_days() {
+fn opening_a_setup_session_stores_nothing() {
     let store = MemoryStore::new();
     let transport = FakeTransport::new(stripe);
-    let request = SetupRequest::public(None, None, "usd").unwrap();
-    run(&store, &transport, |s| {
-        block_on(open_setup_session(s, &request, "https://app.test", [3; 16]))
-    })
-    .unwrap();
-    let keys: Vec<String> = block_on(store.list("checkout:", 10, None)).unwrap().keys;
-    assert_eq!(keys.len(), 1);
-    assert_eq!(store.ttl(&keys[0]), Some(OPEN_CHECKOUT_TTL_SECONDS));
+    for request in [
+        SetupRequest::public(None, None, "usd").unwrap(),
+        SetupRequest::bound(
+            serde_json::from_value(serde_json::json!({"customer": "cus_9"})).unwrap(),
+            "usd",
+        )
+        .unwrap(),
+    ] {
+        let opened = run(&store, &transport, |s| {
+            block_on(open_setup_session(s, &request, "https://app.test", [3; 16]))
+        })
+        .unwrap();
+        assert!(opened.url.starts_with("https://"));
+    }
+    assert_eq!(store.len(), 0, "no KV write for an open session");
+}
+
+#[test]
+fn an_expired_setup_session_writes_nothing_and_an_expired_recovery_is_still_handled() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::unreachable();
+    for customer in [None, Some("cus_9")] {
+        let mut session = completed("cs_gone", customer, "seti_1");
+        session["status"] = "expired".into();
+        let expired = event("evt_exp", "checkout.session.expired", NOW, session);
+        assert!(billing::leaves_nothing(&expired));
+        let receipt = run(&store, &transport, |s| {
+            block_on(stripe_edge_webhooks::webhook::process(s, expired, NOW))
+        })
+        .unwrap();
+        assert_eq!(
+            (receipt.outcome, receipt.duplicate),
+            (Outcome::Ignored, false)
+        );
+    }
+    assert_eq!(store.len(), 0, "no event record, no checkout record");
+    assert!(transport.calls().is_empty());
+    // A payment session's expiry moves its recovery: it is not inert.
+    let recovery = recovery_event(
+        "evt_r",
+        "checkout.session.expired",
+        NOW,
+        "cs_r",
+        "expired",
+        "unpaid",
+    );
+    assert!(!billing::leaves_nothing(&recovery));
 }
 
 #[test]
