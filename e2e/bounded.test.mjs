@@ -1,10 +1,11 @@
-// Bounded under abuse, under real workerd: anonymous traffic costs no KV write. The worker runs
+// Bounded under abuse, under real workerd: anonymous traffic costs no KV write, and a global
+// ceiling (a Durable Object's count, not KV) holds across client addresses. The worker runs
 // with COST_METER=true, so it logs one `[meter]` line per KV operation and Durable Object
 // request (src/store/kv.rs, src/routes/entity.rs); the test counts them in wrangler's output.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, clientIp, completeAtStandIn, createSetupSession, startStack } from './harness.mjs';
+import { adminGet, adminPost, bindSetupSession, clientIp, completeAtStandIn, createSetupSession, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_bounded_7c1f0a';
 const ADMIN = 'e2e-bounded-admin-token-0123456789abcdef';
@@ -86,5 +87,78 @@ describe('anonymous traffic costs no KV write', () => {
     assert.match(await done.text(), /Card saved/);
     const after = meterCounts(await settledLogs(worker, completedFrom, 'kv.write checkout'), completedFrom);
     assert.ok(after['kv.write checkout'] >= 1 && after['kv.write customer'] >= 1, JSON.stringify(after));
+  });
+});
+
+const PER_DAY = 12;
+
+describe('the global ceiling on anonymous setup sessions', () => {
+  let stack;
+
+  before(async () => {
+    // A minute's limit far above the day's: what is tested is the day's count, whatever minute
+    // each post falls in (the per-minute window is covered by src/ceiling.rs's tests).
+    stack = await startStack({
+      STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, COST_METER: 'true',
+      PUBLIC_SETUP_PER_DAY: String(PER_DAY), PUBLIC_SETUP_PER_MINUTE: '10000',
+    });
+  });
+  after(() => stack?.stop());
+
+  const post = (ip) =>
+    fetch(`${stack.worker.url}/create-checkout-session`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': ip },
+      body: '',
+    });
+
+  test('every /64 of one /48 is one client for the per-address limit; the day ceiling holds across many addresses; the rest keeps working', async () => {
+    const { worker, stripeBase } = stack;
+    const creates = async () => (await (await fetch(`${stripeBase}/_test/requests`)).json()).filter((r) => r.method === 'POST' && r.path === '/v1/checkout/sessions').length;
+    // 12 /64s of 2001:db8:25::/48: one client, so the per-address limit (10 a minute) refuses
+    // the last two whichever /64 they come from.
+    const sameSite = [];
+    for (let i = 0; i < 12; i++) sameSite.push((await post(`2001:db8:25:${(i + 1).toString(16)}::1`)).status);
+    assert.deepEqual(sameSite.slice(0, 10), Array(10).fill(303), sameSite.join());
+    assert.deepEqual(sameSite.slice(10), [429, 429], sameSite.join());
+    assert.equal(await creates(), 10);
+
+    // Then clients that never posted: IPv4 addresses, other /48s. The day has room for two more.
+    const others = [...Array.from({ length: 10 }, () => clientIp()), ...Array.from({ length: 10 }, (_, i) => `2001:db8:${(0x100 + i).toString(16)}::7`)];
+    const answers = [];
+    for (const ip of others) {
+      const res = await post(ip);
+      answers.push({ status: res.status, retryAfter: res.headers.get('retry-after'), text: await res.text() });
+    }
+    assert.deepEqual(answers.slice(0, 2).map((a) => a.status), [303, 303]);
+    for (const refused of answers.slice(2)) {
+      assert.equal(refused.status, 503, refused.text);
+      const seconds = Number(refused.retryAfter);
+      assert.ok(Number.isInteger(seconds) && seconds > 0 && seconds <= 86400, refused.retryAfter);
+      assert.match(refused.text, /Please come back later/);
+      assert.match(refused.text, /try again in (a minute|\d+ minutes|an hour|\d+ hours)/);
+    }
+    assert.equal(await creates(), PER_DAY, 'Stripe was asked exactly the ceiling\'s number of times');
+
+    // Webhooks, admin routes and charges are not behind the ceiling.
+    const customerRes = await fetch(`${stripeBase}/v1/customers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${STRIPE_KEY}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': 'e2e-bounded-customer' },
+      body: 'email=app%40example.com',
+    });
+    const customer = (await customerRes.json()).id;
+    const bound = await bindSetupSession(worker, ADMIN, customer);
+    const events = await completeAtStandIn(stripeBase, bound);
+    const completed = events.find((e) => e.type === 'checkout.session.completed');
+    assert.equal((await adminGet(worker, `/events/${completed.id}`, ADMIN)).body.outcome, 'handled');
+    const saved = await adminGet(worker, `/customers/${customer}`, ADMIN);
+    assert.equal(saved.status, 200);
+    assert.match(saved.body.default_payment_method, /^pm_/);
+    const charge = await adminPost(worker, '/charges', ADMIN, { customer, amount: 1099, currency: 'usd', idempotency_key: 'bounded-order-1' });
+    assert.equal(charge.status, 200, JSON.stringify(charge.body));
+    assert.equal(charge.body.paid, true);
+    // Still full for the public.
+    assert.equal((await post(clientIp())).status, 503);
   });
 });

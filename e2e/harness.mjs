@@ -84,7 +84,9 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   // As scripts/dev.sh starts it (LOCAL_DEV=true: short admin tokens, loopback return URLs;
   // APP_BASE_URL this worker, where recovery sessions made by events return), unless a test
   // says otherwise.
-  const all = { LOCAL_DEV: 'true', ...settings };
+  // The global ceiling on anonymous setup sessions is set far above what any test opens,
+  // unless a test sets it (e2e/bounded.test.mjs).
+  const all = { LOCAL_DEV: 'true', PUBLIC_SETUP_PER_DAY: '1000000', PUBLIC_SETUP_PER_MINUTE: '10000', ...settings };
   if (!config && all.LOCAL_DEV === 'true' && !('APP_BASE_URL' in all)) all.APP_BASE_URL = `http://127.0.0.1:${port}`;
   writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspectorPort = await freePort();

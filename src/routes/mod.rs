@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod billing;
 pub mod catchup;
+pub mod ceiling;
 pub mod checkout;
 pub mod entity;
 pub mod health;
