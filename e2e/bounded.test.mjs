@@ -4,6 +4,10 @@
 // request (src/store/kv.rs, src/routes/entity.rs); the test counts them in wrangler's output.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { adminGet, adminPost, bindSetupSession, clientIp, completeAtStandIn, createSetupSession, startStack } from './harness.mjs';
 
@@ -29,11 +33,14 @@ export function meterCounts(logs, from = 0) {
  * its log in order, so every line of the work before the marker is in by then (no sleep).
  */
 export async function settledLogs(worker, from, marker) {
-  for (;;) {
+  // A bound for a line that never comes (a failure), far above any wait for one that does.
+  const giveUp = Date.now() + 120_000;
+  while (Date.now() < giveUp) {
     const logs = worker.logs();
     if (logs.slice(from).includes(`[meter] ${marker}`)) return logs;
     await new Promise((r) => setTimeout(r, 50));
   }
+  throw new Error(`no [meter] ${marker} line in the worker's log:\n${worker.logs().slice(from).slice(-3000)}`);
 }
 
 const MANY = 300;
@@ -160,5 +167,74 @@ describe('the global ceiling on anonymous setup sessions', () => {
     assert.equal(charge.body.paid, true);
     // Still full for the public.
     assert.equal((await post(clientIp())).status, 503);
+  });
+});
+
+/**
+ * The rows of each Durable Object of one class under a `--persist-to` folder, read from its
+ * SQLite file as workerd keeps it: `{ file: rows of its records table }`, and `null` for an
+ * object whose storage holds no table at all (deleted).
+ */
+function objectRecords(state, className) {
+  const base = path.join(state, 'v3', 'do');
+  const dirs = readdirSync(base).filter((d) => d.endsWith(`-${className}`));
+  const out = {};
+  for (const dir of dirs) {
+    for (const file of readdirSync(path.join(base, dir)).filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite')) {
+      const db = new DatabaseSync(path.join(base, dir, file), { readOnly: true });
+      try {
+        const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'records'").get();
+        out[file] = table ? db.prepare('SELECT key FROM records').all().map((r) => r.key.split(':')[0]) : null;
+      } finally {
+        db.close();
+      }
+    }
+  }
+  return out;
+}
+
+describe('retention: a finished public session leaves no Durable Object storage', () => {
+  let stack;
+  let state;
+
+  before(async () => {
+    // A fresh wrangler dev (Cloudflare: alarms may be missed after a hot reload).
+    state = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-retention-'));
+    stack = await startStack({ STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, COST_METER: 'true' }, { persistTo: state });
+  });
+  after(async () => {
+    await stack?.stop();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  test("the session's queue runs its completion, then its alarm deletes all its storage; the records stay in KV", async () => {
+    const { worker, stripeBase } = stack;
+    const from = worker.logs().length;
+    const id = await createSetupSession(worker);
+    const events = await completeAtStandIn(stripeBase, id);
+    const completed = events.find((e) => e.type === 'checkout.session.completed');
+    assert.equal((await adminGet(worker, `/events/${completed.id}`, ADMIN)).body.outcome, 'handled');
+    // Its own queue ran the completion (a Durable Object request), then its alarm fired.
+    const logs = await settledLogs(worker, from, 'do.alarm delete_all');
+    const counts = meterCounts(logs, from);
+    assert.equal(counts['do.request entity'], 1, JSON.stringify(counts));
+    assert.equal(counts['do.alarm'], 1, JSON.stringify(counts));
+    // What the success page and the admin routes read is in KV.
+    const page = await fetch(`${worker.url}/success?session_id=${id}`, { headers: { 'cf-connecting-ip': clientIp() } });
+    assert.match(await page.text(), /Card saved/);
+    const afterSession = objectRecords(state, 'EntityQueue');
+    assert.deepEqual(Object.values(afterSession), [null], JSON.stringify(afterSession));
+    // A customer's queue keeps its records (the card on file): its object keeps its storage.
+    const customerRes = await fetch(`${stripeBase}/v1/customers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${STRIPE_KEY}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': 'e2e-retention-customer' },
+      body: 'email=kept%40example.com',
+    });
+    const customer = (await customerRes.json()).id;
+    await completeAtStandIn(stripeBase, await bindSetupSession(worker, ADMIN, customer));
+    assert.equal((await adminGet(worker, `/customers/${customer}`, ADMIN)).status, 200);
+    const kept = Object.entries(objectRecords(state, 'EntityQueue')).filter(([file]) => !(file in afterSession));
+    assert.equal(kept.length, 1);
+    assert.deepEqual(kept[0][1].sort(), ['checkout', 'customer', 'event'], JSON.stringify(kept));
   });
 });

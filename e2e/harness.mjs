@@ -285,13 +285,14 @@ export function shuffled(items, seed) {
  * `args`: more `wrangler dev` arguments (e.g. `--test-scheduled`). With `recorder` (a signing
  * secret), the stand-in also delivers its events to a sink of their own (`recorder`), for tests
  * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
+ * `persistTo`: keep the worker's local state there (a test that looks at it; the caller removes it).
  */
-export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, persistTo } = {}) {
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
   const recorder = recorderSecret ? await startSink({ secret: recorderSecret }) : undefined;
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings }, { args });
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings }, { args, persistTo });
   if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
   if (recorder) await addStandInEndpoint(stripeBase, recorder.url, recorderSecret);
   return {

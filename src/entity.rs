@@ -51,6 +51,13 @@ impl Entity {
         &self.0
     }
 
+    /// A user's or a customer's queue keeps its records; the queue of a public setup session,
+    /// or of a payment or verification session of no user or customer, keeps nothing once its
+    /// work is done and KV has every record (its object deletes its storage).
+    pub fn keeps_records(&self) -> bool {
+        self.0.starts_with("user:") || self.0.starts_with("customer:")
+    }
+
     /// A Checkout Session's entity: its customer, else the session itself.
     pub fn of_checkout_session(session: &CheckoutSession) -> Option<Self> {
         match session.customer.as_deref().filter(|c| is_stripe_id(c)) {
@@ -260,6 +267,18 @@ mod tests {
             of("checkout.session.completed", serde_json::json!({ "id": 5 })),
             None
         );
+    }
+
+    #[test]
+    fn only_users_and_customers_keep_their_queues_records() {
+        assert!(Entity::user("u").keeps_records() && Entity::customer("cus_1").keeps_records());
+        for ephemeral in [
+            Entity::checkout_session("cs_1"),
+            Entity::payment_intent("pi_1"),
+            Entity::verification_session("vs_1"),
+        ] {
+            assert!(!ephemeral.keeps_records(), "{ephemeral:?}");
+        }
     }
 
     #[test]

@@ -155,6 +155,12 @@ impl Notification {
     pub fn is_delivered(&self) -> bool {
         self.state == State::Delivered
     }
+
+    /// Delivered or dead: nothing more will be tried (unless an operator resends it), so it
+    /// and its dead-index entry are kept for a stated time, not for ever.
+    pub fn is_finished(&self) -> bool {
+        self.state != State::Pending
+    }
 }
 
 /// What the sink receives: the record without its delivery bookkeeping.

@@ -124,6 +124,9 @@ pub async fn complete_setup<S: Store, T: Transport>(
     if session.status.as_deref() != Some("complete") {
         return Err(BillingError::SessionNotComplete).step("plan");
     }
+    if billing::too_old_to_complete(session, services.now) {
+        return Err(BillingError::SessionTooOld).step("plan");
+    }
     let setup_intent = setup_intent_of(services, session).await?;
     let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
     let customer = customer_of(services, &plan).await?;
@@ -140,6 +143,7 @@ pub async fn complete_setup<S: Store, T: Transport>(
     let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
     save_customer(services, &customer_record, &session.id).await?;
     // Written last: once it says complete, a repeat does nothing.
+    // Kept 90 days (the key's lifetime), past the completion window.
     checkout_key
         .save(store, &checkout, None)
         .await
