@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { DatabaseSync } from 'node:sqlite';
 import os from 'node:os';
 import path from 'node:path';
@@ -236,5 +237,86 @@ describe('retention: a finished public session leaves no Durable Object storage'
     const kept = Object.entries(objectRecords(state, 'EntityQueue')).filter(([file]) => !(file in afterSession));
     assert.equal(kept.length, 1);
     assert.deepEqual(kept[0][1].sort(), ['checkout', 'customer', 'event'], JSON.stringify(kept));
+  });
+});
+
+/**
+ * A notification sink that answers `status()` with a body streamed without end (256 MB in
+ * 64 KiB chunks, written as fast as the reader takes them): what it managed to send before the
+ * reader hung up is recorded per request.
+ */
+async function startStreamingSink() {
+  const TOTAL = 256 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  const answers = [];
+  let status = 200;
+  const server = http.createServer((req, res) => {
+    const parts = [];
+    req.on('data', (c) => parts.push(c));
+    req.on('end', () => {
+      const entry = { id: JSON.parse(Buffer.concat(parts).toString('utf8')).id, status, sent: 0, finished: false, closed: false };
+      answers.push(entry);
+      res.writeHead(status, { 'content-type': 'application/octet-stream' });
+      res.on('close', () => (entry.closed = true));
+      const pump = () => {
+        while (entry.sent < TOTAL && !entry.closed) {
+          entry.sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        if (!entry.closed) res.end(() => (entry.finished = true));
+      };
+      pump();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/notify`,
+    answers,
+    answerWith: (s) => (status = s),
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+}
+
+describe('a notification sink that streams a huge body', () => {
+  let stack;
+  let sink;
+
+  before(async () => {
+    sink = await startStreamingSink();
+    stack = await startStack({ STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_WEBHOOK_SECRET: SECRET, ADMIN_TOKEN: ADMIN, NOTIFY_URL: sink.url });
+  });
+  after(async () => {
+    await stack?.stop();
+    await sink?.close();
+  });
+
+  test('is read only up to the cap, and the notification is recorded by its status alone', async () => {
+    const { worker, stripeBase } = stack;
+    const verify = async (user) => {
+      const created = await adminPost(worker, '/identity/verification-sessions', ADMIN, { user_id: user, type: 'document' });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const res = await fetch(`${stripeBase}/_test/identity/verification_sessions/${created.body.id}/verified`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(res.status, 200);
+    };
+    for (const [user, status, state] of [['user_stream_ok', 200, 'delivered'], ['user_stream_500', 500, 'pending']]) {
+      sink.answerWith(status);
+      const before = sink.answers.length;
+      await verify(user);
+      const answer = sink.answers[before];
+      assert.ok(answer, 'the sink was called');
+      const record = await adminGet(worker, `/notifications/${answer.id}`, ADMIN);
+      assert.equal(record.status, 200);
+      assert.equal(record.body.state, state, JSON.stringify(record.body));
+      assert.equal(record.body.attempts.at(-1).status, status);
+      // The worker stopped reading at its cap and hung up: the sink could not push the 256 MB
+      // (only what loopback socket buffers hold beyond the 4 KiB read).
+      for (let i = 0; !answer.closed && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(answer.closed && !answer.finished, JSON.stringify(answer));
+      assert.ok(answer.sent < 32 * 1024 * 1024, `the sink sent ${answer.sent} bytes`);
+      console.log(`# sink answering ${status}: ${answer.sent} bytes written before the worker hung up`);
+    }
   });
 });

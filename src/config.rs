@@ -48,9 +48,9 @@ pub const DEFAULT_IDENTITY_MAX_ATTEMPTS: u32 = 3;
 /// cursor) a day, against the Free plan's 1,000 KV writes.
 pub const DEFAULT_CATCHUP_EVERY_MINUTES: u32 = 10;
 /// The global ceiling on anonymous setup sessions (docs/OPERATIONS.md, What a day costs): 100
-/// a UTC day, so that even if every one completed (about 4 KV writes each: the event, the
-/// checkout and customer records, a notification) the public spends at most 400 of the Free
-/// plan's 1,000 KV writes a day, leaving the rest to the app's own work and catch-up (144).
+/// a UTC day, so that even if every one completed (3 KV writes each, counted by
+/// `bench/costs.mjs`: the event, the checkout and customer records) the public spends at most
+/// 300 of the Free plan's 1,000 KV writes a day, leaving the rest to the app's own work.
 pub const DEFAULT_PUBLIC_SETUP_PER_DAY: u32 = 100;
 /// And 10 a minute: a burst cannot take the day's sessions in a moment.
 pub const DEFAULT_PUBLIC_SETUP_PER_MINUTE: u32 = 10;
