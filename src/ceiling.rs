@@ -5,8 +5,6 @@
 //! it saves) has a bound however many addresses it uses. Pure: the tally is kept by one
 //! Durable Object (`routes::ceiling`), which is strongly consistent, never by KV.
 
-use serde::{Deserialize, Serialize};
-
 /// The days are UTC days, as KV's daily limits are (they reset at 00:00 UTC).
 const DAY_SECONDS: i64 = 86_400;
 const MINUTE_SECONDS: i64 = 60;
@@ -18,8 +16,9 @@ pub struct Ceiling {
     pub per_minute: u32,
 }
 
-/// What the Durable Object stores: the current day's and minute's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the Durable Object stores (one row, a column each): the current day's and minute's
+/// counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     pub day: i64,
     pub day_count: u32,
@@ -28,14 +27,35 @@ pub struct Tally {
 }
 
 /// Whether one more session may be opened now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Allowed,
     /// Full until the next minute or UTC day: seconds until then (`Retry-After`).
     Full {
         retry_after: u64,
     },
+}
+
+impl Verdict {
+    /// As it crosses the Durable Object binding: `allowed`, or `full {seconds}` (plain text:
+    /// no serde code for two words).
+    pub fn to_wire(self) -> String {
+        match self {
+            Self::Allowed => "allowed".to_owned(),
+            Self::Full { retry_after } => format!("full {retry_after}"),
+        }
+    }
+
+    pub fn from_wire(text: &str) -> Option<Self> {
+        match text.split_once(' ') {
+            None if text == "allowed" => Some(Self::Allowed),
+            Some(("full", seconds)) => seconds
+                .parse()
+                .ok()
+                .map(|retry_after| Self::Full { retry_after }),
+            _ => None,
+        }
+    }
 }
 
 impl Tally {
@@ -138,6 +158,21 @@ mod tests {
             [Verdict::Allowed]
         );
         assert_eq!(tally.day_count, 1);
+    }
+
+    #[test]
+    fn a_verdict_crosses_the_binding_as_text() {
+        for verdict in [
+            Verdict::Allowed,
+            Verdict::Full {
+                retry_after: 86_400,
+            },
+        ] {
+            assert_eq!(Verdict::from_wire(&verdict.to_wire()), Some(verdict));
+        }
+        for bad in ["", "full", "full x", "allowed 1", "open"] {
+            assert_eq!(Verdict::from_wire(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! written for it. Its one row is replaced on each take; nothing else is stored.
 
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, State,
+    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
+    SqlStorageValue, State,
 };
 
 use crate::ceiling::{Tally, Verdict};
@@ -19,7 +20,45 @@ pub const CEILING_BINDING: &str = "CEILING";
 const COUNTER: &str = "public-setup";
 /// Never resolved: a stub's fetch goes to the Durable Object whatever the URL says.
 const TAKE_URL: &str = "https://setup-ceiling.invalid/take";
-const TALLY_KEY: &str = "tally";
+/// One row, replaced on each take, a column per count. SQL, as the entity queues use, so no
+/// other storage API's glue is linked in.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS tally (id INTEGER PRIMARY KEY, \
+     day INTEGER NOT NULL, day_count INTEGER NOT NULL, \
+     minute INTEGER NOT NULL, minute_count INTEGER NOT NULL)";
+const READ: &str = "SELECT day, day_count, minute, minute_count FROM tally WHERE id = 1";
+const WRITE: &str = "INSERT OR REPLACE INTO tally (id, day, day_count, minute, minute_count) \
+     VALUES (1, ?, ?, ?, ?)";
+
+/// The stored tally (none yet: a fresh one).
+fn load(sql: &SqlStorage) -> worker::Result<Tally> {
+    sql.exec(SCHEMA, None)?;
+    let rows = sql
+        .exec(READ, None)?
+        .raw()
+        .collect::<worker::Result<Vec<_>>>()?;
+    let number = |value: Option<&SqlStorageValue>| match value {
+        Some(SqlStorageValue::Integer(n)) => *n,
+        Some(SqlStorageValue::Float(n)) => *n as i64,
+        _ => 0,
+    };
+    Ok(rows.first().map_or_else(Tally::default, |row| Tally {
+        day: number(row.first()),
+        day_count: number(row.get(1)).max(0) as u32,
+        minute: number(row.get(2)),
+        minute_count: number(row.get(3)).max(0) as u32,
+    }))
+}
+
+fn save(sql: &SqlStorage, tally: &Tally) -> worker::Result<()> {
+    let values = vec![
+        tally.day.into(),
+        i64::from(tally.day_count).into(),
+        tally.minute.into(),
+        i64::from(tally.minute_count).into(),
+    ];
+    sql.exec(WRITE, values)?;
+    Ok(())
+}
 
 #[durable_object(fetch)]
 pub struct SetupCeiling {
@@ -33,8 +72,8 @@ impl DurableObject for SetupCeiling {
     }
 
     /// `POST /take`: one session taken from the ceiling, or the seconds until there is room.
-    /// A Durable Object runs one event at a time between awaits of anything but its own
-    /// storage, so the read and the write below are one step for every caller.
+    /// `sql.exec` is synchronous and nothing is awaited between the read and the write, so
+    /// they are one step for every caller.
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post || req.path() != "/take" {
             return Response::error("not found", 404);
@@ -44,17 +83,12 @@ impl DurableObject for SetupCeiling {
             Err(_) => return Response::error("configuration", 500),
         };
         let now = (Date::now().as_millis() / 1000) as i64;
-        let storage = self.state.storage();
-        let stored: Option<String> = storage.get(TALLY_KEY).await?;
-        let tally = stored
-            .and_then(|text| serde_json::from_str::<Tally>(&text).ok())
-            .unwrap_or_default();
-        let (tally, verdict) = tally.take(now, ceiling);
+        let sql = self.state.storage().sql();
+        let (tally, verdict) = load(&sql)?.take(now, ceiling);
         if verdict == Verdict::Allowed {
-            let text = serde_json::to_string(&tally).unwrap_or_default();
-            storage.put(TALLY_KEY, text).await?;
+            save(&sql, &tally)?;
         }
-        Response::ok(serde_json::to_string(&verdict).unwrap_or_default())
+        Response::ok(verdict.to_wire())
     }
 }
 
@@ -85,10 +119,10 @@ pub async fn take(ctx: &Ctx<'_>) -> Result<()> {
         .await
         .map_err(unreachable)?;
     let text = response.text().await.map_err(unreachable)?;
-    match serde_json::from_str::<Verdict>(&text) {
-        Ok(Verdict::Allowed) => Ok(()),
-        Ok(Verdict::Full { retry_after }) => Err(AppError::SetupCeilingFull { retry_after }),
-        Err(_) => Err(AppError::Internal(
+    match Verdict::from_wire(&text) {
+        Some(Verdict::Allowed) => Ok(()),
+        Some(Verdict::Full { retry_after }) => Err(AppError::SetupCeilingFull { retry_after }),
+        None => Err(AppError::Internal(
             "the setup ceiling's counter answered what does not decode",
         )),
     }
