@@ -1,4 +1,4 @@
-// A CPU profile of one worker under load: `node bench/profile.mjs [this|reference|floor] [health|reject|accept] [seconds]`
+// A CPU profile of one worker under load: `node bench/profile.mjs [this|reference|floor|floor-log|floor-do] [health|reject|accept|handled] [seconds]`
 // (after `bash scripts/build.sh`). Starts the worker under `wrangler dev` on free loopback ports,
 // attaches to its V8 inspector (the DevTools protocol wrangler exposes), records a sampling
 // profile while autocannon sends the path's requests, and prints where the isolate's time went:

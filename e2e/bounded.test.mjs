@@ -30,18 +30,12 @@ export function meterCounts(logs, from = 0) {
 }
 
 /**
- * Waits until the worker has logged a `[meter]` line for `marker` after `from`: workerd writes
- * its log in order, so every line of the work before the marker is in by then (no sleep).
+ * The worker's log once it holds a `[meter]` line for `marker` after `from` (the harness's
+ * `logged`): workerd writes its log in order, so every line of the work before the marker is
+ * in by then (no sleep).
  */
-export async function settledLogs(worker, from, marker) {
-  // A bound for a line that never comes (a failure), far above any wait for one that does.
-  const giveUp = Date.now() + 120_000;
-  while (Date.now() < giveUp) {
-    const logs = worker.logs();
-    if (logs.slice(from).includes(`[meter] ${marker}`)) return logs;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no [meter] ${marker} line in the worker's log:\n${worker.logs().slice(from).slice(-3000)}`);
+export function settledLogs(worker, from, marker) {
+  return worker.logged({ test: (logs) => logs.slice(from).includes(`[meter] ${marker}`) });
 }
 
 const MANY = 300;

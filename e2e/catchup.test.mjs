@@ -81,7 +81,7 @@ describe('event catch-up and replay', () => {
   before(async () => {
     [reference, stack] = await Promise.all([
       startStack(SETTINGS, { args: ['--test-scheduled'] }),
-      startStack(SETTINGS, { args: ['--test-scheduled'] }),
+      startStack(SETTINGS, { args: ['--test-scheduled'], ops: true }),
     ]);
   });
   after(async () => {
@@ -104,6 +104,12 @@ describe('event catch-up and replay', () => {
     assert.ok(late.deliveries.every((d) => d.status === 200), JSON.stringify(late.deliveries));
     assert.ok(handledTypes.every((d) => JSON.parse(d.body).duplicate === true), JSON.stringify(handledTypes));
     assert.deepEqual(await get(stack.stripeBase, '/_test/counts'), caughtUp.counts);
+    // The operator heard of it: each run that processed undelivered events raised one alert.
+    const found = stack.sink.received.filter((r) => r.path === '/ops' && r.body.kind === 'ops.catchup_found_undelivered');
+    assert.ok(found.length >= 1 && found.every((r) => r.verified), JSON.stringify(found.map((r) => r.body)));
+    assert.equal(found.reduce((n, r) => n + r.body.payload.run.processed, 0) >= 3, true);
+    assert.equal(found[0].body.payload.admin_path, '/catch-up');
+    assert.equal(reference.sink.received.filter((r) => r.path === '/ops').length, 0, 'no alert without OPS_NOTIFY_URL');
   });
 
   test('a catch-up racing the late deliveries of the same events makes each effect once', async () => {
@@ -139,6 +145,20 @@ describe('event catch-up and replay', () => {
     const failed = (await adminGet(worker, `/events/${completed}`, ADMIN)).body;
     assert.equal(failed.outcome, 'failed');
     assert.equal(failed.retryable, false);
+    // The record says what Stripe said, with the request id to look up in its Dashboard.
+    const { request_id: requestId, ...said } = failed.stripe_error ?? {};
+    assert.deepEqual(said, { status: 400, type: 'invalid_request_error', code: 'parameter_invalid_empty', message: 'Injected 400.' });
+    assert.match(requestId, /^req_/);
+    // The operator is told, once, signed, with what Stripe said and where to look.
+    const alerts = () => stack.sink.received.filter((r) => r.path === '/ops' && r.body.kind === 'ops.event_failed_for_good');
+    assert.equal(alerts().length, 1);
+    const [alert] = alerts();
+    assert.ok(alert.verified, 'signed with NOTIFY_SIGNING_SECRET');
+    assert.deepEqual([alert.body.kind, alert.body.recipient, alert.body.id], ['ops.event_failed_for_good', { type: 'operator' }, `${completed}.ops.event_failed_for_good`]);
+    assert.deepEqual(
+      [alert.body.payload.event_id, alert.body.payload.failed_step, alert.body.payload.stripe_error.code, alert.body.payload.admin_path],
+      [completed, 'retrieve_setup_intent', 'parameter_invalid_empty', `/events/${completed}`],
+    );
 
     // Workers KV may serve a read from its cache for up to 60 s (a key read absent by the
     // delivery just before it was written): a deployed catch-up waits CATCHUP_SETTLE_SECONDS
@@ -157,6 +177,7 @@ describe('event catch-up and replay', () => {
     assert.equal((await adminGet(worker, `/events/${completed}`, ADMIN)).body.outcome, 'handled');
     const again = await adminPost(worker, `/events/${completed}/replay`, ADMIN, {});
     assert.equal(again.body.replayed, false);
+    assert.equal(alerts().length, 1, 'the alert was raised once, through catch-up and replays');
     assert.match(again.body.message, /changes nothing/);
     const now = await get(stripeBase, '/_test/counts');
     assert.deepEqual(now, { ...before, customers: before.customers + 1, attaches: before.attaches + 1, checkout_sessions: before.checkout_sessions + 1 });

@@ -75,7 +75,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * @param {number} [options.port]     listen there (a restart on the same address) instead of a free port
  * @param {string} [options.persistTo]  keep the local state there (kept when the worker stops)
  *   instead of in a folder of its own that stop() removes
- * @returns the worker: `url`, `logs()`, `stop()`, and its process group `pgid` and `inspectorPort`
+ * @returns the worker: `url`, `logs()`, `logged(pattern)`, `stop()`, and its process group `pgid` and `inspectorPort`
  */
 export async function startWorker(settings, { config, logFile, args: extraArgs = [], port: fixedPort, persistTo } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stripe-edge-e2e-'));
@@ -115,6 +115,17 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   const worker = {
     url,
     logs,
+    /**
+     * The logs once `pattern` is in them: wrangler dev passes the worker's output on a little
+     * later, more so on a busy machine, so a test waits for the line of its last request.
+     */
+    async logged(pattern) {
+      for (let waited = 0; !pattern.test(logs()); waited += 50) {
+        if (waited > 120_000) throw new Error(`${pattern} never reached the logs:\n${logs().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return logs();
+    },
     pgid: child.pid,
     inspectorPort,
     async stop() {
@@ -285,14 +296,16 @@ export function shuffled(items, seed) {
  * `args`: more `wrangler dev` arguments (e.g. `--test-scheduled`). With `recorder` (a signing
  * secret), the stand-in also delivers its events to a sink of their own (`recorder`), for tests
  * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
+ * With `ops`, OPS_NOTIFY_URL is the same sink's `/ops` path (the operator's alerts).
  * `persistTo`: keep the worker's local state there (a test that looks at it; the caller removes it).
  */
-export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, persistTo } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, ops = false, persistTo } = {}) {
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
   const sink = await startSink();
   const recorder = recorderSecret ? await startSink({ secret: recorderSecret }) : undefined;
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...settings }, { args, persistTo });
+  const opsUrl = ops ? { OPS_NOTIFY_URL: sink.url.replace(/\/notify$/, '/ops') } : {};
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...opsUrl, ...settings }, { args, persistTo });
   if (connect) await connectStandIn(stripeBase, worker, settings.STRIPE_WEBHOOK_SECRET.split(',')[0]);
   if (recorder) await addStandInEndpoint(stripeBase, recorder.url, recorderSecret);
   return {

@@ -190,7 +190,7 @@ describe('Identity verification under workerd', () => {
     assert.deepEqual(await user(victim), before);
     assert.equal((await user(victim)).status, 'requires_input');
     assert.equal(sink.received.length, notified, 'no notification for the victim');
-    assert.match(worker.logs(), /was not created by this deployment; ignored/);
+    await worker.logged(/was not created by this deployment; ignored/);
   });
 
   test('a redaction (metadata erased) runs in the user\'s queue, and the reason it removed never comes back', async () => {

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { createStandIn } from '../standin/server.mjs';
 import { ROOT, adminGet, startWorker } from './harness.mjs';
 import { handledEventTypes, runTool } from './tools.mjs';
+import { adminToken, describeRecord, recordedOutcome } from '../tools/trigger.mjs';
 
 const SECRET = 'whsec_e2e_trigger_5d0c8a';
 const ADMIN = 'e2e-admin-token-trigger-19fe';
@@ -26,15 +27,29 @@ const NAMED_IN_THE_ISSUE = [
   'checkout.session.completed', 'payment_intent.succeeded', 'payment_intent.payment_failed',
 ];
 
-/** `event  evt_… (type)`, `status 200`, `body   …` as printed by the tool. */
+/** `event  evt_… (type)`, `status 200`, `body   …`, `outcome …` as printed by the tool. */
 function parseOutput(stdout) {
   const id = stdout.match(/^event\s+(evt_\w+) \(([\w.]+)\)$/m);
   const status = stdout.match(/^status (\d{3})$/m);
   const body = stdout.match(/^body\s+(.*)$/m);
-  return { id: id?.[1], type: id?.[2], status: status && Number(status[1]), body: body && JSON.parse(body[1]) };
+  const outcome = stdout.match(/^outcome (.*)$/m);
+  return { id: id?.[1], type: id?.[2], status: status && Number(status[1]), body: body && JSON.parse(body[1]), outcome: outcome?.[1] };
 }
 
 describe('the trigger command, offline', () => {
+  test('the admin token comes from the environment, then .dev.vars; without one the outcome is not read', async () => {
+    assert.equal(adminToken({ ADMIN_TOKEN: 'from-env' }, () => ({ ADMIN_TOKEN: 'from-file' })), 'from-env');
+    assert.equal(adminToken({}, () => ({ ADMIN_TOKEN: 'from-file' })), 'from-file');
+    assert.equal(adminToken({}, () => ({})), undefined);
+    const unread = await recordedOutcome('http://127.0.0.1:9', 'evt_1', undefined);
+    assert.deepEqual(unread, { text: 'not read (export ADMIN_TOKEN to see what the worker recorded)', failed: false });
+    assert.deepEqual(describeRecord({ outcome: 'ignored', reason: 'not_created_by_this_deployment' }), { text: 'ignored (not_created_by_this_deployment)', failed: false });
+    assert.deepEqual(
+      describeRecord({ outcome: 'failed', failed_step: 'create_customer', error: 'stripe_unavailable', retryable: true }),
+      { text: 'failed: Stripe redelivers, catch-up works it again (step create_customer, error stripe_unavailable)', failed: true },
+    );
+  });
+
   test('it knows every event type the issue names', () => {
     for (const type of NAMED_IN_THE_ISSUE) assert.ok(HANDLED.includes(type), type);
   });
@@ -118,12 +133,13 @@ describe('the trigger command, offline', () => {
 describe('the trigger command against the worker', () => {
   let standIn;
   let worker;
+  let stripeBase;
   const triggered = new Map(); // event id → type
 
   before(async () => {
     // Handlers that call Stripe reach the local stand-in, never the network.
     standIn = createStandIn();
-    const stripeBase = await standIn.listen(0);
+    stripeBase = await standIn.listen(0);
     worker = await startWorker({
       STRIPE_WEBHOOK_SECRET: SECRET,
       ADMIN_TOKEN: ADMIN,
@@ -136,14 +152,16 @@ describe('the trigger command against the worker', () => {
     await standIn?.close();
   });
 
-  const trigger = (args) => runTool('trigger.mjs', [...args, '--url', `${worker.url}/webhook`, '--secret', SECRET]);
+  const trigger = (args, env = { ADMIN_TOKEN: ADMIN }) => runTool('trigger.mjs', [...args, '--url', `${worker.url}/webhook`, '--secret', SECRET], env);
 
   for (const type of HANDLED) {
     test(`${type} is answered 2xx and recorded`, async () => {
       const created = Math.floor(Date.now() / 1000) - 5;
       const run = await trigger([type, '--created', String(created)]);
       const out = parseOutput(run.stdout);
-      assert.equal(run.code, 0, run.stdout + run.stderr);
+      // A fixture's objects are not at the stand-in: a handler that reads one from Stripe is
+      // refused (404), and the tool says so and exits 1 although the answer is 200.
+      assert.equal(run.code, out.outcome?.startsWith('failed') ? 1 : 0, run.stdout + run.stderr);
       assert.ok(out.status >= 200 && out.status < 300, run.stdout);
       assert.equal(out.type, type);
       assert.equal(out.body.received, true);
@@ -155,8 +173,21 @@ describe('the trigger command against the worker', () => {
       assert.equal(stored.body.id, out.id);
       assert.equal(stored.body.type, type);
       assert.equal(stored.body.created, created);
+      assert.equal(out.outcome, describeRecord(stored.body).text, 'the tool prints the recorded outcome');
+      assert.ok(out.outcome.startsWith(stored.body.outcome));
     });
   }
+
+  test('an event recorded failed for good is answered 200, and the tool says so, with what Stripe said, and exits 1', async () => {
+    const faulted = await fetch(`${stripeBase}/_test/faults`, { method: 'POST', body: JSON.stringify({ kind: '400', path: '/v1/setup_intents', times: 1 }) });
+    assert.equal(faulted.status, 200);
+    const run = await trigger(['checkout.session.completed', '--mode', 'setup']);
+    const out = parseOutput(run.stdout);
+    assert.equal(out.status, 200, run.stdout);
+    assert.match(out.outcome, /^failed for good: mend the cause, then POST \/events\/\{id\}\/replay \(step retrieve_setup_intent, error stripe_invalid_request; Stripe answered 400 invalid_request_error parameter_invalid_empty, request req_\w+\)$/);
+    assert.equal(run.code, 1);
+    triggered.set(out.id, 'checkout.session.completed');
+  });
 
   test('the same --id twice is a duplicate the second time', async () => {
     const id = `evt_e2e_trigger_dup${Date.now()}`;
@@ -183,7 +214,7 @@ describe('the trigger command against the worker', () => {
   });
 
   test('GET /events lists every recorded event; a page is newest first and the cursor reaches the rest', async () => {
-    assert.equal(triggered.size, HANDLED.length + 1);
+    assert.equal(triggered.size, HANDLED.length + 2);
     const all = await adminGet(worker, '/events?limit=100', ADMIN);
     assert.equal(all.status, 200);
     assert.equal(all.headers.get('cache-control'), 'no-store');
@@ -237,9 +268,7 @@ describe('the trigger command against the worker', () => {
     const email = 'jane.doe@example.com';
     await adminGet(worker, `/identity/users/${encodeURIComponent(email)}`, ADMIN);
     await adminGet(worker, `/nope/${encodeURIComponent(email)}?token=${ADMIN}`, ADMIN);
-    await new Promise((r) => setTimeout(r, 500)); // let wrangler dev flush the worker's output
-    const lines = worker
-      .logs()
+    const lines = (await worker.logged(/"path":"\/\*\/\*","status":404/))
       .split('\n')
       .map((line) => line.slice(line.indexOf('{')))
       .filter((line) => line.startsWith('{"method"'))

@@ -267,6 +267,7 @@ mod tests {
             outcome,
             failed_step: None,
             error: None,
+            stripe_error: None,
             retryable,
             reason: None,
             recorded_at: NOW,

@@ -15,6 +15,8 @@ pub const APP_BASE_URL: &str = "APP_BASE_URL";
 pub const DEFAULT_CURRENCY: &str = "DEFAULT_CURRENCY";
 pub const IDENTITY_MAX_ATTEMPTS: &str = "IDENTITY_MAX_ATTEMPTS";
 pub const NOTIFY_URL: &str = "NOTIFY_URL";
+/// Where operational alerts (`ops.*`) go, signed like the app's notifications.
+pub const OPS_NOTIFY_URL: &str = "OPS_NOTIFY_URL";
 pub const STRIPE_SECRET_KEY: &str = "STRIPE_SECRET_KEY";
 pub const STRIPE_WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
 pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
@@ -96,6 +98,9 @@ pub struct Config {
     pub default_currency: String,
     pub identity_max_attempts: u32,
     pub notify_url: Option<String>,
+    /// `OPS_NOTIFY_URL`: the operator's alerts; without it none are raised (the failures
+    /// stay on their own records: `GET /events/{id}`, `GET /notifications?state=dead`).
+    pub ops_notify_url: Option<String>,
     /// The anonymous "Save a card" form (`GET /`, `POST /create-checkout-session`); `false`
     /// for an app that only binds sessions through `POST /setup-sessions`.
     pub public_setup: bool,
@@ -152,6 +157,9 @@ impl Config {
             .transpose()?;
         let notify_url = get(NOTIFY_URL)
             .map(|url| parse_url(NOTIFY_URL, &url, UrlShape::Endpoint))
+            .transpose()?;
+        let ops_notify_url = get(OPS_NOTIFY_URL)
+            .map(|url| parse_url(OPS_NOTIFY_URL, &url, UrlShape::Endpoint))
             .transpose()?;
         let webhook_tolerance_seconds = match get(WEBHOOK_TOLERANCE_SECONDS) {
             Some(value) => {
@@ -232,6 +240,7 @@ impl Config {
             default_currency,
             identity_max_attempts,
             notify_url,
+            ops_notify_url,
             public_setup,
             catchup_every_minutes,
             catchup_settle_seconds,

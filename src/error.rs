@@ -9,7 +9,7 @@ use crate::event::EventError;
 use crate::identity::CreateError;
 use crate::signature::SignatureError;
 use crate::store::error::StoreError;
-use crate::stripe::StripeError;
+use crate::stripe::{StripeError, StripeSaid};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -125,6 +125,9 @@ pub struct Relayed {
     /// The request field the error is about, as [`AppError::field`] named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What Stripe said, as [`AppError::stripe_said`] gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<StripeSaid>,
 }
 
 /// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
@@ -227,6 +230,16 @@ impl AppError {
             log: self.log_text(),
             retry: self.is_retryable(),
             field: self.field().map(str::to_owned),
+            stripe: self.stripe_said(),
+        }
+    }
+
+    /// Stripe's error, when Stripe refused the call (not for a network fault or a deadline).
+    pub fn stripe_said(&self) -> Option<StripeSaid> {
+        match self {
+            Self::Stripe(e) => e.api_error().map(StripeSaid::from),
+            Self::Relayed(r) => r.stripe.clone(),
+            _ => None,
         }
     }
 
@@ -334,6 +347,36 @@ fn stripe_message(error: &StripeError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_stripe_said_survives_the_trip_back_from_a_queue_and_a_network_fault_says_nothing() {
+        use crate::stripe::ApiError;
+        let mut api: ApiError = serde_json::from_str(
+            r#"{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds.","param":"payment_method"}"#,
+        )
+        .unwrap();
+        (api.status, api.request_id) = (402, Some("req_123".into()));
+        let error = AppError::Stripe(StripeError::CardDeclined(Box::new(api)));
+        let said = error.stripe_said().unwrap();
+        assert_eq!(
+            (
+                said.status,
+                said.code.as_deref(),
+                said.decline_code.as_deref()
+            ),
+            (402, Some("card_declined"), Some("insufficient_funds"))
+        );
+        assert_eq!(said.request_id.as_deref(), Some("req_123"));
+        let wire = serde_json::to_string(&error.relay()).unwrap();
+        let relayed = AppError::Relayed(Box::new(serde_json::from_str(&wire).unwrap()));
+        assert_eq!(relayed.stripe_said(), Some(said));
+        assert!(
+            !relayed.log_text().contains("insufficient funds"),
+            "the message stays out of the log"
+        );
+        let network = AppError::Stripe(StripeError::Network("reset".into()));
+        assert_eq!(network.relay().stripe, None);
+    }
 
     #[test]
     fn only_5xx_errors_are_retryable_so_the_retry_rule_agrees_with_the_status() {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::stripe::is_prefixed_id;
+use crate::stripe::{is_prefixed_id, StripeSaid};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -217,6 +217,10 @@ pub struct EventRecord {
     /// The error code at that step (as in the error responses), for `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For `Failed` at a Stripe call Stripe refused: its status, type, code, decline code,
+    /// param, message and request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_error: Option<StripeSaid>,
     /// For `Failed`: whether a retry can get past the failure (the delivery was answered 5xx
     /// and Stripe redelivers; catch-up works it again). `false` is failed for good (answered
     /// 200: Stripe refused the request): catch-up skips it, `POST /events/{id}/replay` redoes

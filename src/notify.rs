@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventRecord;
 use crate::http::{HttpRequest, HttpResponse, Method, SendFailure};
 
 /// 2: `state`, the list of `attempts` and the retry window (1 had a `delivered` flag and a
@@ -51,7 +52,18 @@ pub enum Recipient {
     User(String),
     /// A Stripe customer (billing flows).
     Customer(String),
+    /// The people who run this deployment: an operational alert (`ops.*`), sent to
+    /// `OPS_NOTIFY_URL`, not to the app's `NOTIFY_URL`.
+    Operator,
 }
+
+/// An event Stripe will not deliver again failed here: only a replay works it again.
+pub const OPS_EVENT_FAILED_FOR_GOOD: &str = "ops.event_failed_for_good";
+/// A notification's retry window ended with no delivery: only a resend revives it.
+pub const OPS_NOTIFICATION_DEAD: &str = "ops.notification_dead";
+/// Catch-up processed events Stripe had not delivered (an outage, a wrong secret, a disabled
+/// endpoint): worth knowing why.
+pub const OPS_CATCHUP_FOUND_UNDELIVERED: &str = "ops.catchup_found_undelivered";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,6 +172,80 @@ impl Notification {
     /// and its dead-index entry are kept for a stated time, not for ever.
     pub fn is_finished(&self) -> bool {
         self.state != State::Pending
+    }
+
+    /// The operator's alert for an event recorded failed for good. Its id derives from the
+    /// event's, so it is raised once however often the event fails again.
+    pub fn event_failed_for_good(record: &EventRecord) -> Self {
+        let mut payload = serde_json::Map::new();
+        payload.insert("event_id".into(), record.id.clone().into());
+        payload.insert("event_type".into(), record.event_type.clone().into());
+        payload.insert("failed_step".into(), record.failed_step.clone().into());
+        payload.insert("error".into(), record.error.clone().into());
+        if let Some(said) = record.stripe_error.as_ref() {
+            payload.insert(
+                "stripe_error".into(),
+                serde_json::to_value(said).unwrap_or_default(),
+            );
+        }
+        payload.insert("admin_path".into(), format!("/events/{}", record.id).into());
+        payload.insert(
+            "action".into(),
+            "mend the cause (see stripe_error), then POST /events/{id}/replay".into(),
+        );
+        Self::new(
+            &record.id,
+            OPS_EVENT_FAILED_FOR_GOOD,
+            Recipient::Operator,
+            payload,
+        )
+    }
+
+    /// The operator's alert for a catch-up run that processed events Stripe had not
+    /// delivered (`run` is its report, as `GET /catch-up` shows it), one per such run.
+    pub fn catchup_found_undelivered(at: i64, run: serde_json::Value) -> Self {
+        let mut payload = serde_json::Map::new();
+        payload.insert("run".into(), run);
+        payload.insert("admin_path".into(), "/catch-up".into());
+        payload.insert(
+            "action".into(),
+            "find why Stripe's deliveries did not arrive (its Dashboard shows each attempt): \
+             an outage, a wrong STRIPE_WEBHOOK_SECRET, a disabled destination"
+                .into(),
+        );
+        Self::new(
+            &format!("catchup.{at}"),
+            OPS_CATCHUP_FOUND_UNDELIVERED,
+            Recipient::Operator,
+            payload,
+        )
+    }
+
+    /// The operator's alert for this notification gone dead; none for an alert itself (the
+    /// operator's sink is the one that is down).
+    pub fn dead_alert(&self) -> Option<Self> {
+        if self.state != State::Dead || self.recipient == Recipient::Operator {
+            return None;
+        }
+        let mut payload = serde_json::Map::new();
+        payload.insert("notification_id".into(), self.id.clone().into());
+        payload.insert("kind".into(), self.kind.clone().into());
+        payload.insert("attempts".into(), self.window_attempts.into());
+        payload.insert("last_failure".into(), self.last_failure().into());
+        payload.insert(
+            "admin_path".into(),
+            format!("/notifications/{}", self.id).into(),
+        );
+        payload.insert(
+            "action".into(),
+            "mend the sink, then POST /notifications/{id}/resend".into(),
+        );
+        Some(Self::new(
+            &self.id,
+            OPS_NOTIFICATION_DEAD,
+            Recipient::Operator,
+            payload,
+        ))
     }
 }
 

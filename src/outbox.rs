@@ -18,7 +18,7 @@ use crate::notify::{
     is_notification_id, may_clear_hint, must_list_due, parse_due_index, Notification, State,
     DEAD_PREFIX, DUE_PREFIX,
 };
-use crate::services::{attempt_notification, NotifyTarget};
+use crate::services::{attempt_notification, send_notification, NotifyTarget};
 use crate::store::{keys, Store, StoreError};
 
 /// What one retry may cost in subrequests at most: the record's read, the POST, the new
@@ -91,7 +91,13 @@ pub async fn retry_due(
         _ => {}
     }
     let mut all_due = true;
-    for name in &page.keys {
+    // An alert for a notification gone dead is a send too: it takes a retry's share.
+    let (mut alerts, mut budget_ended) = (0, false);
+    for (worked, name) in page.keys.iter().enumerate() {
+        if worked + alerts >= max {
+            budget_ended = true;
+            break;
+        }
         let Some((due, id)) = parse_due_index(name) else {
             store.delete(name).await?;
             report.stale += 1;
@@ -116,8 +122,12 @@ pub async fn retry_due(
             State::Pending => report.rescheduled += 1,
             State::Dead => report.dead += 1,
         }
+        if let Some(alert) = record.dead_alert() {
+            alerts += 1;
+            send_notification(store, transport, Some(target.clone()), alert, now).await?;
+        }
     }
-    report.more = all_due && page.cursor.is_some();
+    report.more = budget_ended || (all_due && page.cursor.is_some());
     Ok(report)
 }
 

@@ -12,7 +12,9 @@ use serde_json::value::RawValue;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::http::Transport;
-use crate::notify::{AttemptAnswer, Notification, State, DELIVERY_TIMEOUT_MS, DUE_PREFIX};
+use crate::notify::{
+    AttemptAnswer, Notification, Recipient, State, DELIVERY_TIMEOUT_MS, DUE_PREFIX,
+};
 use crate::signature::{sign_with_all, WebhookSecrets};
 use crate::store::{keys, Store, StoreError};
 use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
@@ -182,26 +184,44 @@ impl<'a, S: Store, T: Transport> Services<'a, S, T> {
     }
 
     /// Where notifications go, signed at `signed_at` (the wall clock, which the receiver
-    /// compares with its own); `None` without `NOTIFY_URL`.
+    /// compares with its own); `None` without `NOTIFY_URL` and `OPS_NOTIFY_URL`.
     pub fn notify_target(&self, signed_at: i64) -> Option<NotifyTarget<'a>> {
         let config: &'a Config = self.config;
-        config.notify_url.as_deref().map(|url| NotifyTarget {
+        let (url, ops_url) = (
+            config.notify_url.as_deref(),
+            config.ops_notify_url.as_deref(),
+        );
+        (url.is_some() || ops_url.is_some()).then(|| NotifyTarget {
             url,
+            ops_url,
             signing: config.notify_signing_secrets().cloned(),
             signed_at,
         })
     }
 }
 
-/// Where notifications go (`NOTIFY_URL`) and what signs them (`NOTIFY_SIGNING_SECRET`).
+/// Where notifications go (`NOTIFY_URL`, and `OPS_NOTIFY_URL` for the operator's alerts) and
+/// what signs them (`NOTIFY_SIGNING_SECRET`).
 #[derive(Debug, Clone)]
 pub struct NotifyTarget<'a> {
-    pub url: &'a str,
+    pub url: Option<&'a str>,
+    pub ops_url: Option<&'a str>,
     /// `None`: nothing is sent. An unsigned notification could be forged by anyone who
     /// learns the URL, so the receiver must be able to tell ours apart.
     pub signing: Option<WebhookSecrets>,
     /// Unix seconds the signature carries: the wall clock at sending.
     pub signed_at: i64,
+}
+
+impl<'a> NotifyTarget<'a> {
+    /// The sink of one recipient's notifications; `None`: that kind is not sent here, and
+    /// its record waits in the outbox.
+    pub fn url_for(&self, recipient: &Recipient) -> Option<&'a str> {
+        match recipient {
+            Recipient::Operator => self.ops_url,
+            Recipient::User(_) | Recipient::Customer(_) => self.url,
+        }
+    }
 }
 
 /// The header a receiver verifies (`tools/verify-notification.mjs`), made as Stripe signs
@@ -220,6 +240,11 @@ pub async fn send_notification(
     notification: Notification,
     now: i64,
 ) -> Result<Notification, StoreError> {
+    // An operator's alert with no `OPS_NOTIFY_URL` to go to is not kept: nobody would see it.
+    let nowhere = |t: &NotifyTarget<'_>| t.url_for(&Recipient::Operator).is_none();
+    if notification.recipient == Recipient::Operator && target.as_ref().is_none_or(nowhere) {
+        return Ok(notification);
+    }
     let key = keys::notification(&notification.id);
     let existing = key.load_tolerant(store).await?;
     if let Some(done) = existing.as_ref().filter(|n| n.state != State::Pending) {
@@ -255,18 +280,19 @@ pub async fn attempt_notification(
     mut record: Notification,
     now: i64,
 ) -> Result<Notification, StoreError> {
+    let Some(url) = target.url_for(&record.recipient) else {
+        return Ok(record);
+    };
     let key = keys::notification(&record.id);
     let old_index = record.index_name();
     record.revive();
     match &target.signing {
         None => record.record_attempt(AttemptAnswer::Unsigned, now),
         Some(secrets) => {
-            let mut request = record
-                .request(target.url)
-                .map_err(|e| StoreError::Corrupt {
-                    key: key.as_str().to_owned(),
-                    reason: e.to_string(),
-                })?;
+            let mut request = record.request(url).map_err(|e| StoreError::Corrupt {
+                key: key.as_str().to_owned(),
+                reason: e.to_string(),
+            })?;
             let body = request.body.as_deref().unwrap_or("").as_bytes();
             let signature = sign_with_all(body, secrets, target.signed_at);
             request.headers.push((NOTIFY_SIGNATURE_HEADER, signature));
@@ -328,7 +354,8 @@ mod tests {
 
     fn signed(url: &str, signed_at: i64) -> NotifyTarget<'_> {
         NotifyTarget {
-            url,
+            url: Some(url),
+            ops_url: None,
             signing: WebhookSecrets::from_comma_separated(SIGNING),
             signed_at,
         }
@@ -383,7 +410,8 @@ mod tests {
         assert!(crate::signature::verify(body, Some(header), &other, 300, 1_700_000_000).is_err());
 
         let unsigned = NotifyTarget {
-            url: "https://sink.test/n",
+            url: Some("https://sink.test/n"),
+            ops_url: None,
             signing: None,
             signed_at: 1,
         };

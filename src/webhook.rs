@@ -6,6 +6,7 @@ use crate::error::AppError;
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
+use crate::notify::Notification;
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
@@ -140,20 +141,25 @@ pub async fn process<S: Store, T: Transport>(
     let outcome = handled.outcome;
     let record = record_of(&event, handled, failure.as_ref(), now);
     let saved = key.save(store, &record, Some(EVENT_TTL_SECONDS)).await;
-    match failure {
-        // Stripe redelivers after a 5xx; the failed record (when it could be written) says
-        // where this attempt stopped, and is worked again on redelivery.
+    // Stripe redelivers after a 5xx; the failed record (when it could be written) says where
+    // this attempt stopped, and is worked again on redelivery.
+    let failure = match failure {
         Some(failure) if failure.is_retryable() => return Err(failure.into()),
-        // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops,
-        // with the failure on record and in the log for an operator.
-        Some(failure) => services.trace.note(format!(
+        other => other,
+    };
+    saved?;
+    // A retry would fail the same way (Stripe refused the request): 200 so Stripe stops, with
+    // the failure on record, in the log, and raised to the operator (once).
+    if let Some(failure) = failure {
+        services.trace.note(format!(
             "event {} failed for good: {}",
             event.id,
             failure.summary()
-        )),
-        None => {}
+        ));
+        services
+            .notify(Notification::event_failed_for_good(&record))
+            .await?;
     }
-    saved?;
     Ok(Receipt {
         event_id: event.id,
         event_type: event.event_type,
@@ -179,6 +185,7 @@ fn record_of(
         reason: handled.reason.map(str::to_owned),
         failed_step: failure.map(|f| f.step.to_owned()),
         error: failure.map(|f| f.error.code().to_owned()),
+        stripe_error: failure.and_then(|f| f.error.stripe_said()),
         retryable: failure.map(StepError::is_retryable),
         recorded_at: now,
     }
@@ -275,6 +282,7 @@ mod tests {
             outcome: Outcome::Failed,
             failed_step: Some("attach".into()),
             error: Some("stripe_unavailable".into()),
+            stripe_error: None,
             retryable: Some(true),
             reason: None,
             recorded_at: NOW - 10,

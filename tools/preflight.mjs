@@ -7,7 +7,7 @@
 // - no --env, or an environment wrangler.toml does not define (the top level is for wrangler dev);
 // - a KV namespace id that is missing, all zeros (the committed placeholder) or not 32 hex digits;
 // - a required secret that is not set on that environment's worker (STRIPE_SECRET_KEY,
-//   STRIPE_WEBHOOK_SECRET, ADMIN_TOKEN; NOTIFY_SIGNING_SECRET when NOTIFY_URL is set);
+//   STRIPE_WEBHOOK_SECRET, ADMIN_TOKEN; NOTIFY_SIGNING_SECRET when NOTIFY_URL or OPS_NOTIFY_URL is set);
 // - a secret's name among the environment's [vars] (plain text in the config and the dashboard);
 // - a weak admin token: with ADMIN_TOKEN in this shell's environment (the value you put, or are
 //   about to put, with `wrangler secret put`), fewer than 32 characters, the example's
@@ -101,7 +101,7 @@ export function preflight(configText, env, secretNames, adminToken) {
     else if (!/^[0-9a-f]{32}$/.test(ns.id)) refusals.push(`${where} id "${ns.id}" is not a namespace id (32 hex digits)`);
   }
 
-  const required = [...REQUIRED_SECRETS, ...(vars.NOTIFY_URL ? ['NOTIFY_SIGNING_SECRET'] : [])];
+  const required = [...REQUIRED_SECRETS, ...(vars.NOTIFY_URL || vars.OPS_NOTIFY_URL ? ['NOTIFY_SIGNING_SECRET'] : [])];
   for (const name of required) {
     if (!secretNames.includes(name)) refusals.push(`secret ${name} is not set on ${worker}: npx wrangler secret put ${name} --env ${env}`);
   }

@@ -42,7 +42,7 @@ test('refused: the all-zeros KV id (the committed placeholder), a non-id, and no
   assert.match(preflight(none, 'staging', ALL, STRONG).refusals.join(), /\[\[env\.staging\.kv_namespaces\]\] is missing/);
 });
 
-test('refused: each required secret not set, and NOTIFY_SIGNING_SECRET once NOTIFY_URL is set', () => {
+test('refused: each required secret not set, and NOTIFY_SIGNING_SECRET once NOTIFY_URL or OPS_NOTIFY_URL is set', () => {
   for (const name of ALL) {
     const r = preflight(ready, 'staging', ALL.filter((n) => n !== name), STRONG);
     assert.deepEqual(r.refusals, [`secret ${name} is not set on stripe-edge-webhooks-staging: npx wrangler secret put ${name} --env staging`]);
@@ -50,6 +50,8 @@ test('refused: each required secret not set, and NOTIFY_SIGNING_SECRET once NOTI
   const notifying = ready.replace('[env.staging.vars]\n', '[env.staging.vars]\nNOTIFY_URL = "https://app.example.com/hooks"\n');
   assert.match(preflight(notifying, 'staging', ALL, STRONG).refusals.join(), /secret NOTIFY_SIGNING_SECRET is not set/);
   assert.deepEqual(preflight(notifying, 'staging', [...ALL, 'NOTIFY_SIGNING_SECRET'], STRONG).refusals, []);
+  const alerting = ready.replace('[env.staging.vars]\n', '[env.staging.vars]\nOPS_NOTIFY_URL = "https://ops.example.com/alerts"\n');
+  assert.match(preflight(alerting, 'staging', ALL, STRONG).refusals.join(), /secret NOTIFY_SIGNING_SECRET is not set/);
 });
 
 test('refused: a secret written among the vars', () => {

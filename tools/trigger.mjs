@@ -6,8 +6,8 @@
 //
 //   node tools/trigger.mjs <event type> [options]      (--help for the options)
 //
-// Exit status: 0 when the worker answered 2xx, 1 for another answer or no answer, 2 for bad
-// input. The signing secret is never printed.
+// Exit status: 0 when the worker answered 2xx and did not record the event failed, 1 for
+// another answer, no answer or a failed record, 2 for bad input. No secret is ever printed.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,7 +26,9 @@ export function defaultUrl(env = process.env) {
 const USAGE = `usage: node tools/trigger.mjs <event type> [options]
 
 Builds a signed Stripe event of <event type> and POSTs it to the worker; prints the event id,
-the HTTP status and the response body.
+the HTTP status, the response body and, with ADMIN_TOKEN (environment or .dev.vars), the
+outcome the worker recorded (GET /events/{id}): a 200 is also the answer to an event recorded
+failed for good.
 
 Options:
   --user u_123            metadata.user_id
@@ -312,7 +314,41 @@ async function main(argv) {
     return 1;
   }
   process.stdout.write(`event  ${event.id} (${type})\nstatus ${answer.status}\nbody   ${answer.body}\n`);
-  return answer.status >= 200 && answer.status < 300 ? 0 : 1;
+  const outcome = await recordedOutcome(new URL(url).origin, event.id, adminToken());
+  process.stdout.write(`outcome ${outcome.text}\n`);
+  return answer.status >= 200 && answer.status < 300 && !outcome.failed ? 0 : 1;
+}
+
+/** ADMIN_TOKEN from the environment, then .dev.vars; never from the command line (shell history). */
+export function adminToken(env = process.env, devVars = readDevVars) {
+  return env.ADMIN_TOKEN || devVars().ADMIN_TOKEN || undefined;
+}
+
+/**
+ * What the worker recorded for the event (`GET /events/{id}`): a 200 answer is not proof it was
+ * handled (a request Stripe refused is recorded `failed` and answered 200, so Stripe stops).
+ * Resolves to { text, failed }; the token is sent only to the worker the event went to.
+ */
+export async function recordedOutcome(origin, eventId, token) {
+  if (!token) return { text: 'not read (export ADMIN_TOKEN to see what the worker recorded)', failed: false };
+  let res;
+  try {
+    res = await fetch(`${origin}/events/${eventId}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+  } catch (e) {
+    return { text: `not read: ${e.cause?.code ?? e.message}`, failed: false };
+  }
+  if (res.status === 404) return { text: 'not recorded (the worker refused the delivery before recording it)', failed: false };
+  if (res.status !== 200) return { text: `not read: GET /events/${eventId} answered ${res.status}`, failed: false };
+  return describeRecord(await res.json());
+}
+
+/** One line for an event record: its outcome, and for a failure where and what Stripe said. */
+export function describeRecord(record) {
+  if (record.outcome !== 'failed') return { text: record.reason ? `${record.outcome} (${record.reason})` : record.outcome, failed: false };
+  const said = record.stripe_error;
+  const stripe = said ? `; Stripe answered ${said.status} ${said.type}${said.code ? ` ${said.code}` : ''}${said.request_id ? `, request ${said.request_id}` : ''}` : '';
+  const next = record.retryable === false ? 'failed for good: mend the cause, then POST /events/{id}/replay' : 'failed: Stripe redelivers, catch-up works it again';
+  return { text: `${next} (step ${record.failed_step}, error ${record.error}${stripe})`, failed: true };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -8,6 +8,7 @@ use crate::catchup::run::{self, EventPage, Port};
 use crate::catchup::{is_due, Bounds, RunReport};
 use crate::error::{AppError, Result};
 use crate::event::Event;
+use crate::notify::Notification;
 use crate::store::keys;
 use crate::stripe::StripeRequest;
 use crate::webhook::Receipt;
@@ -41,6 +42,13 @@ pub async fn step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
     }
     let settle = config.catchup_settle_seconds as i64;
     let report = run::run(ctx.store()?, &Live(ctx), ctx.now, settle, Bounds::FREE_PLAN).await?;
+    if report.processed > 0 {
+        let run = serde_json::to_value(&report)
+            .map_err(|_| AppError::Internal("a catch-up report does not serialise"))?;
+        ctx.services()?
+            .notify(Notification::catchup_found_undelivered(report.at, run))
+            .await?;
+    }
     Ok(Some(report))
 }
 

@@ -10,7 +10,7 @@ use worker::{console_error, console_log, Date, Env};
 
 use crate::catchup::Bounds;
 use crate::error::AppError;
-use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET};
+use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET, SUBREQUESTS_PER_RETRY};
 use crate::services::{Trace, TraceData};
 
 use super::{catchup, Ctx};
@@ -32,9 +32,16 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
     // Catch-up is due every CATCHUP_EVERY_MINUTES; on those runs it goes first and the
     // notifications get what is left of the run's subrequests.
     let catch_up = catchup::step(&ctx).await;
+    // A run that processed undelivered events also raised the operator's alert: one send.
+    let alert = match &catch_up {
+        Ok(Some(report)) if report.processed > 0 => SUBREQUESTS_PER_RETRY,
+        _ => 0,
+    };
     let budget = match &catch_up {
         Ok(None) => RETRY_SUBREQUEST_BUDGET,
-        _ => FREE_PLAN_SUBREQUESTS.saturating_sub(Bounds::FREE_PLAN.max_subrequests() as usize),
+        _ => FREE_PLAN_SUBREQUESTS
+            .saturating_sub(Bounds::FREE_PLAN.max_subrequests() as usize)
+            .saturating_sub(alert),
     };
     let mut steps = Vec::with_capacity(2);
     if !matches!(catch_up, Ok(None)) {

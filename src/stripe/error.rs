@@ -99,6 +99,42 @@ impl StripeError {
     }
 }
 
+/// What Stripe said when it refused a call, as a failed event's record keeps it for the
+/// operator (`GET /events/{id}`): Stripe's own words and its request id, to look up in the
+/// Dashboard's request log. Admin-only: the message may quote what was sent, so it never goes
+/// to the log lines (see `AppError::log_text`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct StripeSaid {
+    /// The HTTP status of Stripe's answer.
+    pub status: u16,
+    #[serde(rename = "type")]
+    pub error_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl From<&ApiError> for StripeSaid {
+    fn from(error: &ApiError) -> Self {
+        Self {
+            status: error.status,
+            error_type: error.error_type.clone(),
+            code: error.code.clone(),
+            decline_code: error.decline_code.clone(),
+            param: error.param.clone(),
+            message: error.message.clone(),
+            request_id: error.request_id.clone(),
+        }
+    }
+}
+
 /// A decoded success and what is worth logging about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply<T> {

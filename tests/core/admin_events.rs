@@ -15,6 +15,7 @@ fn record(id: &str, recorded_at: i64) -> EventRecord {
         outcome: Outcome::Ignored,
         failed_step: None,
         error: None,
+        stripe_error: None,
         retryable: None,
         reason: None,
         recorded_at,

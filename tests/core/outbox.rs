@@ -23,6 +23,7 @@ use stripe_edge_webhooks::testing::FakeTransport;
 
 const T0: i64 = 1_795_000_000;
 const URL: &str = "https://sink.test/notify";
+const OPS_URL: &str = "https://ops.test/alerts";
 
 /// How the fake sink answers: a status, or `0` for a refused connection.
 struct Sink {
@@ -53,7 +54,8 @@ impl Sink {
 
 fn target(signed_at: i64) -> Option<NotifyTarget<'static>> {
     Some(NotifyTarget {
-        url: URL,
+        url: Some(URL),
+        ops_url: None,
         signing: WebhookSecrets::from_comma_separated("nsec_test"),
         signed_at,
     })
@@ -512,5 +514,118 @@ fn a_run_lists_the_due_index_only_when_the_hint_says_so_or_on_the_hourly_sweep()
         hint(),
         Some(sweep),
         "raised again: the entry is still due later"
+    );
+}
+
+#[test]
+fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_alert_raises_none() {
+    let store = MemoryStore::new();
+    let sink = Sink::new(500);
+    let with_ops = |signed_at| {
+        target(signed_at).map(|t| NotifyTarget {
+            ops_url: Some(OPS_URL),
+            ..t
+        })
+    };
+    block_on(send_notification(
+        &store,
+        &sink.transport,
+        with_ops(T0),
+        notification(1),
+        T0,
+    ))
+    .unwrap();
+    let mut runs = 0;
+    while let Some(due) = pending(&store)
+        .iter()
+        .filter_map(|r| r.next_attempt_at)
+        .max()
+    {
+        block_on(retry_due(
+            &store,
+            &sink.transport,
+            with_ops(due),
+            due,
+            RETRY_SUBREQUEST_BUDGET,
+        ))
+        .unwrap();
+        runs += 1;
+        assert!(runs < 80, "it ends");
+    }
+    let sent = sink.transport.sent();
+    let alerts: Vec<_> = sent.iter().filter(|r| r.url == OPS_URL).collect();
+    let first = alerts.first().expect("an alert was sent");
+    assert!(first
+        .header("notify-signature")
+        .is_some_and(|s| s.contains("v1=")));
+    let body: serde_json::Value = serde_json::from_str(first.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["kind"], "ops.notification_dead");
+    assert_eq!(body["recipient"], serde_json::json!({ "type": "operator" }));
+    assert_eq!(
+        body["payload"]["notification_id"],
+        "evt_1.identity.verified"
+    );
+    assert_eq!(
+        body["payload"]["admin_path"],
+        "/notifications/evt_1.identity.verified"
+    );
+    // The alert's own sink is down too: it is retried in its window and dies, raising nothing.
+    let ids: std::collections::BTreeSet<_> = alerts
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        ["evt_1.identity.verified.ops.notification_dead"]
+    );
+    let dead: Vec<String> = list(&store, "state=dead")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        dead,
+        [
+            "evt_1.identity.verified",
+            "evt_1.identity.verified.ops.notification_dead"
+        ]
+    );
+    assert!(sent
+        .iter()
+        .filter(|r| r.url == URL)
+        .all(|r| r.header("idempotency-key") == Some("evt_1.identity.verified")));
+
+    // Without OPS_NOTIFY_URL the alert is not even recorded.
+    let quiet = MemoryStore::new();
+    block_on(send_notification(
+        &quiet,
+        &sink.transport,
+        target(T0),
+        notification(2),
+        T0,
+    ))
+    .unwrap();
+    while let Some(due) = pending(&quiet)
+        .iter()
+        .filter_map(|r| r.next_attempt_at)
+        .max()
+    {
+        block_on(retry_due(
+            &quiet,
+            &sink.transport,
+            target(due),
+            due,
+            RETRY_SUBREQUEST_BUDGET,
+        ))
+        .unwrap();
+    }
+    let dead: Vec<String> = list(&quiet, "state=dead")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(dead, ["evt_2.identity.verified"]);
+    assert!(
+        block_on(quiet.get("notification:evt_2.identity.verified.ops.notification_dead"))
+            .unwrap()
+            .is_none()
     );
 }
