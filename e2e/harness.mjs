@@ -88,7 +88,9 @@ export async function startWorker(settings, { config, logFile, args: extraArgs =
   // As scripts/dev.sh starts it (LOCAL_DEV=true: short admin tokens, loopback return URLs;
   // APP_BASE_URL this worker, where recovery sessions made by events return), unless a test
   // says otherwise.
-  const all = { LOCAL_DEV: 'true', ...settings };
+  // The global ceiling on anonymous setup sessions is set far above what any test opens,
+  // unless a test sets it (e2e/bounded.test.mjs).
+  const all = { LOCAL_DEV: 'true', PUBLIC_SETUP_PER_DAY: '1000000', PUBLIC_SETUP_PER_MINUTE: '10000', ...settings };
   if (!config && all.LOCAL_DEV === 'true' && !('APP_BASE_URL' in all)) all.APP_BASE_URL = `http://127.0.0.1:${port}`;
   writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspectorPort = await freePort();
@@ -319,8 +321,9 @@ export function shuffled(items, seed) {
  * secret), the stand-in also delivers its events to a sink of their own (`recorder`), for tests
  * that deliver to the worker themselves (`connect: false`) and read what Stripe emitted there.
  * With `ops`, OPS_NOTIFY_URL is the same sink's `/ops` path (the operator's alerts).
+ * `persistTo`: keep the worker's local state there (a test that looks at it; the caller removes it).
  */
-export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, ops = false, destinations: chosen } = {}) {
+export async function startStack(settings, { connect = true, args = [], recorder: recorderSecret, ops = false, destinations: chosen, persistTo } = {}) {
   const destinations = chosen ?? DESTINATIONS;
   const standIn = createStandIn();
   const stripeBase = await standIn.listen(0);
@@ -330,7 +333,7 @@ export async function startStack(settings, { connect = true, args = [], recorder
   const secret = settings.STRIPE_WEBHOOK_SECRET.split(',')[0];
   // Both destinations' secrets go in the one list, as the README's deploy steps say.
   const secrets = connect && destinations === 'both' ? { STRIPE_WEBHOOK_SECRET: `${settings.STRIPE_WEBHOOK_SECRET},${thinSecretFor(secret)}` } : {};
-  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...opsUrl, ...settings, ...secrets }, { args });
+  const worker = await startWorker({ STRIPE_API_BASE: stripeBase, NOTIFY_URL: sink.url, NOTIFY_SIGNING_SECRET: NOTIFY_SECRET, ...opsUrl, ...settings, ...secrets }, { args, persistTo });
   if (connect) await connectStandIn(stripeBase, worker, secret, destinations);
   if (recorder) await addStandInEndpoint(stripeBase, recorder.url, recorderSecret);
   return {

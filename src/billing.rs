@@ -11,6 +11,7 @@
 //!   the record after success or decline, the recovery Checkout Session, and the follow-up
 //!   events, whose status never goes backwards.
 
+use crate::event::{Event, EventKind};
 use crate::objects::{CheckoutSession, Metadata};
 
 pub mod charge;
@@ -55,6 +56,11 @@ pub enum BillingError {
     SessionNotComplete,
     #[error("the Checkout Session has no SetupIntent")]
     NoSetupIntent,
+    /// A setup session first seen complete more than `MAX_COMPLETION_AGE_SECONDS` after it was
+    /// created: its record may have expired, and Stripe's idempotency keys (24 hours) no
+    /// longer stop a second customer, so it is not completed again.
+    #[error("the Checkout Session is too old to be completed here")]
+    SessionTooOld,
     #[error("the SetupIntent has no payment method")]
     NoPaymentMethod,
     /// A completed session whose SetupIntent did not succeed (still processing, or failed):
@@ -87,6 +93,7 @@ impl BillingError {
             Self::InvalidSessionId => "invalid_session_id",
             Self::SessionNotComplete => "session_not_complete",
             Self::NoSetupIntent => "no_setup_intent",
+            Self::SessionTooOld => "session_too_old",
             Self::NoPaymentMethod => "no_payment_method",
             Self::SetupNotSucceeded => "setup_not_succeeded",
             Self::CustomerNotAllowed => "customer_not_allowed",
@@ -131,6 +138,28 @@ pub fn is_bound(session: &CheckoutSession) -> bool {
 /// Whether this deployment created the session (`crate::provenance`).
 pub fn is_ours(session: &CheckoutSession, deployment_id: &str) -> bool {
     crate::provenance::made_here(&session.metadata, deployment_id)
+}
+
+/// A setup session is completed here within 30 days of its creation: Checkout Sessions
+/// expire within a day, Stripe keeps events 30 days, and a finished `checkout:` record
+/// (kept `store::FINISHED_TTL_SECONDS`, 90 days) outlives the window, so a repeat is always
+/// answered from the record, never by a second run at Stripe.
+pub const MAX_COMPLETION_AGE_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// Whether a setup session is past [`MAX_COMPLETION_AGE_SECONDS`] at `now`.
+pub fn too_old_to_complete(session: &CheckoutSession, now: i64) -> bool {
+    now - session.created > MAX_COMPLETION_AGE_SECONDS
+}
+
+/// An event with nothing to do and nothing to keep: a setup-mode Checkout Session that
+/// expired. Nobody saved a card, and an open setup session is never stored, so there is no
+/// record to update. It runs in no queue and writes no `event:` record: an abandoned anonymous
+/// session costs no KV write and leaves no Durable Object. A redelivery finds it as inert.
+pub fn leaves_nothing(event: &Event) -> bool {
+    event.kind() == Some(EventKind::CheckoutSessionExpired)
+        && event
+            .object::<CheckoutSession>()
+            .is_ok_and(|session| session.mode == "setup")
 }
 /// Stripe's largest amount (eight digits in the smallest unit).
 pub const MAX_AMOUNT: i64 = 99_999_999;

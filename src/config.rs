@@ -5,6 +5,7 @@
 //! Secrets are optional here and demanded by the routes that need them, so that `/health` and
 //! the routes that do not need a secret keep working while one is missing.
 
+use crate::ceiling::Ceiling;
 use crate::signature::{WebhookSecrets, DEFAULT_TOLERANCE_SECONDS};
 
 pub const STRIPE_API_BASE: &str = "STRIPE_API_BASE";
@@ -25,9 +26,14 @@ pub const CATCHUP_EVERY_MINUTES: &str = "CATCHUP_EVERY_MINUTES";
 pub const CATCHUP_SETTLE_SECONDS: &str = "CATCHUP_SETTLE_SECONDS";
 pub const CATCHUP_THIN_EVENTS: &str = "CATCHUP_THIN_EVENTS";
 pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
+pub const PUBLIC_SETUP_PER_DAY: &str = "PUBLIC_SETUP_PER_DAY";
+pub const PUBLIC_SETUP_PER_MINUTE: &str = "PUBLIC_SETUP_PER_MINUTE";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
 pub const LOCAL_DEV: &str = "LOCAL_DEV";
+/// `true` logs one `[meter]` line per KV operation and Durable Object request (no keys, only
+/// their prefixes), which `bench/costs.mjs` and the cost tests count. Only with `LOCAL_DEV`.
+pub const COST_METER: &str = "COST_METER";
 
 /// The token `.dev.vars.example` ships: fine on a laptop, never on a deployed worker.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "local-admin-token";
@@ -44,6 +50,13 @@ pub const DEFAULT_IDENTITY_MAX_ATTEMPTS: u32 = 3;
 /// Event catch-up runs every 10 minutes by default: at most 144 runs (and KV writes of its
 /// cursor) a day, against the Free plan's 1,000 KV writes.
 pub const DEFAULT_CATCHUP_EVERY_MINUTES: u32 = 10;
+/// The global ceiling on anonymous setup sessions (docs/OPERATIONS.md, What a day costs): 100
+/// a UTC day, so that even if every one completed (3 KV writes each, counted by
+/// `bench/costs.mjs`: the event, the checkout and customer records) the public spends at most
+/// 300 of the Free plan's 1,000 KV writes a day, leaving the rest to the app's own work.
+pub const DEFAULT_PUBLIC_SETUP_PER_DAY: u32 = 100;
+/// And 10 a minute: a burst cannot take the day's sessions in a moment.
+pub const DEFAULT_PUBLIC_SETUP_PER_MINUTE: u32 = 10;
 /// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
 pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
 /// Stripe retries for up to three days (live mode; a few hours in a sandbox); a tolerance beyond
@@ -106,10 +119,29 @@ pub struct Config {
     /// token is accepted, and without `APP_BASE_URL` Checkout returns to the loopback origin
     /// the request came to. Never set for a deployed worker.
     pub local_dev: bool,
+    /// `COST_METER=true` on a local server: every KV operation and Durable Object request is
+    /// logged as a `[meter]` line to be counted.
+    pub cost_meter: bool,
+    /// The global ceiling on anonymous setup sessions (`PUBLIC_SETUP_PER_DAY`,
+    /// `PUBLIC_SETUP_PER_MINUTE`).
+    pub setup_ceiling: Ceiling,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
     notify_signing_secrets: Option<WebhookSecrets>,
+}
+
+/// `COST_METER`: a local server's switch; a deployed worker refuses it rather than log every
+/// KV call.
+fn parse_cost_meter(value: Option<&str>, local_dev: bool) -> Result<bool, ConfigError> {
+    let on = parse_bool(COST_METER, value, false)?;
+    if on && !local_dev {
+        return Err(ConfigError::Invalid {
+            name: COST_METER,
+            reason: "is allowed only with LOCAL_DEV=true (a local server counting its costs)",
+        });
+    }
+    Ok(on)
 }
 
 impl Config {
@@ -180,6 +212,17 @@ impl Config {
             false,
         )?;
         let local_dev = parse_bool(LOCAL_DEV, get(LOCAL_DEV).as_deref(), false)?;
+        let cost_meter = parse_cost_meter(get(COST_METER).as_deref(), local_dev)?;
+        let setup_ceiling = Ceiling {
+            per_day: number_or(PUBLIC_SETUP_PER_DAY, get(PUBLIC_SETUP_PER_DAY), 1_000_000)?
+                .unwrap_or(DEFAULT_PUBLIC_SETUP_PER_DAY),
+            per_minute: number_or(
+                PUBLIC_SETUP_PER_MINUTE,
+                get(PUBLIC_SETUP_PER_MINUTE),
+                10_000,
+            )?
+            .unwrap_or(DEFAULT_PUBLIC_SETUP_PER_MINUTE),
+        };
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -197,6 +240,8 @@ impl Config {
         Ok(Self {
             deployment_id,
             local_dev,
+            cost_meter,
+            setup_ceiling,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -407,6 +452,17 @@ fn parse_bool(name: &'static str, value: Option<&str>, default: bool) -> Result<
             reason: "must be true or false",
         }),
     }
+}
+
+/// A count from 0 to `max` when set.
+fn number_or(
+    name: &'static str,
+    value: Option<String>,
+    max: u64,
+) -> Result<Option<u32>, ConfigError> {
+    value
+        .map(|v| parse_number(name, &v, 0, max).map(|n| n as u32))
+        .transpose()
 }
 
 fn parse_number(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -624,6 +680,48 @@ mod tests {
         assert!(toml.contains(&format!(
             "WEBHOOK_TOLERANCE_SECONDS = \"{DEFAULT_TOLERANCE_SECONDS}\""
         )));
+    }
+
+    #[test]
+    fn the_setup_ceiling_has_defaults_and_limits() {
+        let ceiling = config(&[]).unwrap().setup_ceiling;
+        assert_eq!(
+            (ceiling.per_day, ceiling.per_minute),
+            (
+                DEFAULT_PUBLIC_SETUP_PER_DAY,
+                DEFAULT_PUBLIC_SETUP_PER_MINUTE
+            )
+        );
+        let set = config(&[(PUBLIC_SETUP_PER_DAY, "0"), (PUBLIC_SETUP_PER_MINUTE, "3")]).unwrap();
+        assert_eq!(
+            (set.setup_ceiling.per_day, set.setup_ceiling.per_minute),
+            (0, 3)
+        );
+        for (name, value) in [
+            (PUBLIC_SETUP_PER_DAY, "-1"),
+            (PUBLIC_SETUP_PER_DAY, "1000001"),
+            (PUBLIC_SETUP_PER_MINUTE, "many"),
+        ] {
+            assert!(
+                matches!(config(&[(name, value)]), Err(ConfigError::Invalid { name: n, .. }) if n == name)
+            );
+        }
+    }
+
+    #[test]
+    fn the_cost_meter_is_a_local_servers_only() {
+        assert!(!config(&[]).unwrap().cost_meter);
+        let on = config(&[(COST_METER, "true"), (LOCAL_DEV, "true")]).unwrap();
+        assert!(on.cost_meter);
+        let refused = config(&[(COST_METER, "true")]).unwrap_err();
+        assert!(matches!(
+            refused,
+            ConfigError::Invalid {
+                name: COST_METER,
+                ..
+            }
+        ));
+        assert!(config(&[(COST_METER, "yes"), (LOCAL_DEV, "true")]).is_err());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   bound to a customer, an off-session PaymentIntent), else the Checkout Session (a public
 //!   setup session has no customer until this service creates one for it) or the
 //!   PaymentIntent; `POST /charges` and `GET /success` get the key their events get.
-//! - Events of other types write only their own `event:{id}` and need no queue.
+//! - Events of other types write only their own `event:{id}` and need no queue; an expired
+//!   setup session writes nothing at all (`billing::leaves_nothing`).
 
 use crate::event::{Event, EventKind};
 use crate::identity::is_user_id;
@@ -48,6 +49,13 @@ impl Entity {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A user's or a customer's queue keeps its records; the queue of a public setup session,
+    /// or of a payment or verification session of no user or customer, keeps nothing once its
+    /// work is done and KV has every record (its object deletes its storage).
+    pub fn keeps_records(&self) -> bool {
+        self.0.starts_with("user:") || self.0.starts_with("customer:")
     }
 
     /// A Checkout Session's entity: its customer, else the session itself.
@@ -96,6 +104,8 @@ impl Entity {
                     _ => is_stripe_id(&session.id).then(|| Self::verification_session(&session.id)),
                 }
             }
+            // An expired setup session leaves nothing to do (`billing::leaves_nothing`): no queue.
+            EventKind::CheckoutSessionExpired if crate::billing::leaves_nothing(event) => None,
             EventKind::CheckoutSessionCompleted
             | EventKind::CheckoutSessionAsyncPaymentSucceeded
             | EventKind::CheckoutSessionAsyncPaymentFailed
@@ -209,18 +219,19 @@ mod tests {
             .iter()
             .filter(|t| t.starts_with("checkout.session."))
         {
+            // An expired setup session leaves nothing to do: no queue at all.
+            let expired_setup = *kind == "checkout.session.expired";
             for mode in ["setup", "payment"] {
+                let queue = (!(expired_setup && mode == "setup")).then_some("customer:cus_9");
                 assert_eq!(
                     of(kind, cs(Some("cus_9"), mode)).as_deref(),
-                    Some("customer:cus_9"),
+                    queue,
                     "{kind}"
                 );
             }
             // A public setup session has no customer yet: the session is the entity.
-            assert_eq!(
-                of(kind, cs(None, "setup")).as_deref(),
-                Some("checkout_session:cs_1")
-            );
+            let queue = (!expired_setup).then_some("checkout_session:cs_1");
+            assert_eq!(of(kind, cs(None, "setup")).as_deref(), queue, "{kind}");
         }
         for kind in ["payment_intent.succeeded", "payment_intent.payment_failed"] {
             assert_eq!(
@@ -256,6 +267,18 @@ mod tests {
             of("checkout.session.completed", serde_json::json!({ "id": 5 })),
             None
         );
+    }
+
+    #[test]
+    fn only_users_and_customers_keep_their_queues_records() {
+        assert!(Entity::user("u").keeps_records() && Entity::customer("cus_1").keeps_records());
+        for ephemeral in [
+            Entity::checkout_session("cs_1"),
+            Entity::payment_intent("pi_1"),
+            Entity::verification_session("vs_1"),
+        ] {
+            assert!(!ephemeral.keeps_records(), "{ephemeral:?}");
+        }
     }
 
     #[test]

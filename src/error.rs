@@ -82,6 +82,10 @@ pub enum AppError {
     /// The Workers Rate Limiting binding refused the client (by `CF-Connecting-IP`).
     #[error("too many requests; try again in a minute")]
     TooManyRequests,
+    /// The global ceiling on anonymous setup sessions (`crate::ceiling`) is reached: room
+    /// again in `retry_after` seconds (the next minute, or the next UTC day).
+    #[error("the form has opened as many sessions as it may for now; try again in {retry_after} seconds")]
+    SetupCeilingFull { retry_after: u64 },
     /// A form posted from another site's page (`Origin`, `Sec-Fetch-Site`).
     #[error("this form can only be posted from this service's own page")]
     CrossSiteForm,
@@ -166,6 +170,7 @@ impl AppError {
             Self::BadJson(_) => class(400, "bad_json", false),
             Self::BadQuery(_) => class(400, "bad_query", false),
             Self::TooManyRequests => class(429, "rate_limited", false),
+            Self::SetupCeilingFull { .. } => class(503, "setup_ceiling_reached", true),
             Self::CrossSiteForm => class(403, "cross_site_form", false),
             Self::Internal(_) => class(500, "internal_error", false),
             Self::Signature(e) => class(400, e.code(), false),
@@ -202,6 +207,14 @@ impl AppError {
         match self {
             Self::Relayed(r) => &r.code,
             other => other.class().code,
+        }
+    }
+
+    /// Seconds until a retry can succeed (`Retry-After`), when this service knows them.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::SetupCeilingFull { retry_after } => Some(*retry_after),
+            _ => None,
         }
     }
 

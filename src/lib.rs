@@ -37,6 +37,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod catchup;
+pub mod ceiling;
 pub mod config;
 pub mod entity;
 pub mod error;

@@ -171,6 +171,12 @@ impl Notification {
         self.state == State::Delivered
     }
 
+    /// Delivered or dead: nothing more will be tried (unless an operator resends it), so it
+    /// and its dead-index entry are kept for a stated time, not for ever.
+    pub fn is_finished(&self) -> bool {
+        self.state != State::Pending
+    }
+
     /// The operator's alert for an event recorded failed for good. Its id derives from the
     /// event's, so it is raised once however often the event fails again.
     pub fn event_failed_for_good(record: &EventRecord) -> Self {

@@ -352,6 +352,13 @@ pub fn success_error_page(error: &AppError) -> (u16, String) {
 /// message may say whether a customer exists, or quote what was sent), and a refusal of
 /// Stripe's is this service's failure to open Checkout (502), not the visitor's.
 pub fn setup_error_page(error: &AppError) -> (u16, String) {
+    if let AppError::SetupCeilingFull { retry_after } = error {
+        let text = format!(
+            "This form has opened as many payment pages as it may for now. Please try again in {}.",
+            wait_text(*retry_after)
+        );
+        return (error.status(), page("Please come back later", &[text]));
+    }
     let (status, title, text) = match error {
         AppError::CrossSiteForm => (
             403,
@@ -385,6 +392,18 @@ pub fn setup_error_page(error: &AppError) -> (u16, String) {
     (status, page(title, &[text.to_owned()]))
 }
 
+/// `Retry-After` in words, rounded up: "a minute", "12 minutes", "5 hours".
+fn wait_text(seconds: u64) -> String {
+    match seconds {
+        0..=60 => "a minute".to_owned(),
+        61..=3600 => format!("{} minutes", seconds.div_ceil(60)),
+        _ => match seconds.div_ceil(3600) {
+            1 => "an hour".to_owned(),
+            hours => format!("{hours} hours"),
+        },
+    }
+}
+
 /// The page for any other refused or failed request a browser makes (an unknown path, a
 /// page route opened with the wrong method, a setting missing): the error's own status, and
 /// text that never quotes the error (a configuration error names a setting).
@@ -416,6 +435,21 @@ pub fn error_page(error: &AppError) -> (u16, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_ceiling_the_form_says_when_to_come_back() {
+        let (status, body) = setup_error_page(&AppError::SetupCeilingFull { retry_after: 45 });
+        assert_eq!(status, 503);
+        assert!(body.contains("Please come back later") && body.contains("in a minute."));
+        let late = setup_error_page(&AppError::SetupCeilingFull {
+            retry_after: 5 * 3600 - 10,
+        })
+        .1;
+        assert!(late.contains("in 5 hours."), "{late}");
+        assert_eq!(wait_text(61), "2 minutes");
+        assert_eq!(wait_text(3601), "2 hours");
+        assert_eq!(wait_text(3600), "60 minutes");
+    }
 
     #[test]
     fn amounts_show_in_the_currencys_major_unit() {

@@ -204,13 +204,14 @@ pub fn is_same_origin_post(
     }
 }
 
-/// What a rate limit counts a client as: its IPv4 address, or its IPv6 /64 (one subscriber
-/// usually holds a whole /64, and could otherwise take a fresh address for every request).
+/// What a rate limit counts a client as: its IPv4 address, or its IPv6 /48. One subscriber
+/// often holds a whole /48 (65,536 /64s: counted by /64, it could take a fresh bucket for
+/// every request); a /48 is the usual site assignment.
 pub fn rate_limit_client(address: &str) -> String {
     match address.trim().parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
         Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => "unknown".to_owned(),
@@ -439,16 +440,21 @@ mod tests {
     }
 
     #[test]
-    fn a_client_is_its_ipv4_address_or_its_ipv6_64() {
+    fn a_client_is_its_ipv4_address_or_its_ipv6_48() {
         assert_eq!(rate_limit_client("203.0.113.9"), "203.0.113.9");
         assert_eq!(
             rate_limit_client("2001:db8:1:2:aaaa::1"),
             rate_limit_client("2001:db8:1:2:ffff:1:2:3")
         );
-        assert_eq!(rate_limit_client("2001:db8:1:2::9"), "2001:db8:1:2::/64");
-        assert_ne!(
+        // Every /64 of one /48 is one client.
+        assert_eq!(
             rate_limit_client("2001:db8:1:3::1"),
-            rate_limit_client("2001:db8:1:2::1")
+            rate_limit_client("2001:db8:1:ffff::1")
+        );
+        assert_eq!(rate_limit_client("2001:db8:1:2::9"), "2001:db8:1::/48");
+        assert_ne!(
+            rate_limit_client("2001:db8:2::1"),
+            rate_limit_client("2001:db8:1::1")
         );
         assert_eq!(rate_limit_client("not an address"), "unknown");
     }

@@ -253,11 +253,19 @@ pub async fn send_notification(
     let record = notification.resume(existing.as_ref(), now);
     // The outbox record is written before the attempt, so a crash in between loses nothing
     // (the event is redelivered, finds it pending and attempts again).
-    key.save(store, &record, None).await?;
+    key.save(store, &record, finished_ttl(&record)).await?;
     match target {
         Some(target) => attempt_notification(store, transport, &target, record, now).await,
         None => Ok(record),
     }
+}
+
+/// A delivered or dead notification (and its `outbox_dead:` entry) expires; a pending one is
+/// kept until it finishes.
+fn finished_ttl(record: &Notification) -> Option<u64> {
+    record
+        .is_finished()
+        .then_some(crate::store::FINISHED_TTL_SECONDS)
 }
 
 /// One attempt of a stored notification at `now` (a dead one is revived first, with a new
@@ -297,7 +305,9 @@ pub async fn attempt_notification(
         .as_ref()
         .filter(|n| old_index.as_ref() != Some(*n))
     {
-        keys::outbox_entry(name).save(store, &(), None).await?;
+        keys::outbox_entry(name)
+            .save(store, &(), finished_ttl(&record))
+            .await?;
         // Entering the due index (a first failure, a failed resend): tell the scheduled runs
         // to list it. A move within the due index needs no hint: the run that moves it has one.
         let was_due = old_index
@@ -307,7 +317,7 @@ pub async fn attempt_notification(
             keys::outbox_hint().save(store, &now, None).await?;
         }
     }
-    key.save(store, &record, None).await?;
+    key.save(store, &record, finished_ttl(&record)).await?;
     if let Some(name) = old_index.filter(|o| new_index.as_ref() != Some(o)) {
         store.delete(&name).await?;
     }

@@ -92,10 +92,12 @@ pub struct ListPage {
     pub cursor: Option<String>,
 }
 
-/// A key and the type of value stored under it.
+/// A key, the type of value stored under it, and how long a value is kept when a write
+/// names no TTL of its own (`None`: kept until replaced or deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key<T> {
     name: String,
+    lifetime: Option<u64>,
     value: PhantomData<fn() -> T>,
 }
 
@@ -103,8 +105,23 @@ impl<T> Key<T> {
     fn new(name: String) -> Self {
         Self {
             name,
+            lifetime: None,
             value: PhantomData,
         }
+    }
+
+    /// A key whose values expire `seconds` after each write (KV's `expirationTtl`, and the
+    /// entity table's expiry, purged by its alarm).
+    fn kept_for(name: String, seconds: u64) -> Self {
+        Self {
+            lifetime: Some(seconds),
+            ..Self::new(name)
+        }
+    }
+
+    /// How long a write keeps the value when it names no TTL.
+    pub fn lifetime(&self) -> Option<u64> {
+        self.lifetime
     }
 
     pub fn as_str(&self) -> &str {
@@ -152,39 +169,55 @@ impl<T: Serialize> Key<T> {
             key: self.name.clone(),
             reason: e.to_string(),
         })?;
-        store.put(&self.name, &text, ttl_seconds).await
+        store
+            .put(&self.name, &text, ttl_seconds.or(self.lifetime))
+            .await
     }
 }
 
-/// The key schema (DESIGN.md, "State"). Ids are validated before they reach here.
+/// How long a finished record is kept: a finished `checkout:` (completed or expired
+/// session), a `charge:`, a delivered or dead `notification:` and its `outbox_dead:` entry.
+/// Far beyond every retry and replay that could need them (Stripe keeps events 30 days), and
+/// a finished setup session is never completed again past `billing::MAX_COMPLETION_AGE_SECONDS`.
+pub const FINISHED_TTL_SECONDS: u64 = 90 * 24 * 60 * 60;
+
+/// The key schema (docs/OPERATIONS.md, Retention: each kind's lifetime is stated here). Ids
+/// are validated before they reach here.
 pub mod keys {
     use super::*;
 
     /// The prefix of every `event:{id}` key, for listing them.
     pub const EVENT_PREFIX: &str = "event:";
 
+    /// Kept 30 days, as long as Stripe keeps the event.
     pub fn event(event_id: &str) -> Key<EventRecord> {
-        Key::new(format!("{EVENT_PREFIX}{event_id}"))
+        Key::kept_for(format!("{EVENT_PREFIX}{event_id}"), EVENT_TTL_SECONDS)
     }
 
+    /// An open session's for 2 days (`CheckoutRecord::ttl_seconds`), a finished one's 90.
     pub fn checkout(session_id: &str) -> Key<CheckoutRecord> {
-        Key::new(format!("checkout:{session_id}"))
+        Key::kept_for(format!("checkout:{session_id}"), FINISHED_TTL_SECONDS)
     }
 
+    /// Kept: the user's verification state is the app's (one per user, replaced).
     pub fn identity_user(user_id: &str) -> Key<UserRecord> {
         Key::new(format!("identity:user:{user_id}"))
     }
 
+    /// Kept with its user's record, which lists it.
     pub fn identity_session(session_id: &str) -> Key<SessionRecord> {
         Key::new(format!("identity:session:{session_id}"))
     }
 
+    /// Kept: the card the app charges (one per customer, replaced; the public's new customers
+    /// are bounded by the setup ceiling).
     pub fn customer(customer_id: &str) -> Key<crate::billing::CustomerRecord> {
         Key::new(format!("customer:{customer_id}"))
     }
 
+    /// 90 days after its last change (its follow-up events and recovery come within days).
     pub fn charge(payment_intent_id: &str) -> Key<crate::billing::ChargeRecord> {
-        Key::new(format!("charge:{payment_intent_id}"))
+        Key::kept_for(format!("charge:{payment_intent_id}"), FINISHED_TTL_SECONDS)
     }
 
     /// The payment method a caller-keyed `POST /charges` was first sent with, and the
@@ -193,6 +226,7 @@ pub mod keys {
         Key::new(format!("charge_key:{caller_key}"))
     }
 
+    /// Kept while pending; 90 days once delivered or dead (`Notification::ttl_seconds`).
     pub fn notification(id: &str) -> Key<Notification> {
         Key::new(format!("notification:{id}"))
     }

@@ -190,9 +190,13 @@ pub async fn read_thin<S: Store, T: Transport>(
     };
     let object = read(services, thin, &request, READ_RELATED_OBJECT, now).await?;
     let pinned = services.config.stripe_api_version.as_str();
-    Ok(ThinNext::Handle(
-        thin.clone().into_event(kind, object, pinned)?,
-    ))
+    let event = thin.clone().into_event(kind, object, pinned)?;
+    // An expired setup session leaves nothing, told by a thin event as by a snapshot one
+    // (`process`): no queue, no record of either id.
+    if crate::billing::leaves_nothing(&event) {
+        return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
+    }
+    Ok(ThinNext::Handle(event))
 }
 
 /// The one Stripe read a thin event costs; one that fails (404, 5xx, a timeout) is recorded
@@ -278,6 +282,14 @@ pub async fn process<S: Store, T: Transport>(
     now: i64,
 ) -> Result<Receipt, WebhookError> {
     event.check_mode(services.config.livemode()?)?;
+    if crate::billing::leaves_nothing(&event) {
+        return Ok(Receipt {
+            event_id: event.id,
+            event_type: event.event_type,
+            outcome: Outcome::Ignored,
+            duplicate: false,
+        });
+    }
     let store = services.store;
 
     let key = keys::event(&event.id);

@@ -27,8 +27,10 @@ pub struct OpenedSession {
 }
 
 /// `POST /create-checkout-session` and `POST /setup-sessions`: opens a setup-mode Checkout
-/// Session returning to `{app_base_url}{success_path}` and records it as open under `checkout:{cs_id}`
-/// (expiring). `random` makes the key: neither a browser form nor the app's call has a
+/// Session returning to `{app_base_url}{success_path}`. Nothing is stored: what an open
+/// session needs is at Stripe (its `metadata[created_by]` says it is ours, the success page
+/// retrieves it), and `checkout:{cs_id}` is written when it completes. So the anonymous form
+/// costs no KV write. `random` makes the key: neither a browser form nor the app's call has a
 /// natural one.
 pub async fn open_setup_session<S: Store, T: Transport>(
     services: &Services<'_, S, T>,
@@ -41,10 +43,6 @@ pub async fn open_setup_session<S: Store, T: Transport>(
     let url = session.url.clone().ok_or(AppError::Internal(
         "Stripe returned a Checkout Session without a url",
     ))?;
-    let checkout = CheckoutRecord::opened(&session, services.now);
-    keys::checkout(&session.id)
-        .save(services.store, &checkout, checkout.ttl_seconds())
-        .await?;
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(AppError::Internal(
             "Stripe returned a Checkout url that is not http(s)",
@@ -126,6 +124,9 @@ pub async fn complete_setup<S: Store, T: Transport>(
     if session.status.as_deref() != Some("complete") {
         return Err(BillingError::SessionNotComplete).step("plan");
     }
+    if billing::too_old_to_complete(session, services.now) {
+        return Err(BillingError::SessionTooOld).step("plan");
+    }
     let setup_intent = setup_intent_of(services, session).await?;
     let plan = billing::plan_setup(session, &setup_intent).step("plan")?;
     let customer = customer_of(services, &plan).await?;
@@ -142,6 +143,7 @@ pub async fn complete_setup<S: Store, T: Transport>(
     let (customer_record, checkout) = plan.records(&customer, card.as_ref(), services.now);
     save_customer(services, &customer_record, &session.id).await?;
     // Written last: once it says complete, a repeat does nothing.
+    // Kept 90 days (the key's lifetime), past the completion window.
     checkout_key
         .save(store, &checkout, None)
         .await

@@ -33,7 +33,13 @@ pub async fn create(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<R
                     .note(format!("public setup failed: {}", error.log_text()));
             }
             let (status, body) = pages::setup_error_page(&error);
-            Ok(super::html(ctx, status, &body))
+            // Past the global ceiling: when there is room again.
+            Ok(super::html(ctx, status, &body).and_then(|page| {
+                if let Some(seconds) = error.retry_after() {
+                    page.headers().set("retry-after", &seconds.to_string())?;
+                }
+                Ok(page)
+            }))
         }
     }
 }
@@ -67,6 +73,8 @@ async fn open_public(req: &mut Request, ctx: &Ctx<'_>) -> Result<String> {
         form_field(&fields, "currency"),
         &config.default_currency,
     )?;
+    // Counted only for a request about to reach Stripe; the form refused above costs nothing.
+    super::ceiling::take(ctx).await?;
     let random = random_bits()?;
     let services = ctx.services()?;
     Ok(

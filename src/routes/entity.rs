@@ -18,7 +18,7 @@ use crate::error::{AppError, Result};
 use crate::queue::{self, Answer, Work};
 use crate::serial::FifoLock;
 use crate::services::{Services, Trace};
-use crate::store::entity::EntityStore;
+use crate::store::entity::{upkeep, EntityStore, Upkeep};
 use crate::store::sql::SqlTable;
 use crate::store::StoreError;
 use crate::stripe::fetch::FetchTransport;
@@ -31,8 +31,12 @@ pub const ENTITIES_BINDING: &str = "ENTITIES";
 /// The one request a queue answers. The host is never resolved: a stub's fetch goes to the
 /// Durable Object whatever the URL says.
 const WORK_URL: &str = "https://entity-queue.invalid/work";
+/// Set on the work of an entity that keeps nothing after it (`Entity::keeps_records`): the
+/// object names no entity, so the worker says it.
+const EPHEMERAL_HEADER: &str = "entity-ephemeral";
 
-#[durable_object(fetch)]
+/// `fetch` runs the work; `alarm` purges what expired and deletes an empty object's storage.
+#[durable_object(alarm)]
 pub struct EntityQueue {
     state: State,
     env: Env,
@@ -57,10 +61,16 @@ impl DurableObject for EntityQueue {
         let trace = Trace::new();
         // Text, then `from_str`: the one decoder instantiation the worker already has.
         let text = req.text().await.unwrap_or_default();
+        let ephemeral = req.headers().get(EPHEMERAL_HEADER).ok().flatten().is_some();
         let body = match serde_json::from_str::<Work>(&text) {
             Ok(work) => {
                 let _turn = self.turns.lock().await;
-                self.run(work, &trace).await
+                let body = self.run(work, &trace).await;
+                // Retention never waits for the next piece of work: the alarm is set now.
+                if let Err(error) = self.upkeep(ephemeral, false).await {
+                    trace.note(format!("entity upkeep failed: {}", error.log_text()));
+                }
+                body
             }
             Err(_) => queue::refused(
                 AppError::Internal("a queue got work it cannot read"),
@@ -69,14 +79,53 @@ impl DurableObject for EntityQueue {
         };
         Response::ok(body)
     }
+
+    /// Expired rows go; an object with nothing left deletes all its storage.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let _turn = self.turns.lock().await;
+        if let Err(error) = self.upkeep(false, true).await {
+            worker::console_error!("entity alarm failed: {}", error.log_text());
+        }
+        Response::ok("")
+    }
 }
 
 impl EntityQueue {
+    /// After a piece of work (`in_alarm` false) an empty table gets an alarm for now, and the
+    /// alarm (`in_alarm` true) deletes the storage; otherwise the alarm is set at the earliest
+    /// expiry. See `store::entity::upkeep`.
+    async fn upkeep(&self, ephemeral: bool, in_alarm: bool) -> Result<()> {
+        let storage = self.state.storage();
+        let table = SqlTable::open(storage.sql())?;
+        let now_ms = Date::now().as_millis() as i64;
+        let upkeep = upkeep(&table, now_ms / 1000, ephemeral)?;
+        let meter = shared_config(&self.env).is_ok_and(|c| c.cost_meter);
+        let failed = |e: worker::Error| unreachable_queue("storage", e);
+        match upkeep {
+            Upkeep::DeleteAll if in_alarm => {
+                storage.delete_all().await.map_err(failed)?;
+                if meter {
+                    worker::console_log!("[meter] do.alarm delete_all");
+                }
+            }
+            Upkeep::DeleteAll => storage.set_alarm(0i64).await.map_err(failed)?,
+            Upkeep::AlarmAt(at) => {
+                let offset = (at * 1000 - now_ms).max(0);
+                storage.set_alarm(offset).await.map_err(failed)?;
+                if meter && in_alarm {
+                    worker::console_log!("[meter] do.alarm purged");
+                }
+            }
+            Upkeep::Keep => {}
+        }
+        Ok(())
+    }
+
     async fn run(&self, work: Work, trace: &Trace) -> String {
         let now = (Date::now().as_millis() / 1000) as i64;
         let prepared = (|| {
             let config = shared_config(&self.env)?;
-            let kv = state(&self.env)?;
+            let kv = state(&self.env, config.cost_meter)?;
             let table = SqlTable::open(self.state.storage().sql())?;
             Ok::<_, AppError>((config, kv, table))
         })();
@@ -119,6 +168,9 @@ pub async fn run_in<T: DeserializeOwned>(
     let Some(entity) = entity else {
         return Ok(None);
     };
+    if ctx.config().is_ok_and(|c| c.cost_meter) {
+        worker::console_log!("[meter] do.request entity");
+    }
     let namespace = ctx
         .env
         .durable_object(ENTITIES_BINDING)
@@ -131,6 +183,13 @@ pub async fn run_in<T: DeserializeOwned>(
         .map_err(|_| AppError::Internal("work for a queue does not serialise"))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
+    if !entity.keeps_records() {
+        let headers = worker::Headers::new();
+        headers
+            .set(EPHEMERAL_HEADER, "1")
+            .map_err(|e| unreachable_queue("request", e))?;
+        init.with_headers(headers);
+    }
     let request =
         Request::new_with_init(WORK_URL, &init).map_err(|e| unreachable_queue("request", e))?;
     let mut response = stub

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod billing;
 pub mod catchup;
+pub mod ceiling;
 pub mod checkout;
 pub mod entity;
 pub mod health;
@@ -130,7 +131,8 @@ impl<'a> Ctx<'a> {
         if let Some(store) = self.store.get() {
             return Ok(store);
         }
-        let store = AppStore::replica_only(state(self.env)?, self.now);
+        let meter = self.config().is_ok_and(|c| c.cost_meter);
+        let store = AppStore::replica_only(state(self.env, meter)?, self.now);
         Ok(self.store.get_or_init(|| store))
     }
 
@@ -148,12 +150,15 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub fn state(env: &Env) -> Result<KvState> {
-    env.kv(STATE_BINDING).map(KvState).map_err(|e| {
-        AppError::Store(StoreError::Unavailable(format!(
-            "binding {STATE_BINDING}: {e}"
-        )))
-    })
+/// The KV namespace; `meter`: log each operation (`Config::cost_meter`).
+pub fn state(env: &Env, meter: bool) -> Result<KvState> {
+    env.kv(STATE_BINDING)
+        .map(|kv| KvState::new(kv, meter))
+        .map_err(|e| {
+            AppError::Store(StoreError::Unavailable(format!(
+                "binding {STATE_BINDING}: {e}"
+            )))
+        })
 }
 
 /// Where Checkout returns to: `APP_BASE_URL`, or on a dev server (`LOCAL_DEV=true`) the

@@ -42,6 +42,49 @@ pub trait Table {
     fn pending(&self) -> Result<Vec<(String, Row)>, StoreError>;
     /// Removes the rows whose expiry is at or before `now`.
     fn purge_expired(&self, now: i64) -> Result<(), StoreError>;
+    /// Removes every row KV has (a queue that keeps nothing after its work).
+    fn clear_replicated(&self) -> Result<(), StoreError>;
+    /// The earliest expiry among the rows, and whether there is any row at all.
+    fn outlook(&self) -> Result<Outlook, StoreError>;
+}
+
+/// What an entity's table holds, for its upkeep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outlook {
+    pub rows: usize,
+    pub next_expiry: Option<i64>,
+}
+
+/// What the Durable Object does with its storage (its alarm, or `deleteAll`), decided from
+/// its table after a piece of work or when its alarm fires. Rows never wait for the next
+/// piece of work to expire: the alarm is set at the earliest expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upkeep {
+    /// Nothing is left: the object deletes all its storage (in its alarm, set for now).
+    DeleteAll,
+    /// Wake at this time (Unix seconds) to purge what expired then.
+    AlarmAt(i64),
+    /// Only rows kept for good (a user's, a customer's records): nothing to schedule.
+    Keep,
+}
+
+/// The upkeep of `table` at `now`: expired rows go; an entity that keeps nothing after its
+/// work (`ephemeral`: a public setup session, a payment or verification session of no user
+/// or customer, whose records are all in KV once replicated) drops every replicated row.
+pub fn upkeep<T: Table>(table: &T, now: i64, ephemeral: bool) -> Result<Upkeep, StoreError> {
+    table.purge_expired(now)?;
+    if ephemeral {
+        table.clear_replicated()?;
+    }
+    let outlook = table.outlook()?;
+    Ok(match outlook {
+        Outlook { rows: 0, .. } => Upkeep::DeleteAll,
+        Outlook {
+            next_expiry: Some(at),
+            ..
+        } => Upkeep::AlarmAt(at),
+        Outlook { .. } => Upkeep::Keep,
+    })
 }
 
 /// Whether the entity's table keeps `key`: every record a handler reads to decide, and the
@@ -113,8 +156,7 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
                     return Ok(Some(row.value))
                 }
                 Some(_) => return Ok(None),
-                // Written before this entity had a queue, or by a route outside it (a setup
-                // session's `checkout:` record when it was opened).
+                // Written before this entity had a queue, or by work outside it.
                 None => {}
             }
         }
@@ -208,6 +250,19 @@ impl Table for MemoryTable {
             .retain(|_, (row, _)| row.expires_at.is_none_or(|at| at > now));
         Ok(())
     }
+
+    fn clear_replicated(&self) -> Result<(), StoreError> {
+        self.rows.borrow_mut().retain(|_, (_, pending)| *pending);
+        Ok(())
+    }
+
+    fn outlook(&self) -> Result<Outlook, StoreError> {
+        let rows = self.rows.borrow();
+        Ok(Outlook {
+            rows: rows.len(),
+            next_expiry: rows.values().filter_map(|(row, _)| row.expires_at).min(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +331,44 @@ mod tests {
             Some("paid")
         );
         assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_alarm_is_set_at_the_earliest_expiry_and_an_empty_table_is_deleted() {
+        let table = MemoryTable::new();
+        let kv = MemoryStore::new();
+        let store = EntityStore::new(&table, &kv, 1_000);
+        block_on(store.put("event:evt_1", "v", Some(500))).unwrap();
+        block_on(store.put("checkout:cs_1", "v", Some(100))).unwrap();
+        block_on(store.put("customer:cus_1", "v", None)).unwrap();
+        assert_eq!(upkeep(&table, 1_000, false), Ok(Upkeep::AlarmAt(1_100)));
+        // The alarm at 1,100: the checkout row goes, the next wake is the event's expiry.
+        assert_eq!(upkeep(&table, 1_100, false), Ok(Upkeep::AlarmAt(1_500)));
+        assert_eq!(table.read("checkout:cs_1").unwrap(), None);
+        // Then only the customer's record is left, kept for good.
+        assert_eq!(upkeep(&table, 1_500, false), Ok(Upkeep::Keep));
+        block_on(store.delete("customer:cus_1")).unwrap();
+        assert_eq!(upkeep(&table, 1_600, false), Ok(Upkeep::DeleteAll));
+    }
+
+    #[test]
+    fn a_queue_that_keeps_nothing_deletes_its_storage_once_kv_has_every_row() {
+        let table = MemoryTable::new();
+        let kv = MemoryStore::new();
+        let store = EntityStore::new(&table, &kv, 1_000);
+        block_on(store.put("customer:cus_1", "v", None)).unwrap();
+        kv.set_failing(true);
+        assert!(block_on(store.put("checkout:cs_1", "v", None)).is_err());
+        kv.set_failing(false);
+        // A row KV does not have yet stays, so the next work copies it.
+        assert_eq!(upkeep(&table, 1_000, true), Ok(Upkeep::Keep));
+        assert_eq!(table.read("customer:cus_1").unwrap(), None);
+        block_on(store.catch_up()).unwrap();
+        assert_eq!(upkeep(&table, 1_000, true), Ok(Upkeep::DeleteAll));
+        assert_eq!(
+            block_on(kv.get("checkout:cs_1")).unwrap().as_deref(),
+            Some("v")
+        );
     }
 
     #[test]

@@ -9,7 +9,25 @@ const KV_MIN_TTL_SECONDS: u64 = 60;
 /// KV returns at most this many keys per list call.
 const KV_MAX_LIST_LIMIT: usize = 1000;
 
-pub struct KvState(pub KvStore);
+/// The namespace, and whether to log each operation as a `[meter]` line (`COST_METER`, a
+/// local server's cost count: the operation and the key's prefix, never the key).
+pub struct KvState {
+    kv: KvStore,
+    meter: bool,
+}
+
+impl KvState {
+    pub fn new(kv: KvStore, meter: bool) -> Self {
+        Self { kv, meter }
+    }
+
+    fn count(&self, operation: &str, key: &str) {
+        if self.meter {
+            let prefix = key.split(':').next().unwrap_or_default();
+            worker::console_log!("[meter] kv.{operation} {prefix}");
+        }
+    }
+}
 
 fn unavailable(error: KvError) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -17,7 +35,8 @@ fn unavailable(error: KvError) -> StoreError {
 
 impl Store for KvState {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.0.get(key).text().await.map_err(unavailable)
+        self.count("read", key);
+        self.kv.get(key).text().await.map_err(unavailable)
     }
 
     async fn put(
@@ -26,7 +45,8 @@ impl Store for KvState {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
-        let mut put = self.0.put(key, value).map_err(unavailable)?;
+        self.count("write", key);
+        let mut put = self.kv.put(key, value).map_err(unavailable)?;
         if let Some(ttl) = ttl_seconds {
             put = put.expiration_ttl(ttl.max(KV_MIN_TTL_SECONDS));
         }
@@ -34,7 +54,8 @@ impl Store for KvState {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await.map_err(unavailable)
+        self.count("delete", key);
+        self.kv.delete(key).await.map_err(unavailable)
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
@@ -51,8 +72,9 @@ impl Store for KvState {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError> {
+        self.count("list", prefix);
         let mut list = self
-            .0
+            .kv
             .list()
             .prefix(prefix.to_owned())
             .limit(limit.clamp(1, KV_MAX_LIST_LIMIT) as u64);

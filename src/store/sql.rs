@@ -4,7 +4,7 @@
 
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::entity::{Row, Table};
+use super::entity::{Outlook, Row, Table};
 use super::StoreError;
 
 /// One row per key; `pending` until KV has the row's value.
@@ -116,5 +116,24 @@ impl Table for SqlTable {
             vec![now.into()],
         )?;
         Ok(())
+    }
+
+    fn clear_replicated(&self) -> Result<(), StoreError> {
+        self.exec("DELETE FROM records WHERE pending = 0", vec![])?;
+        Ok(())
+    }
+
+    fn outlook(&self) -> Result<Outlook, StoreError> {
+        let rows = self.exec("SELECT COUNT(*), MIN(expires_at) FROM records", vec![])?;
+        let mut row = rows.into_iter().next().unwrap_or_default().into_iter();
+        let number = |value: Option<SqlStorageValue>| match value {
+            Some(SqlStorageValue::Integer(n)) => Some(n),
+            Some(SqlStorageValue::Float(n)) => Some(n as i64),
+            _ => None,
+        };
+        Ok(Outlook {
+            rows: number(row.next()).unwrap_or(0).max(0) as usize,
+            next_expiry: number(row.next()),
+        })
     }
 }

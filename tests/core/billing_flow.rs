@@ -17,7 +17,7 @@ use stripe_edge_webhooks::notify::Recipient;
 use stripe_edge_webhooks::pages::{success_error_page, Money, SuccessView};
 use stripe_edge_webhooks::services::Services;
 use stripe_edge_webhooks::services::Trace;
-use stripe_edge_webhooks::store::{keys, Store};
+use stripe_edge_webhooks::store::{keys, Store, FINISHED_TTL_SECONDS};
 use stripe_edge_webhooks::store::{MemoryStore, StoreError};
 use stripe_edge_webhooks::testing::FakeTransport;
 
@@ -83,7 +83,7 @@ fn stripe(request: &HttpRequest) -> Result<HttpResponse, SendFailure> {
         })),
         (Method::Get, "/v1/setup_intents/seti_c?expand[]=payment_method") => ok(serde_json::json!({"id": "seti_c", "status": "succeeded", "customer": "cus_given", "payment_method": "pm_1"})),
         (Method::Get, "/v1/checkout/sessions/cs_1?expand[]=setup_intent.payment_method&expand[]=payment_intent.payment_method") => ok(serde_json::json!({
-            "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete",
+            "id": "cs_1", "object": "checkout.session", "mode": "setup", "status": "complete", "created": NOW - 60,
             "customer": null, "customer_details": {"email": "a@example.com"}, "setup_intent": si(None),
             "metadata": {"created_by": "stripe-edge-webhooks"}
         })),
@@ -151,7 +151,7 @@ fn completed(id: &str, customer: Option<&str>, setup_intent: &str) -> serde_json
     }
     serde_json::json!({
         "id": id, "object": "checkout.session", "mode": "setup", "status": "complete",
-        "customer": customer, "customer_details": {"email": "a@example.com"},
+        "created": NOW - 60, "customer": customer, "customer_details": {"email": "a@example.com"},
         "setup_intent": setup_intent, "metadata": metadata
     })
 }
@@ -309,8 +309,8 @@ fn a_card_saved_by_an_older_session_never_replaces_a_newer_one() {
     };
     // The newer session's completion is handled first, the older one's after it.
     for (event_id, id, created, pm) in [
-        ("evt_b", "cs_b", 200, "pm_b"),
-        ("evt_a", "cs_a", 100, "pm_a"),
+        ("evt_b", "cs_b", NOW - 100, "pm_b"),
+        ("evt_a", "cs_a", NOW - 200, "pm_a"),
     ] {
         let e = event(
             event_id,
@@ -850,23 +850,107 @@ fn the_success_page_records_a_paid_recovery_session() {
     assert_eq!(transport.calls().len(), calls);
     assert_eq!(
         store.ttl("checkout:cs_paid"),
-        None,
-        "a finished session is kept"
+        Some(FINISHED_TTL_SECONDS),
+        "a finished session is kept 90 days"
     );
 }
 
 #[test]
-fn an_open_sessions_record_expires_after_two_days() {
+fn each_record_of_a_saved_card_and_a_charge_has_its_stated_lifetime() {
     let store = MemoryStore::new();
     let transport = FakeTransport::new(stripe);
-    let request = SetupRequest::public(None, None, "usd").unwrap();
-    run(&store, &transport, |s| {
-        block_on(open_setup_session(s, &request, "https://app.test", [3; 16]))
-    })
-    .unwrap();
-    let keys: Vec<String> = block_on(store.list("checkout:", 10, None)).unwrap().keys;
-    assert_eq!(keys.len(), 1);
-    assert_eq!(store.ttl(&keys[0]), Some(OPEN_CHECKOUT_TTL_SECONDS));
+    let e = setup_completed("evt_1");
+    run(&store, &transport, |s| block_on(handle(&e, s))).unwrap();
+    assert_eq!(store.ttl("checkout:cs_1"), Some(FINISHED_TTL_SECONDS));
+    assert_eq!(
+        store.ttl("customer:cus_new"),
+        None,
+        "the card on file is kept"
+    );
+    let request = charge_request(serde_json::json!({
+        "customer": "cus_new", "amount": 500, "idempotency_key": "order-ttl"
+    }));
+    let record = charge(&store, &transport, &request).unwrap();
+    assert_eq!(
+        store.ttl(&format!("charge:{}", record.id)),
+        Some(FINISHED_TTL_SECONDS)
+    );
+    assert_eq!(
+        store.ttl("charge_key:order-ttl"),
+        Some(CHARGE_KEY_TTL_SECONDS)
+    );
+}
+
+#[test]
+fn a_setup_session_first_seen_complete_after_thirty_days_is_not_completed_again() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    let mut old = completed("cs_1", None, "seti_1");
+    old["created"] = (NOW - MAX_COMPLETION_AGE_SECONDS - 1).into();
+    let e = event("evt_old", "checkout.session.completed", NOW, old);
+    let failure = run(&store, &transport, |s| block_on(handle(&e, s))).unwrap_err();
+    assert_eq!(
+        (failure.step, failure.error.code()),
+        ("plan", "session_too_old")
+    );
+    assert!(
+        writes(&transport).is_empty(),
+        "no second customer at Stripe"
+    );
+    assert_eq!(store.len(), 0);
+}
+
+#[test]
+fn opening_a_setup_session_stores_nothing() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::new(stripe);
+    for request in [
+        SetupRequest::public(None, None, "usd").unwrap(),
+        SetupRequest::bound(
+            serde_json::from_value(serde_json::json!({"customer": "cus_9"})).unwrap(),
+            "usd",
+        )
+        .unwrap(),
+    ] {
+        let opened = run(&store, &transport, |s| {
+            block_on(open_setup_session(s, &request, "https://app.test", [3; 16]))
+        })
+        .unwrap();
+        assert!(opened.url.starts_with("https://"));
+    }
+    assert_eq!(store.len(), 0, "no KV write for an open session");
+}
+
+#[test]
+fn an_expired_setup_session_writes_nothing_and_an_expired_recovery_is_still_handled() {
+    let store = MemoryStore::new();
+    let transport = FakeTransport::unreachable();
+    for customer in [None, Some("cus_9")] {
+        let mut session = completed("cs_gone", customer, "seti_1");
+        session["status"] = "expired".into();
+        let expired = event("evt_exp", "checkout.session.expired", NOW, session);
+        assert!(billing::leaves_nothing(&expired));
+        let receipt = run(&store, &transport, |s| {
+            block_on(stripe_edge_webhooks::webhook::process(s, expired, NOW))
+        })
+        .unwrap();
+        assert_eq!(
+            (receipt.outcome, receipt.duplicate),
+            (Outcome::Ignored, false)
+        );
+    }
+    assert_eq!(store.len(), 0, "no event record, no checkout record");
+    assert!(transport.calls().is_empty());
+    // A payment session's expiry moves its recovery: it is not inert.
+    let recovery = recovery_event(
+        "evt_r",
+        "checkout.session.expired",
+        NOW,
+        "cs_r",
+        "expired",
+        "unpaid",
+    );
+    assert!(!billing::leaves_nothing(&recovery));
 }
 
 #[test]

@@ -173,5 +173,18 @@ fn every_environment_binds_the_entity_queues_and_creates_their_class() {
             migration.contains(&("new_sqlite_classes".into(), r#"["EntityQueue"]"#.into())),
             "{prefix}: {migration:?}"
         );
+        // The setup ceiling's counter (src/routes/ceiling.rs), created by the next migration.
+        for pair in [("name", "CEILING"), ("class_name", "SetupCeiling")] {
+            assert!(
+                binding.contains(&(pair.0.into(), pair.1.into())),
+                "{prefix}: {binding:?}"
+            );
+        }
+        for pair in [("tag", "v2"), ("new_sqlite_classes", r#"["SetupCeiling"]"#)] {
+            assert!(
+                migration.contains(&(pair.0.into(), pair.1.into())),
+                "{prefix}: {migration:?}"
+            );
+        }
     }
 }

@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("entity", LEAVES),
     ("provenance", LEAVES),
     ("serial", LEAVES),
+    ("ceiling", LEAVES),
     // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
     ("catchup", LEAVES),
     ("catchup::thin", LEAVES),
@@ -72,6 +73,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes::admin", ROUTES),
     ("routes::billing", ROUTES),
     ("routes::catchup", ROUTES),
+    ("routes::ceiling", ROUTES),
     ("routes::checkout", ROUTES),
     ("routes::health", ROUTES),
     ("routes::identity", ROUTES),

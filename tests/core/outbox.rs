@@ -16,7 +16,9 @@ use stripe_edge_webhooks::outbox::{
 };
 use stripe_edge_webhooks::services::{send_notification, NotifyTarget};
 use stripe_edge_webhooks::signature::WebhookSecrets;
-use stripe_edge_webhooks::store::{keys, ListPage, MemoryStore, Store, StoreError};
+use stripe_edge_webhooks::store::{
+    keys, ListPage, MemoryStore, Store, StoreError, FINISHED_TTL_SECONDS,
+};
 use stripe_edge_webhooks::testing::FakeTransport;
 
 const T0: i64 = 1_795_000_000;
@@ -141,6 +143,8 @@ fn a_sink_down_for_a_while_gets_every_notification_exactly_once_after_the_backof
         }
         let record = notify(&store, &sink, &log, n, T0 + n as i64);
         assert_eq!(record.next_attempt_at, Some(T0 + n as i64 + 60));
+        // Pending: kept until it finishes, and so is its due-index entry.
+        assert_eq!(store.ttl(&format!("notification:{}", record.id)), None);
     }
     assert_eq!(record(&store, 0).attempts[0].status, Some(503));
     assert_eq!(
@@ -186,6 +190,9 @@ fn a_sink_down_for_a_while_gets_every_notification_exactly_once_after_the_backof
         let r = record(&store, n);
         assert_eq!((r.state, r.attempts.len()), (State::Delivered, 3));
         assert!(r.delivered_at.unwrap() >= T0 + 370);
+        // Retention: a delivered notification is kept 90 days, not for ever.
+        let key = format!("notification:{}", r.id);
+        assert_eq!(store.ttl(&key), Some(FINISHED_TTL_SECONDS), "{key}");
     }
     // Later runs and a redelivered event send nothing more.
     for later in [T0 + 3_600, T0 + 5 * 86_400] {
@@ -228,6 +235,12 @@ fn a_sink_that_never_recovers_leaves_each_notification_dead_with_its_attempts() 
         .collect();
     assert_eq!(dead, ["evt_1.identity.verified", "evt_2.identity.verified"]);
     assert!(pending(&store).is_empty());
+    // Retention: the dead record and its dead-index entry are kept 90 days.
+    for id in &dead {
+        for key in [format!("notification:{id}"), format!("outbox_dead:{id}")] {
+            assert_eq!(store.ttl(&key), Some(FINISHED_TTL_SECONDS), "{key}");
+        }
+    }
     // Nothing is due any more, however late.
     assert_eq!(
         run(&store, &sink, &log, T0 + 30 * 86_400),

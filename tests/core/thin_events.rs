@@ -389,3 +389,20 @@ fn an_event_stripe_never_generated_is_read_recorded_and_raised_to_the_operator()
     );
     assert!(sent[1].header("notify-signature").is_some());
 }
+
+#[test]
+fn an_expired_setup_session_told_by_a_thin_event_leaves_nothing_either() {
+    let world = World::new();
+    let mut expired = thin("evt_thin_expired", Some("evt_snap_expired"));
+    expired["type"] = "v1.checkout.session.expired".into();
+    let receipt = world.deliver(&expired, THIN_SECRET).unwrap();
+    assert_eq!(
+        (receipt.outcome, receipt.duplicate),
+        (Outcome::Ignored, false)
+    );
+    assert_eq!(world.reads.get(), 1, "its mode is read from Stripe");
+    assert!(
+        world.store.is_empty(),
+        "no record of it, as for its snapshot twin"
+    );
+}
