@@ -7,6 +7,8 @@
 //! binding, and the worker sends it only work it built itself (an event after its signature
 //! held, a request after validation).
 
+use std::cell::Cell;
+
 use serde::de::DeserializeOwned;
 use worker::{
     durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, State,
@@ -43,6 +45,9 @@ pub struct EntityQueue {
     /// One piece of work at a time, in arrival order: a Durable Object starts its next
     /// request at every await of a KV call or a fetch.
     turns: FifoLock,
+    /// This instance has created its table (`SqlTable::open`); unset when its storage is
+    /// deleted.
+    table_created: Cell<bool>,
 }
 
 impl DurableObject for EntityQueue {
@@ -51,6 +56,7 @@ impl DurableObject for EntityQueue {
             state,
             env,
             turns: FifoLock::new(),
+            table_created: Cell::new(false),
         }
     }
 
@@ -96,13 +102,14 @@ impl EntityQueue {
     /// expiry. See `store::entity::upkeep`.
     async fn upkeep(&self, ephemeral: bool, in_alarm: bool) -> Result<()> {
         let storage = self.state.storage();
-        let table = SqlTable::open(storage.sql())?;
+        let table = SqlTable::open(storage.sql(), &self.table_created)?;
         let now_ms = Date::now().as_millis() as i64;
         let upkeep = upkeep(&table, now_ms / 1000, ephemeral)?;
         let meter = shared_config(&self.env).is_ok_and(|c| c.cost_meter);
         let failed = |e: worker::Error| unreachable_queue("storage", e);
         match upkeep {
             Upkeep::DeleteAll if in_alarm => {
+                self.table_created.set(false);
                 storage.delete_all().await.map_err(failed)?;
                 if meter {
                     worker::console_log!("[meter] do.alarm delete_all");
@@ -126,7 +133,7 @@ impl EntityQueue {
         let prepared = (|| {
             let config = shared_config(&self.env)?;
             let kv = state(&self.env, config.cost_meter)?;
-            let table = SqlTable::open(self.state.storage().sql())?;
+            let table = SqlTable::open(self.state.storage().sql(), &self.table_created)?;
             Ok::<_, AppError>((config, kv, table))
         })();
         let (config, kv, table) = match prepared {

@@ -2,6 +2,8 @@
 //! [`Table`] port. Only built for wasm32. `sql.exec` is synchronous: nothing else runs in the
 //! Durable Object while a statement does.
 
+use std::cell::Cell;
+
 use worker::{SqlStorage, SqlStorageValue};
 
 use super::entity::{Outlook, Row, Table};
@@ -20,9 +22,14 @@ fn failed(error: worker::Error) -> StoreError {
 }
 
 impl SqlTable {
-    /// Creates the table on the Durable Object's first use (and is a no-op afterwards).
-    pub fn open(sql: SqlStorage) -> Result<Self, StoreError> {
-        Self::run(&sql, SCHEMA, vec![])?;
+    /// The table, created when `created` says this instance has not made sure of it yet (its
+    /// first use, or after its storage was deleted): three statements saved on every other
+    /// piece of work.
+    pub fn open(sql: SqlStorage, created: &Cell<bool>) -> Result<Self, StoreError> {
+        if !created.get() {
+            Self::run(&sql, SCHEMA, vec![])?;
+            created.set(true);
+        }
         Ok(Self(sql))
     }
 
