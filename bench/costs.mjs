@@ -233,4 +233,4 @@ console.log(perFlow.join('\n'));
 console.log('');
 console.log(perDay.join('\n'));
 console.log('');
-console.log(`Most subrequests in one flow: ${maxSub} (Free plan: 50 an invocation); a flow's count is over all its invocations (each webhook delivery is one). Not forced here: the notification outbox's hourly sweep (one KV list at the top of each wall-clock hour, 24 a day; src/notify.rs) and any retries of a failing sink (docs/OPERATIONS.md, Notifications).`);
+console.log(`Most subrequests in one flow: ${maxSub} (Free plan: 50 an invocation); a flow's count is over all its invocations (each webhook delivery is one). Not forced here: the notification outbox's hourly sweep (one KV list in the first minute of each hour of the scheduled time, 24 a day; src/notify.rs) and any retries of a failing sink (docs/OPERATIONS.md, Notifications).`);
