@@ -215,13 +215,15 @@ pub mod keys {
         Key::new(format!("customer:{customer_id}"))
     }
 
-    /// 90 days after its last change (its follow-up events and recovery come within days).
+    /// Kept, as its key (`charge_key:`) is: a repeat of the key, however late, is answered
+    /// from it, and a record rebuilt from the PaymentIntent alone would not know that its
+    /// recovery was paid (a second recovery link could be paid too).
     pub fn charge(payment_intent_id: &str) -> Key<crate::billing::ChargeRecord> {
-        Key::kept_for(format!("charge:{payment_intent_id}"), FINISHED_TTL_SECONDS)
+        Key::new(format!("charge:{payment_intent_id}"))
     }
 
     /// The payment method a caller-keyed `POST /charges` was first sent with, and the
-    /// PaymentIntent it made (kept `billing::CHARGE_KEY_TTL_SECONDS`).
+    /// PaymentIntent it made. Kept: past it, a repeat would be a new charge.
     pub fn charge_key(caller_key: &str) -> Key<crate::billing::ChargeKeyRecord> {
         Key::new(format!("charge_key:{caller_key}"))
     }

@@ -169,7 +169,7 @@ pub fn charge_stripe_key(customer: &str, caller_key: &str) -> IdempotencyKey {
 pub const CHARGE_KEY_RECORD_VERSION: u32 = 2;
 
 /// The value under `charge_key:{idempotency_key}`: the charge a caller key is, recorded before
-/// Stripe is asked and kept [`CHARGE_KEY_TTL_SECONDS`]. A repeat with the same request is
+/// Stripe is asked and kept for good. A repeat with the same request is
 /// answered from it (and `charge:{pi}`), never by a second create, whatever its age: Stripe
 /// may forget its own key after 24 hours and would then make a new PaymentIntent. A repeat
 /// with another request is refused ([`Self::differs_from`]).
@@ -253,10 +253,6 @@ fn first_difference(checks: &[(&'static str, bool)]) -> Option<&'static str> {
         .find(|(_, differs)| *differs)
         .map(|(field, _)| *field)
 }
-
-/// How long `charge_key:{key}` is kept: a repeat within it is answered from our records.
-/// Past Stripe's 24 h for its own key, and as long as Stripe keeps events (30 days).
-pub const CHARGE_KEY_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
 
 /// Why the last attempt failed, as Stripe said (`last_payment_error` or the 402 error).
 pub use crate::objects::PaymentError as ChargeError;

@@ -3,7 +3,7 @@
 
 use crate::billing::{
     self, refused_for_method, BillingError, ChargeError, ChargeKeyRecord, ChargeRecord,
-    ChargeRequest, CheckoutRecord, CustomerRecord, RecoveryStatus, CHARGE_KEY_TTL_SECONDS,
+    ChargeRequest, CheckoutRecord, CustomerRecord, RecoveryStatus,
 };
 use crate::error::AppError;
 use crate::event::{Event, Outcome};
@@ -330,7 +330,7 @@ async fn charge_once<S: Store, T: Transport>(
         ..pin
     };
     keys::charge_key(&request.idempotency_key)
-        .save(services.store, &pin, Some(CHARGE_KEY_TTL_SECONDS))
+        .save(services.store, &pin, None)
         .await?;
     store_answer(services, answer).await
 }
@@ -388,7 +388,7 @@ async fn pin_first_use<S: Store, T: Transport>(
         .await?;
     let pin = ChargeKeyRecord::first_use(request, request.payment_method(customer.as_ref())?);
     keys::charge_key(&request.idempotency_key)
-        .save(services.store, &pin, Some(CHARGE_KEY_TTL_SECONDS))
+        .save(services.store, &pin, None)
         .await?;
     Ok(pin)
 }
