@@ -108,6 +108,10 @@ pub struct RunReport {
     pub listed: u32,
     /// Already recorded handled or ignored: nothing to do.
     pub already_done: u32,
+    /// Events that leave nothing (an expired setup session, `billing::leaves_nothing`): never
+    /// recorded, so listed again by each scan, and passed without taking a slot.
+    #[serde(default)]
+    pub inert: u32,
     /// Handed to processing, as a delivery would be.
     pub processed: u32,
     /// Of those, recorded handled or ignored now.

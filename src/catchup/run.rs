@@ -106,6 +106,12 @@ pub async fn run<S: Store, P: Port>(
             };
             // A record that does not decode counts as absent, as for a delivery.
             let record = text.and_then(|t| keys::event(&id).decode(&t).ok());
+            if crate::billing::leaves_nothing(&event) {
+                report.inert += 1;
+                report.listed += 1;
+                state.considered(&id);
+                continue;
+            }
             match decide(record.as_ref()) {
                 Decision::Done => report.already_done += 1,
                 Decision::FailedForGood => report.note_failed_for_good(&id),

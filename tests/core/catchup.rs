@@ -67,6 +67,17 @@ impl<'s> Fake<'s> {
     }
 
     fn raw(id: &str, created: i64) -> String {
+        // `evt_exp…`: an abandoned public setup session expiring, which leaves nothing.
+        if id.starts_with("evt_exp") {
+            return event_json(
+                id,
+                "checkout.session.expired",
+                created,
+                serde_json::json!({"id": "cs_abandoned", "object": "checkout.session",
+                                   "mode": "setup", "status": "expired", "metadata": {}}),
+            )
+            .to_string();
+        }
         event_json(
             id,
             "identity.verification_session.verified",
@@ -604,4 +615,24 @@ fn the_thin_catch_up_rereads_the_boundary_second_and_holds_at_a_retryable_failur
     let idle = Fake::new(&store, &[]);
     block_on(run_thin(&store, &idle, NOW + 600, 0, ThinBounds::FREE_PLAN)).unwrap();
     assert_eq!(thin_state(&store).unwrap(), saved);
+}
+
+#[test]
+fn an_expired_setup_session_is_not_processed_nor_counted_as_undelivered() {
+    let store = MemoryStore::new();
+    let fake = Fake::new(
+        &store,
+        &[
+            ("evt_exp1", NOW - 900),
+            ("evt_exp2", NOW - 800),
+            ("evt_001", NOW - 700),
+        ],
+    );
+    let report = block_on(run(&store, &fake, NOW, SETTLE, Bounds::FREE_PLAN)).unwrap();
+    assert_eq!(
+        (report.listed, report.processed, report.inert),
+        (3, 1, 2),
+        "only evt_001 takes a slot of the run (and raises the operator's alert)"
+    );
+    assert_eq!(fake.times_processed("evt_exp1"), 0);
 }
