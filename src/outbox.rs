@@ -25,6 +25,9 @@ use crate::store::{keys, Store, StoreError};
 /// index entry, the record's write and the old entry's delete. KV operations are counted as
 /// if they were subrequests, so a run stays within the Free plan's 50 either way.
 pub const SUBREQUESTS_PER_RETRY: usize = 5;
+/// What raising an operator's alert may cost: the record's read and write, the POST, and on
+/// a failed attempt the index entry, the hint and the record's write again.
+pub const SUBREQUESTS_PER_ALERT: usize = 6;
 /// What a run costs besides its retries: the hint's read and the list (or the hint's write
 /// or delete, which come instead of a retry's share: see `retry_due`).
 pub const SUBREQUESTS_PER_RUN: usize = 2;
@@ -69,8 +72,11 @@ pub async fn retry_due(
         report.skipped = Some("NOTIFY_URL is not set");
         return Ok(report);
     };
-    // The hint's own write or delete takes one retry's share.
-    let max = budget.saturating_sub(SUBREQUESTS_PER_RUN + 1) / SUBREQUESTS_PER_RETRY;
+    // The hint's own write or delete takes one subrequest; with OPS_NOTIFY_URL a retry that
+    // ends a notification's window raises an alert, which must still fit after it.
+    let room = budget.saturating_sub(SUBREQUESTS_PER_RUN + 1);
+    let reserve = target.ops_url.map_or(0, |_| SUBREQUESTS_PER_ALERT);
+    let max = room.saturating_sub(reserve) / SUBREQUESTS_PER_RETRY;
     if max == 0 {
         return Ok(report);
     }
@@ -92,12 +98,13 @@ pub async fn retry_due(
     }
     let mut all_due = true;
     // An alert for a notification gone dead is a send too: it takes a retry's share.
-    let (mut alerts, mut budget_ended) = (0, false);
-    for (worked, name) in page.keys.iter().enumerate() {
-        if worked + alerts >= max {
+    let (mut spent, mut budget_ended) = (0, false);
+    for name in &page.keys {
+        if spent + SUBREQUESTS_PER_RETRY + reserve > room {
             budget_ended = true;
             break;
         }
+        spent += SUBREQUESTS_PER_RETRY;
         let Some((due, id)) = parse_due_index(name) else {
             store.delete(name).await?;
             report.stale += 1;
@@ -123,7 +130,7 @@ pub async fn retry_due(
             State::Dead => report.dead += 1,
         }
         if let Some(alert) = record.dead_alert() {
-            alerts += 1;
+            spent += SUBREQUESTS_PER_ALERT;
             send_notification(store, transport, Some(target.clone()), alert, now).await?;
         }
     }

@@ -209,10 +209,15 @@ pub fn is_same_origin_post(
 /// every request); a /48 is the usual site assignment.
 pub fn rate_limit_client(address: &str) -> String {
     match address.trim().parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
+        // An IPv4 client written as IPv6 (`::ffff:a.b.c.d`) is that IPv4 address: as a /48
+        // every such client would share one bucket.
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
         Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => "unknown".to_owned(),
     }
@@ -452,6 +457,12 @@ mod tests {
             rate_limit_client("2001:db8:1:ffff::1")
         );
         assert_eq!(rate_limit_client("2001:db8:1:2::9"), "2001:db8:1::/48");
+        // An IPv4 client in IPv6 notation is its IPv4 address, not one bucket for all of them.
+        assert_eq!(rate_limit_client("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_ne!(
+            rate_limit_client("::ffff:203.0.113.9"),
+            rate_limit_client("::ffff:198.51.100.7")
+        );
         assert_ne!(
             rate_limit_client("2001:db8:2::1"),
             rate_limit_client("2001:db8:1::1")

@@ -173,11 +173,8 @@ pub async fn read_thin<S: Store, T: Transport>(
             // The operator hears of it: the log line's notes (`wrangler tail`), the record, and
             // an alert to OPS_NOTIFY_URL (once: its id is the event's).
             services.trace.note(failure.alert(&thin.id));
-            let handled = Handled {
-                outcome: Outcome::Handled,
-                reason: Some(EVENT_GENERATION_FAILURE),
-            };
-            save_thin(store, thin, handled, None, now).await?;
+            // The alert is stored before the event is recorded done: a store failure between
+            // them is answered 5xx, and the redelivery raises it (once: its id is the event's).
             let alert = Notification::new(
                 &thin.id,
                 OPS_EVENT_GENERATION_FAILURE,
@@ -185,6 +182,11 @@ pub async fn read_thin<S: Store, T: Transport>(
                 failure.alert_payload(&thin.id),
             );
             services.notify(alert).await?;
+            let handled = Handled {
+                outcome: Outcome::Handled,
+                reason: Some(EVENT_GENERATION_FAILURE),
+            };
+            save_thin(store, thin, handled, None, now).await?;
             return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Handled, false)));
         }
     };

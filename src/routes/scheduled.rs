@@ -11,7 +11,7 @@ use worker::{console_error, console_log, Date, Env};
 use crate::catchup::thin::ThinBounds;
 use crate::catchup::Bounds;
 use crate::error::AppError;
-use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET, SUBREQUESTS_PER_RETRY};
+use crate::outbox::{self, RetryReport, RETRY_SUBREQUEST_BUDGET, SUBREQUESTS_PER_ALERT};
 use crate::services::{Trace, TraceData};
 
 use super::{catchup, Ctx};
@@ -38,10 +38,14 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
         Ok(None) => catchup::thin_step(&ctx).await,
         _ => Ok(None),
     };
-    // A run that processed undelivered events also raised the operator's alert: one send.
-    let alert = match &catch_up {
-        Ok(Some(report)) if report.processed > 0 => SUBREQUESTS_PER_RETRY,
-        _ => 0,
+    // A catch-up run may raise the operator's alert (with OPS_NOTIFY_URL): one send, counted
+    // whether or not the step then failed.
+    let alert = match (
+        &catch_up,
+        ctx.config().ok().and_then(|c| c.ops_notify_url.as_ref()),
+    ) {
+        (Ok(None), _) | (_, None) => 0,
+        _ => SUBREQUESTS_PER_ALERT,
     };
     let budget = match (&catch_up, &thin) {
         (Ok(None), Ok(None)) => RETRY_SUBREQUEST_BUDGET,

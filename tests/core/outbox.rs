@@ -629,3 +629,150 @@ fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_a
             .is_none()
     );
 }
+
+#[test]
+fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
+    let sink = Sink::new(500);
+    let with_ops = |signed_at| {
+        target(signed_at).map(|t| NotifyTarget {
+            ops_url: Some(OPS_URL),
+            ..t
+        })
+    };
+    // When notification 9's last attempt comes (its window ends with it).
+    let scratch = MemoryStore::new();
+    block_on(send_notification(
+        &scratch,
+        &sink.transport,
+        target(T0),
+        notification(9),
+        T0,
+    ))
+    .unwrap();
+    while let Some(due) = pending(&scratch)
+        .iter()
+        .filter_map(|r| r.next_attempt_at)
+        .min()
+    {
+        block_on(retry_due(
+            &scratch,
+            &sink.transport,
+            target(due),
+            due,
+            RETRY_SUBREQUEST_BUDGET,
+        ))
+        .unwrap();
+    }
+    let last = record(&scratch, 9).attempts.last().unwrap().at;
+
+    // The same life, with three younger notifications due at that moment too (their first
+    // retry), ahead of it in the due index: three retries, then the one that dies.
+    let store = MemoryStore::new();
+    block_on(send_notification(
+        &store,
+        &sink.transport,
+        with_ops(T0),
+        notification(9),
+        T0,
+    ))
+    .unwrap();
+    while let Some(due) = pending(&store)
+        .iter()
+        .filter_map(|r| r.next_attempt_at)
+        .min()
+        .filter(|d| *d < last)
+    {
+        block_on(retry_due(
+            &store,
+            &sink.transport,
+            with_ops(due),
+            due,
+            RETRY_SUBREQUEST_BUDGET,
+        ))
+        .unwrap();
+    }
+    for n in 1..=3 {
+        block_on(send_notification(
+            &store,
+            &sink.transport,
+            with_ops(last - 60),
+            notification(n),
+            last - 60,
+        ))
+        .unwrap();
+    }
+    let counting = Counting::new(&store);
+    let sent_before = sink.transport.sent().len();
+    let report = block_on(retry_due(
+        &counting,
+        &sink.transport,
+        with_ops(last),
+        last,
+        RETRY_SUBREQUEST_BUDGET,
+    ))
+    .unwrap();
+    let subrequests = counting.calls.get() + sink.transport.sent().len() - sent_before;
+    assert!(
+        subrequests <= RETRY_SUBREQUEST_BUDGET,
+        "{subrequests} subrequests: {report:?}"
+    );
+    assert!(report.more, "what did not fit is left to the next run");
+}
+
+#[test]
+fn runs_that_end_windows_and_raise_alerts_stay_within_their_budget() {
+    let store = MemoryStore::new();
+    let sink = Sink::new(500);
+    let with_ops = |signed_at| {
+        target(signed_at).map(|t| NotifyTarget {
+            ops_url: Some(OPS_URL),
+            ..t
+        })
+    };
+    for n in 0..10 {
+        block_on(send_notification(
+            &store,
+            &sink.transport,
+            with_ops(T0),
+            notification(n),
+            T0,
+        ))
+        .unwrap();
+    }
+    let counting = Counting::new(&store);
+    let (mut runs, mut most) = (0, 0);
+    while let Some(due) = pending(&store)
+        .iter()
+        .filter_map(|r| r.next_attempt_at)
+        .min()
+    {
+        counting.calls.set(0);
+        let sent_before = sink.transport.sent().len();
+        block_on(retry_due(
+            &counting,
+            &sink.transport,
+            with_ops(due),
+            due,
+            RETRY_SUBREQUEST_BUDGET,
+        ))
+        .unwrap();
+        let subrequests = counting.calls.get() + sink.transport.sent().len() - sent_before;
+        assert!(
+            subrequests <= RETRY_SUBREQUEST_BUDGET,
+            "{subrequests} subrequests in run {runs}"
+        );
+        most = most.max(subrequests);
+        runs += 1;
+        assert!(runs < 2000, "it ends");
+    }
+    let dead = list(&store, "state=dead");
+    assert_eq!(
+        dead.len(),
+        20,
+        "10 notifications and their 10 alerts, each dead once"
+    );
+    assert!(
+        most > RETRY_SUBREQUEST_BUDGET / 2,
+        "the budget was used ({most})"
+    );
+}
