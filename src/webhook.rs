@@ -153,10 +153,22 @@ pub async fn read_thin<S: Store, T: Transport>(
         if let Some(done) = keys::event(id)
             .load_tolerant(store)
             .await?
-            .filter(|r| r.outcome.is_final())
+            .filter(|r| r.outcome.is_final() || r.failed_for_good())
         {
+            // The twin's outcome, and for a failure for good its step and Stripe's answer,
+            // under the thin id: a replay of the twin, not this delivery, works it again.
             if id != thin.id {
-                save_thin(store, thin, done.outcome.into(), None, now).await?;
+                let record = EventRecord {
+                    id: thin.id.clone(),
+                    event_type: thin.event_type.clone(),
+                    created: thin.created_seconds().unwrap_or_default(),
+                    snapshot_event: thin.snapshot_event.clone(),
+                    recorded_at: now,
+                    ..done.clone()
+                };
+                keys::event(&thin.id)
+                    .save(store, &record, Some(EVENT_TTL_SECONDS))
+                    .await?;
             }
             return Ok(ThinNext::Done(thin_receipt(thin, done.outcome, true)));
         }

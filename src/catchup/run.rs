@@ -194,7 +194,7 @@ pub async fn run_thin<S: Store, P: Port>(
             report.stopped = "event_budget".into();
             break;
         }
-        if state.page_done(page.next_page_url) {
+        if state.page_done(page.next_page_url)? {
             state.end_scan();
             break;
         }

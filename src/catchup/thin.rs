@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use super::{is_due, RunReport, INITIAL_LOOKBACK_SECONDS};
 use crate::event::thin::format_rfc3339;
 use crate::stripe::calls;
-use crate::stripe::StripeRequest;
+use crate::stripe::{StripeError, StripeRequest};
 
 pub const THIN_STATE_VERSION: u32 = 1;
 
@@ -124,16 +124,26 @@ impl ThinCatchupState {
         }
     }
 
-    /// A page was worked through: the next one is `next_page_url`; `true` when there is none,
-    /// or it is not a path this service sends its key to (the scan then ends here).
-    pub fn page_done(&mut self, next_page_url: Option<String>) -> bool {
+    /// A page was worked through: the next one is `next_page_url`; `Ok(true)` when there is
+    /// none. One that is not a path this service sends its key to is an error and changes
+    /// nothing: ending the scan there would move the cursor past the pages not read.
+    pub fn page_done(&mut self, next_page_url: Option<String>) -> Result<bool, StripeError> {
+        if let Some(url) = &next_page_url {
+            if calls::next_thin_events_page(url).is_none() {
+                return Err(StripeError::Malformed {
+                    status: 200,
+                    reason:
+                        "next_page_url is not a /v2/core/events path; the scan stays where it is"
+                            .into(),
+                });
+            }
+        }
         let Some(scan) = self.scan.as_mut() else {
-            return true;
+            return Ok(true);
         };
         scan.pages_done += 1;
-        scan.next_page_url =
-            next_page_url.filter(|url| calls::next_thin_events_page(url).is_some());
-        scan.next_page_url.is_none()
+        scan.next_page_url = next_page_url;
+        Ok(scan.next_page_url.is_none())
     }
 
     pub fn left_unhandled(&mut self, created: i64) {
@@ -185,17 +195,22 @@ mod tests {
                 crate::event::thin::format_rfc3339(NOW).replace(':', "%3A"),
             )
         );
-        assert!(!state.page_done(Some("/v2/core/events?page=abc123".into())));
+        assert!(!state
+            .page_done(Some("/v2/core/events?page=abc123".into()))
+            .unwrap());
         let next = state
             .page_request(&ThinBounds::FREE_PLAN, &types())
             .unwrap();
         assert_eq!(next.path, "/v2/core/events?page=abc123");
         assert!(next.form.is_empty());
-        assert!(state.page_done(None), "the last page ends the scan");
+        assert!(
+            state.page_done(None).unwrap(),
+            "the last page ends the scan"
+        );
     }
 
     #[test]
-    fn a_next_page_url_off_the_events_path_ends_the_scan() {
+    fn a_next_page_url_off_the_events_path_is_an_error_and_the_scan_stays() {
         for url in [
             "https://evil.example/v2/core/events?page=x",
             "//evil.example/v2/core/events?page=x",
@@ -205,7 +220,9 @@ mod tests {
         ] {
             let mut state = ThinCatchupState::initial(NOW);
             state.begin(NOW, 0);
-            assert!(state.page_done(Some(url.into())), "{url}");
+            let before = state.clone();
+            assert!(state.page_done(Some(url.into())).is_err(), "{url}");
+            assert_eq!(state, before, "{url}: nothing moves");
         }
     }
 
@@ -241,7 +258,9 @@ mod tests {
     fn the_state_round_trips() {
         let mut state = ThinCatchupState::initial(NOW);
         state.begin(NOW, 0);
-        state.page_done(Some("/v2/core/events?page=p2".into()));
+        state
+            .page_done(Some("/v2/core/events?page=p2".into()))
+            .unwrap();
         let text = serde_json::to_string(&state).unwrap();
         assert_eq!(
             serde_json::from_str::<ThinCatchupState>(&text).unwrap(),

@@ -406,3 +406,45 @@ fn an_expired_setup_session_told_by_a_thin_event_leaves_nothing_either() {
         "no record of it, as for its snapshot twin"
     );
 }
+
+#[test]
+fn a_twin_failed_for_good_is_not_worked_again_by_its_thin_event_which_carries_its_failure() {
+    let world = World::new();
+    let failed = stripe_edge_webhooks::event::EventRecord {
+        version: stripe_edge_webhooks::event::EVENT_RECORD_VERSION,
+        id: "evt_snap".into(),
+        event_type: "checkout.session.completed".into(),
+        created: NOW - 95,
+        livemode: false,
+        outcome: Outcome::Failed,
+        failed_step: Some("retrieve_setup_intent".into()),
+        error: Some("stripe_invalid_request".into()),
+        stripe_error: None,
+        retryable: Some(false),
+        reason: None,
+        snapshot_event: None,
+        recorded_at: NOW - 90,
+    };
+    block_on(keys::event("evt_snap").save(&world.store, &failed, None)).unwrap();
+    let receipt = world
+        .deliver(&thin("evt_thin_1", Some("evt_snap")), THIN_SECRET)
+        .unwrap();
+    assert_eq!(
+        (receipt.outcome, receipt.duplicate),
+        (Outcome::Failed, true)
+    );
+    assert_eq!(
+        world.reads.get(),
+        0,
+        "its object is not read: a replay of the twin works it"
+    );
+    let thin_record = world.record("evt_thin_1");
+    assert!(thin_record.failed_for_good());
+    assert_eq!(
+        (
+            thin_record.failed_step.as_deref(),
+            thin_record.snapshot_event.as_deref()
+        ),
+        (Some("retrieve_setup_intent"), Some("evt_snap"))
+    );
+}
