@@ -28,6 +28,7 @@ pub const CATCHUP_THIN_EVENTS: &str = "CATCHUP_THIN_EVENTS";
 pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 pub const PUBLIC_SETUP_PER_DAY: &str = "PUBLIC_SETUP_PER_DAY";
 pub const PUBLIC_SETUP_PER_MINUTE: &str = "PUBLIC_SETUP_PER_MINUTE";
+pub const EPHEMERAL_GRACE_SECONDS: &str = "EPHEMERAL_GRACE_SECONDS";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
 pub const LOCAL_DEV: &str = "LOCAL_DEV";
@@ -57,6 +58,10 @@ pub const DEFAULT_CATCHUP_EVERY_MINUTES: u32 = 10;
 pub const DEFAULT_PUBLIC_SETUP_PER_DAY: u32 = 100;
 /// And 10 a minute: a burst cannot take the day's sessions in a moment.
 pub const DEFAULT_PUBLIC_SETUP_PER_MINUTE: u32 = 10;
+/// How long a queue that keeps nothing (a public setup session's) keeps its rows after its
+/// work before its storage is deleted: twice the 60 s a KV read may be served from a cache
+/// that does not see a write yet, so a redelivery meanwhile finds them in the queue.
+pub const DEFAULT_EPHEMERAL_GRACE_SECONDS: u32 = 120;
 /// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
 pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
 /// Stripe retries for up to three days (live mode; a few hours in a sandbox); a tolerance beyond
@@ -125,6 +130,8 @@ pub struct Config {
     /// The global ceiling on anonymous setup sessions (`PUBLIC_SETUP_PER_DAY`,
     /// `PUBLIC_SETUP_PER_MINUTE`).
     pub setup_ceiling: Ceiling,
+    /// `EPHEMERAL_GRACE_SECONDS`: see [`DEFAULT_EPHEMERAL_GRACE_SECONDS`].
+    pub ephemeral_grace_seconds: u32,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
@@ -223,6 +230,12 @@ impl Config {
             )?
             .unwrap_or(DEFAULT_PUBLIC_SETUP_PER_MINUTE),
         };
+        let ephemeral_grace_seconds = number_or(
+            EPHEMERAL_GRACE_SECONDS,
+            get(EPHEMERAL_GRACE_SECONDS),
+            86_400,
+        )?
+        .unwrap_or(DEFAULT_EPHEMERAL_GRACE_SECONDS);
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -242,6 +255,7 @@ impl Config {
             local_dev,
             cost_meter,
             setup_ceiling,
+            ephemeral_grace_seconds,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -680,6 +694,16 @@ mod tests {
         assert!(toml.contains(&format!(
             "WEBHOOK_TOLERANCE_SECONDS = \"{DEFAULT_TOLERANCE_SECONDS}\""
         )));
+    }
+
+    #[test]
+    fn the_ephemeral_grace_defaults_to_twice_kvs_cache_and_is_bounded() {
+        assert_eq!(config(&[]).unwrap().ephemeral_grace_seconds, 120);
+        let set = config(&[(EPHEMERAL_GRACE_SECONDS, "2")]).unwrap();
+        assert_eq!(set.ephemeral_grace_seconds, 2);
+        for bad in ["-1", "86401", "soon"] {
+            assert!(config(&[(EPHEMERAL_GRACE_SECONDS, bad)]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use worker::{
     durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, State,
 };
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, DEFAULT_EPHEMERAL_GRACE_SECONDS};
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::queue::{self, Answer, Work};
@@ -104,8 +104,15 @@ impl EntityQueue {
         let storage = self.state.storage();
         let table = SqlTable::open(storage.sql(), &self.table_created)?;
         let now_ms = Date::now().as_millis() as i64;
-        let upkeep = upkeep(&table, now_ms / 1000, ephemeral)?;
-        let meter = shared_config(&self.env).is_ok_and(|c| c.cost_meter);
+        let config = shared_config(&self.env).ok();
+        let grace = config
+            .as_ref()
+            .map_or(DEFAULT_EPHEMERAL_GRACE_SECONDS, |c| {
+                c.ephemeral_grace_seconds
+            });
+        let ephemeral_until = ephemeral.then_some(now_ms / 1000 + i64::from(grace));
+        let upkeep = upkeep(&table, now_ms / 1000, ephemeral_until)?;
+        let meter = config.is_some_and(|c| c.cost_meter);
         let failed = |e: worker::Error| unreachable_queue("storage", e);
         match upkeep {
             Upkeep::DeleteAll if in_alarm => {

@@ -42,8 +42,8 @@ pub trait Table {
     fn pending(&self) -> Result<Vec<(String, Row)>, StoreError>;
     /// Removes the rows whose expiry is at or before `now`.
     fn purge_expired(&self, now: i64) -> Result<(), StoreError>;
-    /// Removes every row KV has (a queue that keeps nothing after its work).
-    fn clear_replicated(&self) -> Result<(), StoreError>;
+    /// Rows KV has expire at `at` at the latest (a queue that keeps nothing after its work).
+    fn expire_replicated(&self, at: i64) -> Result<(), StoreError>;
     /// The earliest expiry among the rows, and whether there is any row at all.
     fn outlook(&self) -> Result<Outlook, StoreError>;
 }
@@ -69,12 +69,18 @@ pub enum Upkeep {
 }
 
 /// The upkeep of `table` at `now`: expired rows go; an entity that keeps nothing after its
-/// work (`ephemeral`: a public setup session, a payment or verification session of no user
-/// or customer, whose records are all in KV once replicated) drops every replicated row.
-pub fn upkeep<T: Table>(table: &T, now: i64, ephemeral: bool) -> Result<Upkeep, StoreError> {
+/// work (a public setup session, a payment or verification session of no user or customer,
+/// whose records are all in KV once replicated) lets every replicated row expire by
+/// `ephemeral_until`: not at once, since until KV's copies are visible everywhere (KV may
+/// answer from a cache for up to 60 s) a redelivery must still find them here.
+pub fn upkeep<T: Table>(
+    table: &T,
+    now: i64,
+    ephemeral_until: Option<i64>,
+) -> Result<Upkeep, StoreError> {
     table.purge_expired(now)?;
-    if ephemeral {
-        table.clear_replicated()?;
+    if let Some(at) = ephemeral_until {
+        table.expire_replicated(at)?;
     }
     let outlook = table.outlook()?;
     Ok(match outlook {
@@ -251,8 +257,12 @@ impl Table for MemoryTable {
         Ok(())
     }
 
-    fn clear_replicated(&self) -> Result<(), StoreError> {
-        self.rows.borrow_mut().retain(|_, (_, pending)| *pending);
+    fn expire_replicated(&self, at: i64) -> Result<(), StoreError> {
+        for (row, pending) in self.rows.borrow_mut().values_mut() {
+            if !*pending && row.expires_at.is_none_or(|e| e > at) {
+                row.expires_at = Some(at);
+            }
+        }
         Ok(())
     }
 
@@ -341,14 +351,14 @@ mod tests {
         block_on(store.put("event:evt_1", "v", Some(500))).unwrap();
         block_on(store.put("checkout:cs_1", "v", Some(100))).unwrap();
         block_on(store.put("customer:cus_1", "v", None)).unwrap();
-        assert_eq!(upkeep(&table, 1_000, false), Ok(Upkeep::AlarmAt(1_100)));
+        assert_eq!(upkeep(&table, 1_000, None), Ok(Upkeep::AlarmAt(1_100)));
         // The alarm at 1,100: the checkout row goes, the next wake is the event's expiry.
-        assert_eq!(upkeep(&table, 1_100, false), Ok(Upkeep::AlarmAt(1_500)));
+        assert_eq!(upkeep(&table, 1_100, None), Ok(Upkeep::AlarmAt(1_500)));
         assert_eq!(table.read("checkout:cs_1").unwrap(), None);
         // Then only the customer's record is left, kept for good.
-        assert_eq!(upkeep(&table, 1_500, false), Ok(Upkeep::Keep));
+        assert_eq!(upkeep(&table, 1_500, None), Ok(Upkeep::Keep));
         block_on(store.delete("customer:cus_1")).unwrap();
-        assert_eq!(upkeep(&table, 1_600, false), Ok(Upkeep::DeleteAll));
+        assert_eq!(upkeep(&table, 1_600, None), Ok(Upkeep::DeleteAll));
     }
 
     #[test]
@@ -360,11 +370,22 @@ mod tests {
         kv.set_failing(true);
         assert!(block_on(store.put("checkout:cs_1", "v", None)).is_err());
         kv.set_failing(false);
+        // The rows KV has are kept a grace period (a redelivery meanwhile must find them
+        // here, not in a KV cache that may not see them yet), then go.
+        assert_eq!(
+            upkeep(&table, 1_000, Some(1_120)),
+            Ok(Upkeep::AlarmAt(1_120))
+        );
+        assert!(table.read("customer:cus_1").unwrap().is_some());
         // A row KV does not have yet stays, so the next work copies it.
-        assert_eq!(upkeep(&table, 1_000, true), Ok(Upkeep::Keep));
+        assert_eq!(upkeep(&table, 1_120, None), Ok(Upkeep::Keep));
         assert_eq!(table.read("customer:cus_1").unwrap(), None);
         block_on(store.catch_up()).unwrap();
-        assert_eq!(upkeep(&table, 1_000, true), Ok(Upkeep::DeleteAll));
+        assert_eq!(
+            upkeep(&table, 1_120, Some(1_240)),
+            Ok(Upkeep::AlarmAt(1_240))
+        );
+        assert_eq!(upkeep(&table, 1_240, None), Ok(Upkeep::DeleteAll));
         assert_eq!(
             block_on(kv.get("checkout:cs_1")).unwrap().as_deref(),
             Some("v")

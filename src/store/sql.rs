@@ -125,8 +125,12 @@ impl Table for SqlTable {
         Ok(())
     }
 
-    fn clear_replicated(&self) -> Result<(), StoreError> {
-        self.exec("DELETE FROM records WHERE pending = 0", vec![])?;
+    fn expire_replicated(&self, at: i64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE records SET expires_at = ? \
+             WHERE pending = 0 AND (expires_at IS NULL OR expires_at > ?)",
+            vec![at.into(), at.into()],
+        )?;
         Ok(())
     }
 
