@@ -58,6 +58,11 @@ pub struct Receipt {
     pub outcome: Outcome,
     /// True when this id was already handled and nothing was done this time.
     pub duplicate: bool,
+    /// The record this processing wrote (none for a duplicate or an event that leaves
+    /// nothing): carried back from the queue for the event index (`routes::event_log`). The
+    /// webhook's own answer body never includes it (`routes::webhook::received`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Box<EventRecord>>,
 }
 
 /// Everything `receive` needs besides the store.
@@ -241,6 +246,7 @@ fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt 
         event_type: thin.event_type.clone(),
         outcome,
         duplicate,
+        record: None,
     }
 }
 
@@ -288,6 +294,7 @@ pub async fn process<S: Store, T: Transport>(
             event_type: event.event_type,
             outcome: Outcome::Ignored,
             duplicate: false,
+            record: None,
         });
     }
     let store = services.store;
@@ -302,6 +309,7 @@ pub async fn process<S: Store, T: Transport>(
             event_type: event.event_type,
             outcome: record.outcome,
             duplicate: true,
+            record: None,
         });
     }
 
@@ -342,6 +350,7 @@ pub async fn process<S: Store, T: Transport>(
         event_type: event.event_type,
         outcome,
         duplicate: false,
+        record: Some(Box::new(record)),
     })
 }
 

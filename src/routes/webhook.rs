@@ -7,6 +7,7 @@ use worker::worker_sys::web_sys::Request;
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::event::{Event, EventError};
+use crate::event_log::Entry;
 use crate::queue::Work;
 use crate::signature::SIGNATURE_HEADER;
 use crate::store::keys;
@@ -15,7 +16,7 @@ use crate::webhook::{
     MAX_BODY_BYTES,
 };
 
-use super::{read_body_capped, Ctx};
+use super::{event_log, read_body_capped, Ctx};
 
 pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
     // Refuse by the announced length before reading; the core checks the real length too.
@@ -82,15 +83,43 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
         None => None,
     };
     let entity = Entity::of_event(&event, recorded_user.as_deref());
+    let event_id = event.id.clone();
+    let indexed_as = entity.as_ref().map(|e| e.as_str().to_owned());
     let work = Work::Event(event);
-    if let Some(receipt) = super::entity::run_in::<Receipt>(ctx, entity, &work).await? {
-        return Ok(receipt);
-    }
-    let Work::Event(event) = work else {
-        unreachable!("built as an event above")
+    let result = match super::entity::run_in::<Receipt>(ctx, entity, &work).await {
+        Ok(Some(receipt)) => Ok(receipt),
+        Ok(None) => {
+            let Work::Event(event) = work else {
+                unreachable!("built as an event above")
+            };
+            let services = ctx.services()?.for_webhook();
+            process(&services, event, ctx.now).await.map_err(Into::into)
+        }
+        Err(error) => Err(error),
     };
-    let services = ctx.services()?.for_webhook();
-    Ok(process(&services, event, ctx.now).await?)
+    index(ctx, &event_id, indexed_as, result).await
+}
+
+/// The event index (`routes::event_log`) gets the record this processing wrote: carried back
+/// in the receipt, or, when the processing answered an error (a failure a retry can get
+/// past), read back from KV (one read, on failures only). A duplicate wrote nothing.
+async fn index(
+    ctx: &Ctx<'_>,
+    event_id: &str,
+    entity: Option<String>,
+    result: Result<Receipt>,
+) -> Result<Receipt> {
+    let record = match &result {
+        Ok(receipt) => receipt.record.clone().map(|record| *record),
+        Err(_) => match keys::event(event_id).load_tolerant(ctx.store()?).await {
+            Ok(record) => record,
+            Err(_) => None,
+        },
+    };
+    if let Some(record) = record {
+        event_log::record(ctx, Entry { record, entity }).await;
+    }
+    result
 }
 
 /// The body of the 200 answer, without building it through a JSON value each time.
