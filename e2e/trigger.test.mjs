@@ -335,6 +335,22 @@ describe('the trigger command against the worker', () => {
     assert.deepEqual(none.body, { events: [], cursor: null });
   });
 
+  test('an event that failed with a retry to come (answered 5xx) is listed failed, not failed for good', async () => {
+    const fault = await fetch(`${stripeBase}/_test/faults`, { method: 'POST', body: JSON.stringify({ kind: '500', path: '/v1/setup_intents', times: 20 }) });
+    assert.equal(fault.status, 200);
+    try {
+      const out = parseOutput((await trigger(['checkout.session.completed', '--mode', 'setup'])).stdout);
+      assert.ok(out.status >= 500, JSON.stringify(out));
+      const failed = await adminGet(worker, '/events?outcome=failed&type=checkout.session.completed&limit=1', ADMIN);
+      assert.equal(failed.body.events[0]?.id, out.id, 'the newest failed one');
+      assert.equal(failed.body.events[0].retryable, true);
+      const forGood = await adminGet(worker, '/events?outcome=failed_for_good&limit=100', ADMIN);
+      assert.ok(!ids(forGood.body.events).includes(out.id));
+    } finally {
+      await fetch(`${stripeBase}/_test/faults`, { method: 'DELETE' });
+    }
+  });
+
   test('a forged cursor is a 400 that never quotes it', async () => {
     const forged = Buffer.from('1700000000.evt_<script>').toString('hex');
     for (const cursor of [forged, 'not-a-cursor', Buffer.from('soon.evt_1').toString('hex')]) {
