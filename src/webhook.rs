@@ -457,6 +457,21 @@ mod tests {
     }
 
     #[test]
+    fn the_receipt_carries_the_record_written_for_the_index_and_a_duplicate_carries_none() {
+        let store = MemoryStore::new();
+        let body = event_body("evt_1");
+        let first = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap();
+        let stored = block_on(keys::event("evt_1").load(&store)).unwrap();
+        assert_eq!(first.record.as_deref(), stored.as_ref());
+        // It crosses the queue's binding with the receipt.
+        let text = serde_json::to_string(&first).unwrap();
+        assert_eq!(serde_json::from_str::<Receipt>(&text).unwrap(), first);
+        let again = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap();
+        assert_eq!(again.record, None);
+        assert!(!serde_json::to_string(&again).unwrap().contains("record"));
+    }
+
+    #[test]
     fn a_failed_record_is_worked_again() {
         let store = MemoryStore::new();
         let body = event_body("evt_1");
