@@ -42,8 +42,7 @@ const MAX_TYPE_LEN: usize = 128;
 const MAX_CUSTOMER_LEN: usize = 255;
 
 /// A value bound to a `?` of the SQL, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bound {
     Integer(i64),
     Text(String),
@@ -51,8 +50,7 @@ pub enum Bound {
 }
 
 /// `outcome=`: one of the three recorded outcomes, or the failed ones no retry gets past.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeFilter {
     Handled,
     Ignored,
@@ -77,7 +75,7 @@ impl OutcomeFilter {
 }
 
 /// Where a page ends: the last row's `recorded_at` and id. The next page starts after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub recorded_at: i64,
     pub id: String,
@@ -108,8 +106,9 @@ impl Cursor {
     }
 }
 
-/// `GET /events?…`, validated. Every filter is optional; they combine with AND.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `GET /events?…`, validated. Every filter is optional; they combine with AND. It crosses
+/// to the index as the query string itself, parsed again there (no serde code for it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EventsQuery {
     pub outcome: Option<OutcomeFilter>,
     pub event_type: Option<String>,

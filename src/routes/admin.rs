@@ -30,7 +30,8 @@ pub async fn list_events(req: &Request, ctx: &Ctx<'_>) -> Result<worker::Result<
     let query = url
         .split_once('?')
         .map(|(_, rest)| rest.split('#').next().unwrap_or(""));
-    let query = EventsQuery::parse(query)?;
-    let body = super::event_log::query(ctx, &query).await?;
+    // Validated here, so a bad query is a 400 without a Durable Object request.
+    EventsQuery::parse(query)?;
+    let body = super::event_log::query(ctx, query).await?;
     Ok(json(200, body))
 }

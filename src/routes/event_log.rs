@@ -60,7 +60,7 @@ impl DurableObject for EventLog {
     }
 
     /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is) or
-    /// `POST /query` (an [`EventsQuery`]: the page's JSON). `sql.exec` is synchronous.
+    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON). `sql.exec` is synchronous.
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
@@ -84,8 +84,9 @@ impl DurableObject for EventLog {
                 Response::ok("")
             }
             "/query" => {
-                let Ok(query) = serde_json::from_str::<EventsQuery>(&text) else {
-                    return Response::error("a query that does not decode", 400);
+                // The worker validated it already; a query that does not parse is not its.
+                let Ok(query) = EventsQuery::parse(Some(&text)) else {
+                    return Response::error("a query that does not parse", 400);
                 };
                 let (statement, bound) = query.sql();
                 let records: Vec<String> = rows(&sql, &statement, bound)?
@@ -197,9 +198,8 @@ pub async fn record(ctx: &Ctx<'_>, entry: Entry) {
     }
 }
 
-/// `GET /events`' page for a validated query: the body as the index wrote it.
-pub async fn query(ctx: &Ctx<'_>, query: &EventsQuery) -> Result<String> {
-    let body = serde_json::to_string(query)
-        .map_err(|_| AppError::Internal("an events query does not serialise"))?;
-    call(ctx, QUERY_URL, body).await
+/// `GET /events`' page for a query string [`EventsQuery::parse`] accepted: the body as the
+/// index wrote it.
+pub async fn query(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
+    call(ctx, QUERY_URL, query.unwrap_or("").to_owned()).await
 }
