@@ -169,8 +169,11 @@ pub async fn read_thin<S: Store, T: Transport>(
     let (kind, request) = match thin.plan()? {
         ThinPlan::Read { kind, request } => (kind, request),
         ThinPlan::Ignore => {
-            save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
-            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
+            let record = save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
+            return Ok(ThinNext::Done(Receipt {
+                record: Some(Box::new(record)),
+                ..thin_receipt(thin, Outcome::Ignored, false)
+            }));
         }
         ThinPlan::HealthAlert { request } => {
             let raw = read(services, thin, &request, READ_EVENT, now).await?;
@@ -182,7 +185,7 @@ pub async fn read_thin<S: Store, T: Transport>(
                 outcome: Outcome::Handled,
                 reason: Some(EVENT_GENERATION_FAILURE),
             };
-            save_thin(store, thin, handled, None, now).await?;
+            let record = save_thin(store, thin, handled, None, now).await?;
             let alert = Notification::new(
                 &thin.id,
                 OPS_EVENT_GENERATION_FAILURE,
@@ -190,7 +193,10 @@ pub async fn read_thin<S: Store, T: Transport>(
                 failure.alert_payload(&thin.id),
             );
             services.notify(alert).await?;
-            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Handled, false)));
+            return Ok(ThinNext::Done(Receipt {
+                record: Some(Box::new(record)),
+                ..thin_receipt(thin, Outcome::Handled, false)
+            }));
         }
     };
     let object = read(services, thin, &request, READ_RELATED_OBJECT, now).await?;
@@ -250,14 +256,14 @@ fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt 
     }
 }
 
-/// The record under the thin event's own id.
+/// The record under the thin event's own id (returned: a receipt carries it to the index).
 async fn save_thin<S: Store>(
     store: &S,
     thin: &ThinEvent,
     handled: Handled,
     failure: Option<&StepError>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<EventRecord, StoreError> {
     let record = EventRecord {
         version: EVENT_RECORD_VERSION,
         id: thin.id.clone(),
@@ -275,7 +281,8 @@ async fn save_thin<S: Store>(
     };
     keys::event(&thin.id)
         .save(store, &record, Some(EVENT_TTL_SECONDS))
-        .await
+        .await?;
+    Ok(record)
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a

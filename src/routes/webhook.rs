@@ -6,6 +6,7 @@ use worker::worker_sys::web_sys::Request;
 
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
+use crate::event::thin::ThinEvent;
 use crate::event::{Event, EventError};
 use crate::event_log::Entry;
 use crate::queue::Work;
@@ -54,17 +55,23 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
     };
     match verified_event(secrets, config.webhook_tolerance_seconds, delivery)? {
         Verified::Snapshot(event) => process_event(ctx, event).await,
-        // The related object is read here, before the queue: its owner names the queue.
-        Verified::Thin(thin) => {
-            let services = ctx.services()?.for_webhook();
-            match read_thin(&services, &thin, ctx.now).await? {
-                ThinNext::Done(receipt) => Ok(receipt),
-                ThinNext::Handle(event) => {
-                    let processed = process_event(ctx, event).await?;
-                    Ok(link_thin(&services, &thin, processed, ctx.now).await?)
-                }
-            }
+        Verified::Thin(thin) => process_thin(ctx, &thin).await,
+    }
+}
+
+/// A verified thin event, delivered or caught up. The related object is read here, before the
+/// queue: its owner names the queue. One it stands for is processed as that snapshot event
+/// ([`process_event`], which indexes it); one that ends here (a type not acted on, Stripe's
+/// health alert, a read that failed) has its own record indexed.
+pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent) -> Result<Receipt> {
+    let services = ctx.services()?.for_webhook();
+    match read_thin(&services, thin, ctx.now).await {
+        Ok(ThinNext::Done(receipt)) => index(ctx, &thin.id, None, Ok(receipt)).await,
+        Ok(ThinNext::Handle(event)) => {
+            let processed = process_event(ctx, event).await?;
+            Ok(link_thin(&services, thin, processed, ctx.now).await?)
         }
+        Err(error) => index(ctx, &thin.id, None, Err(error.into())).await,
     }
 }
 
