@@ -136,6 +136,8 @@ async function runAll(t, round) {
       STANDIN_PORT: String(standInPort),
       // What tools/trigger.mjs reads from .dev.vars when it is the example's copy.
       STRIPE_WEBHOOK_SECRET: example.STRIPE_WEBHOOK_SECRET,
+      // ... and its ADMIN_TOKEN, with which it prints the recorded outcome.
+      ADMIN_TOKEN: example.ADMIN_TOKEN,
     };
     const run = await runInBash(commands, env);
     commands.forEach((c, i) => {

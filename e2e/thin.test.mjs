@@ -82,6 +82,9 @@ describe('both destinations at once: each change acted on once', () => {
     assert.deepEqual(deliveries.map((d) => d.status), [200], JSON.stringify(deliveries));
     const record = (await adminGet(worker, `/events/${event.id}`, ADMIN)).body;
     assert.deepEqual([record.outcome, record.reason, record.type], ['handled', 'event_generation_failure', 'v2.core.health.event_generation_failure.resolved']);
+    // It is in the event list too, under its own type.
+    const listed = await adminGet(worker, '/events?type=v2.core.health.event_generation_failure.resolved&outcome=handled', ADMIN);
+    assert.ok(listed.body.events.some((r) => r.id === event.id), JSON.stringify(listed.body));
     const reads = (await (await fetch(`${stripeBase}/_test/requests`)).json()).filter((r) => r.path === `/v2/core/events/${event.id}`);
     assert.equal(reads.length, 1);
     const deadline = Date.now() + 5000;
@@ -174,7 +177,10 @@ describe('thin events delivered by the test', () => {
       const record = (await adminGet(worker, `/events/${event.id}`, ADMIN)).body;
       assert.deepEqual([record.outcome, record.failed_step, record.retryable], ['failed', 'read_related_object', true], what);
     };
-    await check(thinEvent(`evt_thin404${Date.now()}`, 'vs_doesnotexist'), '404');
+    const unreadable = thinEvent(`evt_thin404${Date.now()}`, 'vs_doesnotexist');
+    await check(unreadable, '404');
+    const listed = async (outcome, type = 'v1.identity.verification_session.processing') => (await adminGet(worker, `/events?outcome=${outcome}&type=${type}&limit=100`, ADMIN)).body.events.map((r) => r.id);
+    assert.ok((await listed('failed')).includes(unreadable.id), 'a failed read is listed failed');
     const failing = thinEvent(`evt_thin500${Date.now()}`, vs);
     const fault = await fetch(`${stripeBase}/_test/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: '500', path: `/v1/identity/verification_sessions/${vs}`, times: 10 }) });
     assert.equal(fault.status, 200);
@@ -183,6 +189,9 @@ describe('thin events delivered by the test', () => {
     const again = await deliver(worker, failing, { secret: SECRET });
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal((await adminGet(worker, `/events/${failing.id}`, ADMIN)).body.outcome, 'handled');
+    // Handled as the snapshot event it stands for (its own id, the v1 type): its row is replaced.
+    assert.ok((await listed('handled', 'identity.verification_session.processing')).includes(failing.id), 'listed handled once handled');
+    assert.ok(!(await listed('failed')).includes(failing.id));
   });
 });
 

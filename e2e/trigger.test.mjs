@@ -152,6 +152,7 @@ describe('the trigger command against the worker', () => {
   let worker;
   let stripeBase;
   const triggered = new Map(); // event id → type
+  let failedForGood; // the id of the event the stand-in's fault made fail for good
 
   before(async () => {
     // Handlers that call Stripe reach the local stand-in, never the network.
@@ -204,6 +205,7 @@ describe('the trigger command against the worker', () => {
     assert.match(out.outcome, /^failed for good: mend the cause, then POST \/events\/\{id\}\/replay \(step retrieve_setup_intent, error stripe_invalid_request; Stripe answered 400 invalid_request_error parameter_invalid_empty, request req_\w+\)$/);
     assert.equal(run.code, 1);
     triggered.set(out.id, 'checkout.session.completed');
+    failedForGood = out.id;
   });
 
   test('the same --id twice is a duplicate the second time', async () => {
@@ -230,7 +232,27 @@ describe('the trigger command against the worker', () => {
     assert.match(run.stderr, /no answer from http:\/\/127\.0\.0\.1:9\/webhook/);
   });
 
-  test('GET /events lists every recorded event; a page is newest first and the cursor reaches the rest', async () => {
+  /** Newest first: `recorded_at` descending, then id descending (the index's order). */
+  const newestFirst = (a, b) => b.recorded_at - a.recorded_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  const ids = (events) => events.map((r) => r.id);
+  /** Every page of `query` with `limit`, followed by its cursor. */
+  async function allPages(query, limit) {
+    const seen = [];
+    let cursor = null;
+    let pages = 0;
+    do {
+      const res = await adminGet(worker, `/events?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, ADMIN);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.ok(res.body.events.length <= limit);
+      seen.push(...res.body.events);
+      cursor = res.body.cursor;
+      pages += 1;
+    } while (cursor && pages < 50);
+    assert.equal(cursor, null);
+    return { seen, pages };
+  }
+
+  test('GET /events lists every recorded event, newest first across pages with the cursor', async () => {
     assert.equal(triggered.size, HANDLED.length + 2);
     const all = await adminGet(worker, '/events?limit=100', ADMIN);
     assert.equal(all.status, 200);
@@ -242,34 +264,115 @@ describe('the trigger command against the worker', () => {
       assert.equal(listed.get(id).version, 1);
       assert.equal(typeof listed.get(id).outcome, 'string');
     }
-    const times = all.body.events.map((r) => r.recorded_at);
-    assert.deepEqual(times, [...times].sort((a, b) => b - a));
+    assert.deepEqual(ids(all.body.events), ids([...all.body.events].sort(newestFirst)));
 
-    const seen = [];
-    let cursor = null;
-    let pages = 0;
-    do {
-      const res = await adminGet(worker, `/events?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, ADMIN);
-      assert.equal(res.status, 200);
-      assert.ok(res.body.events.length <= 3);
-      seen.push(...res.body.events.map((r) => r.id));
-      cursor = res.body.cursor;
-      pages += 1;
-    } while (cursor && pages < 20);
-    assert.equal(cursor, null);
-    assert.deepEqual([...seen].sort(), [...listed.keys()].sort());
-    assert.ok(pages >= Math.ceil(listed.size / 3));
+    // Pages of 3 are the same list in the same order: newest first across pages, not within.
+    const { seen, pages } = await allPages('', 3);
+    assert.deepEqual(ids(seen), ids(all.body.events));
+    assert.equal(pages, Math.ceil(listed.size / 3));
 
     const defaulted = await adminGet(worker, '/events', ADMIN);
     assert.equal(defaulted.status, 200);
-    assert.equal(defaulted.body.events.length, Math.min(20, listed.size));
+    assert.deepEqual(ids(defaulted.body.events), ids(all.body.events).slice(0, 20));
+  });
+
+  test('GET /events filters by outcome, type and time: each finds exactly the events it names', async () => {
+    const all = (await adminGet(worker, '/events?limit=100', ADMIN)).body.events;
+    const expect = async (query, keep) => {
+      const res = await adminGet(worker, `/events?limit=100&${query}`, ADMIN);
+      assert.equal(res.status, 200, `${query}: ${JSON.stringify(res.body)}`);
+      assert.deepEqual(ids(res.body.events), ids(all.filter(keep)), query);
+      return res.body.events;
+    };
+    const forGood = await expect('outcome=failed_for_good', (r) => r.outcome === 'failed' && r.retryable === false);
+    assert.ok(ids(forGood).includes(failedForGood), 'the event the fault failed is listed as failed for good');
+    assert.equal(forGood.find((r) => r.id === failedForGood).stripe_error.code, 'parameter_invalid_empty');
+    let counted = 0;
+    for (const outcome of ['handled', 'ignored', 'failed']) {
+      counted += (await expect(`outcome=${outcome}`, (r) => r.outcome === outcome)).length;
+    }
+    assert.equal(counted, all.length);
+    for (const type of ['payment_intent.succeeded', 'checkout.session.completed']) {
+      const found = await expect(`type=${type}`, (r) => r.type === type);
+      assert.ok(found.length >= 1, type);
+    }
+    await expect('type=charge.refunded', () => false);
+    await expect('outcome=failed_for_good&type=checkout.session.completed', (r) => r.outcome === 'failed' && r.retryable === false && r.type === 'checkout.session.completed');
+    // A time in the middle of what was recorded: since is inclusive, until exclusive.
+    const times = [...new Set(all.map((r) => r.recorded_at))].sort((a, b) => a - b);
+    const middle = times[Math.floor(times.length / 2)];
+    const since = await expect(`since=${middle}`, (r) => r.recorded_at >= middle);
+    const until = await expect(`until=${middle}`, (r) => r.recorded_at < middle);
+    assert.equal(since.length + until.length, all.length);
+    await expect(`since=${times[0]}&until=${times.at(-1) + 1}`, () => true);
+  });
+
+  test('GET /events filters by customer and by user, and pages a filter with its cursor', async () => {
+    const suffix = Date.now().toString(36);
+    const customer = `cus_e2eq${suffix}`;
+    const user = `u_e2eq_${suffix}`;
+    const run = async (args) => parseOutput((await trigger(args)).stdout).id;
+    const ofCustomer = [];
+    for (let i = 0; i < 3; i += 1) ofCustomer.push(await run(['payment_intent.succeeded', '--customer', customer]));
+    const otherCustomer = await run(['payment_intent.succeeded', '--customer', `cus_e2eqother${suffix}`]);
+    const ofUser = [await run(['identity.verification_session.created', '--user', user, '--session', `vs_e2eq${suffix}`])];
+    const otherUser = await run(['identity.verification_session.created', '--user', `${user}_other`, '--session', `vs_e2eqo${suffix}`]);
+
+    const byCustomer = await adminGet(worker, `/events?customer=${customer}`, ADMIN);
+    assert.equal(byCustomer.status, 200);
+    assert.deepEqual(new Set(ids(byCustomer.body.events)), new Set(ofCustomer));
+    assert.deepEqual(ids(byCustomer.body.events), ids([...byCustomer.body.events].sort(newestFirst)));
+    assert.ok(!ids(byCustomer.body.events).includes(otherCustomer));
+    const { seen, pages } = await allPages(`customer=${customer}`, 1);
+    assert.deepEqual(ids(seen), ids(byCustomer.body.events));
+    assert.equal(pages, 3);
+
+    const byUser = await adminGet(worker, `/events?user=${user}`, ADMIN);
+    assert.equal(byUser.status, 200);
+    assert.deepEqual(ids(byUser.body.events), ofUser);
+    assert.ok(!ids(byUser.body.events).includes(otherUser));
+    const none = await adminGet(worker, `/events?user=u_nobody_${suffix}`, ADMIN);
+    assert.deepEqual(none.body, { events: [], cursor: null });
+  });
+
+  test('an event that failed with a retry to come (answered 5xx) is listed failed, not failed for good', async () => {
+    const fault = await fetch(`${stripeBase}/_test/faults`, { method: 'POST', body: JSON.stringify({ kind: '500', path: '/v1/setup_intents', times: 20 }) });
+    assert.equal(fault.status, 200);
+    try {
+      const out = parseOutput((await trigger(['checkout.session.completed', '--mode', 'setup'])).stdout);
+      assert.ok(out.status >= 500, JSON.stringify(out));
+      const failed = await adminGet(worker, '/events?outcome=failed&type=checkout.session.completed&limit=1', ADMIN);
+      assert.equal(failed.body.events[0]?.id, out.id, 'the newest failed one');
+      assert.equal(failed.body.events[0].retryable, true);
+      const forGood = await adminGet(worker, '/events?outcome=failed_for_good&limit=100', ADMIN);
+      assert.ok(!ids(forGood.body.events).includes(out.id));
+    } finally {
+      await fetch(`${stripeBase}/_test/faults`, { method: 'DELETE' });
+    }
+  });
+
+  test('a forged cursor is a 400 that never quotes it', async () => {
+    const forged = Buffer.from('1700000000.evt_<script>').toString('hex');
+    for (const cursor of [forged, 'not-a-cursor', Buffer.from('soon.evt_1').toString('hex')]) {
+      const res = await adminGet(worker, `/events?cursor=${encodeURIComponent(cursor)}`, ADMIN);
+      assert.equal(res.status, 400, cursor);
+      assert.equal(res.body.error.code, 'bad_query');
+      assert.match(res.body.error.message, /`cursor` is not a cursor returned by this route/);
+      assert.ok(!JSON.stringify(res.body).includes(cursor));
+    }
   });
 
   const badQueries = [
     ['limit=0', /`limit`/],
     ['limit=101', /`limit`/],
     ['limit=ten', /`limit`/],
-    ['limt=5', /unknown parameter/],
+    ['limt=5', /unknown parameter; the known ones are `outcome`, `type`, `customer`, `user`, `since`, `until`, `limit` and `cursor`/],
+    ['outcome=done', /`outcome`/],
+    ['type=Not%20A%20Type', /`type`/],
+    ['customer=cust_1', /`customer`/],
+    ['user=a%20b', /`user`/],
+    ['since=yesterday', /`since`/],
+    ['since=20&until=10', /`since` must be before `until`/],
     ['cursor=%3Cnot%20a%20cursor%3E', /`cursor`/],
   ];
   for (const [query, message] of badQueries) {

@@ -42,6 +42,7 @@ pub mod config;
 pub mod entity;
 pub mod error;
 pub mod event;
+pub mod event_log;
 pub mod handlers;
 pub mod http;
 pub mod identity;

@@ -58,6 +58,11 @@ pub struct Receipt {
     pub outcome: Outcome,
     /// True when this id was already handled and nothing was done this time.
     pub duplicate: bool,
+    /// The record this processing wrote (none for a duplicate or an event that leaves
+    /// nothing): carried back from the queue for the event index (`routes::event_log`). The
+    /// webhook's own answer body never includes it (`routes::webhook::received`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Box<EventRecord>>,
 }
 
 /// Everything `receive` needs besides the store.
@@ -176,8 +181,11 @@ pub async fn read_thin<S: Store, T: Transport>(
     let (kind, request) = match thin.plan()? {
         ThinPlan::Read { kind, request } => (kind, request),
         ThinPlan::Ignore => {
-            save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
-            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Ignored, false)));
+            let record = save_thin(store, thin, Handled::from(Outcome::Ignored), None, now).await?;
+            return Ok(ThinNext::Done(Receipt {
+                record: Some(Box::new(record)),
+                ..thin_receipt(thin, Outcome::Ignored, false)
+            }));
         }
         ThinPlan::HealthAlert { request } => {
             let raw = read(services, thin, &request, READ_EVENT, now).await?;
@@ -198,8 +206,11 @@ pub async fn read_thin<S: Store, T: Transport>(
                 outcome: Outcome::Handled,
                 reason: Some(EVENT_GENERATION_FAILURE),
             };
-            save_thin(store, thin, handled, None, now).await?;
-            return Ok(ThinNext::Done(thin_receipt(thin, Outcome::Handled, false)));
+            let record = save_thin(store, thin, handled, None, now).await?;
+            return Ok(ThinNext::Done(Receipt {
+                record: Some(Box::new(record)),
+                ..thin_receipt(thin, Outcome::Handled, false)
+            }));
         }
     };
     let object = read(services, thin, &request, READ_RELATED_OBJECT, now).await?;
@@ -255,17 +266,18 @@ fn thin_receipt(thin: &ThinEvent, outcome: Outcome, duplicate: bool) -> Receipt 
         event_type: thin.event_type.clone(),
         outcome,
         duplicate,
+        record: None,
     }
 }
 
-/// The record under the thin event's own id.
+/// The record under the thin event's own id (returned: a receipt carries it to the index).
 async fn save_thin<S: Store>(
     store: &S,
     thin: &ThinEvent,
     handled: Handled,
     failure: Option<&StepError>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<EventRecord, StoreError> {
     let record = EventRecord {
         version: EVENT_RECORD_VERSION,
         id: thin.id.clone(),
@@ -283,7 +295,8 @@ async fn save_thin<S: Store>(
     };
     keys::event(&thin.id)
         .save(store, &record, Some(EVENT_TTL_SECONDS))
-        .await
+        .await?;
+    Ok(record)
 }
 
 /// A verified event, however it arrived (a delivery, a catch-up from Stripe's Events API, a
@@ -302,6 +315,7 @@ pub async fn process<S: Store, T: Transport>(
             event_type: event.event_type,
             outcome: Outcome::Ignored,
             duplicate: false,
+            record: None,
         });
     }
     let store = services.store;
@@ -316,6 +330,7 @@ pub async fn process<S: Store, T: Transport>(
             event_type: event.event_type,
             outcome: record.outcome,
             duplicate: true,
+            record: None,
         });
     }
 
@@ -356,6 +371,7 @@ pub async fn process<S: Store, T: Transport>(
         event_type: event.event_type,
         outcome,
         duplicate: false,
+        record: Some(Box::new(record)),
     })
 }
 
@@ -459,6 +475,21 @@ mod tests {
         assert!(again.duplicate);
         assert_eq!(block_on(store.get("event:evt_1")).unwrap(), before);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn the_receipt_carries_the_record_written_for_the_index_and_a_duplicate_carries_none() {
+        let store = MemoryStore::new();
+        let body = event_body("evt_1");
+        let first = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap();
+        let stored = block_on(keys::event("evt_1").load(&store)).unwrap();
+        assert_eq!(first.record.as_deref(), stored.as_ref());
+        // It crosses the queue's binding with the receipt.
+        let text = serde_json::to_string(&first).unwrap();
+        assert_eq!(serde_json::from_str::<Receipt>(&text).unwrap(), first);
+        let again = deliver(&store, body.as_bytes(), Some(&signed(&body))).unwrap();
+        assert_eq!(again.record, None);
+        assert!(!serde_json::to_string(&again).unwrap().contains("record"));
     }
 
     #[test]

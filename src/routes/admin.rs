@@ -2,9 +2,9 @@
 
 use worker::{Request, Response};
 
-use crate::admin::{self, EventsQuery};
 use crate::error::{AppError, Record, Result};
 use crate::event::is_event_id;
+use crate::event_log::EventsQuery;
 use crate::store::keys;
 
 use super::{json, Ctx};
@@ -23,15 +23,15 @@ pub async fn get_event(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<R
     Ok(json(200, body))
 }
 
-/// `GET /events?limit=N&cursor=…`: a page of recorded events (see `crate::admin` for the order).
+/// `GET /events?…`: a page of recorded events, newest first, from the event index
+/// (`routes::event_log`): one Durable Object request, no KV read.
 pub async fn list_events(req: &Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     let url = req.inner().url();
     let query = url
         .split_once('?')
         .map(|(_, rest)| rest.split('#').next().unwrap_or(""));
-    let query = EventsQuery::parse(query)?;
-    let page = admin::list_events(ctx.store()?, &query).await?;
-    let body = serde_json::to_string(&page)
-        .map_err(|_| AppError::Internal("a page of event records does not serialise"))?;
+    // Validated here, so a bad query is a 400 without a Durable Object request.
+    EventsQuery::parse(query)?;
+    let body = super::event_log::query(ctx, query).await?;
     Ok(json(200, body))
 }

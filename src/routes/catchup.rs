@@ -14,7 +14,6 @@ use crate::notify::Notification;
 use crate::store::keys;
 use crate::stripe::StripeRequest;
 use crate::webhook::Receipt;
-use crate::webhook::{link_thin, read_thin, ThinNext};
 
 use super::{json, webhook, Ctx};
 
@@ -42,14 +41,7 @@ impl Port for Live<'_, '_> {
 
     /// As `routes::webhook::post` takes a verified thin event.
     async fn process_thin(&self, thin: ThinEvent) -> Result<Receipt> {
-        let services = self.0.services()?.for_webhook();
-        match read_thin(&services, &thin, self.0.now).await? {
-            ThinNext::Done(receipt) => Ok(receipt),
-            ThinNext::Handle(event) => {
-                let processed = webhook::process_event(self.0, event).await?;
-                Ok(link_thin(&services, &thin, processed, self.0.now).await?)
-            }
-        }
+        webhook::process_thin(self.0, &thin).await
     }
 }
 

@@ -7,6 +7,7 @@ pub mod catchup;
 pub mod ceiling;
 pub mod checkout;
 pub mod entity;
+pub mod event_log;
 pub mod health;
 pub mod identity;
 pub mod notifications;

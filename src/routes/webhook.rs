@@ -6,7 +6,9 @@ use worker::worker_sys::web_sys::Request;
 
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
+use crate::event::thin::ThinEvent;
 use crate::event::{Event, EventError};
+use crate::event_log::Entry;
 use crate::queue::Work;
 use crate::signature::SIGNATURE_HEADER;
 use crate::store::keys;
@@ -15,7 +17,7 @@ use crate::webhook::{
     MAX_BODY_BYTES,
 };
 
-use super::{read_body_capped, Ctx};
+use super::{event_log, read_body_capped, Ctx};
 
 pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
     // Refuse by the announced length before reading; the core checks the real length too.
@@ -53,17 +55,23 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
     };
     match verified_event(secrets, config.webhook_tolerance_seconds, delivery)? {
         Verified::Snapshot(event) => process_event(ctx, event).await,
-        // The related object is read here, before the queue: its owner names the queue.
-        Verified::Thin(thin) => {
-            let services = ctx.services()?.for_webhook();
-            match read_thin(&services, &thin, ctx.now).await? {
-                ThinNext::Done(receipt) => Ok(receipt),
-                ThinNext::Handle(event) => {
-                    let processed = process_event(ctx, event).await?;
-                    Ok(link_thin(&services, &thin, processed, ctx.now).await?)
-                }
-            }
+        Verified::Thin(thin) => process_thin(ctx, &thin).await,
+    }
+}
+
+/// A verified thin event, delivered or caught up. The related object is read here, before the
+/// queue: its owner names the queue. One it stands for is processed as that snapshot event
+/// ([`process_event`], which indexes it); one that ends here (a type not acted on, Stripe's
+/// health alert, a read that failed) has its own record indexed.
+pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent) -> Result<Receipt> {
+    let services = ctx.services()?.for_webhook();
+    match read_thin(&services, thin, ctx.now).await {
+        Ok(ThinNext::Done(receipt)) => index(ctx, &thin.id, None, Ok(receipt)).await,
+        Ok(ThinNext::Handle(event)) => {
+            let processed = process_event(ctx, event).await?;
+            Ok(link_thin(&services, thin, processed, ctx.now).await?)
         }
+        Err(error) => index(ctx, &thin.id, None, Err(error.into())).await,
     }
 }
 
@@ -82,15 +90,47 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
         None => None,
     };
     let entity = Entity::of_event(&event, recorded_user.as_deref());
+    let event_id = event.id.clone();
+    let indexed_as = entity.as_ref().map(|e| e.as_str().to_owned());
     let work = Work::Event(event);
-    if let Some(receipt) = super::entity::run_in::<Receipt>(ctx, entity, &work).await? {
-        return Ok(receipt);
-    }
-    let Work::Event(event) = work else {
-        unreachable!("built as an event above")
+    let result = match super::entity::run_in::<Receipt>(ctx, entity, &work).await {
+        Ok(Some(receipt)) => Ok(receipt),
+        Ok(None) => {
+            let Work::Event(event) = work else {
+                unreachable!("built as an event above")
+            };
+            let services = ctx.services()?.for_webhook();
+            process(&services, event, ctx.now).await.map_err(Into::into)
+        }
+        Err(error) => Err(error),
     };
-    let services = ctx.services()?.for_webhook();
-    Ok(process(&services, event, ctx.now).await?)
+    index(ctx, &event_id, indexed_as, result).await
+}
+
+/// The event index (`routes::event_log`) gets the record this processing wrote: carried back
+/// in the receipt, or, when the processing answered an error (a failure a retry can get
+/// past), read back from KV (one read, on failures only). A duplicate wrote nothing.
+async fn index(
+    ctx: &Ctx<'_>,
+    event_id: &str,
+    entity: Option<String>,
+    result: Result<Receipt>,
+) -> Result<Receipt> {
+    let record = match &result {
+        Ok(receipt) => receipt.record.clone().map(|record| *record),
+        // The processing's error is the answer, whatever this read comes to.
+        Err(_) => match ctx.store() {
+            Ok(store) => keys::event(event_id)
+                .load_tolerant(store)
+                .await
+                .unwrap_or_default(),
+            Err(_) => None,
+        },
+    };
+    if let Some(record) = record {
+        event_log::record(ctx, Entry { record, entity }).await;
+    }
+    result
 }
 
 /// The body of the 200 answer, without building it through a JSON value each time.

@@ -222,6 +222,7 @@ impl Port for Fake<'_> {
             event_type: event.event_type.clone(),
             outcome,
             duplicate,
+            record: None,
         };
         if let Some(done) = key
             .load(self.store)

@@ -186,5 +186,18 @@ fn every_environment_binds_the_entity_queues_and_creates_their_class() {
                 "{prefix}: {migration:?}"
             );
         }
+        // The event index behind `GET /events` (src/routes/event_log.rs), by the third.
+        for pair in [("name", "EVENT_LOG"), ("class_name", "EventLog")] {
+            assert!(
+                binding.contains(&(pair.0.into(), pair.1.into())),
+                "{prefix}: {binding:?}"
+            );
+        }
+        for pair in [("tag", "v3"), ("new_sqlite_classes", r#"["EventLog"]"#)] {
+            assert!(
+                migration.contains(&(pair.0.into(), pair.1.into())),
+                "{prefix}: {migration:?}"
+            );
+        }
     }
 }

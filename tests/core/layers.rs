@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("provenance", LEAVES),
     ("serial", LEAVES),
     ("ceiling", LEAVES),
+    ("event_log", LEAVES),
     // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
     ("catchup", LEAVES),
     ("catchup::thin", LEAVES),
@@ -74,6 +75,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes::billing", ROUTES),
     ("routes::catchup", ROUTES),
     ("routes::ceiling", ROUTES),
+    ("routes::event_log", ROUTES),
     ("routes::checkout", ROUTES),
     ("routes::health", ROUTES),
     ("routes::identity", ROUTES),

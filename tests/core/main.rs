@@ -4,7 +4,6 @@
 
 mod helpers;
 
-mod admin_events;
 mod billing_flow;
 mod catchup;
 mod deploy_config;
