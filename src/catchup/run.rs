@@ -122,23 +122,8 @@ pub async fn run<S: Store, P: Port>(
                     }
                     report.processed += 1;
                     let created = event.created;
-                    match port.process_event(event).await {
-                        Ok(receipt) if receipt.duplicate => report.already_done += 1,
-                        // `process` answers Ok(failed) only for a failure no retry gets past.
-                        Ok(receipt) if receipt.outcome == Outcome::Failed => {
-                            report.note_failed_for_good(&id)
-                        }
-                        Ok(_) => report.handled += 1,
-                        // Refused as its delivery would be (400: an object not of the
-                        // documented shape, another mode than the key's), in this isolate or
-                        // relayed from the entity's queue: nothing stored; no retry changes it.
-                        Err(refused) if !refused.is_retryable() && refused.status() == 400 => {
-                            report.note_refused(refused.code())
-                        }
-                        Err(_) => {
-                            report.note_retry_later(&id);
-                            state.left_unhandled(created);
-                        }
+                    if note(&mut report, &id, port.process_event(event).await) {
+                        state.left_unhandled(created);
                     }
                 }
             }
@@ -245,33 +230,35 @@ async fn thin_page<S: Store, P: Port>(
             Decision::Process => {
                 report.processed += 1;
                 let (id, created) = (thin.id.clone(), thin.created_seconds().unwrap_or_default());
-                note(report, state, &id, created, port.process_thin(thin).await);
+                if note(report, &id, port.process_thin(thin).await) {
+                    state.left_unhandled(created);
+                }
             }
         }
     }
     Ok(true)
 }
 
-/// What processing one listed event came to, in the report (and the cursor).
-fn note(
-    report: &mut RunReport,
-    state: &mut ThinCatchupState,
-    id: &str,
-    created: i64,
-    result: Result<Receipt, AppError>,
-) {
+/// What processing one listed event came to, in the report, for both catch-ups; `true` when a
+/// retry can get past its failure (the caller's cursor then stays before it).
+fn note(report: &mut RunReport, id: &str, result: Result<Receipt, AppError>) -> bool {
     match result {
         Ok(receipt) if receipt.duplicate => report.already_done += 1,
+        // `process` answers Ok(failed) only for a failure no retry gets past.
         Ok(receipt) if receipt.outcome == Outcome::Failed => report.note_failed_for_good(id),
         Ok(_) => report.handled += 1,
+        // Refused as its delivery would be (400: an object not of the documented shape,
+        // another mode than the key's), in this isolate or relayed from the entity's queue:
+        // nothing stored; no retry changes it.
         Err(refused) if !refused.is_retryable() && refused.status() == 400 => {
             report.note_refused(refused.code())
         }
         Err(_) => {
             report.note_retry_later(id);
-            state.left_unhandled(created);
+            return true;
         }
     }
+    false
 }
 
 /// What `POST /events/{id}/replay` answers.
