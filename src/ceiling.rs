@@ -76,23 +76,17 @@ impl Tally {
             minute,
             minute_count,
         };
-        if day_count >= ceiling.per_day {
-            let retry_after = (day + 1) * DAY_SECONDS - now;
-            return (
-                current,
-                Verdict::Full {
-                    retry_after: retry_after as u64,
-                },
-            );
-        }
-        if minute_count >= ceiling.per_minute {
-            let retry_after = (minute + 1) * MINUTE_SECONDS - now;
-            return (
-                current,
-                Verdict::Full {
-                    retry_after: retry_after as u64,
-                },
-            );
+        // Full until the window that is full ends: the day's first, as it ends last.
+        let full_until = if day_count >= ceiling.per_day {
+            Some((day + 1) * DAY_SECONDS)
+        } else if minute_count >= ceiling.per_minute {
+            Some((minute + 1) * MINUTE_SECONDS)
+        } else {
+            None
+        };
+        if let Some(until) = full_until {
+            let retry_after = (until - now) as u64;
+            return (current, Verdict::Full { retry_after });
         }
         let taken = Self {
             day_count: day_count + 1,

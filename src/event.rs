@@ -70,14 +70,7 @@ impl Event {
 
     /// Refuses an event of the other mode than the secret key's (`Config::livemode`).
     pub fn check_mode(&self, key_livemode: bool) -> Result<(), EventError> {
-        if self.livemode == key_livemode {
-            Ok(())
-        } else {
-            Err(EventError::LivemodeMismatch {
-                event: self.livemode,
-                key: key_livemode,
-            })
-        }
+        check_mode(self.livemode, key_livemode)
     }
 
     /// Decodes `data.object` into the shape a handler needs.
@@ -200,6 +193,18 @@ impl Outcome {
     /// Final outcomes make a redelivery a no-op; a failed one is worked again.
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Failed)
+    }
+}
+
+/// An event (snapshot or thin) of the other mode than the secret key's is refused.
+pub fn check_mode(event_livemode: bool, key_livemode: bool) -> Result<(), EventError> {
+    if event_livemode == key_livemode {
+        Ok(())
+    } else {
+        Err(EventError::LivemodeMismatch {
+            event: event_livemode,
+            key: key_livemode,
+        })
     }
 }
 

@@ -277,14 +277,7 @@ impl ThinEvent {
 
     /// Refuses an event of the other mode than the secret key's, as for a snapshot event.
     pub fn check_mode(&self, key_livemode: bool) -> Result<(), EventError> {
-        if self.livemode == key_livemode {
-            Ok(())
-        } else {
-            Err(EventError::LivemodeMismatch {
-                event: self.livemode,
-                key: key_livemode,
-            })
-        }
+        super::check_mode(self.livemode, key_livemode)
     }
 }
 
