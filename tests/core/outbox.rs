@@ -61,6 +61,14 @@ fn target(signed_at: i64) -> Option<NotifyTarget<'static>> {
     })
 }
 
+/// [`target`] with `OPS_NOTIFY_URL` set too: the operator's alerts are sent.
+fn ops_target(signed_at: i64) -> Option<NotifyTarget<'static>> {
+    target(signed_at).map(|t| NotifyTarget {
+        ops_url: Some(OPS_URL),
+        ..t
+    })
+}
+
 fn notification(n: usize) -> Notification {
     Notification::new(
         &format!("evt_{n}"),
@@ -521,16 +529,10 @@ fn a_run_lists_the_due_index_only_when_the_hint_says_so_or_on_the_hourly_sweep()
 fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_alert_raises_none() {
     let store = MemoryStore::new();
     let sink = Sink::new(500);
-    let with_ops = |signed_at| {
-        target(signed_at).map(|t| NotifyTarget {
-            ops_url: Some(OPS_URL),
-            ..t
-        })
-    };
     block_on(send_notification(
         &store,
         &sink.transport,
-        with_ops(T0),
+        ops_target(T0),
         notification(1),
         T0,
     ))
@@ -544,7 +546,7 @@ fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_a
         block_on(retry_due(
             &store,
             &sink.transport,
-            with_ops(due),
+            ops_target(due),
             due,
             RETRY_SUBREQUEST_BUDGET,
         ))
@@ -633,12 +635,6 @@ fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_a
 #[test]
 fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
     let sink = Sink::new(500);
-    let with_ops = |signed_at| {
-        target(signed_at).map(|t| NotifyTarget {
-            ops_url: Some(OPS_URL),
-            ..t
-        })
-    };
     // When notification 9's last attempt comes (its window ends with it).
     let scratch = MemoryStore::new();
     block_on(send_notification(
@@ -671,7 +667,7 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
     block_on(send_notification(
         &store,
         &sink.transport,
-        with_ops(T0),
+        ops_target(T0),
         notification(9),
         T0,
     ))
@@ -685,7 +681,7 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
         block_on(retry_due(
             &store,
             &sink.transport,
-            with_ops(due),
+            ops_target(due),
             due,
             RETRY_SUBREQUEST_BUDGET,
         ))
@@ -695,7 +691,7 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
         block_on(send_notification(
             &store,
             &sink.transport,
-            with_ops(last - 60),
+            ops_target(last - 60),
             notification(n),
             last - 60,
         ))
@@ -706,7 +702,7 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
     let report = block_on(retry_due(
         &counting,
         &sink.transport,
-        with_ops(last),
+        ops_target(last),
         last,
         RETRY_SUBREQUEST_BUDGET,
     ))
@@ -723,17 +719,11 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
 fn runs_that_end_windows_and_raise_alerts_stay_within_their_budget() {
     let store = MemoryStore::new();
     let sink = Sink::new(500);
-    let with_ops = |signed_at| {
-        target(signed_at).map(|t| NotifyTarget {
-            ops_url: Some(OPS_URL),
-            ..t
-        })
-    };
     for n in 0..10 {
         block_on(send_notification(
             &store,
             &sink.transport,
-            with_ops(T0),
+            ops_target(T0),
             notification(n),
             T0,
         ))
@@ -751,7 +741,7 @@ fn runs_that_end_windows_and_raise_alerts_stay_within_their_budget() {
         block_on(retry_due(
             &counting,
             &sink.transport,
-            with_ops(due),
+            ops_target(due),
             due,
             RETRY_SUBREQUEST_BUDGET,
         ))
