@@ -18,6 +18,7 @@ use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
+use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys::ReadableStream;
 use worker::{ByteStream, Env, Headers, Request, Response};
 
@@ -37,26 +38,43 @@ use crate::stripe::fetch::FetchTransport;
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
 
-/// A config built in this isolate, with every setting it read and the raw value it got.
+/// A config built in this isolate, with every setting it read and the value it got.
 struct CachedConfig {
-    read: Vec<(String, Option<String>)>,
+    read: Vec<Setting>,
     config: Rc<Config>,
+}
+
+/// One setting a cached config was built from: its name as a JS string (made once, not on
+/// every request), the JS value the `Env` object gave, and that value as read.
+struct Setting {
+    name: JsValue,
+    raw: JsValue,
+    value: Option<String>,
+}
+
+impl Setting {
+    /// Whether `env` still gives this value. The same JS value (`===`: a string or number is
+    /// compared by value) needs no copy into wasm memory; any other is read as text and
+    /// compared, as it was the first time.
+    fn unchanged(&self, env: &Env) -> bool {
+        let now = js_sys::Reflect::get(env, &self.name).unwrap_or(JsValue::UNDEFINED);
+        now == self.raw || setting_value(&now) == self.value
+    }
 }
 
 thread_local! {
     static CONFIG: RefCell<Option<CachedConfig>> = const { RefCell::new(None) };
 }
 
-/// One setting straight from the `Env` object. Secrets are strings there; a var written
+/// One setting's value as the `Env` object gives it. Secrets are strings there; a var written
 /// unquoted in wrangler.toml (`WEBHOOK_TOLERANCE_SECONDS = 300`) arrives as a JSON value and is
 /// read as its JSON text, so it is validated like the string instead of silently ignored.
-fn raw_setting(env: &Env, name: &str) -> Option<String> {
-    let value = js_sys::Reflect::get(env, &name.into()).ok()?;
+fn setting_value(value: &JsValue) -> Option<String> {
     if value.is_undefined() || value.is_null() {
         return None;
     }
     value.as_string().or_else(|| {
-        js_sys::JSON::stringify(&value)
+        js_sys::JSON::stringify(value)
             .ok()
             .and_then(|text| text.as_string())
     })
@@ -71,11 +89,7 @@ pub fn shared_config(env: &Env) -> Result<Rc<Config>> {
     let cached = CONFIG.with_borrow(|cache| {
         cache
             .as_ref()
-            .filter(|c| {
-                c.read
-                    .iter()
-                    .all(|(name, value)| raw_setting(env, name) == *value)
-            })
+            .filter(|c| c.read.iter().all(|setting| setting.unchanged(env)))
             .map(|c| Rc::clone(&c.config))
     });
     if let Some(config) = cached {
@@ -83,8 +97,14 @@ pub fn shared_config(env: &Env) -> Result<Rc<Config>> {
     }
     let read = RefCell::new(Vec::new());
     let config = Rc::new(Config::from_lookup(|name| {
-        let value = raw_setting(env, name);
-        read.borrow_mut().push((name.to_owned(), value.clone()));
+        let name = JsValue::from_str(name);
+        let raw = js_sys::Reflect::get(env, &name).unwrap_or(JsValue::UNDEFINED);
+        let value = setting_value(&raw);
+        read.borrow_mut().push(Setting {
+            name,
+            raw,
+            value: value.clone(),
+        });
         value
     })?);
     CONFIG.set(Some(CachedConfig {
