@@ -10,7 +10,8 @@
 // ratios, and the bundles (`wrangler deploy --dry-run --outdir`).
 // Prints the report and writes it into bench/RESULTS.md (text after the notes marker is kept).
 //
-// Settings (environment): ROUNDS (5), SECONDS (3, per trial), CONNECTIONS (8), WARMUP_SECONDS (2).
+// Settings (environment): ROUNDS (5), SECONDS (3, per trial), CONNECTIONS (8), WARMUP_SECONDS (2),
+// STARTUP_REPEATS (7: `wrangler check startup` of this worker and the reference, interleaved; 0 skips).
 // Bounded: every trial stops after SECONDS, the whole run after about ten minutes.
 
 import { execFileSync } from 'node:child_process';
@@ -26,6 +27,8 @@ const NOTES_MARKER = '<!-- notes: kept by bench.mjs when it rewrites the figures
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 2);
+// Startup: `wrangler check startup` this many times per worker (0 skips it).
+const STARTUP_REPEATS = Number(process.env.STARTUP_REPEATS ?? 7);
 const WRITE_RESULTS = process.env.WRITE_RESULTS !== '0';
 // Issue 28's targets.
 const BUNDLE_TARGET_KIB = 250;
@@ -62,6 +65,51 @@ function dryRun(worker, dir) {
   };
 }
 
+// ---------------------------------------------------------------- startup
+
+/**
+ * One startup of `worker`, offline: `wrangler check startup` builds the bundle as `wrangler
+ * deploy` would (the Rust worker's build/ as it is: SKIP_WORKER_BUILD), starts it in a local
+ * workerd and records a CPU profile of the startup phase (the script's top level, for the
+ * Rust worker compiling and instantiating the wasm). Its "Profile window" is the startup's
+ * wall time; "Active" the sampled time that was not idle (a few samples of about 10 ms: coarse).
+ */
+function startupOnce(worker, dir, i) {
+  const outfile = path.join(dir, `startup-${worker.name}-${i}.cpuprofile`);
+  const text = execFileSync(process.execPath, [WRANGLER, 'check', 'startup', '--outfile', outfile], {
+    // `check startup` takes no --config: it runs in the config's directory.
+    cwd: path.dirname(path.resolve(ROOT, worker.config)),
+    env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 180_000,
+  });
+  const window = text.match(/Profile window:\s*([\d.]+) ms/);
+  const active = text.match(/Active:\s*([\d.]+) ms/);
+  const profile = JSON.parse(readFileSync(outfile, 'utf8'));
+  const top = new Map();
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  profile.samples.forEach((id, k) => {
+    const f = byId.get(id);
+    const name = f.functionName || '(anonymous)';
+    top.set(name, (top.get(name) ?? 0) + (profile.timeDeltas[k] ?? 0) / 1000);
+  });
+  return { window: window ? Number(window[1]) : NaN, active: active ? Number(active[1]) : NaN, top };
+}
+
+/** STARTUP_REPEATS startups of each worker, interleaved (this, the reference, …). */
+function startups(workers, dir) {
+  const runs = Object.fromEntries(workers.map((w) => [w.name, []]));
+  for (let i = 0; i < STARTUP_REPEATS; i++) {
+    for (const w of workers) {
+      const r = startupOnce(w, dir, i);
+      runs[w.name].push(r);
+      console.error(`[bench] startup ${i + 1} ${w.name}: window ${fmt(r.window, 1)} ms, active ${fmt(r.active, 1)} ms, load ${os.loadavg()[0].toFixed(2)}`);
+    }
+  }
+  return runs;
+}
+
 // ---------------------------------------------------------------- report
 
 const fmt = (v, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
@@ -81,7 +129,24 @@ function machine() {
   return { nproc: os.cpus().length, model, node: process.version, wranglerVersion, workerdVersion, kernel: os.release() };
 }
 
-function report({ started, finished, info, loads, checks, trials, bundles, command }) {
+/** Medians of the startups, the paired ratio this/reference, and where the samples fell. */
+function startupSummary(startup) {
+  const out = {};
+  for (const [name, runs] of Object.entries(startup ?? {})) {
+    const top = new Map();
+    for (const r of runs) for (const [n, ms] of r.top) if (n !== '(idle)') top.set(n, (top.get(n) ?? 0) + ms);
+    out[name] = {
+      window: median(runs.map((r) => r.window)),
+      active: median(runs.map((r) => r.active)),
+      top: [...top].sort((a, b) => b[1] - a[1]).slice(0, 4),
+    };
+  }
+  const a = startup?.this, b = startup?.reference;
+  out.ratio = a && b ? median(a.map((r, i) => r.window / b[i]?.window)) : NaN;
+  return out;
+}
+
+function report({ started, finished, info, loads, checks, trials, bundles, startup, command }) {
   const lines = [];
   const add = (s = '') => lines.push(s);
   const summary = {};
@@ -155,8 +220,26 @@ function report({ started, finished, info, loads, checks, trials, bundles, comma
   }
   const b = bundles.this ?? { gzip: NaN };
   add(`- bundle ${kib(b.gzip)} KiB gzip, wasm + JS (target ≤ ${BUNDLE_TARGET_KIB} KiB: ${tgt(b.gzip <= BUNDLE_TARGET_KIB * 1024)}; Cloudflare free plan limit 3 MiB = 3072 KiB compressed)`);
-  add('- startup time ≤ the reference\'s: not measured by this bench');
+  const st = startupSummary(startup);
+  if (st.this && st.reference) {
+    add(`- startup ${fmt(st.this.window, 1)} ms against the reference's ${fmt(st.reference.window, 1)} ms (\`wrangler check startup\`, median of ${STARTUP_REPEATS}; paired ratio ${fmt(st.ratio, 2)}×; target ≤ 1.0×: ${tgt(st.ratio <= 1)})`);
+  } else {
+    add('- startup time ≤ the reference\'s: not measured in this run (STARTUP_REPEATS=0, or this worker or the reference left out)');
+  }
   add();
+  if (Object.keys(st).some((k) => st[k]?.window !== undefined)) {
+    add('### Startup (`wrangler check startup`, offline, local workerd)');
+    add();
+    add(`The startup phase of each worker (its bundle's top level; for this worker, compiling and instantiating the wasm), ${STARTUP_REPEATS} times each, interleaved; medians. "Window" is the profile's wall time, "active" its sampled time that was not idle (samples of about 10 ms: coarse); the functions are those the samples fell in, summed over all repeats.`);
+    add();
+    add('| worker | window ms | active ms | sampled in (ms over all repeats) |');
+    add('|---|---:|---:|---|');
+    for (const w of WORKERS.filter((x) => st[x.name]?.window !== undefined)) {
+      const x = st[w.name];
+      add(`| ${w.label} | ${fmt(x.window, 1)} | ${fmt(x.active, 1)} | ${x.top.map(([n, ms]) => `${n} ${fmt(ms, 0)}`).join(', ')} |`);
+    }
+    add();
+  }
   add('### Bundles (`wrangler deploy --dry-run --outdir`, offline; gzip -9 per file)');
   add();
   add('| worker | file | raw KiB | gzip KiB |');
@@ -201,6 +284,9 @@ async function main() {
     console.error(`[bench] bundle ${w.name}: ${kib(bundles[w.name].raw)} KiB raw, ${kib(bundles[w.name].gzip)} KiB gzip`);
   }
 
+  const startWorkers = WORKERS.filter((w) => w.name === 'this' || w.name === 'reference' || w.rust);
+  const startup = STARTUP_REPEATS > 0 ? startups(startWorkers, dir) : {};
+
   const workers = [];
   try {
     for (const w of WORKERS) {
@@ -235,7 +321,7 @@ async function main() {
       }
     }
     loads.push(os.loadavg()[0]);
-    const text = report({ started, finished: new Date(), info, loads, checks, trials, bundles, command });
+    const text = report({ started, finished: new Date(), info, loads, checks, trials, bundles, startup, command });
     console.log(text);
     if (WRITE_RESULTS) {
       const previous = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';

@@ -2,7 +2,7 @@
 # The benchmark, one command: builds the release worker, then measures it against the reference
 # JS worker (bench/reference) and the floors (bench/floor, bench/floor-log, bench/floor-do)
 # under the same local workerd, and writes bench/RESULTS.md. Not a test: it prints figures and never runs in CI.
-# Settings: ROUNDS, SECONDS, CONNECTIONS, WARMUP_SECONDS (see bench/bench.mjs); WRITE_RESULTS=0
+# Settings: ROUNDS, SECONDS, CONNECTIONS, WARMUP_SECONDS, STARTUP_REPEATS (see bench/bench.mjs); WRITE_RESULTS=0
 # prints without touching bench/RESULTS.md; LOAD_EVENTS, LOAD_CONNECTIONS for the load test that
 # follows (bench/load.mjs). Bounded: the whole run stops within 45 minutes.
 set -euo pipefail
