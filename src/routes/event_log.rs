@@ -49,6 +49,9 @@ pub struct EventLog {
     state: State,
     /// This instance has created its table and indexes.
     table_created: Cell<bool>,
+    /// This instance knows the purge alarm is set (it set it, or read it back): a put then
+    /// needs no `getAlarm`. Unset when the alarm runs, which sets it again if rows are left.
+    alarm_set: Cell<bool>,
 }
 
 impl DurableObject for EventLog {
@@ -56,6 +59,7 @@ impl DurableObject for EventLog {
         Self {
             state,
             table_created: Cell::new(false),
+            alarm_set: Cell::new(false),
         }
     }
 
@@ -78,8 +82,12 @@ impl DurableObject for EventLog {
                 };
                 rows(&sql, event_log::UPSERT, bound)?;
                 // Retention never waits for the next write: the alarm is set now.
-                if self.state.storage().get_alarm().await?.is_none() {
-                    self.schedule_purge(&sql).await?;
+                if !self.alarm_set.get() {
+                    if self.state.storage().get_alarm().await?.is_none() {
+                        self.schedule_purge(&sql).await?;
+                    } else {
+                        self.alarm_set.set(true);
+                    }
                 }
                 Response::ok("")
             }
@@ -110,6 +118,7 @@ impl DurableObject for EventLog {
 
     /// Rows older than the records' TTL go; the alarm is set again for the oldest one left.
     async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_set.set(false);
         let sql = self.sql()?;
         let now = (Date::now().as_millis() / 1000) as i64;
         let keep_from = event_log::keep_from(now, EVENT_TTL_SECONDS);
@@ -145,6 +154,7 @@ impl EventLog {
                 .storage()
                 .set_alarm((at * 1000 - now_ms).max(0))
                 .await?;
+            self.alarm_set.set(true);
         }
         Ok(())
     }
