@@ -363,8 +363,60 @@ pub fn next_purge(oldest: Option<i64>, ttl_seconds: u64) -> Option<i64> {
     oldest.map(|at| at + ttl_seconds as i64)
 }
 
+/// Events recorded since a time (bind it), by outcome and whether a failure is for good: the
+/// console's overview. One row per group, read by [`Counts::add`].
+pub const COUNT_SINCE: &str = "SELECT outcome, retryable IS 0, COUNT(*) FROM events \
+     WHERE recorded_at >= ? GROUP BY 1, 2";
+
+/// Events by outcome, failures split into those Stripe retries and those failed for good.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub handled: i64,
+    pub ignored: i64,
+    pub failed_retrying: i64,
+    pub failed_for_good: i64,
+}
+
+impl Counts {
+    /// One row of [`COUNT_SINCE`]; an outcome this version does not know is left out.
+    pub fn add(&mut self, outcome: &str, not_retryable: bool, count: i64) {
+        let slot = match (outcome, not_retryable) {
+            ("handled", _) => &mut self.handled,
+            ("ignored", _) => &mut self.ignored,
+            ("failed", false) => &mut self.failed_retrying,
+            ("failed", true) => &mut self.failed_for_good,
+            _ => return,
+        };
+        *slot += count;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn counts_split_failures_by_whether_stripe_retries() {
+        let mut counts = Counts::default();
+        for (outcome, for_good, n) in [
+            ("handled", false, 3),
+            ("failed", true, 2),
+            ("failed", false, 1),
+            ("ignored", false, 4),
+            ("odd", true, 9),
+        ] {
+            counts.add(outcome, for_good, n);
+        }
+        assert_eq!(
+            counts,
+            Counts {
+                handled: 3,
+                ignored: 4,
+                failed_retrying: 1,
+                failed_for_good: 2
+            }
+        );
+        assert!(COUNT_SINCE.contains("recorded_at >= ?"));
+    }
     use super::*;
 
     fn bad(query: &str) -> String {

@@ -7,7 +7,8 @@
 //!    type once, [`event::Outcome`], [`event::EventRecord`]), [`objects`] (what we read of
 //!    Stripe's objects), [`config`], [`auth`], [`identity`] (a session step and a user step),
 //!    [`billing`] (`billing::setup` and `billing::charge`, the decisions of each flow),
-//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`router`] (the route table with
+//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`console`] (the admin console's
+//!    session cookie, CSRF token and pages), [`dry`] (a replay preview's log), [`router`] (the route table with
 //!    methods, admin flag and log words), [`error`] (the one app error and its one table of
 //!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
 //!    `request`, `calls`, `error` and `retry`; [`entity`] (which entity's queue a piece of
@@ -39,6 +40,8 @@ pub mod billing;
 pub mod catchup;
 pub mod ceiling;
 pub mod config;
+pub mod console;
+pub mod dry;
 pub mod entity;
 pub mod error;
 pub mod event;
@@ -227,6 +230,19 @@ mod glue {
             Route::Notifications => routes::notifications::list(&raw.url(), &ctx).await,
             Route::Notification => routes::notifications::get(&ctx, &id).await,
             Route::ResendNotification => routes::notifications::resend(&ctx, &id).await,
+            Route::ConsoleHome
+            | Route::ConsoleSignIn
+            | Route::ConsoleSignOut
+            | Route::ConsoleEvents
+            | Route::ConsoleEvent
+            | Route::ConsoleReplay
+            | Route::ConsoleNotifications
+            | Route::ConsoleResend
+            | Route::ConsoleCharges
+            | Route::ConsoleCustomers
+            | Route::ConsoleUsers => {
+                routes::console::serve(Request::from(raw), &ctx, route, &id).await
+            }
             Route::Favicon => Ok(routes::favicon()),
         }
     }

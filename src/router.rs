@@ -5,6 +5,7 @@ use crate::stripe::is_prefixed_id;
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
+const GET_POST: &str = "GET, HEAD, POST";
 
 /// Declares [`Route`] and its table from one list: each route's path (`{id}` is one
 /// non-empty segment), the methods it allows, whether it needs the admin token, and whether
@@ -81,6 +82,23 @@ route_table! {
     Notification => "/notifications/{id}", GET, true, Json;
     /// `POST /notifications/{id}/resend`: one attempt now (a dead one is revived).
     ResendNotification => "/notifications/{id}/resend", POST, true, Json;
+    /// The admin console (`routes::console`): a session cookie from its sign-in form, not
+    /// the bearer token; every POST same-origin with the session's CSRF token.
+    ConsoleHome => "/admin", GET, false, Page;
+    /// `GET`: the form; `POST`: the token in, a session cookie out.
+    ConsoleSignIn => "/admin/sign-in", GET_POST, false, Page;
+    ConsoleSignOut => "/admin/sign-out", POST, false, Page;
+    /// The event log with `GET /events`' filters.
+    ConsoleEvents => "/admin/events", GET, false, Page;
+    ConsoleEvent => "/admin/events/{id}", GET, false, Page;
+    /// `GET`: the replay's dry run; `POST`: the replay.
+    ConsoleReplay => "/admin/events/{id}/replay", GET_POST, false, Page;
+    ConsoleNotifications => "/admin/notifications", GET, false, Page;
+    ConsoleResend => "/admin/notifications/{id}/resend", POST, false, Page;
+    /// `?id=`: one record, as `GET /charges/{id}`, `/customers/{id}`, `/identity/users/{id}`.
+    ConsoleCharges => "/admin/charges", GET, false, Page;
+    ConsoleCustomers => "/admin/customers", GET, false, Page;
+    ConsoleUsers => "/admin/users", GET, false, Page;
     /// `GET /favicon.ico`: the icon every page names.
     Favicon => "/favicon.ico", GET, false, Page;
 }
@@ -652,8 +670,41 @@ mod tests {
                 Route::Home,
                 Route::CreateCheckoutSession,
                 Route::Success,
+                Route::ConsoleHome,
+                Route::ConsoleSignIn,
+                Route::ConsoleSignOut,
+                Route::ConsoleEvents,
+                Route::ConsoleEvent,
+                Route::ConsoleReplay,
+                Route::ConsoleNotifications,
+                Route::ConsoleResend,
+                Route::ConsoleCharges,
+                Route::ConsoleCustomers,
+                Route::ConsoleUsers,
                 Route::Favicon
             ]
+        );
+        // The console's event pages are not the JSON event routes, and a user id after
+        // `/admin/users` never reaches the log (it goes in the query, which is never logged).
+        assert_eq!(
+            route("GET", "/admin/events/evt_1").unwrap().route,
+            Route::ConsoleEvent
+        );
+        assert_eq!(
+            route("POST", "/admin/events/evt_1/replay").unwrap().route,
+            Route::ConsoleReplay
+        );
+        assert_eq!(
+            route("HEAD", "/admin/sign-in").unwrap().route,
+            Route::ConsoleSignIn
+        );
+        assert!(matches!(
+            route("GET", "/admin/sign-out"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+        assert_eq!(
+            path_for_log("/admin/events/evt_1/replay"),
+            "/admin/events/evt_1/replay"
         );
         assert!(ROUTES
             .iter()

@@ -3,7 +3,7 @@
 use worker::{Request, Response};
 
 use crate::billing::{
-    is_prefixed_id, session_id_from_url, ChargeInput, ChargeRecord, ChargeRequest,
+    is_prefixed_id, session_id_from_url, ChargeInput, ChargeRecord, ChargeRequest, CustomerRecord,
 };
 use crate::error::{AppError, Record, Result};
 use crate::handlers::setup::{self, SuccessStep};
@@ -57,18 +57,25 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
 }
 
 pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
-    if !is_prefixed_id(id, "cus_") {
-        return Err(AppError::NoRecord(Record::Customer));
-    }
-    record_response(
-        Record::Customer,
-        keys::customer(id).load(ctx.store()?).await?,
-    )
+    record_response(Record::Customer, customer_record(ctx, id).await?)
 }
 
 pub async fn get_charge(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
-    if !is_prefixed_id(id, "pi_") {
-        return Err(AppError::NoRecord(Record::Charge));
+    record_response(Record::Charge, charge_record(ctx, id).await?)
+}
+
+/// `customer:{id}` (`None` for an id that is not a customer's): the JSON route and the console.
+pub async fn customer_record(ctx: &Ctx<'_>, id: &str) -> Result<Option<CustomerRecord>> {
+    if !is_prefixed_id(id, "cus_") {
+        return Ok(None);
     }
-    record_response(Record::Charge, keys::charge(id).load(ctx.store()?).await?)
+    Ok(keys::customer(id).load(ctx.store()?).await?)
+}
+
+/// `charge:{id}` (`None` for an id that is not a PaymentIntent's).
+pub async fn charge_record(ctx: &Ctx<'_>, id: &str) -> Result<Option<ChargeRecord>> {
+    if !is_prefixed_id(id, "pi_") {
+        return Ok(None);
+    }
+    Ok(keys::charge(id).load(ctx.store()?).await?)
 }

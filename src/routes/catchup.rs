@@ -106,8 +106,13 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
 /// `POST /events/{id}/replay`: fetches the event from Stripe and processes it, also when it is
 /// recorded failed for good; a handled one changes nothing and says so.
 pub async fn replay(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<Response>> {
-    let answer = run::replay(ctx.store()?, &Live(ctx), event_id).await?;
+    let answer = replayed(ctx, event_id).await?;
     let body = serde_json::to_string(&answer)
         .map_err(|_| AppError::Internal("a replay answer does not serialise"))?;
     Ok(json(200, body))
+}
+
+/// The replay itself, for the JSON route and the console's confirm step alike.
+pub async fn replayed(ctx: &Ctx<'_>, event_id: &str) -> Result<run::ReplayAnswer> {
+    run::replay(ctx.store()?, &Live(ctx), event_id).await
 }

@@ -26,6 +26,7 @@ const INDEX: &str = "events";
 /// Never resolved: a stub's fetch goes to the Durable Object whatever the URL says.
 const PUT_URL: &str = "https://event-log.invalid/put";
 const QUERY_URL: &str = "https://event-log.invalid/query";
+const COUNT_URL: &str = "https://event-log.invalid/count";
 
 fn value_of(bound: Bound) -> SqlStorageValue {
     match bound {
@@ -59,8 +60,9 @@ impl DurableObject for EventLog {
         }
     }
 
-    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is) or
-    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON). `sql.exec` is synchronous.
+    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is),
+    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON) or `POST /count`
+    /// (Unix seconds: the [`event_log::Counts`] since then). `sql.exec` is synchronous.
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
@@ -103,6 +105,18 @@ impl DurableObject for EventLog {
                     Ok(Ok(body)) => Response::ok(body),
                     _ => Response::error("an indexed record does not decode", 500),
                 }
+            }
+            "/count" => {
+                let Ok(since) = text.parse::<i64>() else {
+                    return Response::error("a time that does not parse", 400);
+                };
+                let mut counts = event_log::Counts::default();
+                for row in rows(&sql, event_log::COUNT_SINCE, vec![Bound::Integer(since)])? {
+                    if let [SqlStorageValue::String(outcome), for_good, count] = row.as_slice() {
+                        counts.add(outcome, integer(for_good) == 1, integer(count));
+                    }
+                }
+                Response::ok(serde_json::to_string(&counts).unwrap_or_default())
             }
             _ => Response::error("not found", 404),
         }
@@ -147,6 +161,15 @@ impl EventLog {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A SQLite integer as the runtime hands it over (a JS number may come back as a float).
+fn integer(value: &SqlStorageValue) -> i64 {
+    match value {
+        SqlStorageValue::Integer(n) => *n,
+        SqlStorageValue::Float(n) => *n as i64,
+        _ => 0,
     }
 }
 
@@ -202,4 +225,11 @@ pub async fn record(ctx: &Ctx<'_>, entry: Entry) {
 /// index wrote it.
 pub async fn query(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
     call(ctx, QUERY_URL, query.unwrap_or("").to_owned()).await
+}
+
+/// Events recorded since `since` (Unix seconds), by outcome: the console's overview.
+pub async fn count(ctx: &Ctx<'_>, since: i64) -> Result<event_log::Counts> {
+    let body = call(ctx, COUNT_URL, since.to_string()).await?;
+    serde_json::from_str(&body)
+        .map_err(|_| AppError::Internal("the event index's counts do not decode"))
 }

@@ -24,7 +24,14 @@ pub async fn create_session(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::
 }
 
 pub async fn get_user(ctx: &Ctx<'_>, user_id: &str) -> Result<worker::Result<Response>> {
+    record_response(
+        crate::error::Record::IdentityUser,
+        user(ctx, user_id).await?,
+    )
+}
+
+/// A user's verification state and sessions, as `GET /identity/users/{id}` shows them.
+pub async fn user(ctx: &Ctx<'_>, user_id: &str) -> Result<Option<serde_json::Value>> {
     let max_attempts = ctx.config()?.identity_max_attempts;
-    let view = identity::user_view(ctx.store()?, user_id, max_attempts).await?;
-    record_response(crate::error::Record::IdentityUser, view)
+    identity::user_view(ctx.store()?, user_id, max_attempts).await
 }

@@ -6,6 +6,7 @@ pub mod billing;
 pub mod catchup;
 pub mod ceiling;
 pub mod checkout;
+pub mod console;
 pub mod entity;
 pub mod event_log;
 pub mod health;
@@ -32,7 +33,7 @@ use crate::store::sql::SqlTable;
 /// (none outside a queue), then KV. One type, so the handlers are compiled once.
 pub type AppStore<'a> = EntityStore<'a, SqlTable, KvState>;
 use crate::store::StoreError;
-use crate::stripe::fetch::FetchTransport;
+use crate::stripe::fetch::{FetchTransport, FETCH};
 
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
@@ -138,16 +139,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// The handlers' services over KV and Workers fetch.
-    pub fn services(&self) -> Result<Services<'_, AppStore<'static>, FetchTransport>> {
+    pub fn services(&self) -> Result<Services<'_, AppStore<'static>, FetchTransport<'static>>> {
         let config = self.config()?;
         let store = self.store()?;
-        Ok(Services::new(
-            store,
-            &FetchTransport,
-            config,
-            self.now,
-            self.trace,
-        ))
+        Ok(Services::new(store, &FETCH, config, self.now, self.trace))
     }
 }
 
