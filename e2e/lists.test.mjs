@@ -1,5 +1,5 @@
-// The list routes backed by the index Durable Object: `GET /charges` and `GET /identity/users`
-// (and `GET /notifications`' filters), each filter against records made through the real
+// The list routes backed by the index Durable Object: `GET /charges`, `GET /identity/users`
+// and `GET /notifications`, each filter against records made through the real
 // flows (cards saved and charged at the stand-in, Identity sessions moved there), newest
 // first, paged by cursor, and the same 400 `bad_query` rules as `GET /events`.
 
@@ -56,9 +56,10 @@ describe('list routes over the index', () => {
     return customer;
   }
 
+  let good;
+  let declined;
+
   describe('GET /charges', () => {
-    let good;
-    let declined;
     const ids = {};
 
     before(async () => {
@@ -208,6 +209,68 @@ describe('list routes over the index', () => {
         assert.ok(!res.body.error.message.includes('Verified'));
       }
       assert.equal((await adminGet(worker, '/identity/users')).status, 401);
+    });
+  });
+
+  describe('GET /notifications', () => {
+    // The flows above notified: a recovery link per declined charge (to the customer), and
+    // each user's Identity outcome (to the user); the sink answered 200 to each.
+    const notes = async (query) => {
+      const all = await allPages(worker, `/notifications?${query}`, 'notifications', 100);
+      return all.filter((n) => !n.kind.startsWith('ops.'));
+    };
+
+    test('kind, customer and user give exactly their notifications; state too', async () => {
+      const recovery = await notes('kind=charge.recovery');
+      assert.equal(recovery.length, 2);
+      assert.ok(recovery.every((n) => n.recipient.type === 'customer' && n.recipient.id === declined));
+      assert.deepEqual((await notes(`customer=${declined}`)).map((n) => n.id), recovery.map((n) => n.id));
+      assert.deepEqual(await notes(`customer=${good}`), []);
+      const verified = await notes('user=lists_verified');
+      assert.deepEqual(verified.map((n) => n.kind), ['identity.verified']);
+      assert.deepEqual(verified[0].recipient, { type: 'user', id: 'lists_verified' });
+      assert.deepEqual((await notes('user=lists_input&kind=identity.requires_input')).map((n) => n.recipient.id), ['lists_input']);
+      assert.deepEqual(await notes('user=lists_input&kind=charge.recovery'), []);
+      const delivered = await notes('state=delivered');
+      for (const n of [...recovery, ...verified]) assert.ok(delivered.some((d) => d.id === n.id), n.id);
+      assert.ok(delivered.every((n) => n.state === 'delivered'));
+      assert.deepEqual(await notes('state=dead'), []);
+      assert.deepEqual(await notes('state=pending'), []);
+    });
+
+    test('newest first, paged by cursor, split by since and until', async () => {
+      const all = (await list('/notifications?limit=100')).notifications;
+      assert.ok(all.length >= 4);
+      for (let i = 1; i < all.length; i += 1) {
+        const [a, b] = [all[i - 1], all[i]];
+        assert.ok(a.created_at > b.created_at || (a.created_at === b.created_at && a.id > b.id), 'newest first');
+      }
+      const paged = await allPages(worker, '/notifications', 'notifications', 1);
+      assert.deepEqual(paged.map((n) => n.id), all.map((n) => n.id));
+      const newest = Math.max(...all.map((n) => n.created_at));
+      const since = (await list(`/notifications?since=${newest}&limit=100`)).notifications.map((n) => n.id);
+      const until = (await list(`/notifications?until=${newest}&limit=100`)).notifications.map((n) => n.id);
+      assert.deepEqual(since, all.filter((n) => n.created_at >= newest).map((n) => n.id));
+      assert.deepEqual(until, all.filter((n) => n.created_at < newest).map((n) => n.id));
+    });
+
+    test('bad queries are 400 bad_query naming the parameter; admin only', async () => {
+      for (const [query, name] of [
+        ['state=sent', '`state`'],
+        ['kind=Charge.Recovery', '`kind`'],
+        ['user=a%20b', '`user`'],
+        ['customer=cust_1', '`customer`'],
+        ['user=u_1&customer=cus_1', '`customer` or `user`'],
+        ['state=dead&state=pending', 'given twice'],
+        ['outcome=failed', 'unknown parameter'],
+      ]) {
+        const res = await adminGet(worker, `/notifications?${query}`, ADMIN);
+        assert.equal(res.status, 400, query);
+        assert.equal(res.body.error.code, 'bad_query');
+        assert.ok(res.body.error.message.includes(name), `${query}: ${res.body.error.message}`);
+        assert.ok(!/sent|Recovery|a b|cust_1/.test(res.body.error.message), res.body.error.message);
+      }
+      assert.equal((await adminGet(worker, '/notifications')).status, 401);
     });
   });
 });

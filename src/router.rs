@@ -82,7 +82,8 @@ route_table! {
     CreateCharge => "/charges", POST, true, Json;
     Customer => "/customers/{id}", GET, true, Json;
     Charge => "/charges/{id}", GET, true, Json;
-    /// `GET /notifications?state=pending|dead&limit=&cursor=`: a page of the outbox's index.
+    /// `GET /notifications?state=&kind=&user=&customer=&since=&until=&limit=&cursor=`: a page
+    /// of the notifications' index.
     Notifications => "/notifications", GET, true, Json;
     /// `GET /notifications/{id}`: one outbox record with its attempts.
     Notification => "/notifications/{id}", GET, true, Json;
