@@ -130,7 +130,7 @@ describe('the admin console', () => {
       sessionCookie(ADMIN, now() - 1), // expired
       sessionCookie('a-rotated-admin-token', later), // the token changed since it was made
       sessionCookie(ADMIN, later).replace(/^admin_session=\d+/, `admin_session=${later + 86400}`), // expiry pushed out, same MAC
-      sessionCookie(ADMIN, later).slice(0, -1) + '0', // MAC altered
+      ((c) => c.slice(0, -1) + (c.endsWith('0') ? '1' : '0'))(sessionCookie(ADMIN, later)), // MAC altered
       'admin_session=garbage',
     ];
     for (const cookie of refused) {
@@ -200,16 +200,27 @@ describe('the admin console', () => {
         await assertUsable(res, { status: 200, title: 'Event', text: 'handled' });
         assert.equal(await page.locator('a:text-is("Preview a replay")').count(), 0);
 
-        res = await page.goto(url('/admin/notifications?state=dead'));
-        await assertUsable(res, { status: 200, title: 'Notifications: dead', text: dead[viewport] });
+        res = await click('a:text-is("Notifications")');
+        await assertUsable(res, { status: 200, title: 'Notifications' });
+        res = await click('a:text-is("Dead")');
+        await assertUsable(res, { status: 200, title: 'Notifications', text: dead[viewport] });
         res = await click(`li:has-text("${dead[viewport]}") button:text-is("Resend")`);
         await assertUsable(res, { status: 200, title: 'Resent', text: 'delivered' });
         res = await click('a:text-is("Back")');
-        await assertUsable(res, { status: 200, title: 'Notifications: dead' });
+        await assertUsable(res, { status: 200, title: 'Notifications' });
+        assert.match(page.url(), /state=dead$/);
         assert.ok(!(await page.textContent('body')).includes(dead[viewport]), 'no longer dead');
 
-        res = await page.goto(url(`/admin/users?id=console_${viewport}`));
-        await assertUsable(res, { status: 200, title: 'Identity users', text: 'verified' });
+        // The users' index, filtered, and one user with their sessions.
+        res = await click('a:text-is("Users")');
+        await assertUsable(res, { status: 200, title: 'Identity users' });
+        await page.fill('input[name=status]', 'verified');
+        res = await click('button:text-is("Filter")');
+        await assertUsable(res, { status: 200, title: 'Identity users', text: `console_${viewport}` });
+        res = await click(`a:text-is("console_${viewport}")`);
+        await assertUsable(res, { status: 200, title: 'Identity users', text: ['verified', `vs_console_${viewport}`] });
+        res = await click('a:text-is("Charges")');
+        await assertUsable(res, { status: 200, title: 'Charges' });
         res = await page.goto(url('/admin/charges?id=pi_unknown'));
         await assertUsable(res, { status: 200, title: 'Charges', text: 'Nothing is recorded under this id.' });
 

@@ -317,17 +317,7 @@ pub fn events(
     } else {
         format!("<ul>{items}</ul>\n")
     };
-    let next = cursor.map_or(String::new(), |cursor| {
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(query).unwrap_or_default();
-        pairs.retain(|(k, _)| k != "cursor");
-        pairs.push(("cursor".into(), cursor.into()));
-        let next = serde_urlencoded::to_string(pairs).unwrap_or_default();
-        format!(
-            "<p>{}</p>\n",
-            link(&format!("/admin/events?{next}"), "Next page")
-        )
-    });
+    let next = next_link("/admin/events", query, cursor);
     layout(
         "Events",
         csrf,
@@ -405,57 +395,48 @@ pub fn done(csrf: &str, title: &str, answer: &Value, back: &str) -> String {
     layout(title, csrf, &body)
 }
 
-/// Pending or dead notifications (`state`), each with its resend button.
-pub fn notifications(
-    csrf: &str,
-    state: &str,
-    list: &[Notification],
-    cursor: Option<&str>,
-) -> String {
+/// A page of the notifications' index (`GET /notifications`), each with its resend button.
+pub fn notifications(csrf: &str, query: &str, list: &[Value], cursor: Option<&str>) -> String {
     let tabs = format!(
-        "<p>{} · {}</p>\n",
+        "<p>{} · {} · {}</p>\n",
         link("/admin/notifications?state=pending", "Pending"),
-        link("/admin/notifications?state=dead", "Dead")
+        link("/admin/notifications?state=dead", "Dead"),
+        link("/admin/notifications?state=delivered", "Delivered")
     );
     let items: String = list
         .iter()
         .map(|n| {
-            let hidden = format!(
-                "<input type=\"hidden\" name=\"state\" value=\"{}\">",
-                escape_html(state)
-            );
+            let id = n["id"].as_str().unwrap_or("");
+            let attempts = n["attempts"].as_array().map_or(0, Vec::len);
+            let created = utc(n["created_at"].as_i64().unwrap_or(0));
             format!(
-                "<li>{} · {} · {} attempts<br>{}{}</li>",
-                escape_html(&n.kind),
-                utc(n.created_at),
-                n.attempts.len(),
-                escape_html(&n.id),
+                "<li>{} · {created} · {attempts} attempts<br>{}{}</li>",
+                summary(n, &["kind", "state"]),
+                escape_html(id),
                 post_form(
-                    &format!("/admin/notifications/{}/resend", n.id),
+                    &format!("/admin/notifications/{id}/resend"),
                     csrf,
                     "Resend",
-                    &hidden
+                    ""
                 )
             )
         })
         .collect();
-    let next = cursor.map_or(String::new(), |c| {
-        let query =
-            serde_urlencoded::to_string([("state", state), ("cursor", c)]).unwrap_or_default();
-        format!(
-            "<p>{}</p>\n",
-            link(&format!("/admin/notifications?{query}"), "Next page")
-        )
-    });
     let list = if items.is_empty() {
         "<p>None.</p>\n".to_owned()
     } else {
         format!("<ul>{items}</ul>\n")
     };
+    let filters = filter_form(
+        "/admin/notifications",
+        &["state", "kind", "user", "customer"],
+        query,
+    );
+    let next = next_link("/admin/notifications", query, cursor);
     layout(
-        &format!("Notifications: {state}"),
+        "Notifications",
         csrf,
-        &format!("{tabs}{list}{next}"),
+        &format!("{tabs}{filters}{list}{next}"),
     )
 }
 
@@ -479,6 +460,99 @@ pub fn lookup(
         None => String::new(),
     };
     layout(title, csrf, &format!("{form}{found}"))
+}
+
+/// One record of an index page, as the console lists it: the fields named.
+fn summary(record: &Value, fields: &[&str]) -> String {
+    fields
+        .iter()
+        .filter_map(|f| match &record[*f] {
+            Value::Null => None,
+            Value::String(text) => Some(escape_html(text)),
+            other => Some(escape_html(&other.to_string())),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// A GET form with a text field per filter of an index, holding `query`'s values.
+fn filter_form(action: &str, params: &[&str], query: &str) -> String {
+    let fields: String = params
+        .iter()
+        .chain(&["since", "until"])
+        .map(|name| {
+            let value = escape_html(&query_value(query, name).unwrap_or_default());
+            format!("<label>{name}<br><input name=\"{name}\" value=\"{value}\"></label><br>")
+        })
+        .collect();
+    format!("<form method=\"get\" action=\"{action}\">{fields}<button>Filter</button></form>\n")
+}
+
+/// What an index page lists and where each record leads.
+pub struct IndexPage<'a> {
+    pub title: &'a str,
+    /// The page's own path (the filter form's, the lookup's and the next page's).
+    pub action: &'a str,
+    /// The index's filter parameters (`since` and `until` are added).
+    pub params: &'a [&'a str],
+    /// The fields each record shows.
+    pub fields: &'a [&'a str],
+    /// The field that is the record's id (its link is `action?id=`).
+    pub id_field: &'a str,
+}
+
+/// A page of an index (`GET /charges`, `GET /identity/users`), newest first, with its
+/// filters, the lookup by id, and the next page's link.
+pub fn index(
+    csrf: &str,
+    page: &IndexPage<'_>,
+    query: &str,
+    records: &[Value],
+    cursor: Option<&str>,
+) -> String {
+    let items: String = records
+        .iter()
+        .map(|r| {
+            let id = r[page.id_field].as_str().unwrap_or("");
+            let href = format!(
+                "{}?{}",
+                page.action,
+                serde_urlencoded::to_string([("id", id)]).unwrap_or_default()
+            );
+            format!(
+                "<li>{}<br>{}</li>",
+                summary(r, page.fields),
+                link(&href, id)
+            )
+        })
+        .collect();
+    let list = if items.is_empty() {
+        "<p>None matches.</p>\n".to_owned()
+    } else {
+        format!("<ul>{items}</ul>\n")
+    };
+    let lookup = format!(
+        "<form method=\"get\" action=\"{}\"><label>Id<br><input name=\"id\" required></label> <button>Show</button></form>\n",
+        page.action
+    );
+    let filters = filter_form(page.action, page.params, query);
+    let next = next_link(page.action, query, cursor);
+    layout(page.title, csrf, &format!("{lookup}{filters}{list}{next}"))
+}
+
+/// The link to the page after this one (`query` with the new cursor), if there is one.
+fn next_link(action: &str, query: &str, cursor: Option<&str>) -> String {
+    cursor.map_or(String::new(), |cursor| {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "cursor");
+        pairs.push(("cursor".into(), cursor.into()));
+        let next = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        format!(
+            "<p>{}</p>\n",
+            link(&format!("{action}?{next}"), "Next page")
+        )
+    })
 }
 
 /// What the overview shows.

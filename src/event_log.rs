@@ -300,7 +300,7 @@ impl Entry {
 }
 
 /// An event type as Stripe writes them: lowercase words, digits, `_` and `.`.
-fn parse_type(value: &str) -> Result<String, AppError> {
+pub(crate) fn parse_type(value: &str) -> Result<String, AppError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_TYPE_LEN
         && value
@@ -314,7 +314,7 @@ fn parse_type(value: &str) -> Result<String, AppError> {
     Ok(value.to_owned())
 }
 
-fn parse_customer(value: &str) -> Result<&str, AppError> {
+pub(crate) fn parse_customer(value: &str) -> Result<&str, AppError> {
     let ok = value.len() <= MAX_CUSTOMER_LEN
         && value.strip_prefix("cus_").is_some_and(|rest| {
             !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -343,7 +343,7 @@ pub fn parse_limit(value: &str) -> Result<usize, AppError> {
     }
 }
 
-fn parse_seconds(name: &str, value: &str) -> Result<i64, AppError> {
+pub(crate) fn parse_seconds(name: &str, value: &str) -> Result<i64, AppError> {
     let ok = !value.is_empty() && value.len() <= 12 && value.bytes().all(|b| b.is_ascii_digit());
     match value.parse::<i64>() {
         Ok(seconds) if ok => Ok(seconds),

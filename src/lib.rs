@@ -55,6 +55,7 @@ pub mod outbox;
 pub mod pages;
 pub mod provenance;
 pub mod queue;
+pub mod record_index;
 pub mod router;
 pub mod serial;
 pub mod services;
@@ -220,8 +221,10 @@ mod glue {
             Route::CreateVerificationSession => {
                 routes::identity::create_session(&mut Request::from(raw), &ctx).await
             }
+            Route::IdentityUsers => routes::identity::list_users(&raw.url(), &ctx).await,
             Route::IdentityUser => routes::identity::get_user(&ctx, &id).await,
             Route::Success => routes::billing::success(&mut Request::from(raw), &ctx).await,
+            Route::Charges => routes::billing::list_charges(&raw.url(), &ctx).await,
             Route::CreateCharge => {
                 routes::billing::create_charge(&mut Request::from(raw), &ctx).await
             }

@@ -1,4 +1,4 @@
-//! `GET /success`, `POST /charges`, `GET /customers/{id}`, `GET /charges/{id}`.
+//! `GET /success`, `POST /charges`, `GET /charges`, `GET /customers/{id}`, `GET /charges/{id}`.
 
 use worker::{Request, Response};
 
@@ -8,6 +8,7 @@ use crate::billing::{
 use crate::error::{AppError, Record, Result};
 use crate::handlers::setup::{self, SuccessStep};
 use crate::queue::{success_page, Work};
+use crate::record_index::Table;
 use crate::store::keys;
 
 use super::{
@@ -58,6 +59,17 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
 
 pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
     record_response(Record::Customer, customer_record(ctx, id).await?)
+}
+
+/// `GET /charges?status=&recovery=&customer=&since=&until=&limit=&cursor=`: a page of the
+/// charges' index, newest first (one Durable Object request, no KV read).
+pub async fn list_charges(url: &str, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    Ok(json(200, query_charges(ctx, super::query_of(url)).await?))
+}
+
+/// The page's JSON for a query string of `GET /charges` (the admin console's call).
+pub async fn query_charges(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
+    super::event_log::list(ctx, Table::Charges, query).await
 }
 
 pub async fn get_charge(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {

@@ -272,20 +272,24 @@ async fn notifications(
     query: Option<&str>,
 ) -> Result<worker::Result<Response>> {
     let query = console::non_empty_query(query)?;
-    let with_state = match console::query_value(&query, "state") {
-        Some(_) => query,
-        None if query.is_empty() => "state=pending".to_owned(),
-        None => format!("state=pending&{query}"),
-    };
-    let parsed = NotificationsQuery::parse(Some(&with_state))?;
-    let page = notification_page(ctx, parsed.state, parsed.cursor).await?;
-    let body = console::notifications(
-        &signed.csrf,
-        parsed.state.as_str(),
-        &page.notifications,
-        page.cursor.as_deref(),
-    );
+    let (records, cursor) = index_page(
+        super::notifications::query(ctx, Some(&query)).await?,
+        "notifications",
+    )?;
+    let body = console::notifications(&signed.csrf, &query, &records, cursor.as_deref());
     Ok(html(ctx, 200, &body))
+}
+
+/// The records and cursor of a list index's page (`{"<table>":[…],"cursor":…}`).
+fn index_page(body: String, table: &str) -> Result<(Vec<serde_json::Value>, Option<String>)> {
+    let mut page: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|_| AppError::Internal("a page of an index does not decode"))?;
+    let cursor = page["cursor"].as_str().map(str::to_owned);
+    let records = match page[table].take() {
+        serde_json::Value::Array(records) => records,
+        _ => Vec::new(),
+    };
+    Ok((records, cursor))
 }
 
 /// `POST /admin/notifications/{id}/resend`: `POST /notifications/{id}/resend`'s resend.
@@ -293,14 +297,52 @@ async fn resend(ctx: &Ctx<'_>, signed: &Signed, id: &str) -> Result<worker::Resu
     let services = ctx.services()?;
     let target = services.notify_target(ctx.now);
     let answer = outbox::resend(services.store, services.transport, target, id, ctx.now).await?;
-    let state = match form_field(&signed.fields, "state") {
-        Some("dead") => "dead",
-        _ => "pending",
-    };
-    let back = format!("/admin/notifications?state={state}");
-    let body = console::done(&signed.csrf, "Resent", &to_value(&answer)?, &back);
+    let back = "/admin/notifications?state=dead";
+    let body = console::done(&signed.csrf, "Resent", &to_value(&answer)?, back);
     Ok(html(ctx, 200, &body))
 }
+
+/// `/admin/charges` and `/admin/users` without `?id=`: a page of `GET /charges` or
+/// `GET /identity/users` (their indexes), with their filters.
+async fn list(
+    ctx: &Ctx<'_>,
+    signed: &Signed,
+    route: Route,
+    query: Option<&str>,
+) -> Result<worker::Result<Response>> {
+    let query = console::non_empty_query(query)?;
+    let (page, table, body) = match route {
+        Route::ConsoleCharges => (
+            CHARGES,
+            "charges",
+            super::billing::query_charges(ctx, Some(&query)).await?,
+        ),
+        _ => (
+            USERS,
+            "users",
+            super::identity::query_users(ctx, Some(&query)).await?,
+        ),
+    };
+    let (records, cursor) = index_page(body, table)?;
+    let body = console::index(&signed.csrf, &page, &query, &records, cursor.as_deref());
+    Ok(html(ctx, 200, &body))
+}
+
+const CHARGES: console::IndexPage<'static> = console::IndexPage {
+    title: "Charges",
+    action: "/admin/charges",
+    params: &["status", "recovery", "customer"],
+    fields: &["status", "amount", "currency", "customer"],
+    id_field: "id",
+};
+
+const USERS: console::IndexPage<'static> = console::IndexPage {
+    title: "Identity users",
+    action: "/admin/users",
+    params: &["status"],
+    fields: &["status", "latest_session"],
+    id_field: "user_id",
+};
 
 /// A charge, customer or Identity user by id (`?id=`), as the JSON routes read them.
 async fn lookup(
@@ -312,6 +354,9 @@ async fn lookup(
     let id = query
         .and_then(|q| console::query_value(q, "id"))
         .filter(|id| !id.is_empty());
+    if id.is_none() && route != Route::ConsoleCustomers {
+        return list(ctx, signed, route, query).await;
+    }
     let (title, action, label) = match route {
         Route::ConsoleCharges => ("Charges", "/admin/charges", "PaymentIntent id (pi_…)"),
         Route::ConsoleCustomers => ("Customers", "/admin/customers", "Customer id (cus_…)"),

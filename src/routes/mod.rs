@@ -146,10 +146,21 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The query string of a request's URL (without `?` and any fragment), as the list routes
+/// read it.
+pub fn query_of(url: &str) -> Option<&str> {
+    url.split_once('?')
+        .map(|(_, rest)| rest.split('#').next().unwrap_or(""))
+}
+
 /// The KV namespace; `meter`: log each operation (`Config::cost_meter`).
 pub fn state(env: &Env, meter: bool) -> Result<KvState> {
+    let index = env
+        .durable_object(crate::store::index::EVENT_LOG_BINDING)
+        .ok()
+        .map(|namespace| crate::store::index::IndexClient::new(namespace, meter));
     env.kv(STATE_BINDING)
-        .map(|kv| KvState::new(kv, meter))
+        .map(|kv| KvState::new(kv, meter, index))
         .map_err(|e| {
             AppError::Store(StoreError::Unavailable(format!(
                 "binding {STATE_BINDING}: {e}"

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("serial", LEAVES),
     ("ceiling", LEAVES),
     ("event_log", LEAVES),
+    ("record_index", LEAVES),
     // Catch-up's cursor, bounds and decisions; its run (store, Stripe, processing) is a handler.
     ("catchup", LEAVES),
     ("catchup::thin", LEAVES),
@@ -56,6 +57,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Stripe client that runs requests through the transport.
     ("store", PORTS),
     ("store::kv", PORTS),
+    ("store::index", PORTS),
     ("store::entity", PORTS),
     ("store::sql", PORTS),
     ("stripe::fetch", PORTS),
