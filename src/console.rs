@@ -756,5 +756,26 @@ mod tests {
         );
         assert!(!unchanged.contains("Replay for real"));
         assert!(sign_in(Some("Wrong <token>")).contains("Wrong &lt;token&gt;"));
+        let users = IndexPage {
+            title: "Users",
+            action: "/admin/users",
+            params: &["status"],
+            fields: &["status"],
+            id_field: "user_id",
+        };
+        let records = [serde_json::json!({"user_id": "a&b <c>", "status": "verified"})];
+        let page = index("tok", &users, "status=verified", &records, Some("c1"));
+        assert!(
+            page.contains("<a href=\"/admin/users?id=a%26b+%3Cc%3E\">a&amp;b &lt;c&gt;</a>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("name=\"status\" value=\"verified\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("/admin/users?status=verified&amp;cursor=c1"),
+            "{page}"
+        );
     }
 }

@@ -73,10 +73,10 @@ pub async fn serve(
         .map(|(_, rest)| rest.split('#').next().unwrap_or("").to_owned());
     let page = |body: String| Ok(html(ctx, 200, &body));
     match (route, post) {
-        // Ending a session needs no `Secure`: the cookie is dropped either way.
+        // Cleared with the flags it was set with, so it replaces that cookie.
         (Route::ConsoleSignOut, _) => Ok(see_other(
             "/admin/sign-in",
-            Some(&console::set_cookie(None, true)),
+            Some(&console::set_cookie(None, local_http(&req, ctx))),
         )),
         (Route::ConsoleHome, _) => page(console::overview(&signed.csrf, &overview(ctx).await?)),
         (Route::ConsoleEvents, _) => events(ctx, &signed, query.as_deref()).await,
