@@ -29,6 +29,8 @@ pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 pub const PUBLIC_SETUP_PER_DAY: &str = "PUBLIC_SETUP_PER_DAY";
 pub const PUBLIC_SETUP_PER_MINUTE: &str = "PUBLIC_SETUP_PER_MINUTE";
 pub const EPHEMERAL_GRACE_SECONDS: &str = "EPHEMERAL_GRACE_SECONDS";
+/// The `ops.endpoint_silent` alert: no delivery for this long while catch-up finds events.
+pub const ENDPOINT_SILENT_AFTER_MINUTES: &str = "ENDPOINT_SILENT_AFTER_MINUTES";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
 pub const LOCAL_DEV: &str = "LOCAL_DEV";
@@ -64,6 +66,9 @@ pub const DEFAULT_PUBLIC_SETUP_PER_MINUTE: u32 = 10;
 pub const DEFAULT_EPHEMERAL_GRACE_SECONDS: u32 = 120;
 /// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
 pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
+/// Six hours without a delivery while catch-up finds events Stripe did not deliver: past
+/// Stripe's first retries (minutes to an hour apart), well before its three days run out.
+pub const DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES: u32 = 360;
 /// Stripe retries for up to three days (live mode; a few hours in a sandbox); a tolerance beyond
 /// a day only widens the replay window.
 const MAX_TOLERANCE_SECONDS: u64 = 86_400;
@@ -132,6 +137,8 @@ pub struct Config {
     pub setup_ceiling: Ceiling,
     /// `EPHEMERAL_GRACE_SECONDS`: see [`DEFAULT_EPHEMERAL_GRACE_SECONDS`].
     pub ephemeral_grace_seconds: u32,
+    /// `ENDPOINT_SILENT_AFTER_MINUTES`: see [`DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES`].
+    pub endpoint_silent_after_minutes: u32,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
@@ -236,6 +243,10 @@ impl Config {
             86_400,
         )?
         .unwrap_or(DEFAULT_EPHEMERAL_GRACE_SECONDS);
+        let endpoint_silent_after_minutes = match get(ENDPOINT_SILENT_AFTER_MINUTES) {
+            Some(value) => parse_number(ENDPOINT_SILENT_AFTER_MINUTES, &value, 1, 43_200)? as u32,
+            None => DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES,
+        };
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -256,6 +267,7 @@ impl Config {
             cost_meter,
             setup_ceiling,
             ephemeral_grace_seconds,
+            endpoint_silent_after_minutes,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
