@@ -34,6 +34,7 @@
 //! Nothing but `routes`, `store::kv`, `store::sql`, `stripe::fetch` and the glue touches `worker`, so the
 //! core is tested natively with `cargo test`.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod billing;
@@ -116,7 +117,7 @@ mod glue {
         ScheduledEvent,
     };
 
-    use crate::auth::authorize_admin;
+    use crate::access;
     use crate::error::AppError;
     use crate::router::{route, Route, Routed};
     use crate::routes::{self, Ctx};
@@ -201,10 +202,11 @@ mod glue {
         let Routed { route, id } = route(log.method, log.path)?;
         let ctx = Ctx::new(env, now, trace);
         if route.needs_admin() {
-            let authorization = raw.headers().get("authorization").ok().flatten();
-            // A weak token (short, or the example's) only works with LOCAL_DEV=true.
-            let token = ctx.config()?.admin_token_checked()?;
-            authorize_admin(token, authorization.as_deref())?;
+            let headers = raw.headers();
+            let authorization = headers.get("authorization").ok().flatten();
+            let assertion = headers.get(access::ASSERTION_HEADER).ok().flatten();
+            routes::access::authorize_admin(&ctx, assertion.as_deref(), authorization.as_deref())
+                .await?;
         }
         match route {
             Route::Health => Ok(routes::health::get()),

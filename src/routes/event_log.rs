@@ -19,7 +19,7 @@ use worker::{
 
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
-use crate::event_log::{self, Bound, Entry, EventsQuery};
+use crate::event_log::{self, Bound, Entry, EventsQuery, Marks};
 use crate::record_index::{ListQuery, Row, Table};
 use crate::store::index::{IndexClient, EVENT_LOG_BINDING};
 use crate::store::EVENT_TTL_SECONDS;
@@ -61,9 +61,9 @@ impl DurableObject for EventLog {
     }
 
     /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is),
-    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON), `POST /count`
-    /// (Unix seconds: the [`event_log::Counts`] since then), or a list index's request
-    /// (`table_request`). `sql.exec` is synchronous.
+    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON), `POST /marks`,
+    /// `POST /count` (Unix seconds: the [`event_log::Counts`] since then), or a list index's
+    /// request (`/put/{table}`, `/delete/{table}`, `/query/{table}`). `sql.exec` is synchronous.
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
@@ -72,20 +72,7 @@ impl DurableObject for EventLog {
         let text = req.text().await.unwrap_or_default();
         let sql = self.sql()?;
         match path.as_str() {
-            "/put" => {
-                let Ok(entry) = serde_json::from_str::<Entry>(&text) else {
-                    return Response::error("an entry that does not decode", 400);
-                };
-                let Ok(bound) = entry.bindings() else {
-                    return Response::error("an entry that does not encode", 500);
-                };
-                rows(&sql, event_log::UPSERT, bound)?;
-                // Retention never waits for the next write: the alarm is set now.
-                if self.state.storage().get_alarm().await?.is_none() {
-                    self.schedule_purge(&sql).await?;
-                }
-                Response::ok("")
-            }
+            "/put" => self.put_event(&sql, &text).await,
             "/query" => {
                 // The worker validated it already; a query that does not parse is not its.
                 let Ok(query) = EventsQuery::parse(Some(&text)) else {
@@ -119,6 +106,7 @@ impl DurableObject for EventLog {
                 }
                 Response::ok(serde_json::to_string(&counts).unwrap_or_default())
             }
+            "/marks" => Response::ok(serde_json::to_string(&read_marks(&sql)?).unwrap_or_default()),
             other => self.table_request(&sql, other, text).await,
         }
     }
@@ -150,7 +138,45 @@ fn first_integer(found: Vec<Vec<SqlStorageValue>>) -> Option<i64> {
         })
 }
 
+/// The marks table as [`Marks`].
+fn read_marks(sql: &SqlStorage) -> worker::Result<Marks> {
+    let mut marks = Marks::default();
+    for row in rows(sql, event_log::MARKS, vec![])? {
+        if let [SqlStorageValue::String(name), SqlStorageValue::Integer(at)] = row.as_slice() {
+            match name.as_str() {
+                "last_delivery" => marks.last_delivery = Some(*at),
+                "started" => marks.started = Some(*at),
+                _ => {}
+            }
+        }
+    }
+    Ok(marks)
+}
+
 impl EventLog {
+    /// An [`Entry`]'s row, the marks (the index's start; a delivery's time), and the purge
+    /// alarm if none is set.
+    async fn put_event(&self, sql: &SqlStorage, text: &str) -> worker::Result<Response> {
+        let Ok(entry) = serde_json::from_str::<Entry>(text) else {
+            return Response::error("an entry that does not decode", 400);
+        };
+        let Ok(bound) = entry.bindings() else {
+            return Response::error("an entry that does not encode", 500);
+        };
+        rows(sql, event_log::UPSERT, bound)?;
+        let now = (Date::now().as_millis() / 1000) as i64;
+        rows(sql, event_log::MARK_STARTED, vec![Bound::Integer(now)])?;
+        if entry.delivered {
+            let at = Bound::Integer(entry.record.recorded_at);
+            rows(sql, event_log::MARK_DELIVERY, vec![at])?;
+        }
+        // Retention never waits for the next write: the alarm is set now.
+        if self.state.storage().get_alarm().await?.is_none() {
+            self.schedule_purge(sql).await?;
+        }
+        Response::ok("")
+    }
+
     fn sql(&self) -> worker::Result<SqlStorage> {
         let sql = self.state.storage().sql();
         if !self.table_created.get() {
@@ -281,6 +307,13 @@ pub async fn record(ctx: &Ctx<'_>, entry: Entry) {
 /// index wrote it.
 pub async fn query(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
     call(ctx, "/query", query.unwrap_or("").to_owned()).await
+}
+
+/// The index's marks: the last delivery from Stripe and when the index began
+/// (`ops.endpoint_silent`).
+pub async fn marks(ctx: &Ctx<'_>) -> Result<Marks> {
+    let body = call(ctx, "/marks", String::new()).await?;
+    serde_json::from_str(&body).map_err(|_| AppError::Internal("the index's marks do not decode"))
 }
 
 /// A page of one list index (`GET /charges`, `GET /identity/users`, `GET /notifications`)

@@ -1,6 +1,7 @@
 //! HTTP adapters: each turns a request into a call of the pure core and its result into a
 //! response. Only built for wasm32.
 
+pub mod access;
 pub mod admin;
 pub mod billing;
 pub mod catchup;
