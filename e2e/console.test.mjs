@@ -204,7 +204,9 @@ describe('the admin console', () => {
         await assertUsable(res, { status: 200, title: 'Notifications' });
         res = await click('a:text-is("Dead")');
         await assertUsable(res, { status: 200, title: 'Notifications', text: dead[viewport] });
-        res = await click(`li:has-text("${dead[viewport]}") button:text-is("Resend")`);
+        res = await click(`a:text-is("${dead[viewport]}")`);
+        await assertUsable(res, { status: 200, title: 'Notification', text: ['dead', 'identity.verified'] });
+        res = await click('button:text-is("Resend")');
         await assertUsable(res, { status: 200, title: 'Resent', text: 'delivered' });
         res = await click('a:text-is("Back")');
         await assertUsable(res, { status: 200, title: 'Notifications' });

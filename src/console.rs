@@ -412,7 +412,7 @@ pub fn notifications(csrf: &str, query: &str, list: &[Value], cursor: Option<&st
             format!(
                 "<li>{} · {created} · {attempts} attempts<br>{}{}</li>",
                 summary(n, &["kind", "state"]),
-                escape_html(id),
+                link(&format!("/admin/notifications/{id}"), id),
                 post_form(
                     &format!("/admin/notifications/{id}/resend"),
                     csrf,
@@ -437,6 +437,21 @@ pub fn notifications(csrf: &str, query: &str, list: &[Value], cursor: Option<&st
         "Notifications",
         csrf,
         &format!("{tabs}{filters}{list}{next}"),
+    )
+}
+
+/// One notification: its record with every attempt, and its resend button.
+pub fn notification(csrf: &str, id: &str, record: &Value) -> String {
+    let resend = post_form(
+        &format!("/admin/notifications/{id}/resend"),
+        csrf,
+        "Resend",
+        "",
+    );
+    layout(
+        "Notification",
+        csrf,
+        &format!("{resend}{}", value_html(record)),
     )
 }
 

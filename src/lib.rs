@@ -242,6 +242,7 @@ mod glue {
             | Route::ConsoleEvent
             | Route::ConsoleReplay
             | Route::ConsoleNotifications
+            | Route::ConsoleNotification
             | Route::ConsoleResend
             | Route::ConsoleCharges
             | Route::ConsoleCustomers

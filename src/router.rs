@@ -102,6 +102,8 @@ route_table! {
     /// `GET`: the replay's dry run; `POST`: the replay.
     ConsoleReplay => "/admin/events/{id}/replay", GET_POST, false, Page;
     ConsoleNotifications => "/admin/notifications", GET, false, Page;
+    /// One notification with its attempts (an ops alert's `console_path`).
+    ConsoleNotification => "/admin/notifications/{id}", GET, false, Page;
     ConsoleResend => "/admin/notifications/{id}/resend", POST, false, Page;
     /// `?id=`: one record, as `GET /charges/{id}`, `/customers/{id}`, `/identity/users/{id}`.
     ConsoleCharges => "/admin/charges", GET, false, Page;
@@ -707,6 +709,7 @@ mod tests {
                 Route::ConsoleEvent,
                 Route::ConsoleReplay,
                 Route::ConsoleNotifications,
+                Route::ConsoleNotification,
                 Route::ConsoleResend,
                 Route::ConsoleCharges,
                 Route::ConsoleCustomers,

@@ -104,6 +104,10 @@ pub async fn serve(
             ))
         }
         (Route::ConsoleNotifications, _) => notifications(ctx, &signed, query.as_deref()).await,
+        (Route::ConsoleNotification, _) => {
+            let record = outbox::load(ctx.store()?, id).await?;
+            page(console::notification(&signed.csrf, id, &to_value(&record)?))
+        }
         (Route::ConsoleResend, _) => resend(ctx, &signed, id).await,
         (Route::ConsoleCharges | Route::ConsoleCustomers | Route::ConsoleUsers, _) => {
             lookup(ctx, &signed, route, query.as_deref()).await
