@@ -109,6 +109,7 @@ describe('event catch-up and replay', () => {
     assert.ok(found.length >= 1 && found.every((r) => r.verified), JSON.stringify(found.map((r) => r.body)));
     assert.equal(found.reduce((n, r) => n + r.body.payload.run.processed, 0) >= 3, true);
     assert.equal(found[0].body.payload.admin_path, '/catch-up');
+    assert.equal(found[0].body.payload.console_path, '/admin');
     assert.equal(reference.sink.received.filter((r) => r.path === '/ops').length, 0, 'no alert without OPS_NOTIFY_URL');
   });
 
@@ -156,8 +157,8 @@ describe('event catch-up and replay', () => {
     assert.ok(alert.verified, 'signed with NOTIFY_SIGNING_SECRET');
     assert.deepEqual([alert.body.kind, alert.body.recipient, alert.body.id], ['ops.event_failed_for_good', { type: 'operator' }, `${completed}.ops.event_failed_for_good`]);
     assert.deepEqual(
-      [alert.body.payload.event_id, alert.body.payload.failed_step, alert.body.payload.stripe_error.code, alert.body.payload.admin_path],
-      [completed, 'retrieve_setup_intent', 'parameter_invalid_empty', `/events/${completed}`],
+      [alert.body.payload.event_id, alert.body.payload.failed_step, alert.body.payload.stripe_error.code, alert.body.payload.admin_path, alert.body.payload.console_path],
+      [completed, 'retrieve_setup_intent', 'parameter_invalid_empty', `/events/${completed}`, `/admin/events/${completed}`],
     );
 
     // Workers KV may serve a read from its cache for up to 60 s (a key read absent by the

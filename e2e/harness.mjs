@@ -240,7 +240,7 @@ export async function startSink({ secret = NOTIFY_SECRET } = {}) {
       } catch {
         // recorded as unverified
       }
-      received.push({ method: req.method, path: req.url, headers: req.headers, body, verified, answered: answer });
+      received.push({ method: req.method, path: req.url, headers: req.headers, body, raw: text, verified, answered: answer });
       res.writeHead(answer, { 'content-type': 'application/json' });
       res.end('{}');
     });

@@ -1,10 +1,39 @@
-//! Admin bearer-token check. Pure.
+//! The admin check: a valid Cloudflare Access token (when Access is configured, checked by
+//! `routes::access`), or the bearer token. Pure.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::SecretString;
 use crate::error::AppError;
+
+/// What Cloudflare Access says of a request (`routes::access::verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD` are not set.
+    NotConfigured,
+    /// Configured, and the request carries no `Cf-Access-Jwt-Assertion`.
+    Absent,
+    /// A token that does not hold (its reason is in the log line).
+    Refused,
+    /// A token signed by the team's key, for this application, in its lifetime.
+    Valid,
+}
+
+/// The one admin check, for every admin route and the console: a valid Access token is an
+/// admin; otherwise the bearer token decides ([`authorize_admin`]). With Access configured
+/// and no `ADMIN_TOKEN`, the admin routes exist and answer 401 without a valid token.
+pub fn authorize(
+    access: Access,
+    configured: Option<&SecretString>,
+    authorization: Option<&str>,
+) -> Result<(), AppError> {
+    match (access, configured) {
+        (Access::Valid, _) => Ok(()),
+        (Access::Absent | Access::Refused, None) => Err(AppError::Unauthorized),
+        _ => authorize_admin(configured, authorization),
+    }
+}
 
 /// Admin routes are off (404, as if absent) without a configured token; otherwise the
 /// `Authorization: Bearer` value must match. Both sides are hashed first so the comparison
@@ -22,13 +51,20 @@ pub fn authorize_admin(
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or(AppError::Unauthorized)?;
-    let expected = Sha256::digest(configured.expose().as_bytes());
-    let given = Sha256::digest(presented.as_bytes());
-    if bool::from(expected.ct_eq(&given)) {
+    if token_matches(configured, presented) {
         Ok(())
     } else {
         Err(AppError::Unauthorized)
     }
+}
+
+/// Whether `presented` is the configured token, in constant time (both sides hashed first,
+/// so neither length nor content shows in the time taken): the bearer check and the
+/// console's sign-in form.
+pub fn token_matches(configured: &SecretString, presented: &str) -> bool {
+    let expected = Sha256::digest(configured.expose().as_bytes());
+    let given = Sha256::digest(presented.as_bytes());
+    bool::from(expected.ct_eq(&given))
 }
 
 #[cfg(test)]
@@ -83,6 +119,32 @@ mod tests {
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_valid_access_token_is_an_admin_and_the_bearer_token_still_works() {
+        let config = token("s3cret-token");
+        let admin = config.admin_token();
+        assert!(authorize(Access::Valid, admin, None).is_ok());
+        assert!(authorize(Access::Valid, None, None).is_ok());
+        for access in [Access::Absent, Access::Refused, Access::NotConfigured] {
+            assert!(authorize(access, admin, Some("Bearer s3cret-token")).is_ok());
+            assert!(matches!(
+                authorize(access, admin, Some("Bearer nope")),
+                Err(AppError::Unauthorized)
+            ));
+        }
+        // Access alone: the routes exist, and a request without a valid token is refused.
+        for access in [Access::Absent, Access::Refused] {
+            assert!(matches!(
+                authorize(access, None, Some("Bearer anything")),
+                Err(AppError::Unauthorized)
+            ));
+        }
+        assert!(matches!(
+            authorize(Access::NotConfigured, None, None),
+            Err(AppError::NotFound)
+        ));
     }
 
     #[test]

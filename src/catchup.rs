@@ -259,10 +259,32 @@ pub fn is_due(now: i64, every_minutes: u32) -> bool {
     every_minutes > 0 && (now.div_euclid(60)).rem_euclid(i64::from(every_minutes)) == 0
 }
 
+/// Whether the endpoint looks disabled (`ops.endpoint_silent`): this run found `found` events
+/// Stripe did not deliver, and no delivery arrived since `silent_since` for `after_seconds`
+/// or more (`None`: the event index has no row yet, so nothing to tell silence from).
+pub fn looks_silent(found: u32, silent_since: Option<i64>, now: i64, after_seconds: i64) -> bool {
+    found > 0 && silent_since.is_some_and(|since| now - since >= after_seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{Outcome, EVENT_RECORD_VERSION};
+
+    #[test]
+    fn the_endpoint_looks_silent_only_when_catch_up_finds_events_after_a_long_quiet() {
+        let hour = 3600;
+        assert!(looks_silent(1, Some(0), 6 * hour, 6 * hour));
+        assert!(
+            !looks_silent(1, Some(0), 6 * hour - 1, 6 * hour),
+            "not long enough"
+        );
+        assert!(
+            !looks_silent(0, Some(0), 60 * hour, 6 * hour),
+            "nothing found"
+        );
+        assert!(!looks_silent(3, None, 60 * hour, 6 * hour), "no index yet");
+    }
 
     const NOW: i64 = 1_800_000_000;
 

@@ -29,6 +29,15 @@ pub const DEPLOYMENT_ID: &str = "DEPLOYMENT_ID";
 pub const PUBLIC_SETUP_PER_DAY: &str = "PUBLIC_SETUP_PER_DAY";
 pub const PUBLIC_SETUP_PER_MINUTE: &str = "PUBLIC_SETUP_PER_MINUTE";
 pub const EPHEMERAL_GRACE_SECONDS: &str = "EPHEMERAL_GRACE_SECONDS";
+/// The `ops.endpoint_silent` alert: no delivery for this long while catch-up finds events.
+pub const ENDPOINT_SILENT_AFTER_MINUTES: &str = "ENDPOINT_SILENT_AFTER_MINUTES";
+/// Cloudflare Access in front of the admin routes: the team domain
+/// (`<team>.cloudflareaccess.com`) and the application's AUD tag, both or neither.
+pub const ACCESS_TEAM_DOMAIN: &str = "ACCESS_TEAM_DOMAIN";
+pub const ACCESS_AUD: &str = "ACCESS_AUD";
+/// Where the team's keys are fetched (`{base}/cdn-cgi/access/certs`) instead of the team
+/// domain: a loopback key server in tests.
+pub const ACCESS_CERTS_BASE: &str = "ACCESS_CERTS_BASE";
 /// `true` only for a local development server (`scripts/dev.sh` sets it): what it relaxes is
 /// decided by this setting, never by anything a request says (its `Host`, its URL).
 pub const LOCAL_DEV: &str = "LOCAL_DEV";
@@ -64,6 +73,9 @@ pub const DEFAULT_PUBLIC_SETUP_PER_MINUTE: u32 = 10;
 pub const DEFAULT_EPHEMERAL_GRACE_SECONDS: u32 = 120;
 /// Catch-up leaves events younger than this to their delivery (and to Stripe's list).
 pub const DEFAULT_CATCHUP_SETTLE_SECONDS: u64 = 300;
+/// Six hours without a delivery while catch-up finds events Stripe did not deliver: past
+/// Stripe's first retries (minutes to an hour apart), well before its three days run out.
+pub const DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES: u32 = 360;
 /// Stripe retries for up to three days (live mode; a few hours in a sandbox); a tolerance beyond
 /// a day only widens the replay window.
 const MAX_TOLERANCE_SECONDS: u64 = 86_400;
@@ -132,10 +144,65 @@ pub struct Config {
     pub setup_ceiling: Ceiling,
     /// `EPHEMERAL_GRACE_SECONDS`: see [`DEFAULT_EPHEMERAL_GRACE_SECONDS`].
     pub ephemeral_grace_seconds: u32,
+    /// `ENDPOINT_SILENT_AFTER_MINUTES`: see [`DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES`].
+    pub endpoint_silent_after_minutes: u32,
+    /// Cloudflare Access for the admin routes (`ACCESS_TEAM_DOMAIN`, `ACCESS_AUD`).
+    pub access: Option<crate::access::AccessApp>,
     stripe_secret_key: Option<SecretString>,
     webhook_secrets: Option<WebhookSecrets>,
     admin_token: Option<SecretString>,
     notify_signing_secrets: Option<WebhookSecrets>,
+}
+
+/// Cloudflare Access: a team domain (a host name, as Access shows it, with or without
+/// `https://`) and an AUD tag, both or neither; the keys' base URL only with them.
+fn parse_access(
+    team: Option<String>,
+    aud: Option<String>,
+    certs_base: Option<String>,
+) -> Result<Option<crate::access::AccessApp>, ConfigError> {
+    let invalid = |name, reason| ConfigError::Invalid { name, reason };
+    let (team, aud) = match (team, aud) {
+        (None, None) if certs_base.is_none() => return Ok(None),
+        (Some(team), Some(aud)) => (team, aud),
+        (None, _) => {
+            return Err(invalid(
+                ACCESS_TEAM_DOMAIN,
+                "is required with ACCESS_AUD or ACCESS_CERTS_BASE",
+            ))
+        }
+        (_, None) => return Err(invalid(ACCESS_AUD, "is required with ACCESS_TEAM_DOMAIN")),
+    };
+    let team = team
+        .strip_prefix("https://")
+        .unwrap_or(&team)
+        .trim_end_matches('/')
+        .to_owned();
+    let host_ok = !team.is_empty()
+        && team.len() <= 253
+        && team
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if !host_ok {
+        return Err(invalid(
+            ACCESS_TEAM_DOMAIN,
+            "must be the team's host name, e.g. myteam.cloudflareaccess.com",
+        ));
+    }
+    if aud.len() > 256 || !aud.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            ACCESS_AUD,
+            "must be the application's Audience (AUD) tag: letters and digits",
+        ));
+    }
+    let certs_base = certs_base
+        .map(|url| parse_url(ACCESS_CERTS_BASE, &url, UrlShape::Origin))
+        .transpose()?;
+    Ok(Some(crate::access::AccessApp {
+        team_domain: team,
+        aud,
+        certs_base,
+    }))
 }
 
 /// `COST_METER`: a local server's switch; a deployed worker refuses it rather than log every
@@ -236,6 +303,15 @@ impl Config {
             86_400,
         )?
         .unwrap_or(DEFAULT_EPHEMERAL_GRACE_SECONDS);
+        let endpoint_silent_after_minutes = match get(ENDPOINT_SILENT_AFTER_MINUTES) {
+            Some(value) => parse_number(ENDPOINT_SILENT_AFTER_MINUTES, &value, 1, 43_200)? as u32,
+            None => DEFAULT_ENDPOINT_SILENT_AFTER_MINUTES,
+        };
+        let access = parse_access(
+            get(ACCESS_TEAM_DOMAIN),
+            get(ACCESS_AUD),
+            get(ACCESS_CERTS_BASE),
+        )?;
         let stripe_api_version = match get(STRIPE_API_VERSION) {
             Some(version) => parse_api_version(STRIPE_API_VERSION, &version)?,
             None => DEFAULT_STRIPE_API_VERSION.to_owned(),
@@ -256,6 +332,8 @@ impl Config {
             cost_meter,
             setup_ceiling,
             ephemeral_grace_seconds,
+            endpoint_silent_after_minutes,
+            access,
             stripe_api_base,
             stripe_api_version,
             webhook_tolerance_seconds,
@@ -518,6 +596,65 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn cloudflare_access_needs_its_team_and_audience_together() {
+        assert_eq!(config(&[]).unwrap().access, None);
+        let c = config(&[
+            (ACCESS_TEAM_DOMAIN, "https://myteam.cloudflareaccess.com/"),
+            (ACCESS_AUD, "abc123"),
+        ])
+        .unwrap();
+        let access = c.access.unwrap();
+        assert_eq!(access.issuer(), "https://myteam.cloudflareaccess.com");
+        assert_eq!(access.aud, "abc123");
+        assert_eq!(
+            access.certs_url(),
+            "https://myteam.cloudflareaccess.com/cdn-cgi/access/certs"
+        );
+        let local = config(&[
+            (ACCESS_TEAM_DOMAIN, "myteam.cloudflareaccess.com"),
+            (ACCESS_AUD, "abc123"),
+            (ACCESS_CERTS_BASE, "http://127.0.0.1:9000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            local.access.unwrap().certs_url(),
+            "http://127.0.0.1:9000/cdn-cgi/access/certs"
+        );
+        for (pairs, name) in [
+            (
+                vec![(ACCESS_TEAM_DOMAIN, "t.cloudflareaccess.com")],
+                ACCESS_AUD,
+            ),
+            (vec![(ACCESS_AUD, "abc")], ACCESS_TEAM_DOMAIN),
+            (
+                vec![(ACCESS_CERTS_BASE, "https://keys.example")],
+                ACCESS_TEAM_DOMAIN,
+            ),
+            (
+                vec![(ACCESS_TEAM_DOMAIN, "t/x"), (ACCESS_AUD, "abc")],
+                ACCESS_TEAM_DOMAIN,
+            ),
+            (
+                vec![(ACCESS_TEAM_DOMAIN, "t.example"), (ACCESS_AUD, "a-b")],
+                ACCESS_AUD,
+            ),
+            (
+                vec![
+                    (ACCESS_TEAM_DOMAIN, "t.example"),
+                    (ACCESS_AUD, "abc"),
+                    (ACCESS_CERTS_BASE, "http://keys.example"),
+                ],
+                ACCESS_CERTS_BASE,
+            ),
+        ] {
+            match config(&pairs) {
+                Err(ConfigError::Invalid { name: got, .. }) => assert_eq!(got, name, "{pairs:?}"),
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

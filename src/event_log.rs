@@ -19,7 +19,17 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY
      CREATE INDEX IF NOT EXISTS events_recent ON events (recorded_at, id); \
      CREATE INDEX IF NOT EXISTS events_outcome ON events (outcome, recorded_at, id); \
      CREATE INDEX IF NOT EXISTS events_type ON events (type, recorded_at, id); \
-     CREATE INDEX IF NOT EXISTS events_entity ON events (entity, recorded_at, id)";
+     CREATE INDEX IF NOT EXISTS events_entity ON events (entity, recorded_at, id); \
+     CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, at INTEGER NOT NULL)";
+
+/// With every row: when the index first got one (kept), the start of any silence.
+pub const MARK_STARTED: &str = "INSERT OR IGNORE INTO marks (name, at) VALUES ('started', ?)";
+/// With the row of an event Stripe delivered (not caught up or replayed): its time, if later
+/// than the one marked (two deliveries may be indexed out of order).
+pub const MARK_DELIVERY: &str = "INSERT INTO marks (name, at) VALUES ('last_delivery', ?) \
+     ON CONFLICT (name) DO UPDATE SET at = MAX(at, excluded.at)";
+/// Both marks, for the `ops.endpoint_silent` check.
+pub const MARKS: &str = "SELECT name, at FROM marks";
 
 /// A row written (or rewritten: a replay records the event again) for one record.
 pub const UPSERT: &str = "INSERT OR REPLACE INTO events \
@@ -272,6 +282,25 @@ pub struct EventsPage {
 pub struct Entry {
     pub record: EventRecord,
     pub entity: Option<String>,
+    /// Stripe delivered it to `POST /webhook` (not a catch-up or a replay): the index marks
+    /// the time, which the `ops.endpoint_silent` alert reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delivered: bool,
+}
+
+/// The index's marks (`GET` by the catch-up step): the last delivery, and when the index
+/// began (the silence before any delivery starts there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Marks {
+    pub last_delivery: Option<i64>,
+    pub started: Option<i64>,
+}
+
+impl Marks {
+    /// Since when no delivery arrived (`None`: the index has no row yet).
+    pub fn silent_since(&self) -> Option<i64> {
+        self.last_delivery.or(self.started)
+    }
 }
 
 impl Entry {
@@ -300,7 +329,7 @@ impl Entry {
 }
 
 /// An event type as Stripe writes them: lowercase words, digits, `_` and `.`.
-fn parse_type(value: &str) -> Result<String, AppError> {
+pub(crate) fn parse_type(value: &str) -> Result<String, AppError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_TYPE_LEN
         && value
@@ -314,7 +343,7 @@ fn parse_type(value: &str) -> Result<String, AppError> {
     Ok(value.to_owned())
 }
 
-fn parse_customer(value: &str) -> Result<&str, AppError> {
+pub(crate) fn parse_customer(value: &str) -> Result<&str, AppError> {
     let ok = value.len() <= MAX_CUSTOMER_LEN
         && value.strip_prefix("cus_").is_some_and(|rest| {
             !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -343,7 +372,7 @@ pub fn parse_limit(value: &str) -> Result<usize, AppError> {
     }
 }
 
-fn parse_seconds(name: &str, value: &str) -> Result<i64, AppError> {
+pub(crate) fn parse_seconds(name: &str, value: &str) -> Result<i64, AppError> {
     let ok = !value.is_empty() && value.len() <= 12 && value.bytes().all(|b| b.is_ascii_digit());
     match value.parse::<i64>() {
         Ok(seconds) if ok => Ok(seconds),
@@ -363,8 +392,60 @@ pub fn next_purge(oldest: Option<i64>, ttl_seconds: u64) -> Option<i64> {
     oldest.map(|at| at + ttl_seconds as i64)
 }
 
+/// Events recorded since a time (bind it), by outcome and whether a failure is for good: the
+/// console's overview. One row per group, read by [`Counts::add`].
+pub const COUNT_SINCE: &str = "SELECT outcome, retryable IS 0, COUNT(*) FROM events \
+     WHERE recorded_at >= ? GROUP BY 1, 2";
+
+/// Events by outcome, failures split into those Stripe retries and those failed for good.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub handled: i64,
+    pub ignored: i64,
+    pub failed_retrying: i64,
+    pub failed_for_good: i64,
+}
+
+impl Counts {
+    /// One row of [`COUNT_SINCE`]; an outcome this version does not know is left out.
+    pub fn add(&mut self, outcome: &str, not_retryable: bool, count: i64) {
+        let slot = match (outcome, not_retryable) {
+            ("handled", _) => &mut self.handled,
+            ("ignored", _) => &mut self.ignored,
+            ("failed", false) => &mut self.failed_retrying,
+            ("failed", true) => &mut self.failed_for_good,
+            _ => return,
+        };
+        *slot += count;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn counts_split_failures_by_whether_stripe_retries() {
+        let mut counts = Counts::default();
+        for (outcome, for_good, n) in [
+            ("handled", false, 3),
+            ("failed", true, 2),
+            ("failed", false, 1),
+            ("ignored", false, 4),
+            ("odd", true, 9),
+        ] {
+            counts.add(outcome, for_good, n);
+        }
+        assert_eq!(
+            counts,
+            Counts {
+                handled: 3,
+                ignored: 4,
+                failed_retrying: 1,
+                failed_for_good: 2
+            }
+        );
+        assert!(COUNT_SINCE.contains("recorded_at >= ?"));
+    }
     use super::*;
 
     fn bad(query: &str) -> String {
@@ -563,6 +644,7 @@ mod tests {
         let entry = |outcome, retryable| Entry {
             record: record("evt_1", 50, outcome, retryable),
             entity: Some("customer:cus_1".into()),
+            delivered: false,
         };
         let bound = entry(Outcome::Failed, Some(false)).bindings().unwrap();
         assert_eq!(bound.len(), UPSERT.matches('?').count());
@@ -601,6 +683,27 @@ mod tests {
             ..entry(Outcome::Ignored, None)
         };
         assert_eq!(no_entity.bindings().unwrap()[4], Bound::Null);
+    }
+
+    #[test]
+    fn a_delivered_entry_says_so_and_silence_starts_at_the_last_delivery() {
+        let mut entry = Entry {
+            record: record("evt_1", 50, Outcome::Handled, None),
+            entity: None,
+            delivered: false,
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(!json.contains("delivered"), "{json}");
+        entry.delivered = true;
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(serde_json::from_str::<Entry>(&json).unwrap().delivered);
+        let marks = |last_delivery, started| Marks {
+            last_delivery,
+            started,
+        };
+        assert_eq!(marks(Some(90), Some(10)).silent_since(), Some(90));
+        assert_eq!(marks(None, Some(10)).silent_since(), Some(10));
+        assert_eq!(marks(None, None).silent_since(), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!    type once, [`event::Outcome`], [`event::EventRecord`]), [`objects`] (what we read of
 //!    Stripe's objects), [`config`], [`auth`], [`identity`] (a session step and a user step),
 //!    [`billing`] (`billing::setup` and `billing::charge`, the decisions of each flow),
-//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`router`] (the route table with
+//!    [`notify`] (the outbox record), [`pages`] (all HTML), [`console`] (the admin console's
+//!    session cookie, CSRF token and pages), [`dry`] (a replay preview's log), [`router`] (the route table with
 //!    methods, admin flag and log words), [`error`] (the one app error and its one table of
 //!    status, code and retryability), [`http`] (the HTTP port's vocabulary), and [`stripe`]'s
 //!    `request`, `calls`, `error` and `retry`; [`entity`] (which entity's queue a piece of
@@ -33,12 +34,15 @@
 //! Nothing but `routes`, `store::kv`, `store::sql`, `stripe::fetch` and the glue touches `worker`, so the
 //! core is tested natively with `cargo test`.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod catchup;
 pub mod ceiling;
 pub mod config;
+pub mod console;
+pub mod dry;
 pub mod entity;
 pub mod error;
 pub mod event;
@@ -52,6 +56,7 @@ pub mod outbox;
 pub mod pages;
 pub mod provenance;
 pub mod queue;
+pub mod record_index;
 pub mod router;
 pub mod serial;
 pub mod services;
@@ -112,7 +117,7 @@ mod glue {
         ScheduledEvent,
     };
 
-    use crate::auth::authorize_admin;
+    use crate::access;
     use crate::error::AppError;
     use crate::router::{route, Route, Routed};
     use crate::routes::{self, Ctx};
@@ -197,10 +202,11 @@ mod glue {
         let Routed { route, id } = route(log.method, log.path)?;
         let ctx = Ctx::new(env, now, trace);
         if route.needs_admin() {
-            let authorization = raw.headers().get("authorization").ok().flatten();
-            // A weak token (short, or the example's) only works with LOCAL_DEV=true.
-            let token = ctx.config()?.admin_token_checked()?;
-            authorize_admin(token, authorization.as_deref())?;
+            let headers = raw.headers();
+            let authorization = headers.get("authorization").ok().flatten();
+            let assertion = headers.get(access::ASSERTION_HEADER).ok().flatten();
+            routes::access::authorize_admin(&ctx, assertion.as_deref(), authorization.as_deref())
+                .await?;
         }
         match route {
             Route::Health => Ok(routes::health::get()),
@@ -217,8 +223,10 @@ mod glue {
             Route::CreateVerificationSession => {
                 routes::identity::create_session(&mut Request::from(raw), &ctx).await
             }
+            Route::IdentityUsers => routes::identity::list_users(&raw.url(), &ctx).await,
             Route::IdentityUser => routes::identity::get_user(&ctx, &id).await,
             Route::Success => routes::billing::success(&mut Request::from(raw), &ctx).await,
+            Route::Charges => routes::billing::list_charges(&raw.url(), &ctx).await,
             Route::CreateCharge => {
                 routes::billing::create_charge(&mut Request::from(raw), &ctx).await
             }
@@ -227,6 +235,20 @@ mod glue {
             Route::Notifications => routes::notifications::list(&raw.url(), &ctx).await,
             Route::Notification => routes::notifications::get(&ctx, &id).await,
             Route::ResendNotification => routes::notifications::resend(&ctx, &id).await,
+            Route::ConsoleHome
+            | Route::ConsoleSignIn
+            | Route::ConsoleSignOut
+            | Route::ConsoleEvents
+            | Route::ConsoleEvent
+            | Route::ConsoleReplay
+            | Route::ConsoleNotifications
+            | Route::ConsoleNotification
+            | Route::ConsoleResend
+            | Route::ConsoleCharges
+            | Route::ConsoleCustomers
+            | Route::ConsoleUsers => {
+                routes::console::serve(Request::from(raw), &ctx, route, &id).await
+            }
             Route::Favicon => Ok(routes::favicon()),
         }
     }

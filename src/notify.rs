@@ -67,6 +67,20 @@ pub const OPS_NOTIFICATION_DEAD: &str = "ops.notification_dead";
 /// Catch-up processed events Stripe had not delivered (an outage, a wrong secret, a disabled
 /// endpoint): worth knowing why.
 pub const OPS_CATCHUP_FOUND_UNDELIVERED: &str = "ops.catchup_found_undelivered";
+/// No delivery for `ENDPOINT_SILENT_AFTER_MINUTES` while catch-up finds events Stripe did not
+/// deliver: the endpoint looks disabled (Stripe disables one that keeps failing).
+pub const OPS_ENDPOINT_SILENT: &str = "ops.endpoint_silent";
+
+/// The admin console's page for an alert whose JSON route is `admin_path`: the event's or the
+/// notification's own page, else the overview.
+pub fn console_path(admin_path: Option<&str>) -> String {
+    match admin_path {
+        Some(path) if path.starts_with("/events/") || path.starts_with("/notifications/") => {
+            format!("/admin{path}")
+        }
+        _ => "/admin".to_owned(),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +191,49 @@ impl Notification {
         self.state != State::Pending
     }
 
+    /// An operator's alert (`ops.*`, to `OPS_NOTIFY_URL`). Each carries `console_path`, the
+    /// admin console's page for it (`/admin/events/{id}`, `/admin/notifications/{id}`, or the
+    /// overview `/admin`), beside `admin_path`, the JSON route.
+    pub fn ops_alert(
+        source: &str,
+        kind: &str,
+        mut payload: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        let admin_path = payload.get("admin_path").and_then(|p| p.as_str());
+        payload.insert("console_path".into(), console_path(admin_path).into());
+        Self::new(source, kind, Recipient::Operator, payload)
+    }
+
+    /// The alert that the endpoint looks disabled: catch-up found `found` events Stripe did
+    /// not deliver, and no delivery arrived since `silent_since` (`last_delivery`: the last
+    /// one, if any). Its id is the silence's start, so it is raised once per silence: a
+    /// delivery starts the next one.
+    pub fn endpoint_silent(
+        silent_since: i64,
+        last_delivery: Option<i64>,
+        now: i64,
+        found: u32,
+    ) -> Self {
+        let mut payload = serde_json::Map::new();
+        payload.insert("last_delivery_at".into(), last_delivery.into());
+        payload.insert("silent_since".into(), silent_since.into());
+        payload.insert("silent_seconds".into(), (now - silent_since).into());
+        payload.insert("found_undelivered".into(), found.into());
+        payload.insert("admin_path".into(), "/catch-up".into());
+        payload.insert(
+            "action".into(),
+            "open the webhook endpoint in Stripe's Dashboard (Workbench, Webhooks): re-enable it \
+             if Stripe disabled it, check its URL and STRIPE_WEBHOOK_SECRET; catch-up brings \
+             the events meanwhile"
+                .into(),
+        );
+        Self::ops_alert(
+            &format!("silent.{silent_since}"),
+            OPS_ENDPOINT_SILENT,
+            payload,
+        )
+    }
+
     /// The operator's alert for an event recorded failed for good. Its id derives from the
     /// event's, so it is raised once however often the event fails again.
     pub fn event_failed_for_good(record: &EventRecord) -> Self {
@@ -196,12 +253,7 @@ impl Notification {
             "action".into(),
             "mend the cause (see stripe_error), then POST /events/{id}/replay".into(),
         );
-        Self::new(
-            &record.id,
-            OPS_EVENT_FAILED_FOR_GOOD,
-            Recipient::Operator,
-            payload,
-        )
+        Self::ops_alert(&record.id, OPS_EVENT_FAILED_FOR_GOOD, payload)
     }
 
     /// The operator's alert for a catch-up run that processed events Stripe had not
@@ -216,10 +268,9 @@ impl Notification {
              an outage, a wrong STRIPE_WEBHOOK_SECRET, a disabled destination"
                 .into(),
         );
-        Self::new(
+        Self::ops_alert(
             &format!("catchup.{at}"),
             OPS_CATCHUP_FOUND_UNDELIVERED,
-            Recipient::Operator,
             payload,
         )
     }
@@ -243,12 +294,7 @@ impl Notification {
             "action".into(),
             "mend the sink, then POST /notifications/{id}/resend".into(),
         );
-        Some(Self::new(
-            &self.id,
-            OPS_NOTIFICATION_DEAD,
-            Recipient::Operator,
-            payload,
-        ))
+        Some(Self::ops_alert(&self.id, OPS_NOTIFICATION_DEAD, payload))
     }
 }
 
@@ -466,6 +512,71 @@ mod tests {
             body: String::new(),
             truncated: false,
         }
+    }
+
+    #[test]
+    fn every_ops_alert_links_its_console_page() {
+        let mut dead = sample();
+        dead.state = State::Dead;
+        let record = EventRecord {
+            version: 1,
+            id: "evt_9".into(),
+            event_type: "setup_intent.succeeded".into(),
+            created: T0,
+            livemode: false,
+            outcome: crate::event::Outcome::Failed,
+            failed_step: Some("retrieve".into()),
+            error: None,
+            stripe_error: None,
+            retryable: Some(false),
+            reason: None,
+            snapshot_event: None,
+            recorded_at: T0,
+        };
+        let generation = Notification::ops_alert(
+            "evt_g",
+            OPS_EVENT_GENERATION_FAILURE,
+            [("admin_path".to_owned(), "/events/evt_g".into())]
+                .into_iter()
+                .collect(),
+        );
+        for (alert, path) in [
+            (
+                Notification::event_failed_for_good(&record),
+                "/admin/events/evt_9",
+            ),
+            (
+                dead.dead_alert().unwrap(),
+                "/admin/notifications/evt_1.identity.verified",
+            ),
+            (
+                Notification::catchup_found_undelivered(T0, serde_json::Value::Null),
+                "/admin",
+            ),
+            (
+                Notification::endpoint_silent(T0 - 7200, Some(T0 - 7200), T0, 2),
+                "/admin",
+            ),
+            (generation, "/admin/events/evt_g"),
+        ] {
+            assert_eq!(alert.recipient, Recipient::Operator, "{}", alert.kind);
+            assert!(alert.kind.starts_with("ops."));
+            assert_eq!(alert.payload["console_path"], path, "{}", alert.kind);
+        }
+    }
+
+    #[test]
+    fn the_endpoint_silent_alert_is_one_per_silence() {
+        let alert = Notification::endpoint_silent(100, None, 100 + 7200, 3);
+        assert_eq!(alert.id, "silent.100.ops.endpoint_silent");
+        assert!(is_notification_id(&alert.id));
+        assert_eq!(alert.payload["silent_seconds"], 7200);
+        assert_eq!(alert.payload["found_undelivered"], 3);
+        assert_eq!(alert.payload["last_delivery_at"], serde_json::Value::Null);
+        let later = Notification::endpoint_silent(100, None, 100 + 9000, 1);
+        assert_eq!(later.id, alert.id, "the same silence: the same alert");
+        let next = Notification::endpoint_silent(5000, Some(5000), 5000 + 7200, 1);
+        assert_ne!(next.id, alert.id, "a delivery starts another silence");
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub async fn retry_due(
     Ok(report)
 }
 
-/// `GET /notifications?state=pending|dead&limit=N&cursor=…`, validated.
+/// A page of the outbox's KV indexes (`state=pending|dead&limit=N&cursor=…`), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationsQuery {
     pub state: State,
@@ -195,8 +195,10 @@ pub struct NotificationsPage {
     pub cursor: Option<String>,
 }
 
-/// One page of an index: pending notifications in due order (earliest first), dead ones in
-/// id order. Stale entries are left out, so a page may hold fewer than `limit`.
+/// One page of the outbox's own KV indexes, as the retries see them: pending notifications in
+/// due order (earliest first), dead ones in id order. Stale entries are left out, so a page
+/// may hold fewer than `limit`. `GET /notifications` reads the index Durable Object instead
+/// (`crate::record_index`); this view checks the retries' indexes in tests.
 pub async fn list_notifications(
     store: &impl Store,
     query: &NotificationsQuery,

@@ -34,7 +34,7 @@ pub const FAVICON_TYPE: &str = "image/x-icon";
 const BODY_STYLE: &str = "font-family:system-ui,sans-serif;max-width:32em;margin:2em auto;padding:0 1em;line-height:1.4;overflow-wrap:anywhere";
 
 /// A whole page: `title` is text (escaped here), `body` is HTML.
-fn document(title: &str, body: &str) -> String {
+pub fn document(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n<link rel=\"icon\" href=\"/favicon.ico\">\n<title>{title}</title>\n<body style=\"{BODY_STYLE}\">\n<h1>{title}</h1>\n{body}</body></html>\n",
         title = escape_html(title),

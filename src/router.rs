@@ -5,6 +5,9 @@ use crate::stripe::is_prefixed_id;
 
 const GET: &str = "GET, HEAD";
 const POST: &str = "POST";
+/// The `Allow` of a path two rows share (`/charges`: its list and its create), or of a row
+/// taking both (the console's sign-in form and replay).
+const GET_POST: &str = "GET, HEAD, POST";
 
 /// Declares [`Route`] and its table from one list: each route's path (`{id}` is one
 /// non-empty segment), the methods it allows, whether it needs the admin token, and whether
@@ -68,19 +71,44 @@ route_table! {
     /// `GET /catch-up`: the event catch-up's cursor and last run.
     CatchUp => "/catch-up", GET, true, Json;
     CreateVerificationSession => "/identity/verification-sessions", POST, true, Json;
+    /// `GET /identity/users?status=&since=&until=&limit=&cursor=`: a page of the users' index.
+    IdentityUsers => "/identity/users", GET, true, Json;
     IdentityUser => "/identity/users/{id}", GET, true, Json;
     /// `GET /success?session_id=`: the page Checkout returns to.
     Success => "/success", GET, false, Page;
+    /// `GET /charges?status=&recovery=&customer=&since=&until=&limit=&cursor=`: a page of the
+    /// charges' index.
+    Charges => "/charges", GET, true, Json;
     /// `POST /charges`: an off-session charge.
     CreateCharge => "/charges", POST, true, Json;
     Customer => "/customers/{id}", GET, true, Json;
     Charge => "/charges/{id}", GET, true, Json;
-    /// `GET /notifications?state=pending|dead&limit=&cursor=`: a page of the outbox's index.
+    /// `GET /notifications?state=&kind=&user=&customer=&since=&until=&limit=&cursor=`: a page
+    /// of the notifications' index.
     Notifications => "/notifications", GET, true, Json;
     /// `GET /notifications/{id}`: one outbox record with its attempts.
     Notification => "/notifications/{id}", GET, true, Json;
     /// `POST /notifications/{id}/resend`: one attempt now (a dead one is revived).
     ResendNotification => "/notifications/{id}/resend", POST, true, Json;
+    /// The admin console (`routes::console`): a session cookie from its sign-in form, not
+    /// the bearer token; every POST same-origin with the session's CSRF token.
+    ConsoleHome => "/admin", GET, false, Page;
+    /// `GET`: the form; `POST`: the token in, a session cookie out.
+    ConsoleSignIn => "/admin/sign-in", GET_POST, false, Page;
+    ConsoleSignOut => "/admin/sign-out", POST, false, Page;
+    /// The event log with `GET /events`' filters.
+    ConsoleEvents => "/admin/events", GET, false, Page;
+    ConsoleEvent => "/admin/events/{id}", GET, false, Page;
+    /// `GET`: the replay's dry run; `POST`: the replay.
+    ConsoleReplay => "/admin/events/{id}/replay", GET_POST, false, Page;
+    ConsoleNotifications => "/admin/notifications", GET, false, Page;
+    /// One notification with its attempts (an ops alert's `console_path`).
+    ConsoleNotification => "/admin/notifications/{id}", GET, false, Page;
+    ConsoleResend => "/admin/notifications/{id}/resend", POST, false, Page;
+    /// `?id=`: one record, as `GET /charges/{id}`, `/customers/{id}`, `/identity/users/{id}`.
+    ConsoleCharges => "/admin/charges", GET, false, Page;
+    ConsoleCustomers => "/admin/customers", GET, false, Page;
+    ConsoleUsers => "/admin/users", GET, false, Page;
     /// `GET /favicon.ico`: the icon every page names.
     Favicon => "/favicon.ico", GET, false, Page;
 }
@@ -129,16 +157,24 @@ fn find(path: &str) -> Option<(&'static RouteSpec, String)> {
         .find_map(|spec| fit(spec.path, &segments).map(|id| (spec, id)))
 }
 
+/// The route of a method and path. A path may have one row per method (`GET /charges` lists,
+/// `POST /charges` creates): the row that allows the method answers; with none, the 405 lists
+/// every method the path's rows allow.
 pub fn route(method: &str, path: &str) -> Result<Routed, AppError> {
-    let (spec, id) = find(path).ok_or(AppError::NotFound)?;
-    if spec.allow.split(", ").any(|allowed| allowed == method) {
-        Ok(Routed {
-            route: spec.route,
-            id,
-        })
-    } else {
-        Err(AppError::MethodNotAllowed { allow: spec.allow })
+    let (first, id) = find(path).ok_or(AppError::NotFound)?;
+    let mut allow = first.allow;
+    for spec in ROUTES.iter().filter(|spec| spec.path == first.path) {
+        if spec.allow.split(", ").any(|allowed| allowed == method) {
+            return Ok(Routed {
+                route: spec.route,
+                id,
+            });
+        }
+        if spec.allow != allow {
+            allow = GET_POST;
+        }
     }
+    Err(AppError::MethodNotAllowed { allow })
 }
 
 /// Who a path's route answers (whatever the method: a browser that opens
@@ -557,6 +593,12 @@ mod tests {
             (Route::SetupSessions, none())
         );
         assert_eq!(routed("POST", "/charges"), (Route::CreateCharge, none()));
+        assert_eq!(routed("GET", "/charges"), (Route::Charges, none()));
+        assert_eq!(routed("HEAD", "/charges"), (Route::Charges, none()));
+        assert_eq!(
+            routed("GET", "/identity/users"),
+            (Route::IdentityUsers, none())
+        );
         assert_eq!(
             routed("GET", "/charges/pi_1"),
             (Route::Charge, "pi_1".into())
@@ -595,7 +637,9 @@ mod tests {
                 Route::ReplayEvent,
                 Route::CatchUp,
                 Route::CreateVerificationSession,
+                Route::IdentityUsers,
                 Route::IdentityUser,
+                Route::Charges,
                 Route::CreateCharge,
                 Route::Customer,
                 Route::Charge,
@@ -615,6 +659,12 @@ mod tests {
         assert!(matches!(
             route("POST", "/health"),
             Err(AppError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route("DELETE", "/charges"),
+            Err(AppError::MethodNotAllowed {
+                allow: "GET, HEAD, POST"
+            })
         ));
     }
 
@@ -652,8 +702,42 @@ mod tests {
                 Route::Home,
                 Route::CreateCheckoutSession,
                 Route::Success,
+                Route::ConsoleHome,
+                Route::ConsoleSignIn,
+                Route::ConsoleSignOut,
+                Route::ConsoleEvents,
+                Route::ConsoleEvent,
+                Route::ConsoleReplay,
+                Route::ConsoleNotifications,
+                Route::ConsoleNotification,
+                Route::ConsoleResend,
+                Route::ConsoleCharges,
+                Route::ConsoleCustomers,
+                Route::ConsoleUsers,
                 Route::Favicon
             ]
+        );
+        // The console's event pages are not the JSON event routes, and a user id after
+        // `/admin/users` never reaches the log (it goes in the query, which is never logged).
+        assert_eq!(
+            route("GET", "/admin/events/evt_1").unwrap().route,
+            Route::ConsoleEvent
+        );
+        assert_eq!(
+            route("POST", "/admin/events/evt_1/replay").unwrap().route,
+            Route::ConsoleReplay
+        );
+        assert_eq!(
+            route("HEAD", "/admin/sign-in").unwrap().route,
+            Route::ConsoleSignIn
+        );
+        assert!(matches!(
+            route("GET", "/admin/sign-out"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+        assert_eq!(
+            path_for_log("/admin/events/evt_1/replay"),
+            "/admin/events/evt_1/replay"
         );
         assert!(ROUTES
             .iter()

@@ -18,6 +18,8 @@ use crate::notify::Notification;
 pub mod entity;
 pub mod error;
 #[cfg(target_arch = "wasm32")]
+pub mod index;
+#[cfg(target_arch = "wasm32")]
 pub mod kv;
 #[cfg(target_arch = "wasm32")]
 pub mod sql;

@@ -7,7 +7,7 @@ use crate::event::thin::{Envelope, EventGenerationFailure, ThinEvent, ThinPlan};
 use crate::event::{Event, EventError, EventRecord, Outcome, EVENT_RECORD_VERSION};
 use crate::handlers::{self, Handled, StepError};
 use crate::http::Transport;
-use crate::notify::{Notification, Recipient, OPS_EVENT_GENERATION_FAILURE};
+use crate::notify::{Notification, OPS_EVENT_GENERATION_FAILURE};
 use crate::services::Services;
 use crate::signature::{self, SignatureError, WebhookSecrets};
 use crate::store::{keys, Store, StoreError, EVENT_TTL_SECONDS};
@@ -195,10 +195,9 @@ pub async fn read_thin<S: Store, T: Transport>(
             services.trace.note(failure.alert(&thin.id));
             // The alert is stored before the event is recorded done: a store failure between
             // them is answered 5xx, and the redelivery raises it (once: its id is the event's).
-            let alert = Notification::new(
+            let alert = Notification::ops_alert(
                 &thin.id,
                 OPS_EVENT_GENERATION_FAILURE,
-                Recipient::Operator,
                 failure.alert_payload(&thin.id),
             );
             services.notify(alert).await?;

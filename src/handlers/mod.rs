@@ -4,6 +4,7 @@
 
 pub mod charges;
 pub mod customers;
+pub mod dry_run;
 pub mod identity;
 pub mod setup;
 

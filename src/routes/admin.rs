@@ -27,9 +27,7 @@ pub async fn get_event(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<R
 /// (`routes::event_log`): one Durable Object request, no KV read.
 pub async fn list_events(req: &Request, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
     let url = req.inner().url();
-    let query = url
-        .split_once('?')
-        .map(|(_, rest)| rest.split('#').next().unwrap_or(""));
+    let query = super::query_of(&url);
     // Validated here, so a bad query is a 400 without a Durable Object request.
     EventsQuery::parse(query)?;
     let body = super::event_log::query(ctx, query).await?;

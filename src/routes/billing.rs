@@ -1,13 +1,14 @@
-//! `GET /success`, `POST /charges`, `GET /customers/{id}`, `GET /charges/{id}`.
+//! `GET /success`, `POST /charges`, `GET /charges`, `GET /customers/{id}`, `GET /charges/{id}`.
 
 use worker::{Request, Response};
 
 use crate::billing::{
-    is_prefixed_id, session_id_from_url, ChargeInput, ChargeRecord, ChargeRequest,
+    is_prefixed_id, session_id_from_url, ChargeInput, ChargeRecord, ChargeRequest, CustomerRecord,
 };
 use crate::error::{AppError, Record, Result};
 use crate::handlers::setup::{self, SuccessStep};
 use crate::queue::{success_page, Work};
+use crate::record_index::Table;
 use crate::store::keys;
 
 use super::{
@@ -57,18 +58,36 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
 }
 
 pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
-    if !is_prefixed_id(id, "cus_") {
-        return Err(AppError::NoRecord(Record::Customer));
-    }
-    record_response(
-        Record::Customer,
-        keys::customer(id).load(ctx.store()?).await?,
-    )
+    record_response(Record::Customer, customer_record(ctx, id).await?)
+}
+
+/// `GET /charges?status=&recovery=&customer=&since=&until=&limit=&cursor=`: a page of the
+/// charges' index, newest first (one Durable Object request, no KV read).
+pub async fn list_charges(url: &str, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    Ok(json(200, query_charges(ctx, super::query_of(url)).await?))
+}
+
+/// The page's JSON for a query string of `GET /charges` (the admin console's call).
+pub async fn query_charges(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
+    super::event_log::list(ctx, Table::Charges, query).await
 }
 
 pub async fn get_charge(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {
-    if !is_prefixed_id(id, "pi_") {
-        return Err(AppError::NoRecord(Record::Charge));
+    record_response(Record::Charge, charge_record(ctx, id).await?)
+}
+
+/// `customer:{id}` (`None` for an id that is not a customer's): the JSON route and the console.
+pub async fn customer_record(ctx: &Ctx<'_>, id: &str) -> Result<Option<CustomerRecord>> {
+    if !is_prefixed_id(id, "cus_") {
+        return Ok(None);
     }
-    record_response(Record::Charge, keys::charge(id).load(ctx.store()?).await?)
+    Ok(keys::customer(id).load(ctx.store()?).await?)
+}
+
+/// `charge:{id}` (`None` for an id that is not a PaymentIntent's).
+pub async fn charge_record(ctx: &Ctx<'_>, id: &str) -> Result<Option<ChargeRecord>> {
+    if !is_prefixed_id(id, "pi_") {
+        return Ok(None);
+    }
+    Ok(keys::charge(id).load(ctx.store()?).await?)
 }

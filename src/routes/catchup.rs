@@ -6,7 +6,7 @@ use worker::Response;
 
 use crate::catchup::run::{self, EventPage, Port};
 use crate::catchup::thin::{is_thin_due, ThinBounds, ThinEventPage};
-use crate::catchup::{is_due, Bounds, RunReport};
+use crate::catchup::{is_due, looks_silent, Bounds, RunReport};
 use crate::error::{AppError, Result};
 use crate::event::thin::ThinEvent;
 use crate::event::Event;
@@ -32,7 +32,7 @@ impl Port for Live<'_, '_> {
     /// Every verified event goes through `process_event`, so a catch-up or a replay racing a
     /// late delivery sends the same idempotency keys and makes no second effect.
     async fn process_event(&self, event: Event) -> Result<Receipt> {
-        webhook::process_event(self.0, event).await
+        webhook::process_event(self.0, event, false).await
     }
 
     async fn list_thin_events(&self, request: &StripeRequest) -> Result<ThinEventPage> {
@@ -41,7 +41,7 @@ impl Port for Live<'_, '_> {
 
     /// As `routes::webhook::post` takes a verified thin event.
     async fn process_thin(&self, thin: ThinEvent) -> Result<Receipt> {
-        webhook::process_thin(self.0, &thin).await
+        webhook::process_thin(self.0, &thin, false).await
     }
 }
 
@@ -72,8 +72,29 @@ pub async fn step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
         ctx.services()?
             .notify(Notification::catchup_found_undelivered(report.at, run))
             .await?;
+        alert_if_silent(ctx, report.processed).await?;
     }
     Ok(Some(report))
+}
+
+/// `ops.endpoint_silent`, once per silence: catch-up found events Stripe did not deliver and
+/// no delivery arrived for `ENDPOINT_SILENT_AFTER_MINUTES` (the index's marks: one Durable
+/// Object request, only on a run that found something and only with `OPS_NOTIFY_URL`).
+async fn alert_if_silent(ctx: &Ctx<'_>, found: u32) -> Result<()> {
+    let config = ctx.config()?;
+    if config.ops_notify_url.is_none() {
+        return Ok(());
+    }
+    let after = i64::from(config.endpoint_silent_after_minutes) * 60;
+    let marks = super::event_log::marks(ctx).await?;
+    let since = marks.silent_since();
+    match since.filter(|_| looks_silent(found, since, ctx.now, after)) {
+        Some(since) => {
+            let alert = Notification::endpoint_silent(since, marks.last_delivery, ctx.now, found);
+            Ok(ctx.services()?.notify(alert).await?)
+        }
+        None => Ok(()),
+    }
 }
 
 /// `GET /catch-up`: the cursor, the scan in progress and the last run that found something.
@@ -106,8 +127,13 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
 /// `POST /events/{id}/replay`: fetches the event from Stripe and processes it, also when it is
 /// recorded failed for good; a handled one changes nothing and says so.
 pub async fn replay(ctx: &Ctx<'_>, event_id: &str) -> Result<worker::Result<Response>> {
-    let answer = run::replay(ctx.store()?, &Live(ctx), event_id).await?;
+    let answer = replayed(ctx, event_id).await?;
     let body = serde_json::to_string(&answer)
         .map_err(|_| AppError::Internal("a replay answer does not serialise"))?;
     Ok(json(200, body))
+}
+
+/// The replay itself, for the JSON route and the console's confirm step alike.
+pub async fn replayed(ctx: &Ctx<'_>, event_id: &str) -> Result<run::ReplayAnswer> {
+    run::replay(ctx.store()?, &Live(ctx), event_id).await
 }

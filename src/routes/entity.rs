@@ -23,7 +23,7 @@ use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
 use crate::store::sql::SqlTable;
 use crate::store::StoreError;
-use crate::stripe::fetch::FetchTransport;
+use crate::stripe::fetch::FETCH;
 
 use super::{shared_config, state, Ctx};
 
@@ -151,7 +151,7 @@ impl EntityQueue {
         if let Err(error) = store.catch_up().await {
             return queue::refused(error.into(), trace);
         }
-        let services = Services::new(&store, &FetchTransport, &config, now, trace);
+        let services = Services::new(&store, &FETCH, &config, now, trace);
         let services = if work.is_event() {
             services.for_webhook()
         } else {

@@ -4,28 +4,29 @@
 //! with any filter. KV's `event:{id}` stays the truth: the index is written after the record,
 //! and an index write that fails leaves the event out of the list only (`GET /events/{id}`
 //! still has it). Rows go with the records' own TTL, by the object's alarm.
+//!
+//! The same object holds the list indexes (`crate::record_index`: charges, Identity users,
+//! notifications), written by the KV adapter (`store::kv`) with every write of their records
+//! and answering `GET /charges`, `GET /identity/users` and `GET /notifications` the same way:
+//! one Durable Object request, no KV read.
 
 use std::cell::Cell;
 
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
+    durable_object, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
     SqlStorageValue, State,
 };
 
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
-use crate::event_log::{self, Bound, Entry, EventsQuery};
+use crate::event_log::{self, Bound, Entry, EventsQuery, Marks};
+use crate::record_index::{ListQuery, Row, Table};
+use crate::store::index::{IndexClient, EVENT_LOG_BINDING};
 use crate::store::EVENT_TTL_SECONDS;
 
 use super::Ctx;
 
-/// The Durable Object namespace binding in wrangler.toml.
-pub const EVENT_LOG_BINDING: &str = "EVENT_LOG";
-/// The one index's name.
-const INDEX: &str = "events";
-/// Never resolved: a stub's fetch goes to the Durable Object whatever the URL says.
-const PUT_URL: &str = "https://event-log.invalid/put";
-const QUERY_URL: &str = "https://event-log.invalid/query";
+const TABLES: [Table; 3] = [Table::Charges, Table::Users, Table::Notifications];
 
 fn value_of(bound: Bound) -> SqlStorageValue {
     match bound {
@@ -63,8 +64,10 @@ impl DurableObject for EventLog {
         }
     }
 
-    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is) or
-    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON). `sql.exec` is synchronous.
+    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is),
+    /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON), `POST /marks`,
+    /// `POST /count` (Unix seconds: the [`event_log::Counts`] since then), or a list index's
+    /// request (`/put/{table}`, `/delete/{table}`, `/query/{table}`). `sql.exec` is synchronous.
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post {
             return Response::error("not found", 404);
@@ -73,24 +76,7 @@ impl DurableObject for EventLog {
         let text = req.text().await.unwrap_or_default();
         let sql = self.sql()?;
         match path.as_str() {
-            "/put" => {
-                let Ok(entry) = serde_json::from_str::<Entry>(&text) else {
-                    return Response::error("an entry that does not decode", 400);
-                };
-                let Ok(bound) = entry.bindings() else {
-                    return Response::error("an entry that does not encode", 500);
-                };
-                rows(&sql, event_log::UPSERT, bound)?;
-                // Retention never waits for the next write: the alarm is set now.
-                if !self.alarm_set.get() {
-                    if self.state.storage().get_alarm().await?.is_none() {
-                        self.schedule_purge(&sql).await?;
-                    } else {
-                        self.alarm_set.set(true);
-                    }
-                }
-                Response::ok("")
-            }
+            "/put" => self.put_event(&sql, &text).await,
             "/query" => {
                 // The worker validated it already; a query that does not parse is not its.
                 let Ok(query) = EventsQuery::parse(Some(&text)) else {
@@ -112,43 +98,176 @@ impl DurableObject for EventLog {
                     _ => Response::error("an indexed record does not decode", 500),
                 }
             }
-            _ => Response::error("not found", 404),
+            "/count" => {
+                let Ok(since) = text.parse::<i64>() else {
+                    return Response::error("a time that does not parse", 400);
+                };
+                let mut counts = event_log::Counts::default();
+                for row in rows(&sql, event_log::COUNT_SINCE, vec![Bound::Integer(since)])? {
+                    if let [SqlStorageValue::String(outcome), for_good, count] = row.as_slice() {
+                        counts.add(outcome, integer(for_good) == 1, integer(count));
+                    }
+                }
+                Response::ok(serde_json::to_string(&counts).unwrap_or_default())
+            }
+            "/marks" => Response::ok(serde_json::to_string(&read_marks(&sql)?).unwrap_or_default()),
+            other => self.table_request(&sql, other, text).await,
         }
     }
 
-    /// Rows older than the records' TTL go; the alarm is set again for the oldest one left.
+    /// Rows older than the records' TTL go, and the list indexes' expired rows (as KV's copies
+    /// expire); the alarm is set again for the next expiry left.
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm_set.set(false);
         let sql = self.sql()?;
         let now = (Date::now().as_millis() / 1000) as i64;
         let keep_from = event_log::keep_from(now, EVENT_TTL_SECONDS);
         rows(&sql, event_log::PURGE, vec![Bound::Integer(keep_from)])?;
+        for table in TABLES {
+            rows(&sql, &table.purge(), vec![Bound::Integer(now)])?;
+        }
         self.schedule_purge(&sql).await?;
         Response::ok("")
     }
 }
 
+/// The single integer a `SELECT MIN(…)` answers (none for an empty table).
+fn first_integer(found: Vec<Vec<SqlStorageValue>>) -> Option<i64> {
+    found
+        .into_iter()
+        .next()
+        .and_then(|row| match row.into_iter().next() {
+            Some(SqlStorageValue::Integer(at)) => Some(at),
+            Some(SqlStorageValue::Float(at)) => Some(at as i64),
+            _ => None,
+        })
+}
+
+/// The marks table as [`Marks`].
+fn read_marks(sql: &SqlStorage) -> worker::Result<Marks> {
+    let mut marks = Marks::default();
+    for row in rows(sql, event_log::MARKS, vec![])? {
+        if let [SqlStorageValue::String(name), SqlStorageValue::Integer(at)] = row.as_slice() {
+            match name.as_str() {
+                "last_delivery" => marks.last_delivery = Some(*at),
+                "started" => marks.started = Some(*at),
+                _ => {}
+            }
+        }
+    }
+    Ok(marks)
+}
+
 impl EventLog {
+    /// An [`Entry`]'s row, the marks (the index's start; a delivery's time), and the purge
+    /// alarm if none is set.
+    async fn put_event(&self, sql: &SqlStorage, text: &str) -> worker::Result<Response> {
+        let Ok(entry) = serde_json::from_str::<Entry>(text) else {
+            return Response::error("an entry that does not decode", 400);
+        };
+        let Ok(bound) = entry.bindings() else {
+            return Response::error("an entry that does not encode", 500);
+        };
+        rows(sql, event_log::UPSERT, bound)?;
+        let now = (Date::now().as_millis() / 1000) as i64;
+        rows(sql, event_log::MARK_STARTED, vec![Bound::Integer(now)])?;
+        if entry.delivered {
+            let at = Bound::Integer(entry.record.recorded_at);
+            rows(sql, event_log::MARK_DELIVERY, vec![at])?;
+        }
+        self.ensure_purge(sql).await?;
+        Response::ok("")
+    }
+
     fn sql(&self) -> worker::Result<SqlStorage> {
         let sql = self.state.storage().sql();
         if !self.table_created.get() {
             sql.exec(event_log::SCHEMA, None)?;
+            for table in TABLES {
+                sql.exec(&table.schema(), None)?;
+            }
             self.table_created.set(true);
         }
         Ok(sql)
     }
 
-    /// The alarm at the oldest row's expiry (none when the index is empty).
+    /// `POST /put/{table}` (a [`Row`]), `/delete/{table}` (an id) or `/query/{table}` (a
+    /// query string [`ListQuery::parse`] reads: the page's JSON).
+    async fn table_request(
+        &self,
+        sql: &SqlStorage,
+        path: &str,
+        text: String,
+    ) -> worker::Result<Response> {
+        let Some((action, table)) = path[1..]
+            .split_once('/')
+            .and_then(|(action, name)| Some((action, Table::from_name(name)?)))
+        else {
+            return Response::error("not found", 404);
+        };
+        match action {
+            "put" => {
+                let bound = serde_json::from_str::<Row>(&text)
+                    .ok()
+                    .and_then(|row| row.bindings(table));
+                let Some(bound) = bound else {
+                    return Response::error("a row that does not decode", 400);
+                };
+                rows(sql, &table.upsert(), bound)?;
+                self.ensure_purge(sql).await?;
+                Response::ok("")
+            }
+            "delete" => {
+                rows(sql, &table.delete(), vec![Bound::Text(text)])?;
+                Response::ok("")
+            }
+            "query" => {
+                let Ok(query) = ListQuery::parse(table, Some(&text)) else {
+                    return Response::error("a query that does not parse", 400);
+                };
+                let (statement, bound) = query.sql();
+                let found: Vec<(i64, String, String)> = rows(sql, &statement, bound)?
+                    .into_iter()
+                    .filter_map(|row| match <[SqlStorageValue; 3]>::try_from(row).ok()? {
+                        [SqlStorageValue::Integer(at), SqlStorageValue::String(id), SqlStorageValue::String(record)] => {
+                            Some((at, id, record))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                Response::ok(query.page(&found))
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    /// Retention never waits for the next write: after a put the purge alarm is set. Once this
+    /// instance knows it is set (it set it, or read it back) a put needs no `getAlarm`.
+    async fn ensure_purge(&self, sql: &SqlStorage) -> worker::Result<()> {
+        if self.alarm_set.get() {
+            return Ok(());
+        }
+        if self.state.storage().get_alarm().await?.is_none() {
+            self.schedule_purge(sql).await?;
+        } else {
+            self.alarm_set.set(true);
+        }
+        Ok(())
+    }
+
+    /// The alarm at the next expiry: the oldest event's, or a list index row's (none when
+    /// nothing expires).
     async fn schedule_purge(&self, sql: &SqlStorage) -> worker::Result<()> {
-        let oldest = rows(sql, event_log::OLDEST, vec![])?
-            .into_iter()
-            .next()
-            .and_then(|row| match row.into_iter().next() {
-                Some(SqlStorageValue::Integer(at)) => Some(at),
-                Some(SqlStorageValue::Float(at)) => Some(at as i64),
-                _ => None,
-            });
-        if let Some(at) = event_log::next_purge(oldest, EVENT_TTL_SECONDS) {
+        let oldest = first_integer(rows(sql, event_log::OLDEST, vec![])?);
+        let mut next = event_log::next_purge(oldest, EVENT_TTL_SECONDS);
+        for table in TABLES {
+            let expiry = first_integer(rows(sql, &table.next_expiry(), vec![])?);
+            next = match (next, expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if let Some(at) = next {
             let now_ms = Date::now().as_millis() as i64;
             self.state
                 .storage()
@@ -160,35 +279,26 @@ impl EventLog {
     }
 }
 
-fn unreachable(_: worker::Error) -> AppError {
-    AppError::Internal("the event index did not answer")
+/// A SQLite integer as the runtime hands it over (a JS number may come back as a float).
+fn integer(value: &SqlStorageValue) -> i64 {
+    match value {
+        SqlStorageValue::Integer(n) => *n,
+        SqlStorageValue::Float(n) => *n as i64,
+        _ => 0,
+    }
 }
 
 /// One request to the index; its answer's body, or an error for any status but 200.
-async fn call(ctx: &Ctx<'_>, url: &str, body: String) -> Result<String> {
+async fn call(ctx: &Ctx<'_>, path: &str, body: String) -> Result<String> {
     let namespace = ctx
         .env
         .durable_object(EVENT_LOG_BINDING)
         .map_err(|_| ConfigError::Missing(EVENT_LOG_BINDING))?;
-    if ctx.config().is_ok_and(|c| c.cost_meter) {
-        worker::console_log!("[meter] do.request event_log");
-    }
-    let stub = namespace
-        .id_from_name(INDEX)
-        .and_then(|id| id.get_stub())
-        .map_err(unreachable)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(unreachable)?;
-    let mut response = stub
-        .fetch_with_request(request)
+    let meter = ctx.config().is_ok_and(|c| c.cost_meter);
+    IndexClient::new(namespace, meter)
+        .call(path, body)
         .await
-        .map_err(unreachable)?;
-    let text = response.text().await.map_err(unreachable)?;
-    if response.status_code() != 200 {
-        return Err(AppError::Internal("the event index refused a request"));
-    }
-    Ok(text)
+        .map_err(|_| AppError::Internal("the event index did not answer"))
 }
 
 /// Writes a recorded event's row. Never fails the delivery: KV's record is the truth, so a
@@ -197,7 +307,7 @@ async fn call(ctx: &Ctx<'_>, url: &str, body: String) -> Result<String> {
 pub async fn record(ctx: &Ctx<'_>, entry: Entry) {
     let id = entry.record.id.clone();
     let written = match serde_json::to_string(&entry) {
-        Ok(body) => call(ctx, PUT_URL, body).await.map(|_| ()),
+        Ok(body) => call(ctx, "/put", body).await.map(|_| ()),
         Err(_) => Err(AppError::Internal("an index entry does not serialise")),
     };
     if let Err(error) = written {
@@ -211,5 +321,29 @@ pub async fn record(ctx: &Ctx<'_>, entry: Entry) {
 /// `GET /events`' page for a query string [`EventsQuery::parse`] accepted: the body as the
 /// index wrote it.
 pub async fn query(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
-    call(ctx, QUERY_URL, query.unwrap_or("").to_owned()).await
+    call(ctx, "/query", query.unwrap_or("").to_owned()).await
+}
+
+/// The index's marks: the last delivery from Stripe and when the index began
+/// (`ops.endpoint_silent`).
+pub async fn marks(ctx: &Ctx<'_>) -> Result<Marks> {
+    let body = call(ctx, "/marks", String::new()).await?;
+    serde_json::from_str(&body).map_err(|_| AppError::Internal("the index's marks do not decode"))
+}
+
+/// A page of one list index (`GET /charges`, `GET /identity/users`, `GET /notifications`)
+/// for a query string: validated here (a bad one is a 400 `bad_query` without a Durable
+/// Object request), then one request to the index; the body is the page's JSON. The admin
+/// console calls it too.
+pub async fn list(ctx: &Ctx<'_>, table: Table, query: Option<&str>) -> Result<String> {
+    ListQuery::parse(table, query)?;
+    let path = format!("/query/{}", table.name());
+    call(ctx, &path, query.unwrap_or("").to_owned()).await
+}
+
+/// Events recorded since `since` (Unix seconds), by outcome: the console's overview.
+pub async fn count(ctx: &Ctx<'_>, since: i64) -> Result<event_log::Counts> {
+    let body = call(ctx, "/count", since.to_string()).await?;
+    serde_json::from_str(&body)
+        .map_err(|_| AppError::Internal("the event index's counts do not decode"))
 }

@@ -1,10 +1,12 @@
-//! `POST /identity/verification-sessions` and `GET /identity/users/{id}` (admin).
+//! `POST /identity/verification-sessions`, `GET /identity/users` and `GET /identity/users/{id}`
+//! (admin).
 
 use worker::{Request, Response};
 
 use crate::error::{AppError, Result};
 use crate::handlers::identity::{self, CreateSession, CreateSessionInput};
 use crate::queue::Work;
+use crate::record_index::Table;
 
 use super::{json, read_json, record_response, Ctx};
 
@@ -23,8 +25,29 @@ pub async fn create_session(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::
     Ok(json(201, body))
 }
 
+/// `GET /identity/users?status=&since=&until=&limit=&cursor=`: a page of the users' index,
+/// newest `updated_at` first (one Durable Object request, no KV read).
+pub async fn list_users(url: &str, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
+    Ok(super::json(
+        200,
+        query_users(ctx, super::query_of(url)).await?,
+    ))
+}
+
+/// The page's JSON for a query string of `GET /identity/users` (the admin console's call).
+pub async fn query_users(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
+    super::event_log::list(ctx, Table::Users, query).await
+}
+
 pub async fn get_user(ctx: &Ctx<'_>, user_id: &str) -> Result<worker::Result<Response>> {
+    record_response(
+        crate::error::Record::IdentityUser,
+        user(ctx, user_id).await?,
+    )
+}
+
+/// A user's verification state and sessions, as `GET /identity/users/{id}` shows them.
+pub async fn user(ctx: &Ctx<'_>, user_id: &str) -> Result<Option<serde_json::Value>> {
     let max_attempts = ctx.config()?.identity_max_attempts;
-    let view = identity::user_view(ctx.store()?, user_id, max_attempts).await?;
-    record_response(crate::error::Record::IdentityUser, view)
+    identity::user_view(ctx.store()?, user_id, max_attempts).await
 }

@@ -1,11 +1,13 @@
 //! HTTP adapters: each turns a request into a call of the pure core and its result into a
 //! response. Only built for wasm32.
 
+pub mod access;
 pub mod admin;
 pub mod billing;
 pub mod catchup;
 pub mod ceiling;
 pub mod checkout;
+pub mod console;
 pub mod entity;
 pub mod event_log;
 pub mod health;
@@ -33,7 +35,7 @@ use crate::store::sql::SqlTable;
 /// (none outside a queue), then KV. One type, so the handlers are compiled once.
 pub type AppStore<'a> = EntityStore<'a, SqlTable, KvState>;
 use crate::store::StoreError;
-use crate::stripe::fetch::FetchTransport;
+use crate::stripe::fetch::{FetchTransport, FETCH};
 
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";
@@ -158,23 +160,28 @@ impl<'a> Ctx<'a> {
     }
 
     /// The handlers' services over KV and Workers fetch.
-    pub fn services(&self) -> Result<Services<'_, AppStore<'static>, FetchTransport>> {
+    pub fn services(&self) -> Result<Services<'_, AppStore<'static>, FetchTransport<'static>>> {
         let config = self.config()?;
         let store = self.store()?;
-        Ok(Services::new(
-            store,
-            &FetchTransport,
-            config,
-            self.now,
-            self.trace,
-        ))
+        Ok(Services::new(store, &FETCH, config, self.now, self.trace))
     }
+}
+
+/// The query string of a request's URL (without `?` and any fragment), as the list routes
+/// read it.
+pub fn query_of(url: &str) -> Option<&str> {
+    url.split_once('?')
+        .map(|(_, rest)| rest.split('#').next().unwrap_or(""))
 }
 
 /// The KV namespace; `meter`: log each operation (`Config::cost_meter`).
 pub fn state(env: &Env, meter: bool) -> Result<KvState> {
+    let index = env
+        .durable_object(crate::store::index::EVENT_LOG_BINDING)
+        .ok()
+        .map(|namespace| crate::store::index::IndexClient::new(namespace, meter));
     env.kv(STATE_BINDING)
-        .map(|kv| KvState::new(kv, meter))
+        .map(|kv| KvState::new(kv, meter, index))
         .map_err(|e| {
             AppError::Store(StoreError::Unavailable(format!(
                 "binding {STATE_BINDING}: {e}"

@@ -4,20 +4,20 @@
 use worker::Response;
 
 use crate::error::{AppError, Record, Result};
-use crate::outbox::{self, NotificationsQuery};
+use crate::outbox;
+use crate::record_index::Table;
 
 use super::{json, record_response, Ctx};
 
-/// `GET /notifications?state=pending|dead&limit=N&cursor=…`: a page of one index.
+/// `GET /notifications?state=&kind=&user=&customer=&since=&until=&limit=&cursor=`: a page of
+/// the notifications' index, newest first (one Durable Object request, no KV read).
 pub async fn list(url: &str, ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
-    let query = url
-        .split_once('?')
-        .map(|(_, rest)| rest.split('#').next().unwrap_or(""));
-    let query = NotificationsQuery::parse(query)?;
-    let page = outbox::list_notifications(ctx.store()?, &query).await?;
-    let body = serde_json::to_string(&page)
-        .map_err(|_| AppError::Internal("a page of notifications does not serialise"))?;
-    Ok(json(200, body))
+    Ok(json(200, query(ctx, super::query_of(url)).await?))
+}
+
+/// The page's JSON for a query string of `GET /notifications` (the admin console's call).
+pub async fn query(ctx: &Ctx<'_>, query: Option<&str>) -> Result<String> {
+    super::event_log::list(ctx, Table::Notifications, query).await
 }
 
 /// `GET /notifications/{id}`: the outbox record, with its attempts.

@@ -38,14 +38,15 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
         Ok(None) => catchup::thin_step(&ctx).await,
         _ => Ok(None),
     };
-    // A catch-up run may raise the operator's alert (with OPS_NOTIFY_URL): one send, counted
-    // whether or not the step then failed.
+    // A catch-up run may raise the operator's alerts (with OPS_NOTIFY_URL): events found
+    // undelivered and the endpoint silent, one send each, counted whether or not the step
+    // then failed.
     let alert = match (
         &catch_up,
         ctx.config().ok().and_then(|c| c.ops_notify_url.as_ref()),
     ) {
         (Ok(None), _) | (_, None) => 0,
-        _ => SUBREQUESTS_PER_ALERT,
+        _ => 2 * SUBREQUESTS_PER_ALERT,
     };
     let budget = match (&catch_up, &thin) {
         (Ok(None), Ok(None)) => RETRY_SUBREQUEST_BUDGET,

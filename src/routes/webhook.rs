@@ -54,24 +54,26 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
         now: ctx.now,
     };
     match verified_event(secrets, config.webhook_tolerance_seconds, delivery)? {
-        Verified::Snapshot(event) => process_event(ctx, event).await,
-        Verified::Thin(thin) => process_thin(ctx, &thin).await,
+        Verified::Snapshot(event) => process_event(ctx, event, true).await,
+        Verified::Thin(thin) => process_thin(ctx, &thin, true).await,
     }
 }
 
 /// A verified thin event, delivered or caught up. The related object is read here, before the
 /// queue: its owner names the queue. One it stands for is processed as that snapshot event
 /// ([`process_event`], which indexes it); one that ends here (a type not acted on, Stripe's
-/// health alert, a read that failed) has its own record indexed.
-pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent) -> Result<Receipt> {
+/// health alert, a read that failed) has its own record indexed. `delivered`: Stripe sent it
+/// to `POST /webhook` (not a catch-up or a replay).
+pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent, delivered: bool) -> Result<Receipt> {
     let services = ctx.services()?.for_webhook();
+    let indexed = |result| index(ctx, &thin.id, None, delivered, result);
     match read_thin(&services, thin, ctx.now).await {
-        Ok(ThinNext::Done(receipt)) => index(ctx, &thin.id, None, Ok(receipt)).await,
+        Ok(ThinNext::Done(receipt)) => indexed(Ok(receipt)).await,
         Ok(ThinNext::Handle(event)) => {
-            let processed = process_event(ctx, event).await?;
+            let processed = process_event(ctx, event, delivered).await?;
             Ok(link_thin(&services, thin, processed, ctx.now).await?)
         }
-        Err(error) => index(ctx, &thin.id, None, Err(error.into())).await,
+        Err(error) => indexed(Err(error.into())).await,
     }
 }
 
@@ -81,7 +83,7 @@ pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent) -> Result<Receipt> {
 /// of that user or customer: racing events end as if delivered one by one.
 /// The queue is the one of the owner we recorded for the event's object when there is one
 /// (`Entity::recorded_owner_of`): a redacted session's payload no longer names its user.
-pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
+pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Result<Receipt> {
     let recorded_user = match Entity::recorded_owner_of(&event) {
         Some(session) => keys::identity_session(&session)
             .load_tolerant(ctx.store()?)
@@ -104,7 +106,7 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event) -> Result<Receipt> {
         }
         Err(error) => Err(error),
     };
-    index(ctx, &event_id, indexed_as, result).await
+    index(ctx, &event_id, indexed_as, delivered, result).await
 }
 
 /// The event index (`routes::event_log`) gets the record this processing wrote: carried back
@@ -114,6 +116,7 @@ async fn index(
     ctx: &Ctx<'_>,
     event_id: &str,
     entity: Option<String>,
+    delivered: bool,
     result: Result<Receipt>,
 ) -> Result<Receipt> {
     let record = match &result {
@@ -128,7 +131,12 @@ async fn index(
         },
     };
     if let Some(record) = record {
-        event_log::record(ctx, Entry { record, entity }).await;
+        let entry = Entry {
+            record,
+            entity,
+            delivered,
+        };
+        event_log::record(ctx, entry).await;
     }
     result
 }

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use super::{ListPage, Store, StoreError};
+use crate::dry::DryLog;
 
 /// KV refuses TTLs under a minute.
 const MIN_TTL_SECONDS: u64 = 60;
@@ -108,6 +109,8 @@ pub struct EntityStore<'a, T, R> {
     replica: R,
     /// Unix seconds, from the runtime's clock.
     now: i64,
+    /// A replay's preview: writes go to the log, never to the table or KV.
+    dry: Option<&'a DryLog>,
 }
 
 impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
@@ -116,6 +119,7 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
             table: Some(table),
             replica,
             now,
+            dry: None,
         }
     }
 
@@ -125,6 +129,15 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
             table: None,
             replica,
             now,
+            dry: None,
+        }
+    }
+
+    /// The same store, writing nothing: its writes go to `log` and are read back from it.
+    pub fn dry(self, log: &'a DryLog) -> Self {
+        Self {
+            dry: Some(log),
+            ..self
         }
     }
 
@@ -156,6 +169,9 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
 
 impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(written) = self.dry.and_then(|log| log.written(key)) {
+            return Ok(written);
+        }
         if let Some(table) = self.table_for(key) {
             match table.read(key)? {
                 Some(row) if row.expires_at.is_none_or(|at| at > self.now) => {
@@ -175,6 +191,10 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
         value: &str,
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
+        if let Some(log) = self.dry {
+            log.write(key, Some(value));
+            return Ok(());
+        }
         let Some(table) = self.table_for(key) else {
             return self.replica.put(key, value, ttl_seconds).await;
         };
@@ -187,6 +207,10 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        if let Some(log) = self.dry {
+            log.write(key, None);
+            return Ok(());
+        }
         if let Some(table) = self.table_for(key) {
             table.remove(key)?;
         }
@@ -304,6 +328,31 @@ mod tests {
             Some("old")
         );
         assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dry_store_writes_nothing_and_reads_its_own_writes_back() {
+        let table = MemoryTable::new();
+        let kv = MemoryStore::new();
+        block_on(kv.put("charge:pi_1", "stored", None)).unwrap();
+        let log = DryLog::default();
+        let store = EntityStore::new(&table, &kv, 1_000).dry(&log);
+        assert_eq!(
+            block_on(store.get("charge:pi_1")).unwrap().as_deref(),
+            Some("stored")
+        );
+        block_on(store.put("charge:pi_1", "paid", None)).unwrap();
+        block_on(store.delete("identity:user:u")).unwrap();
+        assert_eq!(
+            block_on(store.get("charge:pi_1")).unwrap().as_deref(),
+            Some("paid")
+        );
+        assert_eq!(
+            block_on(kv.get("charge:pi_1")).unwrap().as_deref(),
+            Some("stored")
+        );
+        assert_eq!(table.read("charge:pi_1").unwrap(), None);
+        assert_eq!(log.writes(), ["put charge:pi_1", "delete identity:user:u"]);
     }
 
     #[test]

@@ -7,9 +7,14 @@ use worker::{
     AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect, Response,
 };
 
+use crate::dry::DryLog;
 use crate::http::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
 
-pub struct FetchTransport;
+/// Workers fetch; with a [`DryLog`] (a replay's preview) only reads are sent.
+pub struct FetchTransport<'a>(pub Option<&'a DryLog>);
+
+/// The transport of everything but a preview.
+pub const FETCH: FetchTransport<'static> = FetchTransport(None);
 
 /// The body, read chunk by chunk up to `cap` bytes; past it the stream is dropped unread
 /// (the runtime cancels it), so a peer that streams without end costs `cap` and a chunk.
@@ -28,12 +33,15 @@ async fn read_capped(response: &mut Response, cap: usize) -> Result<(String, boo
     Ok((String::from_utf8_lossy(&body).into_owned(), false))
 }
 
-impl Transport for FetchTransport {
+impl Transport for FetchTransport<'_> {
     async fn send(
         &self,
         request: &HttpRequest,
         timeout_ms: u64,
     ) -> Result<HttpResponse, SendFailure> {
+        if let Some(log) = self.0 {
+            log.request(request)?;
+        }
         // A header or URL the runtime rejects is a configuration fault: no attempt would pass.
         // Its message names the header, never the value.
         let unsendable = |e: worker::Error| SendFailure::Unsendable(e.to_string());

@@ -6,17 +6,22 @@ use crate::helpers::{config_with, event_json, path};
 use pollster::block_on;
 use stripe_edge_webhooks::billing::{self, *};
 use stripe_edge_webhooks::config::Config;
+use stripe_edge_webhooks::console::Preview;
+use stripe_edge_webhooks::dry::DryLog;
 use stripe_edge_webhooks::error::AppError;
 use stripe_edge_webhooks::event::EventKind;
 use stripe_edge_webhooks::event::{Event, Outcome};
 use stripe_edge_webhooks::handlers::charges::*;
+use stripe_edge_webhooks::handlers::dry_run;
 use stripe_edge_webhooks::handlers::setup::*;
 use stripe_edge_webhooks::handlers::{dispatch, StepError};
+use stripe_edge_webhooks::http::Transport;
 use stripe_edge_webhooks::http::{HttpRequest, HttpResponse, Method, SendFailure};
 use stripe_edge_webhooks::notify::Recipient;
 use stripe_edge_webhooks::pages::{success_error_page, Money, SuccessView};
 use stripe_edge_webhooks::services::Services;
 use stripe_edge_webhooks::services::Trace;
+use stripe_edge_webhooks::store::entity::{EntityStore, MemoryTable};
 use stripe_edge_webhooks::store::{keys, Store, FINISHED_TTL_SECONDS};
 use stripe_edge_webhooks::store::{MemoryStore, StoreError};
 use stripe_edge_webhooks::testing::FakeTransport;
@@ -1566,4 +1571,119 @@ fn a_caller_keys_payment_method_is_pinned_once_and_never_replaced() {
     let again = charge(&store, &transport, &first).unwrap();
     assert_eq!((again.id.as_str(), creates(&transport)), ("pi_ok", 1));
     assert_eq!(pin().payment_method, "pm_1");
+}
+
+/// Stripe as in [`stripe`], which also keeps `event` (`GET /v1/events/{id}`).
+fn stripe_keeping(event: serde_json::Value) -> FakeTransport {
+    FakeTransport::new(move |request| {
+        let id = event["id"].as_str().unwrap_or("");
+        if path(request) == format!("/v1/events/{id}") {
+            Ok(FakeTransport::json(200, &event.to_string()))
+        } else {
+            stripe(request)
+        }
+    })
+}
+
+/// A transport in dry mode, as `FetchTransport(Some(log))` is in the worker: the log first.
+struct DryFake<'a>(&'a DryLog, &'a FakeTransport);
+
+impl Transport for DryFake<'_> {
+    async fn send(
+        &self,
+        request: &HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<HttpResponse, SendFailure> {
+        self.0.request(request)?;
+        self.1.send(request, timeout_ms).await
+    }
+    async fn sleep(&self, ms: u64) {
+        self.1.sleep(ms).await
+    }
+    fn now_ms(&self) -> f64 {
+        self.1.now_ms()
+    }
+    fn random(&self) -> f64 {
+        self.1.random()
+    }
+}
+
+/// The dry run of `event_id` over the worker's store type (`EntityStore`, KV alone) in its
+/// dry mode, over `store`.
+fn preview(store: &MemoryStore, transport: &FakeTransport, event_id: &str) -> Preview {
+    let log = DryLog::default();
+    let dry = EntityStore::<MemoryTable, _>::replica_only(store, NOW).dry(&log);
+    let config = config();
+    let trace = Trace::new();
+    let fake = DryFake(&log, transport);
+    let services = Services::new(&dry, &fake, &config, NOW, &trace).for_webhook();
+    block_on(dry_run::preview(&services, &log, event_id)).unwrap()
+}
+
+#[test]
+fn a_replays_dry_run_lists_the_handlers_first_write_and_carries_nothing_out() {
+    let store = MemoryStore::new();
+    let transport = stripe_keeping(event_json(
+        "evt_1",
+        "checkout.session.completed",
+        NOW,
+        completed("cs_1", None, "seti_1"),
+    ));
+    let preview = preview(&store, &transport, "evt_1");
+    assert_eq!(preview.event_type, "checkout.session.completed");
+    // The handler's own decision: create the customer first. Nothing after it is guessed.
+    assert_eq!(preview.sends, ["POST https://api.stripe.com/v1/customers"]);
+    assert!(
+        preview.ends.contains("step create_customer"),
+        "{}",
+        preview.ends
+    );
+    assert_eq!(
+        preview.reads,
+        [
+            "GET https://api.stripe.com/v1/events/evt_1",
+            "GET https://api.stripe.com/v1/setup_intents/seti_1"
+        ]
+    );
+    // Only reads reached Stripe, and nothing was stored.
+    assert_eq!(
+        transport.calls(),
+        ["GET /v1/events/evt_1", "GET /v1/setup_intents/seti_1"]
+    );
+    assert!(block_on(store.list("", 10, None)).unwrap().keys.is_empty());
+}
+
+#[test]
+fn a_dry_run_that_needs_no_stripe_write_lists_its_store_writes_and_a_done_event_is_left() {
+    let store = MemoryStore::new();
+    let transport = stripe_keeping(event_json(
+        "evt_1",
+        "checkout.session.completed",
+        NOW,
+        completed("cs_c", Some("cus_given"), "seti_c"),
+    ));
+    let preview_of = preview(&store, &transport, "evt_1");
+    assert_eq!(preview_of.ends, "A replay would handle it.");
+    assert!(preview_of.sends.is_empty());
+    assert!(
+        preview_of
+            .writes
+            .iter()
+            .any(|w| w == "put customer:cus_given"),
+        "{:?}",
+        preview_of.writes
+    );
+    assert_eq!(
+        block_on(keys::customer("cus_given").load(&store)).unwrap(),
+        None
+    );
+
+    // Handled for real; the dry run then says a replay changes nothing, and asks Stripe nothing.
+    let record = serde_json::json!({"version": 1, "id": "evt_1", "type": "checkout.session.completed",
+        "created": NOW, "livemode": false, "outcome": "handled", "recorded_at": NOW});
+    block_on(store.put("event:evt_1", &record.to_string(), None)).unwrap();
+    let before = transport.calls().len();
+    let unchanged = preview(&store, &transport, "evt_1");
+    assert!(unchanged.unchanged && unchanged.ends.contains("changes nothing"));
+    assert_eq!(transport.calls().len(), before);
 }
