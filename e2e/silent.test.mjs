@@ -34,9 +34,16 @@ describe('ops.endpoint_silent', () => {
   });
   after(() => stack?.stop());
 
-  /** One scheduled run whose "now" is SETTLE seconds ahead: it lists every event made so far. */
+  /**
+   * One scheduled run whose "now" is SETTLE seconds ahead: it lists every event made so far.
+   * Each run is in a later second than the one before (a run's alert is named by its second,
+   * and two runs of one second would be one), so it first lets the wall clock pass it.
+   */
+  let lastRun = 0;
   const run = async () => {
+    while (nowSeconds() + SETTLE <= lastRun) await new Promise((r) => setTimeout(r, 100));
     const at = nowSeconds() + SETTLE;
+    lastRun = at;
     const res = await fetch(`${stack.worker.url}/cdn-cgi/local/scheduled?cron=${encodeURIComponent('* * * * *')}&time=${at * 1000}`);
     assert.equal(res.status, 200, await res.text());
     return at;
