@@ -109,6 +109,40 @@ describe('Cloudflare Access for the admin routes', () => {
     assert.equal((await get(undefined, { authorization: 'Bearer anything-at-all-that-is-long-enough' })).status, 401);
   });
 
+  test('the console: an Access token is the session (no sign-in), its CSRF tokens are bound to it, sign-out is Access\'s logout', async () => {
+    const alice = token(current, { sub: 'alice' });
+    const bob = token(current, { sub: 'bob', email: 'bob@example.com' });
+    sent.push(alice, bob);
+    const open = (path, jwt) => fetch(`${stack.worker.url}${path}`, { redirect: 'manual', headers: jwt ? { 'cf-access-jwt-assertion': jwt } : {} });
+    const post = (path, jwt, body) => fetch(`${stack.worker.url}${path}`, {
+      method: 'POST', redirect: 'manual', body,
+      headers: { 'cf-access-jwt-assertion': jwt, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', origin: stack.worker.url },
+    });
+    const overview = await open('/admin', alice);
+    assert.equal(overview.status, 200);
+    const page = await overview.text();
+    assert.match(page, /Sign out/);
+    const csrf = page.match(/name="csrf" value="([0-9a-f]+)"/)[1];
+    const bobs = (await (await open('/admin', bob)).text()).match(/name="csrf" value="([0-9a-f]+)"/)[1];
+    assert.notEqual(bobs, csrf);
+    // Signed in already: the sign-in page goes to the overview.
+    const signIn = await open('/admin/sign-in', alice);
+    assert.equal(signIn.status, 303);
+    assert.equal(signIn.headers.get('location'), '/admin');
+    // No ADMIN_TOKEN here: without a valid Access token there is no way in, and no redirect to a form.
+    assert.equal((await open('/admin')).status, 401);
+    assert.equal((await open('/admin', token(current, { aud: ['another-application-aud'] }))).status, 401);
+    assert.equal((await open('/admin/sign-in')).status, 401);
+    // A POST carries the CSRF token of the Access token it comes with.
+    for (const body of ['', 'csrf=', `csrf=${bobs}`]) {
+      assert.equal((await post('/admin/sign-out', alice, body)).status, 403, body);
+    }
+    const out = await post('/admin/sign-out', alice, `csrf=${csrf}`);
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.get('location'), '/cdn-cgi/access/logout');
+    assert.equal(out.headers.get('set-cookie'), null);
+  });
+
   test('no token reaches the logs; a refusal logs its reason', async () => {
     const logs = await stack.worker.logged(/Access token refused/);
     assert.match(logs, /Cloudflare Access token refused: (audience is not this application|expired)/);

@@ -43,6 +43,19 @@ impl SessionKey {
         Self(mac.finalize().into_bytes().into())
     }
 
+    /// Behind Cloudflare Access the console keeps no session of its own: the request's valid
+    /// Access token is the session, and its CSRF tokens are keyed by that token, which a
+    /// cross-site page cannot read (Access keeps it in an HttpOnly cookie). No secret needed.
+    pub fn from_access(assertion: &str) -> (Self, Session) {
+        let mut mac = keyed(assertion.as_bytes());
+        mac.update(b"admin console access v1");
+        let session = Session {
+            expires: i64::MAX,
+            nonce: String::new(),
+        };
+        (Self(mac.finalize().into_bytes().into()), session)
+    }
+
     fn mac(&self, what: &str) -> HmacSha256 {
         let mut mac = keyed(&self.0);
         mac.update(what.as_bytes());
@@ -698,6 +711,29 @@ mod tests {
                 "{given:?}"
             );
         }
+    }
+
+    #[test]
+    fn behind_access_the_csrf_token_is_bound_to_the_access_token() {
+        let (access, session) = SessionKey::from_access("header.claims.signature-one");
+        let token = access.csrf(&session);
+        assert!(access.check_csrf(&session, Some(&token)).is_ok());
+        // Another person's (or a re-issued) Access token makes other CSRF tokens.
+        let (other, other_session) = SessionKey::from_access("header.claims.signature-two");
+        let foreign = other.csrf(&other_session);
+        assert_ne!(token, foreign);
+        for given in [None, Some(""), Some(foreign.as_str())] {
+            assert!(
+                matches!(
+                    access.check_csrf(&session, given),
+                    Err(AppError::CrossSiteForm)
+                ),
+                "{given:?}"
+            );
+        }
+        // Not the token-derived key's either.
+        let by_token = key("a-token-of-thirty-two-characters!");
+        assert_ne!(by_token.csrf(&session), token);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The admin console at `/admin`: server-rendered pages (`crate::console`) over the same
 //! reads and actions as the JSON admin routes. A session cookie instead of the bearer token;
-//! every POST same-origin and carrying the session's CSRF token. Without `ADMIN_TOKEN` the
-//! console does not exist (404), as the admin routes.
+//! every POST same-origin and carrying the session's CSRF token. Behind Cloudflare Access a
+//! valid Access token is the session. With neither Access nor `ADMIN_TOKEN` the console does
+//! not exist (404), as the admin routes.
 
 use worker::{Method, Request, Response};
 
-use crate::console::{self, Overview, SessionKey, COOKIE, CSRF_FIELD};
+use crate::access::ASSERTION_HEADER;
+use crate::auth::Access;
+use crate::console::{self, Overview, Session, SessionKey, COOKIE, CSRF_FIELD};
 use crate::error::{AppError, Record, Result};
 use crate::handlers::dry_run;
 use crate::notify::State;
@@ -28,34 +31,21 @@ struct Signed {
     fields: Vec<(String, String)>,
 }
 
-/// Every console route: sign-in first, then the session (GET without one: to sign-in; POST
-/// without one: 401), then the page.
+/// Every console route: the session first ([`signed_in`]: GET without one to sign-in, POST
+/// without one 401), then the CSRF token of a POST, then the page.
 pub async fn serve(
     mut req: Request,
     ctx: &Ctx<'_>,
     route: Route,
     id: &str,
 ) -> Result<worker::Result<Response>> {
-    let token = ctx
-        .config()?
-        .admin_token_checked()?
-        .ok_or(AppError::NotFound)?;
-    let key = SessionKey::derive(token);
     let post = req.method() == Method::Post;
     if post {
         same_origin(&req, ctx)?;
     }
-    if route == Route::ConsoleSignIn {
-        return sign_in(&mut req, ctx, &key, post).await;
-    }
-    let header = req.headers().get("cookie").ok().flatten();
-    let Some(session) =
-        console::cookie(header.as_deref(), COOKIE).and_then(|v| key.open(v, ctx.now))
-    else {
-        return match post {
-            true => Err(AppError::Unauthorized),
-            false => Ok(see_other("/admin/sign-in", None)),
-        };
+    let (key, session, behind_access) = match signed_in(&mut req, ctx, route, post).await? {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return Ok(answer),
     };
     let mut signed = Signed {
         csrf: key.csrf(&session),
@@ -73,6 +63,10 @@ pub async fn serve(
         .map(|(_, rest)| rest.split('#').next().unwrap_or("").to_owned());
     let page = |body: String| Ok(html(ctx, 200, &body));
     match (route, post) {
+        // Access keeps its own session: signing out is Cloudflare's logout page.
+        (Route::ConsoleSignOut, _) if behind_access => {
+            Ok(see_other("/cdn-cgi/access/logout", None))
+        }
         // Cleared with the flags it was set with, so it replaces that cookie.
         (Route::ConsoleSignOut, _) => Ok(see_other(
             "/admin/sign-in",
@@ -113,6 +107,43 @@ pub async fn serve(
             lookup(ctx, &signed, route, query.as_deref()).await
         }
         _ => Err(AppError::NotFound),
+    }
+}
+
+/// A console request's session, its key, and whether Cloudflare Access vouched for it: with
+/// Access configured a valid Access token is the session (a refused one is 401); otherwise,
+/// as for the JSON admin routes, the admin token's signed cookie (sign-in answered here). The
+/// `Err` is the answer for a request without a session.
+async fn signed_in(
+    req: &mut Request,
+    ctx: &Ctx<'_>,
+    route: Route,
+    post: bool,
+) -> Result<std::result::Result<(SessionKey, Session, bool), worker::Result<Response>>> {
+    let assertion = req.headers().get(ASSERTION_HEADER).ok().flatten();
+    let token = ctx.config()?.admin_token_checked()?;
+    match super::access::verdict(ctx, assertion.as_deref()).await? {
+        Access::Valid => {
+            let (key, session) = SessionKey::from_access(assertion.as_deref().unwrap_or(""));
+            return Ok(match route {
+                Route::ConsoleSignIn => Err(see_other("/admin", None)),
+                _ => Ok((key, session, true)),
+            });
+        }
+        Access::Refused => return Err(AppError::Unauthorized),
+        // Access alone guards this deployment: no token to sign in with.
+        Access::Absent if token.is_none() => return Err(AppError::Unauthorized),
+        Access::Absent | Access::NotConfigured => {}
+    }
+    let key = SessionKey::derive(token.ok_or(AppError::NotFound)?);
+    if route == Route::ConsoleSignIn {
+        return sign_in(req, ctx, &key, post).await.map(Err);
+    }
+    let header = req.headers().get("cookie").ok().flatten();
+    match console::cookie(header.as_deref(), COOKIE).and_then(|v| key.open(v, ctx.now)) {
+        Some(session) => Ok(Ok((key, session, false))),
+        None if post => Err(AppError::Unauthorized),
+        None => Ok(Err(see_other("/admin/sign-in", None))),
     }
 }
 
