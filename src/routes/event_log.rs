@@ -8,14 +8,16 @@
 use std::cell::Cell;
 
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
+    durable_object, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
     SqlStorageValue, State,
 };
 
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::event_log::{self, Bound, Entry, EventsQuery};
+use crate::http;
 use crate::store::EVENT_TTL_SECONDS;
+use crate::stripe::fetch::new_request;
 
 use super::Ctx;
 
@@ -167,9 +169,8 @@ async fn call(ctx: &Ctx<'_>, url: &str, body: String) -> Result<String> {
         .id_from_name(INDEX)
         .and_then(|id| id.get_stub())
         .map_err(unreachable)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(unreachable)?;
+    let request =
+        new_request(url, http::Method::Post, None, Some(&body), None).map_err(unreachable)?;
     let mut response = stub
         .fetch_with_request(request)
         .await

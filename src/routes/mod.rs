@@ -153,13 +153,11 @@ impl<'a> Ctx<'a> {
 
 /// The KV namespace; `meter`: log each operation (`Config::cost_meter`).
 pub fn state(env: &Env, meter: bool) -> Result<KvState> {
-    env.kv(STATE_BINDING)
-        .map(|kv| KvState::new(kv, meter))
-        .map_err(|e| {
-            AppError::Store(StoreError::Unavailable(format!(
-                "binding {STATE_BINDING}: {e}"
-            )))
-        })
+    KvState::new(env, STATE_BINDING, meter).map_err(|e| {
+        AppError::Store(StoreError::Unavailable(format!(
+            "binding {STATE_BINDING}: {e}"
+        )))
+    })
 }
 
 /// Where Checkout returns to: `APP_BASE_URL`, or on a dev server (`LOCAL_DEV=true`) the
