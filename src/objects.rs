@@ -32,25 +32,50 @@ fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
     struct Object {
         id: String,
     }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum IdOrObject {
-        Id(String),
-        Object(Object),
+    impl HasId for Object {
+        fn id(&self) -> &str {
+            &self.id
+        }
     }
-    Ok(match Option::<IdOrObject>::deserialize(deserializer)? {
-        Some(IdOrObject::Id(id)) => Some(id),
-        Some(IdOrObject::Object(object)) => Some(object.id),
-        None => None,
-    })
+    Ok(
+        Option::<Expandable<Object>>::deserialize(deserializer)?.map(|field| match field {
+            Expandable::Id(id) => id,
+            Expandable::Object(object) => object.id,
+        }),
+    )
 }
 
 /// A field Stripe returns as an id, or as the object when asked with `expand[]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+///
+/// Decoded by hand, not `#[serde(untagged)]`: untagged buffers the value into serde's
+/// `Content` and decodes it again per variant, a second copy of each object's decoder in the
+/// wasm (about 20 KB). A string is the id, an object `T`; anything else is refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Expandable<T> {
     Id(String),
     Object(Box<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Expandable<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct IdOrObject<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for IdOrObject<T> {
+            type Value = Expandable<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an id or an object")
+            }
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
+                Ok(Expandable::Id(id.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let object = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Expandable::Object(Box::new(object)))
+            }
+        }
+        deserializer.deserialize_any(IdOrObject(std::marker::PhantomData))
+    }
 }
 
 impl<T: HasId> Expandable<T> {
@@ -251,6 +276,38 @@ mod tests {
             si.object().unwrap().payment_method.as_ref().unwrap().id(),
             "pm_1"
         );
+    }
+
+    #[test]
+    fn an_expandable_field_of_another_shape_is_refused() {
+        let session =
+            |field: &str| format!(r#"{{"id":"cs_1","mode":"setup","setup_intent":{field}}}"#);
+        let payment = |field: &str| {
+            format!(
+                r#"{{"id":"pi_1","status":"succeeded","amount":1,"currency":"usd","customer":{field}}}"#
+            )
+        };
+        // The same bodies with a field of the right shape decode.
+        assert!(serde_json::from_str::<CheckoutSession>(&session(
+            r#"{"id":"seti_1","status":"succeeded"}"#
+        ))
+        .is_ok());
+        assert!(serde_json::from_str::<PaymentIntent>(&payment(
+            r#"{"id":"cus_1","deleted":true}"#
+        ))
+        .is_ok());
+        for field in ["5", "true", "[]", r#"{"object":"setup_intent"}"#] {
+            assert!(
+                serde_json::from_str::<CheckoutSession>(&session(field)).is_err(),
+                "{field}"
+            );
+        }
+        for field in ["5", "[]", "{}"] {
+            assert!(
+                serde_json::from_str::<PaymentIntent>(&payment(field)).is_err(),
+                "{field}"
+            );
+        }
     }
 
     #[test]

@@ -39,10 +39,10 @@ impl Envelope {
             #[serde(borrow, default)]
             object: Option<&'a str>,
         }
-        match serde_json::from_slice::<Object>(body) {
-            Ok(Object {
+        match std::str::from_utf8(body).map(serde_json::from_str::<Object>) {
+            Ok(Ok(Object {
                 object: Some(THIN_OBJECT),
-            }) => Self::Thin,
+            })) => Self::Thin,
             _ => Self::Snapshot,
         }
     }
@@ -196,7 +196,7 @@ pub enum ThinPlan {
 impl ThinEvent {
     /// Parses a verified thin body. Call only after the signature holds.
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        let event: ThinEvent = serde_json::from_slice(body)
+        let event: ThinEvent = serde_json::from_str(super::text(body)?)
             .map_err(|e| EventError::NotAnEvent(format!("thin event: {}", super::describe(&e))))?;
         if !is_event_id(&event.id) {
             return Err(EventError::InvalidId);

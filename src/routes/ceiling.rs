@@ -4,13 +4,15 @@
 //! written for it. Its one row is replaced on each take; nothing else is stored.
 
 use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
+    durable_object, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
     SqlStorageValue, State,
 };
 
 use crate::ceiling::{Tally, Verdict};
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
+use crate::http;
+use crate::stripe::fetch::new_request;
 
 use super::{shared_config, Ctx};
 
@@ -111,9 +113,8 @@ pub async fn take(ctx: &Ctx<'_>) -> Result<()> {
         .id_from_name(COUNTER)
         .and_then(|id| id.get_stub())
         .map_err(unreachable)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
-    let request = Request::new_with_init(TAKE_URL, &init).map_err(unreachable)?;
+    let request =
+        new_request(TAKE_URL, http::Method::Post, None, None, None).map_err(unreachable)?;
     let mut response = stub
         .fetch_with_request(request)
         .await

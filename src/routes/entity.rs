@@ -10,20 +10,19 @@
 use std::cell::Cell;
 
 use serde::de::DeserializeOwned;
-use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, RequestInit, Response, State,
-};
+use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, State};
 
 use crate::config::{ConfigError, DEFAULT_EPHEMERAL_GRACE_SECONDS};
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
+use crate::http;
 use crate::queue::{self, Answer, Work};
 use crate::serial::FifoLock;
 use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
 use crate::store::sql::SqlTable;
 use crate::store::StoreError;
-use crate::stripe::fetch::FETCH;
+use crate::stripe::fetch::{new_request, FETCH};
 
 use super::{shared_config, state, Ctx};
 
@@ -195,17 +194,20 @@ pub async fn run_in<T: DeserializeOwned>(
         .map_err(|e| unreachable_queue("stub", e))?;
     let body = serde_json::to_string(work)
         .map_err(|_| AppError::Internal("work for a queue does not serialise"))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
+    let headers = worker::Headers::new();
     if !entity.keeps_records() {
-        let headers = worker::Headers::new();
         headers
             .set(EPHEMERAL_HEADER, "1")
             .map_err(|e| unreachable_queue("request", e))?;
-        init.with_headers(headers);
     }
-    let request =
-        Request::new_with_init(WORK_URL, &init).map_err(|e| unreachable_queue("request", e))?;
+    let request = new_request(
+        WORK_URL,
+        http::Method::Post,
+        Some(&headers),
+        Some(&body),
+        None,
+    )
+    .map_err(|e| unreachable_queue("request", e))?;
     let mut response = stub
         .fetch_with_request(request)
         .await

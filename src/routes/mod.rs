@@ -180,13 +180,11 @@ pub fn state(env: &Env, meter: bool) -> Result<KvState> {
         .durable_object(crate::store::index::EVENT_LOG_BINDING)
         .ok()
         .map(|namespace| crate::store::index::IndexClient::new(namespace, meter));
-    env.kv(STATE_BINDING)
-        .map(|kv| KvState::new(kv, meter, index))
-        .map_err(|e| {
-            AppError::Store(StoreError::Unavailable(format!(
-                "binding {STATE_BINDING}: {e}"
-            )))
-        })
+    KvState::new(env, STATE_BINDING, meter, index).map_err(|e| {
+        AppError::Store(StoreError::Unavailable(format!(
+            "binding {STATE_BINDING}: {e}"
+        )))
+    })
 }
 
 /// Where Checkout returns to: `APP_BASE_URL`, or on a dev server (`LOCAL_DEV=true`) the

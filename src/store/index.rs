@@ -3,7 +3,10 @@
 //! the list indexes (`crate::record_index`) are tables of that one object. Only built for
 //! wasm32.
 
-use worker::{Method, ObjectNamespace, Request, RequestInit};
+use worker::ObjectNamespace;
+
+use crate::http;
+use crate::stripe::fetch::new_request;
 
 use super::StoreError;
 
@@ -39,10 +42,9 @@ impl IndexClient {
             .id_from_name(INDEX)
             .and_then(|id| id.get_stub())
             .map_err(unreachable)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
+        let url = format!("{BASE_URL}{path}");
         let request =
-            Request::new_with_init(&format!("{BASE_URL}{path}"), &init).map_err(unreachable)?;
+            new_request(&url, http::Method::Post, None, Some(&body), None).map_err(unreachable)?;
         let mut response = stub
             .fetch_with_request(request)
             .await

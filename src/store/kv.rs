@@ -4,8 +4,15 @@
 //! same expiry. KV first, then the index: a write is done when both are, so a failed index
 //! write fails the write (an entity's queue copies it again before its next piece of work).
 //! Only built for wasm32.
+//!
+//! The namespace's own JS methods called directly (`get`, `put`, `delete`, `list`): the
+//! `worker` crate's KV builders pass their options through `serde_wasm_bindgen` and a `&str`
+//! value through its generic `Serialize` path (float formatting and all), about 20 KB of the
+//! wasm for four calls that need a string or two numbers.
 
-use worker::kv::{KvError, KvStore};
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::Date;
 
 use super::index::IndexClient;
@@ -20,15 +27,46 @@ const KV_MAX_LIST_LIMIT: usize = 1000;
 /// The namespace, and whether to log each operation as a `[meter]` line (`COST_METER`, a
 /// local server's cost count: the operation and the key's prefix, never the key).
 pub struct KvState {
-    kv: KvStore,
+    kv: Object,
     meter: bool,
     /// The list indexes (`None`: the `EVENT_LOG` binding is missing, and an indexed write fails).
     index: Option<IndexClient>,
 }
 
+/// The runtime's error, as the `worker` crate's `KvError` printed it.
+fn unavailable(error: JsValue) -> StoreError {
+    StoreError::Unavailable(format!("js error: {error:?}"))
+}
+
+fn get(target: &JsValue, name: &str) -> Result<JsValue, StoreError> {
+    Reflect::get(target, &JsValue::from_str(name)).map_err(unavailable)
+}
+
+fn set(target: &Object, name: &str, value: JsValue) -> Result<(), StoreError> {
+    Reflect::set(target, &JsValue::from_str(name), &value)
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
 impl KvState {
-    pub fn new(kv: KvStore, meter: bool, index: Option<IndexClient>) -> Self {
-        Self { kv, meter, index }
+    /// The binding `name` on `env`; the error (as the `worker` crate's `KvError` printed it)
+    /// names a missing one.
+    pub fn new(
+        env: &JsValue,
+        name: &str,
+        meter: bool,
+        index: Option<IndexClient>,
+    ) -> Result<Self, String> {
+        let kv =
+            Reflect::get(env, &JsValue::from_str(name)).map_err(|e| format!("js error: {e:?}"))?;
+        if kv.is_undefined() {
+            return Err(format!("invalid kv store: {name}"));
+        }
+        Ok(Self {
+            kv: kv.unchecked_into(),
+            meter,
+            index,
+        })
     }
 
     fn index(&self) -> Result<&IndexClient, StoreError> {
@@ -73,16 +111,23 @@ impl KvState {
             worker::console_log!("[meter] kv.{operation} {prefix}");
         }
     }
-}
 
-fn unavailable(error: KvError) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+    /// `kv.<method>(args…)`, awaited.
+    async fn call(&self, method: &str, args: &Array) -> Result<JsValue, StoreError> {
+        let function: Function = get(&self.kv, method)?.unchecked_into();
+        let promise: Promise = function
+            .apply(&self.kv, args)
+            .map_err(unavailable)?
+            .unchecked_into();
+        JsFuture::from(promise).await.map_err(unavailable)
+    }
 }
 
 impl Store for KvState {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.count("read", key);
-        self.kv.get(key).text().await.map_err(unavailable)
+        let args = Array::of2(&JsValue::from_str(key), &JsValue::from_str("text"));
+        Ok(self.call("get", &args).await?.as_string())
     }
 
     async fn put(
@@ -92,18 +137,20 @@ impl Store for KvState {
         ttl_seconds: Option<u64>,
     ) -> Result<(), StoreError> {
         self.count("write", key);
-        let mut put = self.kv.put(key, value).map_err(unavailable)?;
+        let options = Object::new();
         let ttl = ttl_seconds.map(|ttl| ttl.max(KV_MIN_TTL_SECONDS));
         if let Some(ttl) = ttl {
-            put = put.expiration_ttl(ttl);
+            set(&options, "expirationTtl", JsValue::from_f64(ttl as f64))?;
         }
-        put.execute().await.map_err(unavailable)?;
+        let args = Array::of3(&JsValue::from_str(key), &JsValue::from_str(value), &options);
+        self.call("put", &args).await?;
         self.index_write(key, value, ttl).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.count("delete", key);
-        self.kv.delete(key).await.map_err(unavailable)?;
+        let args = Array::of1(&JsValue::from_str(key));
+        self.call("delete", &args).await?;
         self.index_delete(key).await
     }
 
@@ -122,23 +169,26 @@ impl Store for KvState {
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError> {
         self.count("list", prefix);
-        let mut list = self
-            .kv
-            .list()
-            .prefix(prefix.to_owned())
-            .limit(limit.clamp(1, KV_MAX_LIST_LIMIT) as u64);
+        let options = Object::new();
+        set(&options, "prefix", JsValue::from_str(prefix))?;
+        let limit = limit.clamp(1, KV_MAX_LIST_LIMIT) as f64;
+        set(&options, "limit", JsValue::from_f64(limit))?;
         if let Some(cursor) = cursor {
-            list = list.cursor(cursor.to_owned());
+            set(&options, "cursor", JsValue::from_str(cursor))?;
         }
-        let page = list.execute().await.map_err(unavailable)?;
-        Ok(ListPage {
-            keys: page.keys.into_iter().map(|key| key.name).collect(),
-            // KV may hand out a cursor on the last page too; only an incomplete list has a next one.
-            cursor: if page.list_complete {
-                None
-            } else {
-                page.cursor
-            },
-        })
+        let page = self.call("list", &Array::of1(&options)).await?;
+        let keys: Array = get(&page, "keys")?.unchecked_into();
+        let keys = keys
+            .iter()
+            .map(|key| get(&key, "name").map(|name| name.as_string().unwrap_or_default()))
+            .collect::<Result<_, _>>()?;
+        // KV may hand out a cursor on the last page too; only an incomplete list has a next one.
+        let complete = get(&page, "list_complete")?.as_bool().unwrap_or(true);
+        let cursor = if complete {
+            None
+        } else {
+            get(&page, "cursor")?.as_string()
+        };
+        Ok(ListPage { keys, cursor })
     }
 }

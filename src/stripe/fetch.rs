@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use worker::{
-    AbortSignal, Date, Delay, Fetch, Headers, Request, RequestInit, RequestRedirect, Response,
-};
+use worker::web_sys::{self, RequestRedirect};
+use worker::{AbortSignal, Date, Delay, Fetch, Headers, Request, Response};
 
 use crate::dry::DryLog;
 use crate::http::{HttpRequest, HttpResponse, Method, SendFailure, Transport};
@@ -15,6 +14,37 @@ pub struct FetchTransport<'a>(pub Option<&'a DryLog>);
 
 /// The transport of everything but a preview.
 pub const FETCH: FetchTransport<'static> = FetchTransport(None);
+
+/// A request on the runtime's own `RequestInit`. The `worker` crate's `RequestInit` also
+/// carries `cf` options through `serde_wasm_bindgen`: 12 KB of wasm for options never set.
+/// `Manual` redirects for Stripe, the default (follow) for Durable Object calls.
+pub fn new_request(
+    url: &str,
+    method: Method,
+    headers: Option<&Headers>,
+    body: Option<&str>,
+    redirect: Option<RequestRedirect>,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_str());
+    if let Some(headers) = headers {
+        init.set_headers(&headers.0);
+    }
+    if let Some(body) = body {
+        init.set_body(&body.into());
+    }
+    if let Some(redirect) = redirect {
+        init.set_redirect(redirect);
+    }
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(|e| {
+            worker::Error::JsError(
+                e.as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })
+}
 
 /// The body, read chunk by chunk up to `cap` bytes; past it the stream is dropped unread
 /// (the runtime cancels it), so a peer that streams without end costs `cap` and a chunk.
@@ -51,18 +81,15 @@ impl Transport for FetchTransport<'_> {
                 .set(name, value)
                 .map_err(|_| SendFailure::Unsendable(format!("invalid value for header {name}")))?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(match request.method {
-            Method::Get => worker::Method::Get,
-            Method::Post => worker::Method::Post,
-        })
-        .with_headers(headers)
         // Stripe does not redirect API calls; following one would turn a POST into a GET.
-        .with_redirect(RequestRedirect::Manual);
-        if let Some(body) = &request.body {
-            init.with_body(Some(body.as_str().into()));
-        }
-        let outgoing = Request::new_with_init(&request.url, &init).map_err(unsendable)?;
+        let outgoing = new_request(
+            &request.url,
+            request.method,
+            Some(&headers),
+            request.body.as_deref(),
+            Some(RequestRedirect::Manual),
+        )
+        .map_err(unsendable)?;
         let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
         let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(timeout));
         // Errors here are the runtime's (connection refused, aborted): they name no credential.
