@@ -109,6 +109,27 @@ describe('Cloudflare Access for the admin routes', () => {
     assert.equal((await get(undefined, { authorization: 'Bearer anything-at-all-that-is-long-enough' })).status, 401);
   });
 
+  test('another site\'s form cannot use the Access token on a state-changing admin route', async () => {
+    const jwt = token(current);
+    sent.push(jwt);
+    const replay = (headers) => fetch(`${stack.worker.url}/events/evt_1AccessCsrfProbe/replay`, {
+      method: 'POST', headers: { 'cf-access-jwt-assertion': jwt, ...headers },
+    });
+    // A browser on another site: Access's cookie rides along, but that is not enough.
+    assert.equal((await replay({ 'sec-fetch-site': 'cross-site' })).status, 401);
+    assert.equal((await replay({ origin: 'https://evil.example' })).status, 401);
+    // The console's own page, or no browser at all (curl, a service token): let in (the
+    // event is unknown, so the route answers for itself).
+    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, {}]) {
+      const res = await replay(headers);
+      assert.notEqual(res.status, 401, JSON.stringify(headers));
+      assert.notEqual(res.status, 403, JSON.stringify(headers));
+    }
+    // Reads are not state-changing: a cross-site GET is let in (its answer is not readable
+    // by the other site anyway).
+    assert.equal((await get(jwt, { 'sec-fetch-site': 'cross-site' })).status, 200);
+  });
+
   test('the console: an Access token is the session (no sign-in), its CSRF tokens are bound to it, sign-out is Access\'s logout', async () => {
     const alice = token(current, { sub: 'alice' });
     const bob = token(current, { sub: 'bob', email: 'bob@example.com' });

@@ -368,7 +368,11 @@ export async function createSetupSession(worker, fields = {}) {
   });
   const location = res.headers.get('location') ?? '';
   const id = location.match(/\/c\/pay\/(cs_\w+)$/)?.[1];
-  if (res.status !== 303 || !id) throw new Error(`create-checkout-session: ${res.status} ${location}`);
+  if (res.status !== 303 || !id) {
+    // The page's text says which failure it was (the ceiling, Stripe, the store).
+    const text = (await res.text()).replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').slice(0, 300);
+    throw new Error(`create-checkout-session: ${res.status} ${location} ${text}`);
+  }
   return id;
 }
 

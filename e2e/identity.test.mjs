@@ -267,7 +267,7 @@ describe('Identity verification under workerd', () => {
     // A 500 then success inside one request: retried with the same key.
     await fault({ kind: '500', path });
     const retried = await create({ user_id: 'user_fault_1' });
-    assert.equal(retried.status, 201);
+    assert.equal(retried.status, 201, JSON.stringify(retried.body));
     const [failedCall, okCall] = await calls();
     assert.deepEqual([failedCall.status, okCall.status], [500, 200]);
     assert.equal(failedCall.idempotency_key, okCall.idempotency_key);
@@ -291,7 +291,7 @@ describe('Identity verification under workerd', () => {
     assert.equal(slow.status, 503);
     await new Promise((r) => setTimeout(r, 1000));
     const again = await create({ user_id: 'user_fault_3' });
-    assert.equal(again.status, 201);
+    assert.equal(again.status, 201, JSON.stringify(again.body));
     const state = await user('user_fault_3');
     assert.equal(state.attempts, 1);
     assert.equal(state.latest_session, again.body.id);

@@ -205,8 +205,15 @@ mod glue {
             let headers = raw.headers();
             let authorization = headers.get("authorization").ok().flatten();
             let assertion = headers.get(access::ASSERTION_HEADER).ok().flatten();
-            routes::access::authorize_admin(&ctx, assertion.as_deref(), authorization.as_deref())
-                .await?;
+            let unsafe_method = !matches!(log.method, "GET" | "HEAD");
+            let cross_site = unsafe_method && routes::from_other_site(&raw, &ctx)?;
+            routes::access::authorize_admin(
+                &ctx,
+                assertion.as_deref(),
+                authorization.as_deref(),
+                cross_site,
+            )
+            .await?;
         }
         match route {
             Route::Health => Ok(routes::health::get()),

@@ -22,18 +22,21 @@ use crate::services::{attempt_notification, send_notification, NotifyTarget};
 use crate::store::{keys, Store, StoreError};
 
 /// What one retry may cost in subrequests at most: the record's read, the POST, the new
-/// index entry, the record's write and the old entry's delete. KV operations are counted as
-/// if they were subrequests, so a run stays within the Free plan's 50 either way.
-pub const SUBREQUESTS_PER_RETRY: usize = 5;
-/// What raising an operator's alert may cost: the record's read and write, the POST, and on
-/// a failed attempt the index entry, the hint and the record's write again.
-pub const SUBREQUESTS_PER_ALERT: usize = 6;
+/// index entry, the record's write with its list row (a Durable Object request) and the old
+/// entry's delete. KV and Durable Object operations are counted as if they were subrequests,
+/// so a run stays within the Free plan's 50 either way.
+pub const SUBREQUESTS_PER_RETRY: usize = 6;
+/// What raising an operator's alert may cost: the record's read and write (with its list
+/// row), the POST, and on a failed attempt the index entry, the hint and the record's write
+/// (with its row) again.
+pub const SUBREQUESTS_PER_ALERT: usize = 8;
 /// What a run costs besides its retries: the hint's read and the list (or the hint's write
 /// or delete, which come instead of a retry's share: see `retry_due`).
 pub const SUBREQUESTS_PER_RUN: usize = 2;
 /// The retry step's share of a scheduled run's 50 subrequests (Workers Free plan); the rest
-/// is left to the run's other steps. The hint, one list and 4 retries, or 3 and a hint write.
-pub const RETRY_SUBREQUEST_BUDGET: usize = 25;
+/// is left to the run's other steps. The hint, one list and 4 retries (3 + 4 × 6), or 3 and
+/// a hint write.
+pub const RETRY_SUBREQUEST_BUDGET: usize = 27;
 
 /// What a retry run did, for its log line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -106,7 +106,8 @@ async fn fetch_keys(url: &str, now: i64) -> Result<Keys> {
 }
 
 /// The imported key with this id: from the cache while fresh, else fetched again (an unknown
-/// id refetches at most once a minute). `None`: the team publishes no such key.
+/// id refetches at most once a minute; a cached key outlives a failed fetch). `None`: the
+/// team publishes no such key.
 async fn key_for(url: &str, kid: &str, now: i64) -> Result<Option<JsValue>> {
     let cached = KEYS.with_borrow(|keys| {
         keys.as_ref().filter(|k| k.url == url).map(|k| {
@@ -118,12 +119,18 @@ async fn key_for(url: &str, kid: &str, now: i64) -> Result<Option<JsValue>> {
             (key, now - k.fetched_at)
         })
     });
-    match cached {
+    let stale = match cached {
         Some((Some(key), age)) if age < KEYS_TTL_SECONDS => return Ok(Some(key)),
         Some((None, age)) if age < REFETCH_SECONDS => return Ok(None),
-        _ => {}
-    }
-    let keys = fetch_keys(url, now).await?;
+        Some((key, _)) => key,
+        None => None,
+    };
+    // A key the team published stays usable while its keys cannot be fetched again (Access
+    // keeps a rotated-out key valid for days).
+    let keys = match fetch_keys(url, now).await {
+        Ok(keys) => keys,
+        Err(error) => return stale.map(Some).ok_or(error),
+    };
     let found = keys
         .keys
         .iter()
@@ -174,9 +181,17 @@ pub async fn verdict(ctx: &Ctx<'_>, assertion: Option<&str>) -> Result<crate::au
     let Some(assertion) = assertion.filter(|a| !a.trim().is_empty()) else {
         return Ok(crate::auth::Access::Absent);
     };
-    Ok(match verify(&app, assertion, ctx.now).await? {
-        Ok(_) => crate::auth::Access::Valid,
-        Err(why) => {
+    Ok(match verify(&app, assertion, ctx.now).await {
+        Ok(Ok(_)) => crate::auth::Access::Valid,
+        // The team's keys could not be had (and none was kept): no way to tell, so Access
+        // lets nobody in, and the bearer token still decides rather than every admin request
+        // failing while the keys are out of reach.
+        Err(_) => {
+            ctx.trace
+                .note("Cloudflare Access keys could not be fetched".to_owned());
+            crate::auth::Access::Refused
+        }
+        Ok(Err(why)) => {
             ctx.trace
                 .note(format!("Cloudflare Access token refused: {}", why.as_str()));
             crate::auth::Access::Refused
@@ -184,14 +199,24 @@ pub async fn verdict(ctx: &Ctx<'_>, assertion: Option<&str>) -> Result<crate::au
     })
 }
 
-/// The admin check of every admin route, and the console's: a valid Access token, else the
-/// bearer token (`auth::authorize`). The headers as the request carries them.
+/// The admin check of every admin route: a valid Access token, else the bearer token
+/// (`auth::authorize`). The headers as the request carries them. `cross_site`: a
+/// state-changing request from another site's page, which Access's token alone does not let
+/// in: the browser attaches Access's cookie (its SameSite is the team's setting) to another
+/// site's form as well, and these routes have no CSRF token. A browser never adds the bearer
+/// token by itself, so that still decides.
 pub async fn authorize_admin(
     ctx: &Ctx<'_>,
     assertion: Option<&str>,
     authorization: Option<&str>,
+    cross_site: bool,
 ) -> Result<()> {
-    let access = verdict(ctx, assertion).await?;
+    let mut access = verdict(ctx, assertion).await?;
+    if cross_site && access == crate::auth::Access::Valid {
+        ctx.trace
+            .note("Cloudflare Access token on another site's request: not enough".to_owned());
+        access = crate::auth::Access::Refused;
+    }
     // A weak token (short, or the example's) only works with LOCAL_DEV=true.
     let token = ctx.config()?.admin_token_checked()?;
     crate::auth::authorize(access, token, authorization)

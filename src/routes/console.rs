@@ -13,9 +13,7 @@ use crate::error::{AppError, Record, Result};
 use crate::handlers::dry_run;
 use crate::notify::State;
 use crate::outbox::{self, NotificationsQuery};
-use crate::router::{
-    form_field, form_fields, is_same_origin_post, origin_of, Route, MAX_FORM_BYTES,
-};
+use crate::router::{form_field, form_fields, origin_of, Route, MAX_FORM_BYTES};
 use crate::store::keys;
 
 use crate::dry::DryLog;
@@ -162,18 +160,9 @@ async fn preview(ctx: &Ctx<'_>, id: &str) -> Result<console::Preview> {
 /// A console POST must come from the console's own page (the router's check, as for the
 /// public form): this request's origin, or `APP_BASE_URL`'s.
 fn same_origin(req: &Request, ctx: &Ctx<'_>) -> Result<()> {
-    let own = req.inner().url();
-    let app = ctx.config()?.app_base_url.clone().unwrap_or_default();
-    let own_origins = [origin_of(&own).unwrap_or(""), origin_of(&app).unwrap_or("")];
-    let header = |name: &str| req.headers().get(name).ok().flatten();
-    if is_same_origin_post(
-        header("sec-fetch-site").as_deref(),
-        header("origin").as_deref(),
-        &own_origins,
-    ) {
-        Ok(())
-    } else {
-        Err(AppError::CrossSiteForm)
+    match super::from_other_site(req.inner(), ctx)? {
+        true => Err(AppError::CrossSiteForm),
+        false => Ok(()),
     }
 }
 
@@ -183,8 +172,9 @@ async fn read_form(req: &mut Request) -> Result<Vec<(String, String)>> {
     form_fields(content_type.as_deref(), &body)
 }
 
-/// `GET /admin/sign-in`: the form (to the overview when signed in already); `POST`: the
-/// token checked in constant time, then a session cookie; a wrong one is the form again, 401.
+/// `GET /admin/sign-in`: the form (behind Access, `signed_in` sends it to the overview);
+/// `POST`: the token checked in constant time, then a session cookie; a wrong one is the form
+/// again, 401.
 async fn sign_in(
     req: &mut Request,
     ctx: &Ctx<'_>,

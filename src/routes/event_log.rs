@@ -52,7 +52,7 @@ pub struct EventLog {
     table_created: Cell<bool>,
     /// This instance knows the purge alarm is set (it set it, or read it back): a put then
     /// needs no `getAlarm`. Unset when the alarm runs, which sets it again if rows are left.
-    alarm_set: Cell<bool>,
+    alarm_at: Cell<Option<i64>>,
 }
 
 impl DurableObject for EventLog {
@@ -60,7 +60,7 @@ impl DurableObject for EventLog {
         Self {
             state,
             table_created: Cell::new(false),
-            alarm_set: Cell::new(false),
+            alarm_at: Cell::new(None),
         }
     }
 
@@ -118,7 +118,7 @@ impl DurableObject for EventLog {
     /// Rows older than the records' TTL go, and the list indexes' expired rows (as KV's copies
     /// expire); the alarm is set again for the next expiry left.
     async fn alarm(&self) -> worker::Result<Response> {
-        self.alarm_set.set(false);
+        self.alarm_at.set(None);
         let sql = self.sql()?;
         let now = (Date::now().as_millis() / 1000) as i64;
         let keep_from = event_log::keep_from(now, EVENT_TTL_SECONDS);
@@ -175,7 +175,8 @@ impl EventLog {
             let at = Bound::Integer(entry.record.recorded_at);
             rows(sql, event_log::MARK_DELIVERY, vec![at])?;
         }
-        self.ensure_purge(sql).await?;
+        let due = event_log::next_purge(Some(entry.record.recorded_at), EVENT_TTL_SECONDS);
+        self.ensure_purge(sql, due).await?;
         Response::ok("")
     }
 
@@ -207,14 +208,13 @@ impl EventLog {
         };
         match action {
             "put" => {
-                let bound = serde_json::from_str::<Row>(&text)
-                    .ok()
-                    .and_then(|row| row.bindings(table));
-                let Some(bound) = bound else {
+                let row = serde_json::from_str::<Row>(&text).ok();
+                let expires_at = row.as_ref().and_then(|row| row.expires_at);
+                let Some(bound) = row.and_then(|row| row.bindings(table)) else {
                     return Response::error("a row that does not decode", 400);
                 };
                 rows(sql, &table.upsert(), bound)?;
-                self.ensure_purge(sql).await?;
+                self.ensure_purge(sql, expires_at).await?;
                 Response::ok("")
             }
             "delete" => {
@@ -241,17 +241,32 @@ impl EventLog {
         }
     }
 
-    /// Retention never waits for the next write: after a put the purge alarm is set. Once this
-    /// instance knows it is set (it set it, or read it back) a put needs no `getAlarm`.
-    async fn ensure_purge(&self, sql: &SqlStorage) -> worker::Result<()> {
-        if self.alarm_set.get() {
-            return Ok(());
+    /// Retention never waits for the next write: after a put the purge alarm is set, and a
+    /// row due (`due`, Unix seconds) before it moves it earlier (a list row can set it 90 days
+    /// out, and events must still go after 30). Once this instance knows when the alarm is
+    /// (it set it, or read it back) a put needs no `getAlarm`.
+    async fn ensure_purge(&self, sql: &SqlStorage, due: Option<i64>) -> worker::Result<()> {
+        let at = match self.alarm_at.get() {
+            Some(at) => Some(at),
+            None => self.state.storage().get_alarm().await?.map(|ms| ms / 1000),
+        };
+        match (at, due) {
+            (None, _) => self.schedule_purge(sql).await,
+            (Some(at), Some(due)) if due < at => self.set_purge_alarm(due).await,
+            (Some(at), _) => {
+                self.alarm_at.set(Some(at));
+                Ok(())
+            }
         }
-        if self.state.storage().get_alarm().await?.is_none() {
-            self.schedule_purge(sql).await?;
-        } else {
-            self.alarm_set.set(true);
-        }
+    }
+
+    async fn set_purge_alarm(&self, at: i64) -> worker::Result<()> {
+        let now_ms = Date::now().as_millis() as i64;
+        self.state
+            .storage()
+            .set_alarm((at * 1000 - now_ms).max(0))
+            .await?;
+        self.alarm_at.set(Some(at));
         Ok(())
     }
 
@@ -267,15 +282,10 @@ impl EventLog {
                 (a, b) => a.or(b),
             };
         }
-        if let Some(at) = next {
-            let now_ms = Date::now().as_millis() as i64;
-            self.state
-                .storage()
-                .set_alarm((at * 1000 - now_ms).max(0))
-                .await?;
-            self.alarm_set.set(true);
+        match next {
+            Some(at) => self.set_purge_alarm(at).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys::ReadableStream;
+use worker::worker_sys::web_sys::Request as ReadableRequest;
 use worker::{ByteStream, Env, Headers, Request, Response};
 
 use crate::config::Config;
@@ -172,6 +173,24 @@ impl<'a> Ctx<'a> {
 pub fn query_of(url: &str) -> Option<&str> {
     url.split_once('?')
         .map(|(_, rest)| rest.split('#').next().unwrap_or(""))
+}
+
+/// Whether a request comes from another site's page: its `Sec-Fetch-Site`, else its `Origin`,
+/// against this service's origins (the request's own and `APP_BASE_URL`'s), the public form's
+/// rule (`router::is_same_origin_post`). A request with neither header is no browser's.
+pub fn from_other_site(raw: &ReadableRequest, ctx: &Ctx<'_>) -> Result<bool> {
+    let own = raw.url();
+    let app = ctx.config()?.app_base_url.clone().unwrap_or_default();
+    let own_origins = [
+        crate::router::origin_of(&own).unwrap_or(""),
+        crate::router::origin_of(&app).unwrap_or(""),
+    ];
+    let header = |name: &str| raw.headers().get(name).ok().flatten();
+    Ok(!crate::router::is_same_origin_post(
+        header("sec-fetch-site").as_deref(),
+        header("origin").as_deref(),
+        &own_origins,
+    ))
 }
 
 /// The KV namespace; `meter`: log each operation (`Config::cost_meter`).

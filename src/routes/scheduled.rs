@@ -46,7 +46,8 @@ pub async fn run(env: &Env, cron: &str, scheduled_ms: f64) {
         ctx.config().ok().and_then(|c| c.ops_notify_url.as_ref()),
     ) {
         (Ok(None), _) | (_, None) => 0,
-        _ => 2 * SUBREQUESTS_PER_ALERT,
+        // The silent-endpoint check reads the index's marks first.
+        _ => 2 * SUBREQUESTS_PER_ALERT + 1,
     };
     let budget = match (&catch_up, &thin) {
         (Ok(None), Ok(None)) => RETRY_SUBREQUEST_BUDGET,

@@ -1,8 +1,10 @@
 //! Workers KV behind the `Store` port, and the one place the list indexes are written: a
 //! record of an indexed kind (`record_index::Table::of_key`: `charge:`, `identity:user:`,
 //! `notification:`) written or deleted here has its index row written or deleted too, with the
-//! same expiry. KV first, then the index: a write is done when both are, so a failed index
-//! write fails the write (an entity's queue copies it again before its next piece of work).
+//! same expiry. The row first, then KV: a write is done when both are, so a failed index
+//! write fails the write before KV changes (an entity's queue copies it again before its next
+//! piece of work; the outbox's next run writes a notification again). A delete removes the
+//! record first, then its row.
 //! Only built for wasm32.
 //!
 //! The namespace's own JS methods called directly (`get`, `put`, `delete`, `list`): the
@@ -142,9 +144,13 @@ impl Store for KvState {
         if let Some(ttl) = ttl {
             set(&options, "expirationTtl", JsValue::from_f64(ttl as f64))?;
         }
+        // The row first: a record whose row could not be written is not written either, so
+        // its writer's retry (the queue's copy, the outbox's next run) writes both. The other
+        // way round, a notification delivered in KV but not in its row would stay listed as
+        // pending: nothing writes a finished notification again.
+        self.index_write(key, value, ttl).await?;
         let args = Array::of3(&JsValue::from_str(key), &JsValue::from_str(value), &options);
-        self.call("put", &args).await?;
-        self.index_write(key, value, ttl).await
+        self.call("put", &args).await.map(|_| ())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
