@@ -217,18 +217,10 @@ fn link(href: &str, text: &str) -> String {
     )
 }
 
-/// `at` as UTC `YYYY-MM-DD HH:MM:SS` (civil from days, Howard Hinnant's algorithm).
+/// `at` as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn utc(at: i64) -> String {
     let (days, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::event::thin::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         secs / 3600,

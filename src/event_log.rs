@@ -159,11 +159,7 @@ impl EventsQuery {
                 "give `customer` or `user`, not both: an event belongs to one of them".into(),
             ));
         }
-        if let (Some(since), Some(until)) = (parsed.since, parsed.until) {
-            if since >= until {
-                return Err(AppError::BadQuery("`since` must be before `until`".into()));
-            }
-        }
+        check_range(parsed.since, parsed.until)?;
         Ok(parsed)
     }
 
@@ -354,6 +350,16 @@ pub(crate) fn parse_customer(value: &str) -> Result<&str, AppError> {
         ));
     }
     Ok(value)
+}
+
+/// A time range's bounds (`since` inclusive, `until` exclusive): `since` must come first.
+pub fn check_range(since: Option<i64>, until: Option<i64>) -> Result<(), AppError> {
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => {
+            Err(AppError::BadQuery("`since` must be before `until`".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A page's `limit`: a whole number from 1 to 100.

@@ -388,11 +388,7 @@ impl ListQuery {
                 "give `customer` or `user`, not both: a notification has one recipient".into(),
             ));
         }
-        if let (Some(since), Some(until)) = (parsed.since, parsed.until) {
-            if since >= until {
-                return Err(AppError::BadQuery("`since` must be before `until`".into()));
-            }
-        }
+        crate::event_log::check_range(parsed.since, parsed.until)?;
         Ok(parsed)
     }
 
