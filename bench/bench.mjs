@@ -182,7 +182,7 @@ function report({ started, finished, info, loads, checks, trials, bundles, start
   add(`- command: \`${command}\``);
   add(`- date: ${started.toISOString()} to ${finished.toISOString()}`);
   add(`- machine: ${info.nproc} CPUs (nproc), ${info.model}; Linux ${info.kernel}`);
-  add(`- load average (1 min) during the run: min ${loadMin.toFixed(2)}, mean ${loadMean.toFixed(2)}, max ${loadMax.toFixed(2)} (sampled before every trial; other builds were running on the machine)`);
+  add(`- load average (1 min) during the run: min ${loadMin.toFixed(2)}, mean ${loadMean.toFixed(2)}, max ${loadMax.toFixed(2)} (sampled before every trial)`);
   add(`- runtime: wrangler ${info.wranglerVersion} (\`wrangler dev --local --ip 127.0.0.1\`), workerd ${info.workerdVersion}, Node ${info.node}; load generator autocannon, ${CONNECTIONS} connections, no pipelining`);
   add(`- design: ${ROUNDS} rounds; in each round every path on every worker for ${SECONDS} s (worker order rotating), after a ${WARMUP_SECONDS} s warm-up of each; figures are medians over the rounds; ratios are the median of the per-round ratios`);
   add(`- accept: distinct \`customer.updated\` events of ${checks.eventBytes} bytes (a type recorded \`ignored\`), signed with the SDK's \`generateTestHeaderString\` just before each trial (pool sized from the warm-up rate${Object.values(summary).reduce((n, x) => n + x.signedLate, 0) ? '; some were signed during the trial because the pool ran out' : '; the pool never ran out'}); reject: the same size of body signed with another secret`);
