@@ -107,14 +107,7 @@ fn run(
     now: i64,
 ) -> RetryReport {
     let before = sink.transport.sent().len();
-    let report = block_on(retry_due(
-        store,
-        &sink.transport,
-        target(now),
-        now,
-        RETRY_SUBREQUEST_BUDGET,
-    ))
-    .unwrap();
+    let report = retry_run(store, sink, false, now);
     for request in &sink.transport.sent()[before..] {
         let id = request.header("idempotency-key").unwrap().to_owned();
         log.borrow_mut().push((id, sink.answer.get()));
@@ -126,6 +119,30 @@ fn record(store: &MemoryStore, n: usize) -> Notification {
     block_on(keys::notification(&format!("evt_{n}.identity.verified")).load(store))
         .unwrap()
         .unwrap()
+}
+
+/// One scheduled retry run at `now` with the whole retry budget; `ops`: with
+/// `OPS_NOTIFY_URL` ([`ops_target`]).
+fn retry_run(store: &impl Store, sink: &Sink, ops: bool, now: i64) -> RetryReport {
+    let target = if ops { ops_target(now) } else { target(now) };
+    block_on(retry_due(
+        store,
+        &sink.transport,
+        target,
+        now,
+        RETRY_SUBREQUEST_BUDGET,
+    ))
+    .unwrap()
+}
+
+/// When the first pending notification is due (`last`: the last one).
+fn next_due(store: &MemoryStore, last: bool) -> Option<i64> {
+    let due = pending(store).into_iter().filter_map(|r| r.next_attempt_at);
+    if last {
+        due.max()
+    } else {
+        due.min()
+    }
 }
 
 fn pending(store: &MemoryStore) -> Vec<Notification> {
@@ -219,11 +236,7 @@ fn a_sink_that_never_recovers_leaves_each_notification_dead_with_its_attempts() 
     notify(&store, &sink, &log, 1, T0);
     notify(&store, &sink, &log, 2, T0 + 1);
     let mut runs = 0;
-    while let Some(due) = pending(&store)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .max()
-    {
+    while let Some(due) = next_due(&store, true) {
         run(&store, &sink, &log, due);
         runs += 1;
         assert!(runs < 40, "it ends");
@@ -545,19 +558,8 @@ fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_a
     ))
     .unwrap();
     let mut runs = 0;
-    while let Some(due) = pending(&store)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .max()
-    {
-        block_on(retry_due(
-            &store,
-            &sink.transport,
-            ops_target(due),
-            due,
-            RETRY_SUBREQUEST_BUDGET,
-        ))
-        .unwrap();
+    while let Some(due) = next_due(&store, true) {
+        retry_run(&store, &sink, true, due);
         runs += 1;
         assert!(runs < 80, "it ends");
     }
@@ -613,19 +615,8 @@ fn a_notification_gone_dead_raises_one_signed_alert_to_the_operator_and_a_dead_a
         T0,
     ))
     .unwrap();
-    while let Some(due) = pending(&quiet)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .max()
-    {
-        block_on(retry_due(
-            &quiet,
-            &sink.transport,
-            target(due),
-            due,
-            RETRY_SUBREQUEST_BUDGET,
-        ))
-        .unwrap();
+    while let Some(due) = next_due(&quiet, true) {
+        retry_run(&quiet, &sink, false, due);
     }
     let dead: Vec<String> = list(&quiet, "state=dead")
         .into_iter()
@@ -652,19 +643,8 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
         T0,
     ))
     .unwrap();
-    while let Some(due) = pending(&scratch)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .min()
-    {
-        block_on(retry_due(
-            &scratch,
-            &sink.transport,
-            target(due),
-            due,
-            RETRY_SUBREQUEST_BUDGET,
-        ))
-        .unwrap();
+    while let Some(due) = next_due(&scratch, false) {
+        retry_run(&scratch, &sink, false, due);
     }
     let last = record(&scratch, 9).attempts.last().unwrap().at;
 
@@ -679,20 +659,8 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
         T0,
     ))
     .unwrap();
-    while let Some(due) = pending(&store)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .min()
-        .filter(|d| *d < last)
-    {
-        block_on(retry_due(
-            &store,
-            &sink.transport,
-            ops_target(due),
-            due,
-            RETRY_SUBREQUEST_BUDGET,
-        ))
-        .unwrap();
+    while let Some(due) = next_due(&store, false).filter(|d| *d < last) {
+        retry_run(&store, &sink, true, due);
     }
     for n in 1..=3 {
         block_on(send_notification(
@@ -706,14 +674,7 @@ fn a_run_whose_last_retry_ends_a_window_still_has_room_for_the_alert() {
     }
     let counting = Counting::new(&store);
     let sent_before = sink.transport.sent().len();
-    let report = block_on(retry_due(
-        &counting,
-        &sink.transport,
-        ops_target(last),
-        last,
-        RETRY_SUBREQUEST_BUDGET,
-    ))
-    .unwrap();
+    let report = retry_run(&counting, &sink, true, last);
     let subrequests = counting.calls.get() + sink.transport.sent().len() - sent_before;
     assert!(
         subrequests <= RETRY_SUBREQUEST_BUDGET,
@@ -738,21 +699,10 @@ fn runs_that_end_windows_and_raise_alerts_stay_within_their_budget() {
     }
     let counting = Counting::new(&store);
     let (mut runs, mut most) = (0, 0);
-    while let Some(due) = pending(&store)
-        .iter()
-        .filter_map(|r| r.next_attempt_at)
-        .min()
-    {
+    while let Some(due) = next_due(&store, false) {
         counting.calls.set(0);
         let sent_before = sink.transport.sent().len();
-        block_on(retry_due(
-            &counting,
-            &sink.transport,
-            ops_target(due),
-            due,
-            RETRY_SUBREQUEST_BUDGET,
-        ))
-        .unwrap();
+        retry_run(&counting, &sink, true, due);
         let subrequests = counting.calls.get() + sink.transport.sent().len() - sent_before;
         assert!(
             subrequests <= RETRY_SUBREQUEST_BUDGET,
