@@ -94,26 +94,40 @@ pub struct Cursor {
 impl Cursor {
     /// Opaque on the wire: hex of `{recorded_at}.{id}`, so it needs no escaping in a URL.
     pub fn encode(&self) -> String {
-        hex::encode(format!("{}.{}", self.recorded_at, self.id))
+        encode_position(self.recorded_at, &self.id)
     }
 
     /// A cursor this route handed out, or `None` for anything else.
     pub fn decode(text: &str) -> Option<Self> {
-        if text.len() > 256 {
-            return None;
-        }
-        let bytes = hex::decode(text).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (at, id) = text.split_once('.')?;
-        let digits = !at.is_empty() && at.len() <= 12 && at.bytes().all(|b| b.is_ascii_digit());
-        if !digits || !is_event_id(id) {
-            return None;
-        }
-        Some(Self {
-            recorded_at: at.parse().ok()?,
-            id: id.to_owned(),
-        })
+        let (recorded_at, id) = decode_position(text, 256, is_event_id)?;
+        Some(Self { recorded_at, id })
     }
+}
+
+/// A page's end on the wire, for the event log and the list indexes alike: hex of
+/// `{at}.{id}`, so it needs no escaping in a URL.
+pub fn encode_position(at: i64, id: &str) -> String {
+    hex::encode(format!("{at}.{id}"))
+}
+
+/// The `(at, id)` of a cursor [`encode_position`] made, or `None` for anything else: at most
+/// `max_len` characters, `at` 1–12 digits, and an id `id_ok` accepts. A function pointer, not
+/// a generic, so the wasm holds one copy.
+pub fn decode_position(
+    text: &str,
+    max_len: usize,
+    id_ok: fn(&str) -> bool,
+) -> Option<(i64, String)> {
+    if text.len() > max_len {
+        return None;
+    }
+    let text = String::from_utf8(hex::decode(text).ok()?).ok()?;
+    let (at, id) = text.split_once('.')?;
+    let digits = !at.is_empty() && at.len() <= 12 && at.bytes().all(|b| b.is_ascii_digit());
+    if !digits || !id_ok(id) {
+        return None;
+    }
+    Some((at.parse().ok()?, id.to_owned()))
 }
 
 /// `GET /events?…`, validated. Every filter is optional; they combine with AND. It crosses

@@ -319,27 +319,23 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        hex::encode(format!("{}.{}", self.at, self.id))
+        crate::event_log::encode_position(self.at, &self.id)
     }
 
     /// A cursor a list route handed out, or `None`.
     pub fn decode(text: &str) -> Option<Self> {
-        if text.len() > 600 {
-            return None;
-        }
-        let text = String::from_utf8(hex::decode(text).ok()?).ok()?;
-        let (at, id) = text.split_once('.')?;
-        let digits = !at.is_empty() && at.len() <= 12 && at.bytes().all(|b| b.is_ascii_digit());
-        let id_ok = !id.is_empty()
-            && id.len() <= 255
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b));
-        (digits && id_ok).then(|| Self {
-            at: at.parse().unwrap_or(0),
-            id: id.to_owned(),
-        })
+        let (at, id) = crate::event_log::decode_position(text, 600, is_row_id)?;
+        Some(Self { at, id })
     }
+}
+
+/// An id a list's row can have (a charge's, a user's or a notification's).
+fn is_row_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b))
 }
 
 /// A list query over one table, validated: filters combine with AND.
