@@ -56,14 +56,17 @@ impl Refused {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
 }
+crate::json::map_only!(Header);
 
 /// The claims checked here; the rest of the payload is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Claims {
     /// An array of AUD tags (a single string is read too, as RFC 7519 allows).
     aud: serde_json::Value,
@@ -77,6 +80,7 @@ pub struct Claims {
     #[serde(default)]
     pub common_name: Option<String>,
 }
+crate::json::map_only!(Claims);
 
 /// A token read: its key id, its claims, the signed bytes and the signature.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,6 +73,7 @@ pub const REPORT_IDS: usize = 20;
 
 /// The value under `catchup:state`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CatchupState {
     pub version: u32,
     /// Unix seconds: every listed event created before this has been passed.
@@ -84,9 +85,11 @@ pub struct CatchupState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunReport>,
 }
+crate::json::map_only!(serialize: CatchupState);
 
 /// One walk over `[since, until]`, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Scan {
     pub until: i64,
     /// The last event considered: the next page starts after it (`None`: from the newest).
@@ -97,9 +100,11 @@ pub struct Scan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_unhandled: Option<i64>,
 }
+crate::json::map_only!(serialize: Scan);
 
 /// What one run did, shown by `GET /catch-up` and logged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RunReport {
     /// The run's time (the scheduled event's).
     pub at: i64,
@@ -136,6 +141,7 @@ pub struct RunReport {
     /// The cursor after the run.
     pub since: i64,
 }
+crate::json::map_only!(serialize: RunReport);
 
 impl RunReport {
     pub fn new(at: i64) -> Self {

@@ -121,6 +121,7 @@ pub enum AppError {
 /// entity's Durable Object back to the worker that asked): the same status, code, message,
 /// log text and retry decision as the error it was made from ([`AppError::relay`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Relayed {
     pub status: u16,
     pub code: String,
@@ -134,6 +135,7 @@ pub struct Relayed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stripe: Option<StripeSaid>,
 }
+crate::json::map_only!(serialize: Relayed);
 
 /// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
 /// and [`AppError::is_retryable`].

@@ -35,6 +35,7 @@ impl EventError {
 
 /// Serialisable: a verified event travels to its entity's queue (`crate::queue::Work`).
 #[derive(Debug, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
@@ -46,11 +47,14 @@ pub struct Event {
     pub api_version: Option<String>,
     pub data: EventData,
 }
+crate::json::map_only!(serialize: Event);
 
 #[derive(Debug, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct EventData {
     pub object: Box<RawValue>,
 }
+crate::json::map_only!(serialize: EventData);
 
 impl Event {
     /// Parses a verified body. Call only after the signature holds.
@@ -221,6 +225,7 @@ pub fn check_mode(event_livemode: bool, key_livemode: bool) -> Result<(), EventE
 
 /// The value under `event:{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct EventRecord {
     pub version: u32,
     pub id: String,
@@ -256,6 +261,7 @@ pub struct EventRecord {
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }
+crate::json::map_only!(serialize: EventRecord);
 
 pub const EVENT_RECORD_VERSION: u32 = 1;
 

@@ -289,6 +289,7 @@ pub struct EventsPage {
 /// What the worker sends the index for one recorded event: the record and the entity whose
 /// queue handled it (`user:…`, `customer:…`, or none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Entry {
     pub record: EventRecord,
     pub entity: Option<String>,
@@ -297,14 +298,17 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delivered: bool,
 }
+crate::json::map_only!(serialize: Entry);
 
 /// The index's marks (`GET` by the catch-up step): the last delivery, and when the index
 /// began (the silence before any delivery starts there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Marks {
     pub last_delivery: Option<i64>,
     pub started: Option<i64>,
 }
+crate::json::map_only!(serialize: Marks);
 
 impl Marks {
     /// Since when no delivery arrived (`None`: the index has no row yet).
@@ -419,12 +423,14 @@ pub const COUNT_SINCE: &str = "SELECT outcome, retryable IS 0, COUNT(*) FROM eve
 
 /// Events by outcome, failures split into those Stripe retries and those failed for good.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Counts {
     pub handled: i64,
     pub ignored: i64,
     pub failed_retrying: i64,
     pub failed_for_good: i64,
 }
+crate::json::map_only!(serialize: Counts);
 
 impl Counts {
     /// One row of [`COUNT_SINCE`]; an outcome this version does not know is left out.

@@ -203,6 +203,7 @@ pub fn classify(code: Option<&str>) -> Next {
 
 /// The value under `identity:session:{vs_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct SessionRecord {
     pub version: u32,
     pub id: String,
@@ -232,6 +233,7 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checked_at: Vec<i64>,
 }
+crate::json::map_only!(serialize: SessionRecord);
 
 impl SessionRecord {
     /// The record of a session made here, before any of its events are applied: at its
@@ -279,10 +281,12 @@ fn is_zero(n: &u32) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct LastError {
     pub code: Option<String>,
     pub reason: Option<String>,
 }
+crate::json::map_only!(serialize: LastError);
 
 impl From<&VerificationLastError> for LastError {
     fn from(error: &VerificationLastError) -> Self {
@@ -295,6 +299,7 @@ impl From<&VerificationLastError> for LastError {
 
 /// The value under `identity:user:{user_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct UserRecord {
     pub version: u32,
     pub user_id: String,
@@ -328,6 +333,7 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resubmissions: u32,
 }
+crate::json::map_only!(serialize: UserRecord);
 
 /// How the user's next attempt is made, told in the notification and the user view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

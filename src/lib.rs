@@ -50,6 +50,7 @@ pub mod event_log;
 pub mod handlers;
 pub mod http;
 pub mod identity;
+pub mod json;
 pub mod notify;
 pub mod objects;
 pub mod outbox;

@@ -109,6 +109,7 @@ pub const MAX_SINK_RESPONSE_BYTES: usize = 4 * 1024;
 
 /// One attempt: when, and the sink's status or why there was none. Never a body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Attempt {
     pub at: i64,
     /// The sink's answer (2xx: delivered).
@@ -118,6 +119,7 @@ pub struct Attempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+crate::json::map_only!(serialize: Attempt);
 
 /// No answer in time: connection refused or reset, a timeout, an abort.
 pub const ERROR_NETWORK: &str = "network";
@@ -128,6 +130,7 @@ pub const ERROR_UNSIGNED: &str = "unsigned";
 
 /// The value under `notification:{id}`; the first five fields are the body POSTed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Notification {
     pub version: u32,
     pub id: String,
@@ -155,6 +158,7 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_at: Option<i64>,
 }
+crate::json::map_only!(serialize: Notification);
 
 impl Notification {
     /// `source` is what caused it (an event or object id); with `kind` it makes the id.

@@ -29,9 +29,11 @@ where
 /// request expanded it.
 fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
+    #[serde(remote = "Self")]
     struct Object {
         id: String,
     }
+    crate::json::map_only!(Object);
     impl HasId for Object {
         fn id(&self) -> &str {
             &self.id
@@ -103,6 +105,7 @@ macro_rules! has_id {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct Customer {
     pub id: String,
     #[serde(default)]
@@ -110,6 +113,7 @@ pub struct Customer {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct Card {
     #[serde(default)]
     pub brand: Option<String>,
@@ -122,6 +126,7 @@ pub struct Card {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct PaymentMethod {
     pub id: String,
     /// `card`, `sepa_debit`, `us_bank_account`, …: only a card becomes a customer's default.
@@ -134,6 +139,7 @@ pub struct PaymentMethod {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct SetupIntent {
     pub id: String,
     pub status: String,
@@ -144,12 +150,14 @@ pub struct SetupIntent {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct CustomerDetails {
     #[serde(default)]
     pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct CheckoutSession {
     pub id: String,
     pub mode: String,
@@ -180,6 +188,7 @@ pub struct CheckoutSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct PaymentIntent {
     pub id: String,
     pub status: String,
@@ -199,6 +208,7 @@ pub struct PaymentIntent {
 
 /// A PaymentIntent's `last_payment_error`, or the fields of a 402 that matter to a charge.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct PaymentError {
     #[serde(default)]
     pub code: Option<String>,
@@ -209,6 +219,7 @@ pub struct PaymentError {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct VerificationLastError {
     #[serde(default)]
     pub code: Option<String>,
@@ -217,6 +228,7 @@ pub struct VerificationLastError {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct VerificationSession {
     pub id: String,
     pub status: String,
@@ -234,6 +246,7 @@ pub struct VerificationSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(remote = "Self")]
 pub struct WebhookEndpoint {
     pub id: String,
     pub url: String,
@@ -243,6 +256,20 @@ pub struct WebhookEndpoint {
     #[serde(default, deserialize_with = "null_as_default")]
     pub enabled_events: Vec<String>,
 }
+
+crate::json::map_only!(
+    serialize: Customer,
+    Card,
+    PaymentMethod,
+    SetupIntent,
+    CustomerDetails,
+    CheckoutSession,
+    PaymentIntent,
+    PaymentError,
+    VerificationLastError,
+    VerificationSession,
+    WebhookEndpoint,
+);
 
 has_id!(
     Customer,

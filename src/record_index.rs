@@ -235,6 +235,7 @@ impl Table {
 /// One row: the record's id, its time (the listing's order and `since`/`until`), its filter
 /// columns in [`Table::columns`] order, its expiry (unix seconds; none: kept) and its JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Row {
     pub id: String,
     pub at: i64,
@@ -242,6 +243,7 @@ pub struct Row {
     pub expires_at: Option<i64>,
     pub record: String,
 }
+crate::json::map_only!(serialize: Row);
 
 impl Row {
     /// The row for a record written under `key` (`None`: not an indexed key, or a value that

@@ -25,6 +25,7 @@ use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
 pub struct Trace(RefCell<TraceData>);
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TraceData {
     /// `Request-Id` of every Stripe response, successes and errors alike (Stripe support asks
     /// for them).
@@ -34,6 +35,7 @@ pub struct TraceData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
+crate::json::map_only!(serialize: TraceData);
 
 impl Trace {
     pub fn new() -> Self {

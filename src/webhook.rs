@@ -52,6 +52,7 @@ impl From<WebhookError> for AppError {
 
 /// What the route answers with and logs (carried back from the entity's queue).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Receipt {
     pub event_id: String,
     pub event_type: String,
@@ -64,6 +65,7 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<Box<EventRecord>>,
 }
+crate::json::map_only!(serialize: Receipt);
 
 /// Everything `receive` needs besides the store.
 #[derive(Debug, Clone, Copy)]

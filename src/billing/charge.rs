@@ -12,6 +12,7 @@ use super::*;
 /// The JSON body of `POST /charges`, as sent. Every field stays raw so that a missing or
 /// mistyped field gets its own code (`invalid_customer`, …) and message rather than serde's.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct ChargeInput {
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct ChargeInput {
     #[serde(default)]
     pub payment_method: Option<serde_json::Value>,
 }
+crate::json::map_only!(ChargeInput);
 
 /// A string field, or `error` when it is there but not a string.
 fn text(
@@ -39,6 +41,7 @@ fn text(
 /// A validated charge request.
 /// Serialisable: it travels to the customer's queue (`crate::queue::Work`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChargeRequest {
     pub customer: String,
     pub amount: i64,
@@ -48,6 +51,7 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
     pub payment_method: Option<String>,
 }
+crate::json::map_only!(serialize: ChargeRequest);
 
 impl ChargeRequest {
     pub fn parse(input: ChargeInput, default_currency: &str) -> Result<Self, BillingError> {
@@ -174,6 +178,7 @@ pub const CHARGE_KEY_RECORD_VERSION: u32 = 2;
 /// may forget its own key after 24 hours and would then make a new PaymentIntent. A repeat
 /// with another request is refused ([`Self::differs_from`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChargeKeyRecord {
     pub version: u32,
     /// The payment method the charge was sent with: the customer's default may change later
@@ -192,6 +197,7 @@ pub struct ChargeKeyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
+crate::json::map_only!(serialize: ChargeKeyRecord);
 
 impl ChargeKeyRecord {
     /// The key's first use: `request`, sent with `payment_method`.
@@ -290,6 +296,7 @@ pub fn refused_for_method(error: &ApiError) -> bool {
 
 /// The Checkout Session (`mode=payment`) offered to the customer after a decline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Recovery {
     pub checkout_session: String,
     pub url: Option<String>,
@@ -304,6 +311,7 @@ pub struct Recovery {
     #[serde(default = "first_attempt")]
     pub attempt: u32,
 }
+crate::json::map_only!(serialize: Recovery);
 
 fn first_attempt() -> u32 {
     1
@@ -334,6 +342,7 @@ impl RecoveryStatus {
 
 /// The value under `charge:{pi_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ChargeRecord {
     pub version: u32,
     /// The off-session PaymentIntent.
@@ -357,6 +366,7 @@ pub struct ChargeRecord {
     /// Unix seconds of the state recorded: the event's `created`, or the time of the request.
     pub updated_at: i64,
 }
+crate::json::map_only!(serialize: ChargeRecord);
 
 pub const RECOVERED: &str = "recovered";
 

@@ -13,6 +13,7 @@ use super::*;
 
 /// The value under `checkout:{cs_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CheckoutRecord {
     pub version: u32,
     pub id: String,
@@ -38,6 +39,7 @@ pub struct CheckoutRecord {
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
+crate::json::map_only!(serialize: CheckoutRecord);
 
 /// An open session's record expires after this: Stripe expires a session after 24 h, and an
 /// anonymous form must not leave records that never go away.
@@ -59,6 +61,7 @@ pub struct SetupRequest {
 /// The JSON body of `POST /setup-sessions` (admin).
 /// Fields stay raw so that a missing or mistyped one gets its own code.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct SetupSessionInput {
     #[serde(default)]
@@ -68,6 +71,7 @@ pub struct SetupSessionInput {
     #[serde(default)]
     pub success_path: Option<serde_json::Value>,
 }
+crate::json::map_only!(SetupSessionInput);
 
 impl SetupRequest {
     /// The anonymous form's fields. A `customer` is refused, not ignored, and before Stripe
@@ -194,6 +198,7 @@ pub const CUSTOMER_RECORD_VERSION: u32 = 1;
 
 /// The value under `customer:{cus_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CustomerRecord {
     pub version: u32,
     pub id: String,
@@ -212,6 +217,7 @@ pub struct CustomerRecord {
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
+crate::json::map_only!(serialize: CustomerRecord);
 
 impl CustomerRecord {
     /// The customer's default after a paid recovery session: the payment method it was paid

@@ -21,10 +21,12 @@ use crate::event::thin::{handled_thin_types, ThinEvent};
 /// A page of `GET /v1/events` as Stripe answers it (`object: "list"`, `data`, `has_more`);
 /// each event stays raw until it is read as a delivered one is ([`Event::parse`]).
 #[derive(Debug, Deserialize)]
+#[serde(remote = "Self")]
 pub struct EventPage {
     pub data: Vec<Box<RawValue>>,
     pub has_more: bool,
 }
+crate::json::map_only!(EventPage);
 
 /// What a run and a replay need besides the store.
 #[allow(async_fn_in_trait)]
@@ -44,9 +46,11 @@ pub trait Port {
 
 /// The id of a listed entry that does not read as an event, to page past it.
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct IdOnly {
     id: String,
 }
+crate::json::map_only!(IdOnly);
 
 /// One bounded run: continues the scan in progress (or starts one), processes what is not
 /// recorded with a final outcome, and stores the cursor and the report once, unless the run

@@ -49,14 +49,17 @@ impl ThinBounds {
 /// A page of `GET /v2/core/events`: `data` (each entry raw until read as a thin event) and
 /// `next_page_url` (`null` on the last page).
 #[derive(Debug, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ThinEventPage {
     pub data: Vec<Box<RawValue>>,
     #[serde(default)]
     pub next_page_url: Option<String>,
 }
+crate::json::map_only!(ThinEventPage);
 
 /// The value under `catchup:thin_state`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ThinCatchupState {
     pub version: u32,
     /// Unix seconds: every listed thin event created before this has been passed.
@@ -66,9 +69,11 @@ pub struct ThinCatchupState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunReport>,
 }
+crate::json::map_only!(serialize: ThinCatchupState);
 
 /// One walk over `[since, until]`, page by page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ThinScan {
     pub until: i64,
     /// The page to ask next (`None`: the first). Only a `/v2/core/events?…` path is kept.
@@ -80,6 +85,7 @@ pub struct ThinScan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_unhandled: Option<i64>,
 }
+crate::json::map_only!(serialize: ThinScan);
 
 impl ThinCatchupState {
     pub fn initial(now: i64) -> Self {

@@ -50,16 +50,19 @@ impl Envelope {
 
 /// `related_object` (`V2.Core.Events.RelatedObject`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct RelatedObject {
     pub id: String,
     #[serde(rename = "type")]
     pub object_type: String,
     pub url: String,
 }
+crate::json::map_only!(RelatedObject);
 
 /// The fields of a thin event this service reads (`EventBase` and the notification's
 /// `related_object`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ThinEvent {
     pub id: String,
     #[serde(rename = "type")]
@@ -73,6 +76,7 @@ pub struct ThinEvent {
     #[serde(default)]
     pub snapshot_event: Option<String>,
 }
+crate::json::map_only!(ThinEvent);
 
 /// Stripe could not generate an event (so it never delivered it, nor lists it), and says so
 /// once the failure is resolved. Public preview: not in the pinned SDK's types (stripe-node
@@ -86,6 +90,7 @@ pub const EVENT_GENERATION_FAILURE_RESOLVED: &str =
 /// none). Every field is optional here: a preview shape may change, and the alert is raised
 /// with what there is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct EventGenerationFailure {
     #[serde(default)]
     pub alert_id: Option<String>,
@@ -101,9 +106,11 @@ pub struct EventGenerationFailure {
     #[serde(default)]
     pub impact: Option<Impact>,
 }
+crate::json::map_only!(EventGenerationFailure);
 
 /// What the missing event would have been about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Impact {
     /// The type of the event that was never generated (`payment_intent.requires_action`).
     #[serde(default)]
@@ -113,14 +120,17 @@ pub struct Impact {
     #[serde(default)]
     pub related_object: Option<RelatedObject>,
 }
+crate::json::map_only!(Impact);
 
 impl EventGenerationFailure {
     /// Reads `data` of the retrieved event (`{"data": {...}}`); `None` when it has none.
     pub fn from_event(body: &str) -> Option<Self> {
         #[derive(Deserialize)]
+        #[serde(remote = "Self")]
         struct Retrieved {
             data: Option<EventGenerationFailure>,
         }
+        crate::json::map_only!(Retrieved);
         serde_json::from_str::<Retrieved>(body).ok()?.data
     }
 

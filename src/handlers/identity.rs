@@ -149,6 +149,7 @@ fn notification(source: &str, notice: UserNotice) -> Notification {
 /// [`CreateSession::parse`], so a missing or mistyped field is answered with that field's
 /// own code (`invalid_user_id`, …) rather than a generic JSON error.
 #[derive(Debug, Default, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionInput {
     #[serde(default)]
@@ -164,10 +165,12 @@ pub struct CreateSessionInput {
     #[serde(default)]
     pub new_session: Option<serde_json::Value>,
 }
+crate::json::map_only!(CreateSessionInput);
 
 /// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
 /// It crosses into the user's queue (`queue::Work`) as JSON.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateSession {
     pub user_id: String,
     pub kind: String,
@@ -176,9 +179,11 @@ pub struct CreateSession {
     #[serde(default)]
     pub new_session: bool,
 }
+crate::json::map_only!(serialize: CreateSession);
 
 /// What the creation route answers.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Created {
     pub id: String,
     pub url: Option<String>,
@@ -190,6 +195,7 @@ pub struct Created {
     /// The user's latest session, re-opened for another submission (no new session made).
     pub reopened: bool,
 }
+crate::json::map_only!(serialize: Created);
 
 impl CreateSession {
     /// The fields as strings (`type` defaults to `document`); a missing `user_id` or a field

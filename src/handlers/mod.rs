@@ -132,9 +132,11 @@ pub async fn at_pinned_version<S: Store, T: Transport>(
         return Ok(None);
     };
     #[derive(serde::Deserialize)]
+    #[serde(remote = "Self")]
     struct Id {
         id: String,
     }
+    crate::json::map_only!(Id);
     let id = event.object::<Id>().step("decode_object")?.id;
     let request = calls::retrieve_event_object(kind, &id)
         .ok_or_else(|| EventError::NotAnEvent("data.object.id is not of its type".into()))

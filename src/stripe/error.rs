@@ -14,6 +14,7 @@ use super::*;
 
 /// Stripe's error object (`{"error":{…}}`), with the HTTP status it came with.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ApiError {
     #[serde(skip)]
     pub status: u16,
@@ -37,6 +38,7 @@ pub struct ApiError {
     #[serde(default)]
     pub setup_intent: Option<SetupIntent>,
 }
+crate::json::map_only!(ApiError);
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +106,7 @@ impl StripeError {
 /// Dashboard's request log. Admin-only: the message may quote what was sent, so it never goes
 /// to the log lines (see `AppError::log_text`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct StripeSaid {
     /// The HTTP status of Stripe's answer.
     pub status: u16,
@@ -120,6 +123,7 @@ pub struct StripeSaid {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
+crate::json::map_only!(serialize: StripeSaid);
 
 impl From<&ApiError> for StripeSaid {
     fn from(error: &ApiError) -> Self {
@@ -144,9 +148,11 @@ pub struct Reply<T> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct ErrorEnvelope {
     error: ApiError,
 }
+crate::json::map_only!(ErrorEnvelope);
 
 /// Turns one HTTP response into a value or a [`StripeError`].
 pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeError> {

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("entity", LEAVES),
     ("provenance", LEAVES),
     ("serial", LEAVES),
+    ("json", LEAVES),
     ("ceiling", LEAVES),
     ("event_log", LEAVES),
     ("record_index", LEAVES),

@@ -1,0 +1,102 @@
+//! Struct decoding that reads JSON objects only, for a smaller wasm.
+//!
+//! A derived `Deserialize` asks for `deserialize_struct`, and serde_json's answers both a JSON
+//! object (`visit_map`) and a JSON array of the fields in order (`visit_seq`), so every struct
+//! read with serde_json carries a second decoder, for a shape this service never writes and
+//! Stripe never sends. [`map_only!`] keeps the derive (with `#[serde(remote = "Self")]`, which
+//! turns its impl into an inherent `deserialize`) and implements the trait by handing that
+//! decoder a [`MapOnly`] deserializer: `deserialize_struct` becomes `deserialize_map`, the
+//! sequence decoder is never instantiated. Objects decode exactly as before; an array where a
+//! struct is expected is refused (`invalid type: sequence, expected struct …`).
+
+use serde::de::{Deserializer, Visitor};
+
+/// A deserializer that reads a struct only from a map; every other request goes to `D`.
+pub struct MapOnly<D>(pub D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// Implements `Deserialize` (and `Serialize`, after `serialize:`) for structs
+/// derived with `#[serde(remote = "Self")]`: decoding goes through [`MapOnly`], encoding is
+/// the derived one unchanged.
+macro_rules! map_only {
+    (serialize: $($t:ty),* $(,)?) => {$(
+        $crate::json::map_only!($t);
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, serializer)
+            }
+        }
+    )*};
+    ($($t:ty),* $(,)?) => {$(
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <$t>::deserialize($crate::json::MapOnly(deserializer))
+            }
+        }
+    )*};
+}
+pub(crate) use map_only;
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(remote = "Self")]
+    struct Pair {
+        a: u32,
+        #[serde(default)]
+        b: Option<String>,
+    }
+    crate::json::map_only!(Pair);
+
+    #[test]
+    fn a_struct_reads_from_an_object_with_unknown_and_missing_fields() {
+        let pair: Pair = serde_json::from_str(r#"{"z":[1,{"q":2}],"a":7}"#).unwrap();
+        assert_eq!(pair, Pair { a: 7, b: None });
+        let value = serde_json::json!({"a": 1, "b": "x"});
+        let pair: Pair = serde_json::from_value(value).unwrap();
+        assert_eq!(pair.b.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_struct_is_not_read_from_an_array_and_its_errors_are_unchanged() {
+        let error = serde_json::from_str::<Pair>(r#"[7,"x"]"#).unwrap_err();
+        assert!(
+            error.to_string().contains("expected struct Pair"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<Pair>(r#"{"b":"x"}"#).unwrap_err();
+        assert!(
+            error.to_string().starts_with("missing field `a`"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<Pair>(r#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(
+            error.to_string().starts_with("duplicate field `a`"),
+            "{error}"
+        );
+    }
+}
