@@ -46,6 +46,7 @@ pub fn next_delay(n: u32) -> i64 {
 
 /// Who the notification is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Recipient {
     /// An application user (Identity flows), by the app's own user id.
@@ -56,6 +57,7 @@ pub enum Recipient {
     /// `OPS_NOTIFY_URL`, not to the app's `NOTIFY_URL`.
     Operator,
 }
+crate::json::map_only!(serialize: Recipient);
 
 /// An event Stripe will not deliver again failed here: only a replay works it again.
 pub const OPS_EVENT_FAILED_FOR_GOOD: &str = "ops.event_failed_for_good";

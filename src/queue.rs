@@ -60,10 +60,32 @@ impl Work {
 
 /// What the queue answers: the work's result, or its error as it is to be answered and logged,
 /// and the trace for the worker's log line.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct Answer<T> {
     pub result: Result<T, Relayed>,
     pub trace: TraceData,
+}
+
+/// An [`Answer`] as read, its result's value kept as text: the answer's decoder is built once,
+/// not once per kind of result (each copy also held the trace's and the error's decoders).
+#[derive(Deserialize)]
+#[serde(remote = "Self")]
+struct AnswerText {
+    result: Result<Box<RawValue>, Relayed>,
+    trace: TraceData,
+}
+crate::json::map_only!(AnswerText);
+
+/// Reads the JSON [`Answer`]'s `Serialize` writes (serde_json only: the value is kept raw).
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Answer<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let AnswerText { result, trace } = <AnswerText as Deserialize>::deserialize(deserializer)?;
+        let result = match result {
+            Ok(raw) => Ok(serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?),
+            Err(relayed) => Err(relayed),
+        };
+        Ok(Self { result, trace })
+    }
 }
 
 impl<T> Answer<T> {
@@ -200,6 +222,22 @@ mod tests {
         );
         assert!(block_on(store.get("identity:user:ann")).unwrap().is_some());
         assert_eq!(worker_trace.snapshot().notes[0], "before");
+    }
+
+    #[test]
+    fn an_answer_reads_back_as_written_and_a_result_of_another_type_is_refused() {
+        let trace = Trace::new();
+        trace.note("paged");
+        let text = encode(Answer::new(
+            Ok((402u16, "<p>declined</p>".to_owned())),
+            &trace,
+        ));
+        let answer: PageAnswer = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer.result.unwrap(), (402, "<p>declined</p>".to_owned()));
+        assert_eq!(answer.trace.notes, ["paged"]);
+        assert!(serde_json::from_str::<EventAnswer>(&text).is_err());
+        let missing_trace = r#"{"result":{"Ok":[200,"x"]}}"#;
+        assert!(serde_json::from_str::<PageAnswer>(missing_trace).is_err());
     }
 
     #[test]
