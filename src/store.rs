@@ -6,7 +6,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -132,11 +135,12 @@ impl<T> Key<T> {
 }
 
 impl<T: DeserializeOwned> Key<T> {
-    pub async fn load(&self, store: &impl Store) -> Result<Option<T>, StoreError> {
-        let Some(text) = store.get(&self.name).await? else {
-            return Ok(None);
-        };
-        self.decode(&text).map(Some)
+    pub fn load<'a>(&'a self, store: &'a impl Store) -> Loading<'a, T> {
+        Loading {
+            get: Box::pin(store.get(&self.name)),
+            key: self,
+            tolerant: false,
+        }
     }
 
     /// A value read for this key some other way (`Store::get_many`).
@@ -146,35 +150,67 @@ impl<T: DeserializeOwned> Key<T> {
             reason: e.to_string(),
         })
     }
-}
 
-impl<T: DeserializeOwned> Key<T> {
     /// Like [`Key::load`], but a value that does not decode counts as absent: the flow that
     /// reads it rewrites it (every effect being idempotent) instead of being blocked by it for
     /// Stripe's whole retry window. A failing store is still an error.
-    pub async fn load_tolerant(&self, store: &impl Store) -> Result<Option<T>, StoreError> {
-        match self.load(store).await {
-            Err(StoreError::Corrupt { .. }) => Ok(None),
-            other => other,
+    pub fn load_tolerant<'a>(&'a self, store: &'a impl Store) -> Loading<'a, T> {
+        Loading {
+            tolerant: true,
+            ..self.load(store)
         }
     }
 }
 
+/// The future of [`Key::load`] and [`Key::load_tolerant`]: the store's read, then the decoding.
+/// A plain type rather than an `async fn`, so that each value type adds only its decoding to
+/// the wasm, not a state machine of its own around the store's (one per type and per method).
+pub struct Loading<'a, T> {
+    get: Pin<Box<dyn Future<Output = Result<Option<String>, StoreError>> + 'a>>,
+    key: &'a Key<T>,
+    tolerant: bool,
+}
+
+impl<T: DeserializeOwned> Future for Loading<'_, T> {
+    type Output = Result<Option<T>, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Poll::Ready(read) = self.get.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        let Some(text) = read? else {
+            return Poll::Ready(Ok(None));
+        };
+        Poll::Ready(match self.key.decode(&text) {
+            Err(StoreError::Corrupt { .. }) if self.tolerant => Ok(None),
+            decoded => decoded.map(Some),
+        })
+    }
+}
+
 impl<T: Serialize> Key<T> {
-    pub async fn save(
-        &self,
-        store: &impl Store,
+    /// The value is encoded here; the write is one future shared by every value type.
+    pub fn save<'a, S: Store>(
+        &'a self,
+        store: &'a S,
         value: &T,
         ttl_seconds: Option<u64>,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + 'a {
         let text = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
             key: self.name.clone(),
             reason: e.to_string(),
-        })?;
-        store
-            .put(&self.name, &text, ttl_seconds.or(self.lifetime))
-            .await
+        });
+        put_text(store, &self.name, text, ttl_seconds.or(self.lifetime))
     }
+}
+
+async fn put_text<S: Store>(
+    store: &S,
+    key: &str,
+    text: Result<String, StoreError>,
+    ttl_seconds: Option<u64>,
+) -> Result<(), StoreError> {
+    store.put(key, &text?, ttl_seconds).await
 }
 
 /// How long a finished record is kept: a finished `checkout:` (completed or expired
@@ -362,5 +398,47 @@ impl Store for MemoryStore {
             None => None,
         };
         Ok(ListPage { keys, cursor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pollster::block_on;
+
+    #[test]
+    fn a_key_saves_with_its_lifetime_and_loads_back_absent_corrupt_or_failing_as_it_should() {
+        let store = MemoryStore::new();
+        let key = Key::<i64>::kept_for("hint".to_owned(), 120);
+        assert_eq!(block_on(key.load(&store)).unwrap(), None);
+        assert_eq!(block_on(key.load_tolerant(&store)).unwrap(), None);
+
+        block_on(key.save(&store, &42, None)).unwrap();
+        assert_eq!(block_on(store.get("hint")).unwrap().as_deref(), Some("42"));
+        assert_eq!(store.ttl("hint"), Some(120));
+        block_on(key.save(&store, &43, Some(60))).unwrap();
+        assert_eq!(store.ttl("hint"), Some(60));
+        assert_eq!(block_on(key.load(&store)).unwrap(), Some(43));
+        assert_eq!(block_on(key.load_tolerant(&store)).unwrap(), Some(43));
+
+        block_on(store.put("hint", "\"forty-two\"", None)).unwrap();
+        let corrupt = block_on(key.load(&store)).unwrap_err();
+        assert!(
+            matches!(&corrupt, StoreError::Corrupt { key, .. } if key == "hint"),
+            "{corrupt:?}"
+        );
+        assert_eq!(block_on(key.load_tolerant(&store)).unwrap(), None);
+
+        store.set_failing(true);
+        let failing = block_on(key.load_tolerant(&store));
+        assert!(
+            matches!(failing, Err(StoreError::Unavailable(_))),
+            "{failing:?}"
+        );
+        let failing = block_on(key.save(&store, &1, None));
+        assert!(
+            matches!(failing, Err(StoreError::Unavailable(_))),
+            "{failing:?}"
+        );
     }
 }
