@@ -149,11 +149,17 @@ pub fn parse(token: &str) -> Result<Token, Refused> {
     else {
         return Err(Refused::Malformed);
     };
-    let decode_json = |part: &str| base64url(part).ok_or(Refused::Malformed);
+    // Text, read with `from_str` as every JSON is: a `from_slice` reader would be a second copy
+    // of serde_json's parser in the wasm. JSON that is not UTF-8 is malformed either way.
+    let decode_json = |part: &str| {
+        base64url(part)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(Refused::Malformed)
+    };
     let header: Header =
-        serde_json::from_slice(&decode_json(header)?).map_err(|_| Refused::Malformed)?;
+        serde_json::from_str(&decode_json(header)?).map_err(|_| Refused::Malformed)?;
     let claims: Claims =
-        serde_json::from_slice(&decode_json(payload)?).map_err(|_| Refused::Malformed)?;
+        serde_json::from_str(&decode_json(payload)?).map_err(|_| Refused::Malformed)?;
     let signature = base64url(signature).ok_or(Refused::Malformed)?;
     let kid = match (header.alg.as_str(), header.kid) {
         ("RS256", Some(kid)) if !kid.is_empty() => kid,
@@ -324,6 +330,13 @@ mod tests {
             token("not json", PAYLOAD),
             good.replace('.', ".!"),
             "x".repeat(MAX_TOKEN_LEN + 1),
+            // A header that is not UTF-8 (a Latin-1 "é" inside the kid).
+            format!(
+                "{}.{}.{}",
+                b64(b"{\"alg\":\"RS256\",\"kid\":\"k\xe9\"}"),
+                b64(PAYLOAD.as_bytes()),
+                b64(b"sig")
+            ),
         ] {
             assert_eq!(parse(&bad), Err(Refused::Malformed), "{bad}");
         }
