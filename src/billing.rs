@@ -186,9 +186,7 @@ pub fn session_id_from_url(url: &str) -> Result<String, BillingError> {
         .split_once('?')
         .map(|(_, q)| q.split('#').next().unwrap_or(q))
         .unwrap_or("");
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|_| BillingError::InvalidSessionId)?;
-    pairs
+    crate::form::pairs(query.as_bytes())
         .into_iter()
         .find(|(k, _)| k == "session_id")
         .map(|(_, v)| v)

@@ -14,6 +14,7 @@ use crate::config::SecretString;
 use crate::error::AppError;
 use crate::event::EventRecord;
 use crate::event_log::Counts;
+use crate::form;
 use crate::notify::Notification;
 use crate::pages::{document, escape_html};
 
@@ -144,17 +145,17 @@ pub fn set_cookie(value: Option<&str>, local_http: bool) -> String {
 
 /// A GET form's query without its empty fields (a filter left blank is no filter), re-encoded.
 pub fn non_empty_query(query: Option<&str>) -> Result<String, AppError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| AppError::BadQuery("the query string does not decode".into()))?;
-    let kept: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-    serde_urlencoded::to_string(kept)
-        .map_err(|_| AppError::BadQuery("the query string does not encode".into()))
+    let mut pairs = form::pairs(query.unwrap_or("").as_bytes());
+    pairs.retain(|(_, v)| !v.is_empty());
+    Ok(form::encode(&pairs))
 }
 
 /// The value of `name` in a query string (the first one).
 pub fn query_value(query: &str, name: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
-    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    form::pairs(query.as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// What replaying an event would do, found by running the handlers with nothing carried out
@@ -534,11 +535,7 @@ pub fn index(
         .iter()
         .map(|r| {
             let id = r[page.id_field].as_str().unwrap_or("");
-            let href = format!(
-                "{}?{}",
-                page.action,
-                serde_urlencoded::to_string([("id", id)]).unwrap_or_default()
-            );
+            let href = format!("{}?{}", page.action, form::encode(&[("id", id)]));
             format!(
                 "<li>{}<br>{}</li>",
                 summary(r, page.fields),
@@ -563,11 +560,10 @@ pub fn index(
 /// The link to the page after this one (`query` with the new cursor), if there is one.
 fn next_link(action: &str, query: &str, cursor: Option<&str>) -> String {
     cursor.map_or(String::new(), |cursor| {
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(query).unwrap_or_default();
+        let mut pairs = form::pairs(query.as_bytes());
         pairs.retain(|(k, _)| k != "cursor");
         pairs.push(("cursor".into(), cursor.into()));
-        let next = serde_urlencoded::to_string(pairs).unwrap_or_default();
+        let next = form::encode(&pairs);
         format!(
             "<p>{}</p>\n",
             link(&format!("{action}?{next}"), "Next page")

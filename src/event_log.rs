@@ -154,8 +154,7 @@ impl EventsQuery {
     /// value out of shape is a 400 `bad_query` that names the parameter and never quotes the
     /// value.
     pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|_| AppError::BadQuery("the query string does not decode".into()))?;
+        let pairs = crate::form::pairs(query.unwrap_or("").as_bytes());
         let mut parsed = Self {
             limit: DEFAULT_EVENTS_LIMIT,
             ..Self::default()
@@ -599,7 +598,7 @@ mod tests {
     }
 
     fn urlencode(text: &str) -> String {
-        serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_owned()
+        crate::form::encode(&[("x", text)])[2..].to_owned()
     }
 
     #[test]

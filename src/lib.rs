@@ -47,6 +47,7 @@ pub mod entity;
 pub mod error;
 pub mod event;
 pub mod event_log;
+pub mod form;
 pub mod handlers;
 pub mod http;
 pub mod identity;

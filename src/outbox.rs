@@ -152,8 +152,7 @@ pub struct NotificationsQuery {
 impl NotificationsQuery {
     /// `state` is required (`pending` or `dead`); `limit` and `cursor` as for `GET /events`.
     pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|_| AppError::BadQuery("the query string does not decode".into()))?;
+        let pairs = crate::form::pairs(query.unwrap_or("").as_bytes());
         let (mut state, mut limit, mut cursor) = (None, None, None);
         for (name, value) in pairs {
             let twice = || AppError::BadQuery(format!("`{name}` is given twice"));

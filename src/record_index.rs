@@ -359,8 +359,7 @@ impl ListQuery {
     /// message lists the known ones), one given twice or a value out of shape is a 400
     /// `bad_query` that names the parameter and never quotes the value.
     pub fn parse(table: Table, query: Option<&str>) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|_| AppError::BadQuery("the query string does not decode".into()))?;
+        let pairs = crate::form::pairs(query.unwrap_or("").as_bytes());
         let mut parsed = Self {
             table,
             filters: Vec::new(),

@@ -317,7 +317,7 @@ pub fn form_fields(
     if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(AppError::BadForm);
     }
-    serde_urlencoded::from_bytes(body).map_err(|_| AppError::BadForm)
+    Ok(crate::form::pairs(body))
 }
 
 /// The largest JSON body an admin route reads.

@@ -48,11 +48,10 @@ impl Form {
         self.0.is_empty()
     }
 
-    /// `application/x-www-form-urlencoded`, escaped by serde_urlencoded. Brackets are then
-    /// written literally, as Stripe's SDKs do, which keeps keys readable in logs and the stand-in.
+    /// `application/x-www-form-urlencoded` (`crate::form`). Brackets are then written
+    /// literally, as Stripe's SDKs do, which keeps keys readable in logs and the stand-in.
     pub fn encode(&self) -> String {
-        serde_urlencoded::to_string(&self.0)
-            .unwrap_or_default()
+        crate::form::encode(&self.0)
             .replace("%5B", "[")
             .replace("%5D", "]")
     }

@@ -71,8 +71,8 @@ impl World {
                 "{}",
                 request.url
             );
-            let form: Vec<(String, String)> =
-                serde_urlencoded::from_str(request.body.as_deref().unwrap()).unwrap();
+            let form =
+                stripe_edge_webhooks::form::pairs(request.body.as_deref().unwrap().as_bytes());
             // Stripe keeps the metadata sent: the user and this deployment's marker.
             let metadata: serde_json::Map<String, Value> = form
                 .iter()

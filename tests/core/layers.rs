@@ -40,6 +40,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("provenance", LEAVES),
     ("serial", LEAVES),
     ("json", LEAVES),
+    ("form", LEAVES),
     ("ceiling", LEAVES),
     ("event_log", LEAVES),
     ("record_index", LEAVES),
