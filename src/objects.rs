@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 pub type Metadata = BTreeMap<String, String>;
 
@@ -51,7 +53,9 @@ fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
 ///
 /// Decoded by hand, not `#[serde(untagged)]`: untagged buffers the value into serde's
 /// `Content` and decodes it again per variant, a second copy of each object's decoder in the
-/// wasm (about 20 KB). A string is the id, an object `T`; anything else is refused.
+/// wasm (about 20 KB). The value is taken as raw JSON text, then read as the id (a string) or
+/// as `T` (an object) with `T`'s own decoder, the one that reads it from an API response, not
+/// a copy of it; anything else is refused.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Expandable<T> {
@@ -59,24 +63,19 @@ pub enum Expandable<T> {
     Object(Box<T>),
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Expandable<T> {
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Expandable<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{self, MapAccess, Visitor};
-        struct IdOrObject<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for IdOrObject<T> {
-            type Value = Expandable<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an id or an object")
+        use serde::de::Error;
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let decoded = match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(text).map(Expandable::Id),
+            Some(b'{') => {
+                serde_json::from_str(text).map(|object| Expandable::Object(Box::new(object)))
             }
-            fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
-                Ok(Expandable::Id(id.to_owned()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let object = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Expandable::Object(Box::new(object)))
-            }
-        }
-        deserializer.deserialize_any(IdOrObject(std::marker::PhantomData))
+            _ => return Err(D::Error::custom("expected an id or an object")),
+        };
+        decoded.map_err(D::Error::custom)
     }
 }
 
@@ -292,6 +291,14 @@ mod tests {
                 .unwrap();
         let si = by_id.setup_intent.unwrap();
         assert_eq!((si.id(), si.object()), ("seti_1", None));
+        // The id is read as a JSON string (escapes included), after any whitespace.
+        let escaped: CheckoutSession = serde_json::from_str(
+            r#"{"id":"cs_1","mode":"setup","setup_intent": "seti_\u0031","customer":
+            { "id" : "cus_1" }}"#,
+        )
+        .unwrap();
+        assert_eq!(escaped.setup_intent.unwrap().id(), "seti_1");
+        assert_eq!(escaped.customer.as_deref(), Some("cus_1"));
 
         let expanded: CheckoutSession = serde_json::from_str(
             r#"{"id":"cs_1","mode":"setup","setup_intent":{"id":"seti_1","object":"setup_intent","status":"succeeded","payment_method":"pm_1"}}"#,
