@@ -10,6 +10,15 @@
 //! struct is expected is refused (`invalid type: sequence, expected struct …`).
 
 use serde::de::{Deserializer, Visitor};
+use serde::Serialize;
+use serde_json::Value;
+
+/// `serde_json::to_value`, through the text: the same `Value` (numbers, strings and maps all
+/// round-trip through JSON text exactly), from each type's one JSON encoder, the one that
+/// writes it to KV, instead of a second encoder per type for serde_json's `Value` serializer.
+pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(&serde_json::to_string(value)?)
+}
 
 /// A deserializer that reads a struct only from a map; every other request goes to `D`.
 pub struct MapOnly<D>(pub D);
@@ -61,7 +70,7 @@ pub(crate) use map_only;
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
 
     #[derive(Debug, PartialEq, Deserialize)]
     #[serde(remote = "Self")]
@@ -79,6 +88,35 @@ mod tests {
         let value = serde_json::json!({"a": 1, "b": "x"});
         let pair: Pair = serde_json::from_value(value).unwrap();
         assert_eq!(pair.b.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn to_value_through_the_text_gives_serde_jsons_value() {
+        #[derive(Serialize)]
+        struct Mixed {
+            big: u64,
+            negative: i64,
+            float: f64,
+            tiny: f64,
+            text: &'static str,
+            none: Option<u8>,
+            list: Vec<Option<bool>>,
+            map: std::collections::BTreeMap<u32, &'static str>,
+        }
+        let mixed = Mixed {
+            big: u64::MAX,
+            negative: i64::MIN,
+            float: 0.1 + 0.2,
+            tiny: 5e-324,
+            text: "é \" \\ \u{1}",
+            none: None,
+            list: vec![Some(true), None],
+            map: [(7, "seven")].into(),
+        };
+        assert_eq!(
+            super::to_value(&mixed).unwrap(),
+            serde_json::to_value(&mixed).unwrap()
+        );
     }
 
     #[test]
