@@ -329,6 +329,12 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, AppError> {
+    serde_json::from_str(json_object_text(content_type, body)?)
+        .map_err(|e| AppError::BadJson(describe_json_error(&e)))
+}
+
+/// The checks of [`json_body`] before decoding: not generic, so one copy, not one per type.
+fn json_object_text<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'a str, AppError> {
     let media_type = content_type
         .and_then(|v| v.split(';').next())
         .map(str::trim)
@@ -344,9 +350,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         return Err(AppError::BadJson("the body must be a JSON object".into()));
     }
     // `from_str`, as everywhere: a `from_slice` reader is a second copy of serde_json's parser.
-    let text =
-        std::str::from_utf8(body).map_err(|_| AppError::BadJson("the body is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| AppError::BadJson(describe_json_error(&e)))
+    std::str::from_utf8(body).map_err(|_| AppError::BadJson("the body is not UTF-8".into()))
 }
 
 /// A JSON field that should be a string: absent or `null` is `None`, a string is itself, and

@@ -145,10 +145,7 @@ impl<T: DeserializeOwned> Key<T> {
 
     /// A value read for this key some other way (`Store::get_many`).
     pub fn decode(&self, text: &str) -> Result<T, StoreError> {
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            key: self.name.clone(),
-            reason: e.to_string(),
-        })
+        serde_json::from_str(text).map_err(|e| corrupt(&self.name, e))
     }
 
     /// Like [`Key::load`], but a value that does not decode counts as absent: the flow that
@@ -196,11 +193,17 @@ impl<T: Serialize> Key<T> {
         value: &T,
         ttl_seconds: Option<u64>,
     ) -> impl Future<Output = Result<(), StoreError>> + 'a {
-        let text = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
-            key: self.name.clone(),
-            reason: e.to_string(),
-        });
+        let text = serde_json::to_string(value).map_err(|e| corrupt(&self.name, e));
         put_text(store, &self.name, text, ttl_seconds.or(self.lifetime))
+    }
+}
+
+/// One copy for every value type, not one inlined in each type's encoding and decoding.
+#[inline(never)]
+fn corrupt(key: &str, error: serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: error.to_string(),
     }
 }
 
