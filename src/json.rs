@@ -8,8 +8,17 @@
 //! decoder a [`MapOnly`] deserializer: `deserialize_struct` becomes `deserialize_map`, the
 //! sequence decoder is never instantiated. Objects decode exactly as before; an array where a
 //! struct is expected is refused (`invalid type: sequence, expected struct …`).
+//!
+//! The field names go through one reader too: serde_json's `next_key_seed` was compiled once
+//! per struct (the key's parsing inlined with the struct's field matcher); [`TextKeys`] reads
+//! every key with one seed ([`KeyText`], borrowed when the key has no escapes) and hands the
+//! text to the struct's matcher.
 
-use serde::de::{Deserializer, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::value::StrDeserializer;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -32,7 +41,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_map(visitor)
+        self.0.deserialize_map(KeysAsText(visitor))
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
@@ -43,6 +52,73 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
         option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
         ignored_any
+    }
+}
+
+/// A struct's visitor, given a [`TextKeys`] map.
+struct KeysAsText<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for KeysAsText<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(TextKeys(map))
+    }
+}
+
+/// A map whose keys are read as text by one [`KeyText`] seed, then matched by the caller's.
+pub struct TextKeys<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for TextKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.0.next_key_seed(KeyText)? {
+            Some(key) => seed.deserialize(StrDeserializer::new(&key)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+/// A map key as text: borrowed from the input when it has no escapes.
+pub struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
     }
 }
 
@@ -116,6 +192,35 @@ mod tests {
         assert_eq!(
             super::to_value(&mixed).unwrap(),
             serde_json::to_value(&mixed).unwrap()
+        );
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(remote = "Self", deny_unknown_fields)]
+    struct Strict {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    crate::json::map_only!(Strict);
+
+    #[test]
+    fn keys_with_escapes_are_matched_and_unknown_ones_named() {
+        let pair: Pair = serde_json::from_str(r#"{"\u0061":1,"b":"\u00e9"}"#).unwrap();
+        assert_eq!(
+            pair,
+            Pair {
+                a: 1,
+                b: Some("é".into())
+            }
+        );
+        let strict: Strict = serde_json::from_str(r#"{"t\u0079pe":"x"}"#).unwrap();
+        assert_eq!(strict.kind, "x");
+        let error = serde_json::from_str::<Strict>(r#"{"type":"x","kind":1}"#).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown field `kind`, expected `type`"),
+            "{error}"
         );
     }
 
