@@ -35,9 +35,16 @@ impl Envelope {
     /// parser says what is wrong with it.
     pub fn of(body: &[u8]) -> Self {
         #[derive(Deserialize)]
+        #[serde(remote = "Self")]
         struct Object<'a> {
             #[serde(borrow, default)]
             object: Option<&'a str>,
+        }
+        // `map_only!` by hand: the macro takes no lifetime.
+        impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Object::deserialize(crate::json::MapOnly(deserializer))
+            }
         }
         match std::str::from_utf8(body).map(serde_json::from_str::<Object>) {
             Ok(Ok(Object {
