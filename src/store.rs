@@ -175,13 +175,24 @@ impl<T: DeserializeOwned> Future for Loading<'_, T> {
         let Poll::Ready(read) = self.get.as_mut().poll(cx) else {
             return Poll::Pending;
         };
-        let Some(text) = read? else {
-            return Poll::Ready(Ok(None));
-        };
-        Poll::Ready(match self.key.decode(&text) {
-            Err(StoreError::Corrupt { .. }) if self.tolerant => Ok(None),
-            decoded => decoded.map(Some),
+        Poll::Ready(match read {
+            Ok(Some(text)) => decode_text(&self.key.name, &text, self.tolerant),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
         })
+    }
+}
+
+/// A stored text decoded as `T`; a value that does not decode is absent when `tolerant`.
+fn decode_text<T: DeserializeOwned>(
+    key: &str,
+    text: &str,
+    tolerant: bool,
+) -> Result<Option<T>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(Some(value)),
+        Err(_) if tolerant => Ok(None),
+        Err(error) => Err(corrupt(key, error)),
     }
 }
 
