@@ -150,7 +150,8 @@ pub fn parse(token: &str) -> Result<Token, Refused> {
         return Err(Refused::Malformed);
     };
     // Text, read with `from_str` as every JSON is: a `from_slice` reader would be a second copy
-    // of serde_json's parser in the wasm. JSON that is not UTF-8 is malformed either way.
+    // of serde_json's parser in the wasm. JSON that is not UTF-8 is malformed (`from_slice` let
+    // it pass in a string it skipped; Access's tokens are UTF-8, as JSON must be).
     let decode_json = |part: &str| {
         base64url(part)
             .and_then(|bytes| String::from_utf8(bytes).ok())

@@ -6,7 +6,9 @@
 //! Stripe never sends. [`map_only!`] keeps the derive (with `#[serde(remote = "Self")]`, which
 //! turns its impl into an inherent `deserialize`) and implements the trait by handing that
 //! decoder a [`MapOnly`] deserializer: `deserialize_struct` becomes `deserialize_map`, the
-//! sequence decoder is never instantiated. Objects decode exactly as before; an array where a
+//! sequence decoder is never instantiated. Objects decode exactly as before (not under
+//! `#[serde(flatten)]`, where a map request leaves the struct's entries to its siblings too: no
+//! `map_only!` type is decoded flattened); an array where a
 //! struct is expected is refused (`invalid type: sequence, expected struct …`).
 //!
 //! The field names go through one reader too: serde_json's `next_key_seed` was compiled once
@@ -22,11 +24,25 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
 
-/// `serde_json::to_value`, through the text: the same `Value` (numbers, strings and maps all
-/// round-trip through JSON text exactly), from each type's one JSON encoder, the one that
+/// `serde_json::to_value`, through the text: the same `Value` for integers, strings and maps
+/// (they round-trip through JSON text exactly; a float may not, `float_roundtrip` being off, so
+/// it is for types without float fields, as every caller's is), from each type's one JSON encoder, the one that
 /// writes it to KV, instead of a second encoder per type for serde_json's `Value` serializer.
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
     serde_json::from_str(&serde_json::to_string(value)?)
+}
+
+/// The message of an error met decoding a value nested in a larger text (an `Expandable`'s
+/// object, a queue answer's result), without its " at line L column C": serde_json would take
+/// that suffix for its own and report the position within the nested value, not the text the
+/// caller sent. Without it, the outer reader adds the position of the value in that text.
+pub fn nested_error(error: serde_json::Error) -> String {
+    let text = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) if error.line() != 0 => message.to_owned(),
+        _ => text,
+    }
 }
 
 /// A deserializer that reads a struct only from a map; every other request goes to `D`.

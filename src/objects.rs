@@ -55,7 +55,8 @@ fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
 /// `Content` and decodes it again per variant, a second copy of each object's decoder in the
 /// wasm (about 20 KB). The value is taken as raw JSON text, then read as the id (a string) or
 /// as `T` (an object) with `T`'s own decoder, the one that reads it from an API response, not
-/// a copy of it; anything else is refused.
+/// a copy of it; anything else is refused. Read with serde_json only (a `RawValue`: not inside
+/// an untagged or internally tagged enum, nor flattened).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Expandable<T> {
@@ -75,7 +76,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Expandable<T> {
             }
             _ => return Err(D::Error::custom("expected an id or an object")),
         };
-        decoded.map_err(D::Error::custom)
+        decoded.map_err(|error| D::Error::custom(crate::json::nested_error(error)))
     }
 }
 
@@ -283,6 +284,20 @@ has_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_in_an_expanded_object_is_placed_in_the_text_that_holds_it() {
+        // Stripe's answers are pretty-printed: the line must be the body's, not the object's.
+        let body = "{\"id\":\"cs_1\",\n\"mode\":\"setup\",\n\"setup_intent\": {}}";
+        let error = serde_json::from_str::<CheckoutSession>(body).unwrap_err();
+        assert_eq!(error.line(), 3, "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("missing field `id` at line 3"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn an_expandable_field_reads_as_an_id_or_an_object() {

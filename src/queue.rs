@@ -81,7 +81,8 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Answer<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let AnswerText { result, trace } = <AnswerText as Deserialize>::deserialize(deserializer)?;
         let result = match result {
-            Ok(raw) => Ok(serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?),
+            Ok(raw) => Ok(serde_json::from_str(raw.get())
+                .map_err(|error| serde::de::Error::custom(crate::json::nested_error(error)))?),
             Err(relayed) => Err(relayed),
         };
         Ok(Self { result, trace })
