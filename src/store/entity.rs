@@ -288,8 +288,13 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
     }
 
     /// The replica's flush; then the rows it carried are replicated in the table (until
-    /// then they stayed pending: a flush that failed leaves them for the next catch-up).
+    /// then they stayed pending: a flush that failed leaves them for the next catch-up). A
+    /// dry store sends nothing.
     async fn flush(&self, event: Option<Entry>) -> Result<bool, StoreError> {
+        if self.dry.is_some() {
+            // A preview wrote nothing, so it has nothing to index.
+            return Ok(false);
+        }
         let sent = self.replica.flush(event).await?;
         let keys = self.awaiting_flush.take();
         if let Some(table) = self.table {
