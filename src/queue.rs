@@ -59,22 +59,47 @@ impl Work {
     }
 }
 
-/// What the worker sends a queue: the work and, for an event, how the event index lists it
-/// (the queue sends that row with the work's own list rows: one request to the index).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Sent<W> {
-    pub work: W,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<IndexAs>,
-}
-
-/// An event's row in the event index, but for its record: the entity whose queue handled it,
-/// and whether Stripe delivered it (see [`Entry`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How the event index lists an event a queue handles, but for its record: the entity whose
+/// queue handled it, and whether Stripe delivered it (see [`Entry`]). The queue sends that row
+/// with the work's own list rows (one request to the index). It travels in a header
+/// ([`INDEX_HEADER`]), not in the body, so that during a deploy a worker and a queue of two
+/// versions still read each other's work (one that does not know it indexes as before).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexAs {
     pub entity: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delivered: bool,
+}
+
+/// The header that carries [`IndexAs`]: `delivered` or `recorded`, then the entity after a
+/// space when there is one.
+pub const INDEX_HEADER: &str = "event-index";
+
+impl IndexAs {
+    pub fn header(&self) -> String {
+        let mark = if self.delivered {
+            "delivered"
+        } else {
+            "recorded"
+        };
+        match &self.entity {
+            Some(entity) => format!("{mark} {entity}"),
+            None => mark.to_owned(),
+        }
+    }
+
+    /// `None` for a value [`IndexAs::header`] does not write (the worker then indexes).
+    pub fn from_header(value: &str) -> Option<Self> {
+        let (mark, entity) = match value.split_once(' ') {
+            Some((mark, entity)) => (mark, Some(entity.to_owned())),
+            None => (value, None),
+        };
+        let delivered = match mark {
+            "delivered" => true,
+            "recorded" => false,
+            _ => return None,
+        };
+        Some(Self { entity, delivered })
+    }
 }
 
 /// What the queue answers: the work's result, or its error as it is to be answered and logged,
@@ -379,6 +404,33 @@ mod tests {
         let receipt = answer.into_result(&Trace::new()).unwrap();
         assert_eq!(receipt.record.map(|r| r.id), Some("evt_1".to_owned()));
         assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn how_an_event_is_indexed_crosses_in_a_header_and_nothing_else_is_read_as_it() {
+        for index in [
+            IndexAs {
+                entity: Some("user:ann".into()),
+                delivered: true,
+            },
+            IndexAs {
+                entity: Some("customer:cus_1".into()),
+                delivered: false,
+            },
+            IndexAs {
+                entity: None,
+                delivered: true,
+            },
+        ] {
+            assert_eq!(IndexAs::from_header(&index.header()), Some(index));
+        }
+        assert_eq!(
+            IndexAs::header(&delivered_as_ann().unwrap()),
+            "delivered user:ann"
+        );
+        for other in ["", "1", "Delivered user:ann", "yes user:ann"] {
+            assert_eq!(IndexAs::from_header(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::{ConfigError, DEFAULT_EPHEMERAL_GRACE_SECONDS};
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::http;
-use crate::queue::{self, Answer, IndexAs, Sent, Work};
+use crate::queue::{self, Answer, IndexAs, Work, INDEX_HEADER};
 use crate::serial::FifoLock;
 use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
@@ -67,10 +67,12 @@ impl DurableObject for EntityQueue {
         // Text, then `from_str`: the one decoder instantiation the worker already has.
         let text = req.text().await.unwrap_or_default();
         let ephemeral = req.headers().get(EPHEMERAL_HEADER).ok().flatten().is_some();
-        let body = match serde_json::from_str::<Sent<Work>>(&text) {
-            Ok(sent) => {
+        let index = req.headers().get(INDEX_HEADER).ok().flatten();
+        let index = index.as_deref().and_then(IndexAs::from_header);
+        let body = match serde_json::from_str::<Work>(&text) {
+            Ok(work) => {
                 let _turn = self.turns.lock().await;
-                let body = self.run(sent, &trace).await;
+                let body = self.run(work, index, &trace).await;
                 // Retention never waits for the next piece of work: the alarm is set now.
                 if let Err(error) = self.upkeep(ephemeral, false).await {
                     trace.note(format!("entity upkeep failed: {}", error.log_text()));
@@ -134,7 +136,7 @@ impl EntityQueue {
         Ok(())
     }
 
-    async fn run(&self, sent: Sent<Work>, trace: &Trace) -> String {
+    async fn run(&self, work: Work, index: Option<IndexAs>, trace: &Trace) -> String {
         let now = (Date::now().as_millis() / 1000) as i64;
         let prepared = (|| {
             let config = shared_config(&self.env)?;
@@ -151,12 +153,12 @@ impl EntityQueue {
             return queue::refused(error.into(), trace);
         }
         let services = Services::new(&store, &FETCH, &config, now, trace);
-        let services = if sent.work.is_event() {
+        let services = if work.is_event() {
             services.for_webhook()
         } else {
             services
         };
-        queue::run(sent.work, sent.index, &services).await
+        queue::run(work, index, &services).await
     }
 }
 
@@ -194,13 +196,17 @@ pub async fn run_in<T: DeserializeOwned>(
         .id_from_name(entity.as_str())
         .and_then(|id| id.get_stub())
         .map_err(|e| unreachable_queue("stub", e))?;
-    let body = serde_json::to_string(&Sent { work, index })
+    let body = serde_json::to_string(work)
         .map_err(|_| AppError::Internal("work for a queue does not serialise"))?;
     let headers = worker::Headers::new();
     if !entity.keeps_records() {
         headers
             .set(EPHEMERAL_HEADER, "1")
             .map_err(|e| unreachable_queue("request", e))?;
+    }
+    // A value a header cannot carry leaves the event's row to the worker, as without it.
+    if let Some(index) = index {
+        let _ = headers.set(INDEX_HEADER, &index.header());
     }
     let request = new_request(
         WORK_URL,

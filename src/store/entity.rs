@@ -136,6 +136,36 @@ impl DeferredRows {
         (!batch.is_empty()).then_some(batch)
     }
 
+    /// Sends `batch` through `call` (a request to the index: path, body); whether the event's
+    /// row went. A batch the index refused (during a deploy an index of the previous version
+    /// has no `POST /batch`; or a passing failure) is sent again row by row, as outside a
+    /// queue (rows are upserts: sending one twice is harmless); the event's row failing then
+    /// is not an error.
+    pub async fn send(
+        batch: &Batch,
+        call: impl AsyncFn(&str, String) -> Result<String, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let json = |result: serde_json::Result<String>| {
+            result.map_err(|_| StoreError::Unavailable("an index batch does not serialise".into()))
+        };
+        if call("/batch", json(serde_json::to_string(batch))?)
+            .await
+            .is_ok()
+        {
+            return Ok(batch.event.is_some());
+        }
+        for row in &batch.rows {
+            let path = format!("/put/{}", row.table);
+            call(&path, json(serde_json::to_string(&row.row))?).await?;
+        }
+        Ok(match &batch.event {
+            Some(entry) => call("/put", json(serde_json::to_string(entry))?)
+                .await
+                .is_ok(),
+            None => false,
+        })
+    }
+
     /// What a send of `batch` that failed comes to: the event's row alone is left to its
     /// writer (`false`; it never fails the work, as before); list rows fail the flush, so the
     /// work fails as a failed write would, and its records stay pending.
@@ -405,6 +435,36 @@ mod tests {
             Err(error.clone())
         );
         assert_eq!(DeferredRows::failed(&Batch::default(), error), Ok(false));
+    }
+
+    #[test]
+    fn a_batch_an_older_index_refuses_goes_row_by_row() {
+        let rows = DeferredRows::default();
+        let user = serde_json::to_string(&crate::identity::UserRecord::new("ann")).unwrap();
+        assert!(rows.push("identity:user:ann", &user, None, 1_000));
+        let batch = rows.take(None).unwrap();
+        // An index without `/batch` (the previous version, during a deploy): 404.
+        let paths = RefCell::new(Vec::new());
+        let older = async |path: &str, _body: String| {
+            paths.borrow_mut().push(path.to_owned());
+            match path {
+                "/batch" => Err(StoreError::Unavailable("refused /batch (404)".into())),
+                _ => Ok(String::new()),
+            }
+        };
+        assert_eq!(block_on(DeferredRows::send(&batch, older)), Ok(false));
+        assert_eq!(*paths.borrow(), ["/batch", "/put/users"]);
+        // The current index takes it in one request.
+        paths.borrow_mut().clear();
+        let current = async |path: &str, _body: String| {
+            paths.borrow_mut().push(path.to_owned());
+            Ok(String::new())
+        };
+        assert_eq!(block_on(DeferredRows::send(&batch, current)), Ok(false));
+        assert_eq!(*paths.borrow(), ["/batch"]);
+        // Down altogether: the rows' failure is the flush's.
+        let down = async |_: &str, _: String| Err(StoreError::Unavailable("down".into()));
+        assert!(block_on(DeferredRows::send(&batch, down)).is_err());
     }
 
     #[test]

@@ -244,15 +244,12 @@ impl Store for KvState {
         let Some(batch) = self.deferred.as_ref().and_then(|rows| rows.take(event)) else {
             return Ok(false);
         };
-        let body = serde_json::to_string(&batch)
-            .map_err(|_| StoreError::Unavailable("an index batch does not serialise".into()))?;
         let sent = match self.index() {
-            Ok(index) => index.call("/batch", body).await,
+            Ok(index) => {
+                DeferredRows::send(&batch, async |path, body| index.call(path, body).await).await
+            }
             Err(error) => Err(error),
         };
-        match sent {
-            Ok(_) => Ok(batch.event.is_some()),
-            Err(error) => DeferredRows::failed(&batch, error),
-        }
+        sent.or_else(|error| DeferredRows::failed(&batch, error))
     }
 }
