@@ -10,6 +10,7 @@ use crate::billing::{ChargeRecord, ChargeRequest};
 use crate::entity::Entity;
 use crate::error::{AppError, Relayed};
 use crate::event::Event;
+use crate::event_log::Entry;
 use crate::handlers::{charges, identity, setup};
 use crate::http::Transport;
 use crate::objects::CheckoutSession;
@@ -55,6 +56,49 @@ impl Work {
     /// An event is handled within the webhook's Stripe budget (Stripe waits only so long).
     pub fn is_event(&self) -> bool {
         matches!(self, Self::Event(_))
+    }
+}
+
+/// How the event index lists an event a queue handles, but for its record: the entity whose
+/// queue handled it, and whether Stripe delivered it (see [`Entry`]). The queue sends that row
+/// with the work's own list rows (one request to the index). It travels in a header
+/// ([`INDEX_HEADER`]), not in the body, so that during a deploy a worker and a queue of two
+/// versions still read each other's work (one that does not know it indexes as before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexAs {
+    pub entity: Option<String>,
+    pub delivered: bool,
+}
+
+/// The header that carries [`IndexAs`]: `delivered` or `recorded`, then the entity after a
+/// space when there is one.
+pub const INDEX_HEADER: &str = "event-index";
+
+impl IndexAs {
+    pub fn header(&self) -> String {
+        let mark = if self.delivered {
+            "delivered"
+        } else {
+            "recorded"
+        };
+        match &self.entity {
+            Some(entity) => format!("{mark} {entity}"),
+            None => mark.to_owned(),
+        }
+    }
+
+    /// `None` for a value [`IndexAs::header`] does not write (the worker then indexes).
+    pub fn from_header(value: &str) -> Option<Self> {
+        let (mark, entity) = match value.split_once(' ') {
+            Some((mark, entity)) => (mark, Some(entity.to_owned())),
+            None => (value, None),
+        };
+        let delivered = match mark {
+            "delivered" => true,
+            "recorded" => false,
+            _ => return None,
+        };
+        Some(Self { entity, delivered })
     }
 }
 
@@ -112,31 +156,74 @@ pub type ChargeAnswer = Answer<ChargeRecord>;
 pub type PageAnswer = Answer<(u16, String)>;
 
 /// Runs one piece of work; the answer as JSON. `services` are the queue's (its table and KV),
-/// with the webhook's budget for an event.
-pub async fn run<S: Store, T: Transport>(work: Work, services: &Services<'_, S, T>) -> String {
+/// with the webhook's budget for an event. The list rows its writes left, and an event's own
+/// row (`index`), go to the index in one request at the end ([`Store::flush`]).
+pub async fn run<S: Store, T: Transport>(
+    work: Work,
+    index: Option<IndexAs>,
+    services: &Services<'_, S, T>,
+) -> String {
+    let store = services.store;
     match work {
         Work::Event(event) => {
             let result = process(services, event, services.now).await;
-            encode(Answer::new(result.map_err(AppError::from), services.trace))
+            let result = indexed(store, result.map_err(AppError::from), index).await;
+            encode(Answer::new(result, services.trace))
         }
         Work::CreateSession(request) => {
             let result = identity::create_session(&request, services).await;
-            encode(Answer::new(result, services.trace))
+            encode(Answer::new(flushed(store, result).await, services.trace))
         }
         Work::Charge { request, origin } => {
             let result = charges::create_charge(services, &request, &origin).await;
-            encode(Answer::new(result, services.trace))
+            encode(Answer::new(flushed(store, result).await, services.trace))
         }
         Work::Success(raw) => {
             let result = match crate::services::decode_raw::<CheckoutSession>(&raw) {
                 Ok(session) => setup::complete_retrieved(services, &session).await,
                 Err(error) => Err(error),
             };
+            let result = flushed(store, result).await;
             encode(Answer::new(
                 Ok(success_page(result, services.trace)),
                 services.trace,
             ))
         }
+    }
+}
+
+/// The work's list rows sent. A flush that failed fails the work as a failed write would:
+/// its records stay pending in the table (written again before the next work) and its writer
+/// retries.
+async fn flushed<S: Store, R>(store: &S, result: Result<R, AppError>) -> Result<R, AppError> {
+    match store.flush(None).await {
+        Ok(_) => result,
+        Err(error) => result.and(Err(error.into())),
+    }
+}
+
+/// [`flushed`], with the event's own row when it wrote a record; a receipt whose row went
+/// with them no longer carries the record (the worker indexes only what is left to index).
+async fn indexed<S: Store>(
+    store: &S,
+    result: Result<Receipt, AppError>,
+    index: Option<IndexAs>,
+) -> Result<Receipt, AppError> {
+    let entry = match (&result, index) {
+        (Ok(receipt), Some(index)) => receipt.record.as_deref().map(|record| Entry {
+            record: record.clone(),
+            entity: index.entity,
+            delivered: index.delivered,
+        }),
+        _ => None,
+    };
+    match store.flush(entry).await {
+        Ok(true) => result.map(|receipt| Receipt {
+            record: None,
+            ..receipt
+        }),
+        Ok(false) => result,
+        Err(error) => result.and(Err(error.into())),
     }
 }
 
@@ -176,6 +263,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::event::Outcome;
+    use crate::record_index::Table;
+    use crate::store::entity::{EntityStore, MemoryTable, Table as _};
     use crate::store::{MemoryStore, StoreError};
     use crate::testing::FakeTransport;
     use pollster::block_on;
@@ -209,7 +298,8 @@ mod tests {
             "identity.verification_session.processing",
         )));
         assert_eq!(work.entity(), Some(Entity::user("ann")));
-        let answer: EventAnswer = serde_json::from_str(&block_on(run(work, &services))).unwrap();
+        let answer: EventAnswer =
+            serde_json::from_str(&block_on(run(work, None, &services))).unwrap();
         let worker_trace = Trace::new();
         worker_trace.note("before");
         let receipt = answer.into_result(&worker_trace).unwrap();
@@ -223,6 +313,147 @@ mod tests {
         );
         assert!(block_on(store.get("identity:user:ann")).unwrap().is_some());
         assert_eq!(worker_trace.snapshot().notes[0], "before");
+    }
+
+    fn config() -> Config {
+        Config::from_lookup(|name| {
+            (name == crate::config::STRIPE_SECRET_KEY).then(|| "sk_test_queue".to_owned())
+        })
+        .unwrap()
+    }
+
+    /// Runs `work` in a queue over `table` and `kv` (a deferring KV, as the queue's is).
+    fn run_queued(
+        table: &MemoryTable,
+        kv: &MemoryStore,
+        work: Work,
+        index: Option<IndexAs>,
+    ) -> EventAnswer {
+        let store = EntityStore::new(table, kv, 5);
+        block_on(store.catch_up()).unwrap();
+        let (config, transport, trace) = (config(), FakeTransport::unreachable(), Trace::new());
+        let services = Services::new(&store, &transport, &config, 5, &trace);
+        serde_json::from_str(&block_on(run(over_the_binding(&work), index, &services))).unwrap()
+    }
+
+    fn delivered_as_ann() -> Option<IndexAs> {
+        Some(IndexAs {
+            entity: Some("user:ann".into()),
+            delivered: true,
+        })
+    }
+
+    #[test]
+    fn an_events_row_and_its_list_rows_go_to_the_index_in_one_request() {
+        let (table, kv) = (MemoryTable::new(), MemoryStore::deferring());
+        let kind = "identity.verification_session.processing";
+        let answer = run_queued(
+            &table,
+            &kv,
+            Work::Event(event("evt_1", kind)),
+            delivered_as_ann(),
+        );
+        let receipt = answer.into_result(&Trace::new()).unwrap();
+        // Indexed by the queue: the worker has nothing left to index.
+        assert_eq!((receipt.outcome, receipt.record), (Outcome::Handled, None));
+        let flushed = kv.flushed();
+        assert_eq!(flushed.len(), 1, "{flushed:?}");
+        let entry = flushed[0].event.as_ref().unwrap();
+        assert_eq!(
+            (
+                entry.record.id.as_str(),
+                entry.entity.as_deref(),
+                entry.delivered
+            ),
+            ("evt_1", Some("user:ann"), true)
+        );
+        let rows: Vec<_> = flushed[0]
+            .tables()
+            .map(|(t, r)| (t, r.id.as_str()))
+            .collect();
+        assert_eq!(rows, [(Some(Table::Users), "ann")]);
+        assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_flush_that_fails_fails_the_work_and_its_rows_go_with_the_next_work() {
+        let (table, kv) = (MemoryTable::new(), MemoryStore::deferring());
+        kv.set_index_failing(true);
+        let kind = "identity.verification_session.processing";
+        let answer = run_queued(
+            &table,
+            &kv,
+            Work::Event(event("evt_1", kind)),
+            delivered_as_ann(),
+        );
+        let error = answer.into_result(&Trace::new()).unwrap_err();
+        assert!(error.is_retryable(), "{error:?}");
+        // In KV, but still pending in the table: its row was not written.
+        assert!(block_on(kv.get("identity:user:ann")).unwrap().is_some());
+        let pending: Vec<String> = table
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(pending, ["identity:user:ann"]);
+        kv.set_index_failing(false);
+        // Stripe's retry: a duplicate now, and the catch-up before it sends the user's row.
+        let answer = run_queued(
+            &table,
+            &kv,
+            Work::Event(event("evt_1", kind)),
+            delivered_as_ann(),
+        );
+        assert!(answer.into_result(&Trace::new()).unwrap().duplicate);
+        let rows: Vec<_> = kv.flushed()[0]
+            .tables()
+            .map(|(t, r)| (t, r.id.clone()))
+            .collect();
+        assert_eq!(rows, [(Some(Table::Users), "ann".to_owned())]);
+        assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn work_outside_a_deferring_kv_leaves_the_events_row_to_the_worker() {
+        let (table, kv) = (MemoryTable::new(), MemoryStore::new());
+        let kind = "identity.verification_session.processing";
+        let answer = run_queued(
+            &table,
+            &kv,
+            Work::Event(event("evt_1", kind)),
+            delivered_as_ann(),
+        );
+        let receipt = answer.into_result(&Trace::new()).unwrap();
+        assert_eq!(receipt.record.map(|r| r.id), Some("evt_1".to_owned()));
+        assert!(table.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn how_an_event_is_indexed_crosses_in_a_header_and_nothing_else_is_read_as_it() {
+        for index in [
+            IndexAs {
+                entity: Some("user:ann".into()),
+                delivered: true,
+            },
+            IndexAs {
+                entity: Some("customer:cus_1".into()),
+                delivered: false,
+            },
+            IndexAs {
+                entity: None,
+                delivered: true,
+            },
+        ] {
+            assert_eq!(IndexAs::from_header(&index.header()), Some(index));
+        }
+        assert_eq!(
+            IndexAs::header(&delivered_as_ann().unwrap()),
+            "delivered user:ann"
+        );
+        for other in ["", "1", "Delivered user:ann", "yes user:ann"] {
+            assert_eq!(IndexAs::from_header(other), None, "{other}");
+        }
     }
 
     #[test]

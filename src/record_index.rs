@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::billing::ChargeRecord;
 use crate::error::AppError;
-use crate::event_log::{parse_customer, parse_limit, parse_seconds, Bound, DEFAULT_EVENTS_LIMIT};
+use crate::event_log::{
+    parse_customer, parse_limit, parse_seconds, Bound, Entry, DEFAULT_EVENTS_LIMIT,
+};
 use crate::identity::{is_user_id, UserRecord};
 use crate::notify::{Notification, Recipient};
 
@@ -229,6 +231,54 @@ impl Table {
             .collect();
         names.extend(["`since`", "`until`", "`limit`", "`cursor`"].map(String::from));
         format!("unknown parameter; the known ones are {}", names.join(", "))
+    }
+}
+
+/// What an entity's queue sends the index once its piece of work is done, in one request
+/// (`POST /batch`) instead of one per record: the event's row when the work was an event, and
+/// the list row of each indexed record the work wrote (its last one, if written twice).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Entry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<BatchRow>,
+}
+
+/// A list row and its table's name ([`Table::name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRow {
+    pub table: String,
+    pub row: Row,
+}
+
+impl Batch {
+    /// Adds `row`; a row of the same record already in the batch is replaced (the record's
+    /// last write is the one KV keeps).
+    pub fn push(&mut self, table: Table, row: Row) {
+        let name = table.name();
+        match self
+            .rows
+            .iter_mut()
+            .find(|r| r.table == name && r.row.id == row.id)
+        {
+            Some(found) => found.row = row,
+            None => self.rows.push(BatchRow {
+                table: name.to_owned(),
+                row,
+            }),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event.is_none() && self.rows.is_empty()
+    }
+
+    /// Each row with its table (`None`: a name this index does not know).
+    pub fn tables(&self) -> impl Iterator<Item = (Option<Table>, &Row)> {
+        self.rows
+            .iter()
+            .map(|r| (Table::from_name(&r.table), &r.row))
     }
 }
 
@@ -476,6 +526,33 @@ mod tests {
             Err(AppError::BadQuery(message)) => message,
             other => panic!("{query}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_batch_keeps_each_records_last_row_and_crosses_the_binding() {
+        let row = |id: &str, at: i64| Row {
+            id: id.into(),
+            at,
+            columns: vec![Some("processing".into())],
+            expires_at: None,
+            record: "{}".into(),
+        };
+        let mut batch = Batch::default();
+        assert!(batch.is_empty());
+        assert_eq!(serde_json::to_string(&batch).unwrap(), "{}");
+        batch.push(Table::Users, row("ann", 1));
+        batch.push(Table::Charges, row("ann", 2));
+        batch.push(Table::Users, row("ann", 3));
+        assert!(!batch.is_empty());
+        let text = serde_json::to_string(&batch).unwrap();
+        let back: Batch = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, batch);
+        let tables: Vec<_> = back.tables().map(|(t, r)| (t, r.at)).collect();
+        assert_eq!(tables, [(Some(Table::Users), 3), (Some(Table::Charges), 2)]);
+        let unknown: Batch =
+            serde_json::from_str(r#"{"rows":[{"table":"x","row":{"id":"a","at":1,"columns":[],"expires_at":null,"record":"{}"}}]}"#)
+                .unwrap();
+        assert_eq!(unknown.tables().next().map(|(t, _)| t), Some(None));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::billing::CheckoutRecord;
 use crate::event::EventRecord;
+use crate::event_log::Entry;
 use crate::identity::{SessionRecord, UserRecord};
 use crate::notify::Notification;
 
@@ -59,6 +60,18 @@ pub trait Store {
         }
         Ok(values)
     }
+    /// Whether a `put` of `key` leaves its list index row (`crate::record_index`) for
+    /// [`Store::flush`] instead of writing it first: an entity's queue sends them all in one
+    /// request once its work is done. Such a write is not done until the flush is.
+    fn defers_row(&self, _key: &str) -> bool {
+        false
+    }
+    /// Sends the rows left by `put`s ([`Store::defers_row`]) and `event` (the event index's
+    /// row of the work's event) in one request; whether `event` went with them (`false`: its
+    /// writer indexes it). This default leaves nothing and sends nothing.
+    async fn flush(&self, _event: Option<Entry>) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// A borrowed store is a store (a native test's `EntityStore` over a `MemoryStore` it keeps).
@@ -87,6 +100,14 @@ impl<S: Store> Store for &S {
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError> {
         (**self).list(prefix, limit, cursor).await
+    }
+
+    fn defers_row(&self, key: &str) -> bool {
+        (**self).defers_row(key)
+    }
+
+    async fn flush(&self, event: Option<Entry>) -> Result<bool, StoreError> {
+        (**self).flush(event).await
     }
 }
 
@@ -313,11 +334,35 @@ pub struct MemoryStore {
     entries: RefCell<BTreeMap<String, (String, Option<u64>)>>,
     failing: RefCell<bool>,
     failing_writes: RefCell<Option<String>>,
+    /// As an entity queue's KV ([`MemoryStore::deferring`]): the rows its writes left.
+    deferred: Option<entity::DeferredRows>,
+    /// The batches [`Store::flush`] sent, in order.
+    flushed: RefCell<Vec<crate::record_index::Batch>>,
+    failing_index: RefCell<bool>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// As the queue's KV adapter is (`store::kv`): writes of indexed records the entity's
+    /// table keeps leave their rows for [`Store::flush`].
+    pub fn deferring() -> Self {
+        Self {
+            deferred: Some(entity::DeferredRows::default()),
+            ..Self::default()
+        }
+    }
+
+    /// From now on a flush's request to the index fails (or recovers with `false`).
+    pub fn set_index_failing(&self, failing: bool) {
+        *self.failing_index.borrow_mut() = failing;
+    }
+
+    /// The batches flushed so far.
+    pub fn flushed(&self) -> Vec<crate::record_index::Batch> {
+        self.flushed.borrow().clone()
     }
 
     /// From now on every call fails as if KV were down (or recovers with `false`).
@@ -376,10 +421,31 @@ impl Store for MemoryStore {
                 )));
             }
         }
+        if let Some(rows) = self.deferred.as_ref().filter(|_| self.defers_row(key)) {
+            // The clock is the caller's: a test's rows carry the TTL's seconds from 0.
+            rows.push(key, value, ttl_seconds, 0);
+        }
         self.entries
             .borrow_mut()
             .insert(key.to_owned(), (value.to_owned(), ttl_seconds));
         Ok(())
+    }
+
+    fn defers_row(&self, key: &str) -> bool {
+        self.deferred.is_some() && entity::DeferredRows::defers(key)
+    }
+
+    async fn flush(&self, event: Option<Entry>) -> Result<bool, StoreError> {
+        let Some(batch) = self.deferred.as_ref().and_then(|rows| rows.take(event)) else {
+            return Ok(false);
+        };
+        if *self.failing_index.borrow() {
+            let error = StoreError::Unavailable("injected index failure".into());
+            return entity::DeferredRows::failed(&batch, error);
+        }
+        let sent = batch.event.is_some();
+        self.flushed.borrow_mut().push(batch);
+        Ok(sent)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

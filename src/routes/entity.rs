@@ -16,7 +16,7 @@ use crate::config::{ConfigError, DEFAULT_EPHEMERAL_GRACE_SECONDS};
 use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::http;
-use crate::queue::{self, Answer, Work};
+use crate::queue::{self, Answer, IndexAs, Work, INDEX_HEADER};
 use crate::serial::FifoLock;
 use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
@@ -67,10 +67,12 @@ impl DurableObject for EntityQueue {
         // Text, then `from_str`: the one decoder instantiation the worker already has.
         let text = req.text().await.unwrap_or_default();
         let ephemeral = req.headers().get(EPHEMERAL_HEADER).ok().flatten().is_some();
+        let index = req.headers().get(INDEX_HEADER).ok().flatten();
+        let index = index.as_deref().and_then(IndexAs::from_header);
         let body = match serde_json::from_str::<Work>(&text) {
             Ok(work) => {
                 let _turn = self.turns.lock().await;
-                let body = self.run(work, &trace).await;
+                let body = self.run(work, index, &trace).await;
                 // Retention never waits for the next piece of work: the alarm is set now.
                 if let Err(error) = self.upkeep(ephemeral, false).await {
                     trace.note(format!("entity upkeep failed: {}", error.log_text()));
@@ -134,11 +136,11 @@ impl EntityQueue {
         Ok(())
     }
 
-    async fn run(&self, work: Work, trace: &Trace) -> String {
+    async fn run(&self, work: Work, index: Option<IndexAs>, trace: &Trace) -> String {
         let now = (Date::now().as_millis() / 1000) as i64;
         let prepared = (|| {
             let config = shared_config(&self.env)?;
-            let kv = state(&self.env, config.cost_meter)?;
+            let kv = state(&self.env, config.cost_meter)?.deferring();
             let table = SqlTable::open(self.state.storage().sql(), &self.table_created)?;
             Ok::<_, AppError>((config, kv, table))
         })();
@@ -156,7 +158,7 @@ impl EntityQueue {
         } else {
             services
         };
-        queue::run(work, &services).await
+        queue::run(work, index, &services).await
     }
 }
 
@@ -169,14 +171,16 @@ fn unreachable_queue(what: &str, error: worker::Error) -> AppError {
 /// Runs `work` in its entity's queue and reads back its result; the queue's trace joins the
 /// request's. Work of no entity (an event of a type not acted on) runs here, in the worker.
 pub async fn run<T: DeserializeOwned>(ctx: &Ctx<'_>, work: &Work) -> Result<Option<T>> {
-    run_in(ctx, work.entity(), work).await
+    run_in(ctx, work.entity(), work, None).await
 }
 
-/// [`run`] in the queue of `entity` (an event's, chosen with its recorded owner).
+/// [`run`] in the queue of `entity` (an event's, chosen with its recorded owner); `index`:
+/// the event's row goes to the event index with the work's list rows, from the queue.
 pub async fn run_in<T: DeserializeOwned>(
     ctx: &Ctx<'_>,
     entity: Option<Entity>,
     work: &Work,
+    index: Option<IndexAs>,
 ) -> Result<Option<T>> {
     let Some(entity) = entity else {
         return Ok(None);
@@ -199,6 +203,10 @@ pub async fn run_in<T: DeserializeOwned>(
         headers
             .set(EPHEMERAL_HEADER, "1")
             .map_err(|e| unreachable_queue("request", e))?;
+    }
+    // A value a header cannot carry leaves the event's row to the worker, as without it.
+    if let Some(index) = index {
+        let _ = headers.set(INDEX_HEADER, &index.header());
     }
     let request = new_request(
         WORK_URL,

@@ -20,7 +20,7 @@ use worker::{
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::event_log::{self, Bound, Entry, EventsQuery, Marks};
-use crate::record_index::{ListQuery, Row, Table};
+use crate::record_index::{Batch, ListQuery, Row, Table};
 use crate::store::index::{IndexClient, EVENT_LOG_BINDING};
 use crate::store::EVENT_TTL_SECONDS;
 
@@ -64,7 +64,8 @@ impl DurableObject for EventLog {
         }
     }
 
-    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is),
+    /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is), `POST
+    /// /batch` (a [`Batch`]: an entity queue's rows of one piece of work),
     /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON), `POST /marks`,
     /// `POST /count` (Unix seconds: the [`event_log::Counts`] since then), or a list index's
     /// request (`/put/{table}`, `/delete/{table}`, `/query/{table}`). `sql.exec` is synchronous.
@@ -77,6 +78,7 @@ impl DurableObject for EventLog {
         let sql = self.sql()?;
         match path.as_str() {
             "/put" => self.put_event(&sql, &text).await,
+            "/batch" => self.put_batch(&sql, &text).await,
             "/query" => {
                 // The worker validated it already; a query that does not parse is not its.
                 let Ok(query) = EventsQuery::parse(Some(&text)) else {
@@ -131,6 +133,33 @@ impl DurableObject for EventLog {
     }
 }
 
+/// An [`Entry`]'s row and the marks it moves; when its row is due for purging (`None` outer:
+/// a record that does not encode).
+fn write_entry(sql: &SqlStorage, entry: &Entry) -> worker::Result<Option<Option<i64>>> {
+    let Ok(bound) = entry.bindings() else {
+        return Ok(None);
+    };
+    rows(sql, event_log::UPSERT, bound)?;
+    let now = (Date::now().as_millis() / 1000) as i64;
+    rows(sql, event_log::MARK_STARTED, vec![Bound::Integer(now)])?;
+    if entry.delivered {
+        let at = Bound::Integer(entry.record.recorded_at);
+        rows(sql, event_log::MARK_DELIVERY, vec![at])?;
+    }
+    Ok(Some(event_log::next_purge(
+        Some(entry.record.recorded_at),
+        EVENT_TTL_SECONDS,
+    )))
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The single integer a `SELECT MIN(…)` answers (none for an empty table).
 fn first_integer(found: Vec<Vec<SqlStorageValue>>) -> Option<i64> {
     found
@@ -165,17 +194,39 @@ impl EventLog {
         let Ok(entry) = serde_json::from_str::<Entry>(text) else {
             return Response::error("an entry that does not decode", 400);
         };
-        let Ok(bound) = entry.bindings() else {
+        let Some(due) = write_entry(sql, &entry)? else {
             return Response::error("an entry that does not encode", 500);
         };
-        rows(sql, event_log::UPSERT, bound)?;
-        let now = (Date::now().as_millis() / 1000) as i64;
-        rows(sql, event_log::MARK_STARTED, vec![Bound::Integer(now)])?;
-        if entry.delivered {
-            let at = Bound::Integer(entry.record.recorded_at);
-            rows(sql, event_log::MARK_DELIVERY, vec![at])?;
+        self.ensure_purge(sql, due).await?;
+        Response::ok("")
+    }
+
+    /// `POST /batch` (a [`Batch`], from an entity's queue once its work is done): the event's
+    /// row and the list rows, as `/put` and `/put/{table}` would write them, then the purge
+    /// alarm once. Refused whole if any part does not decode (nothing is written: the
+    /// statements run only after every part was checked).
+    async fn put_batch(&self, sql: &SqlStorage, text: &str) -> worker::Result<Response> {
+        let Ok(batch) = serde_json::from_str::<Batch>(text) else {
+            return Response::error("a batch that does not decode", 400);
+        };
+        let mut list_rows = Vec::with_capacity(batch.rows.len());
+        for (table, row) in batch.tables() {
+            match table.and_then(|table| Some((table, row.bindings(table)?))) {
+                Some((table, bound)) => list_rows.push((table, bound, row.expires_at)),
+                None => return Response::error("a row that does not decode", 400),
+            }
         }
-        let due = event_log::next_purge(Some(entry.record.recorded_at), EVENT_TTL_SECONDS);
+        let mut due = None;
+        if let Some(entry) = &batch.event {
+            let Some(at) = write_entry(sql, entry)? else {
+                return Response::error("an entry that does not encode", 500);
+            };
+            due = at;
+        }
+        for (table, bound, expires_at) in list_rows {
+            rows(sql, &table.upsert(), bound)?;
+            due = earliest(due, expires_at);
+        }
         self.ensure_purge(sql, due).await?;
         Response::ok("")
     }
@@ -277,10 +328,7 @@ impl EventLog {
         let mut next = event_log::next_purge(oldest, EVENT_TTL_SECONDS);
         for table in TABLES {
             let expiry = first_integer(rows(sql, &table.next_expiry(), vec![])?);
-            next = match (next, expiry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            next = earliest(next, expiry);
         }
         match next {
             Some(at) => self.set_purge_alarm(at).await,

@@ -9,7 +9,7 @@ use crate::error::{AppError, Result};
 use crate::event::thin::ThinEvent;
 use crate::event::{Event, EventError};
 use crate::event_log::Entry;
-use crate::queue::Work;
+use crate::queue::{IndexAs, Work};
 use crate::signature::SIGNATURE_HEADER;
 use crate::store::keys;
 use crate::webhook::{
@@ -95,7 +95,11 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Resu
     let event_id = event.id.clone();
     let indexed_as = entity.as_ref().map(|e| e.as_str().to_owned());
     let work = Work::Event(event);
-    let result = match super::entity::run_in::<Receipt>(ctx, entity, &work).await {
+    let index_as = IndexAs {
+        entity: indexed_as.clone(),
+        delivered,
+    };
+    let result = match super::entity::run_in::<Receipt>(ctx, entity, &work, Some(index_as)).await {
         Ok(Some(receipt)) => Ok(receipt),
         Ok(None) => {
             let Work::Event(event) = work else {
@@ -109,9 +113,11 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Resu
     index(ctx, &event_id, indexed_as, delivered, result).await
 }
 
-/// The event index (`routes::event_log`) gets the record this processing wrote: carried back
-/// in the receipt, or, when the processing answered an error (a failure a retry can get
-/// past), read back from KV (one read, on failures only). A duplicate wrote nothing.
+/// The event index (`routes::event_log`) gets the record this processing wrote, unless the
+/// entity's queue sent its row already (with the work's list rows, `queue::run`): carried
+/// back in the receipt when the queue did not, or, when the processing answered an error (a
+/// failure a retry can get past), read back from KV (one read, on failures only). A
+/// duplicate wrote nothing.
 async fn index(
     ctx: &Ctx<'_>,
     event_id: &str,

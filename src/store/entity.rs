@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 
 use super::{ListPage, Store, StoreError};
 use crate::dry::DryLog;
+use crate::event_log::Entry;
+use crate::record_index::{Batch, Row as ListRow, Table as ListTable};
 
 /// KV refuses TTLs under a minute.
 const MIN_TTL_SECONDS: u64 = 60;
@@ -101,6 +103,81 @@ pub fn kept_by_entity(key: &str) -> bool {
     !key.starts_with("notification:")
 }
 
+/// The list rows (`crate::record_index`) of the records an entity's table keeps, left by the
+/// queue's KV writes for one request to the index once its work is done ([`Store::flush`]):
+/// the replica's half of that (KV's adapter; `MemoryStore` in tests). The table's half is
+/// [`EntityStore`] keeping each such record pending until the flush is done.
+#[derive(Debug, Default)]
+pub struct DeferredRows(RefCell<Batch>);
+
+impl DeferredRows {
+    /// Whether a write of `key` leaves its row here: an indexed record the entity's table
+    /// keeps, never the outbox's (nothing would write a notification again).
+    pub fn defers(key: &str) -> bool {
+        kept_by_entity(key) && ListTable::of_key(key).is_some()
+    }
+
+    /// The row of `value` written under `key` (its last write wins); `false`: the value is
+    /// not the key's record and has no row (the writer deletes the row at once).
+    pub fn push(&self, key: &str, value: &str, ttl: Option<u64>, now: i64) -> bool {
+        match ListRow::of_write(key, value, ttl, now) {
+            Some((table, row)) => {
+                self.0.borrow_mut().push(table, row);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What to send with `event`'s row; `None`: nothing at all.
+    pub fn take(&self, event: Option<Entry>) -> Option<Batch> {
+        let mut batch = self.0.take();
+        batch.event = event;
+        (!batch.is_empty()).then_some(batch)
+    }
+
+    /// Sends `batch` through `call` (a request to the index: path, body); whether the event's
+    /// row went. A batch the index refused (during a deploy an index of the previous version
+    /// has no `POST /batch`; or a passing failure) is sent again row by row, as outside a
+    /// queue (rows are upserts: sending one twice is harmless); the event's row failing then
+    /// is not an error.
+    pub async fn send(
+        batch: &Batch,
+        call: impl AsyncFn(&str, String) -> Result<String, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let json = |result: serde_json::Result<String>| {
+            result.map_err(|_| StoreError::Unavailable("an index batch does not serialise".into()))
+        };
+        if call("/batch", json(serde_json::to_string(batch))?)
+            .await
+            .is_ok()
+        {
+            return Ok(batch.event.is_some());
+        }
+        for row in &batch.rows {
+            let path = format!("/put/{}", row.table);
+            call(&path, json(serde_json::to_string(&row.row))?).await?;
+        }
+        Ok(match &batch.event {
+            Some(entry) => call("/put", json(serde_json::to_string(entry))?)
+                .await
+                .is_ok(),
+            None => false,
+        })
+    }
+
+    /// What a send of `batch` that failed comes to: the event's row alone is left to its
+    /// writer (`false`; it never fails the work, as before); list rows fail the flush, so the
+    /// work fails as a failed write would, and its records stay pending.
+    pub fn failed(batch: &Batch, error: StoreError) -> Result<bool, StoreError> {
+        if batch.rows.is_empty() {
+            Ok(false)
+        } else {
+            Err(error)
+        }
+    }
+}
+
 /// The table first, KV after (see the module's doc). Without a table (work outside any
 /// queue, the read routes) it is KV alone: one store type for the whole worker, so the
 /// handlers are compiled once, not once per store.
@@ -111,6 +188,9 @@ pub struct EntityStore<'a, T, R> {
     now: i64,
     /// A replay's preview: writes go to the log, never to the table or KV.
     dry: Option<&'a DryLog>,
+    /// Keys whose KV write left its list row for [`Store::flush`]: still pending in the table
+    /// until the flush is done, so a failed one is copied again before the next work.
+    awaiting_flush: RefCell<Vec<String>>,
 }
 
 impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
@@ -120,6 +200,7 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
             replica,
             now,
             dry: None,
+            awaiting_flush: RefCell::new(Vec::new()),
         }
     }
 
@@ -130,6 +211,7 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
             replica,
             now,
             dry: None,
+            awaiting_flush: RefCell::new(Vec::new()),
         }
     }
 
@@ -163,6 +245,10 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
             .expires_at
             .map(|at| (at - self.now).max(MIN_TTL_SECONDS as i64) as u64);
         self.replica.put(key, &row.value, ttl).await?;
+        if self.replica.defers_row(key) {
+            self.awaiting_flush.borrow_mut().push(key.to_owned());
+            return Ok(());
+        }
         table.replicated(key)
     }
 }
@@ -225,6 +311,28 @@ impl<T: Table, R: Store> Store for EntityStore<'_, T, R> {
         cursor: Option<&str>,
     ) -> Result<ListPage, StoreError> {
         self.replica.list(prefix, limit, cursor).await
+    }
+
+    fn defers_row(&self, key: &str) -> bool {
+        self.replica.defers_row(key)
+    }
+
+    /// The replica's flush; then the rows it carried are replicated in the table (until
+    /// then they stayed pending: a flush that failed leaves them for the next catch-up). A
+    /// dry store sends nothing.
+    async fn flush(&self, event: Option<Entry>) -> Result<bool, StoreError> {
+        if self.dry.is_some() {
+            // A preview wrote nothing, so it has nothing to index.
+            return Ok(false);
+        }
+        let sent = self.replica.flush(event).await?;
+        let keys = self.awaiting_flush.take();
+        if let Some(table) = self.table {
+            for key in keys {
+                table.replicated(&key)?;
+            }
+        }
+        Ok(sent)
     }
 }
 
@@ -304,6 +412,60 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
     use pollster::block_on;
+
+    #[test]
+    fn a_queue_defers_the_rows_of_the_records_its_table_keeps_and_only_those() {
+        assert!(DeferredRows::defers("identity:user:ann"));
+        assert!(DeferredRows::defers("charge:pi_1"));
+        // The outbox's rows are written first, as outside a queue; other keys have none.
+        assert!(!DeferredRows::defers("notification:n1"));
+        assert!(!DeferredRows::defers("event:evt_1"));
+        let rows = DeferredRows::default();
+        assert_eq!(rows.take(None), None);
+        assert!(!rows.push("identity:user:ann", "not a record", None, 1_000));
+        let user = serde_json::to_string(&crate::identity::UserRecord::new("ann")).unwrap();
+        assert!(rows.push("identity:user:ann", &user, Some(100), 1_000));
+        let batch = rows.take(None).unwrap();
+        assert_eq!(batch.rows[0].row.expires_at, Some(1_100));
+        assert_eq!(rows.take(None), None, "taken once");
+        // A failed send: list rows fail the flush; the event's row alone is its writer's.
+        let error = StoreError::Unavailable("down".into());
+        assert_eq!(
+            DeferredRows::failed(&batch, error.clone()),
+            Err(error.clone())
+        );
+        assert_eq!(DeferredRows::failed(&Batch::default(), error), Ok(false));
+    }
+
+    #[test]
+    fn a_batch_an_older_index_refuses_goes_row_by_row() {
+        let rows = DeferredRows::default();
+        let user = serde_json::to_string(&crate::identity::UserRecord::new("ann")).unwrap();
+        assert!(rows.push("identity:user:ann", &user, None, 1_000));
+        let batch = rows.take(None).unwrap();
+        // An index without `/batch` (the previous version, during a deploy): 404.
+        let paths = RefCell::new(Vec::new());
+        let older = async |path: &str, _body: String| {
+            paths.borrow_mut().push(path.to_owned());
+            match path {
+                "/batch" => Err(StoreError::Unavailable("refused /batch (404)".into())),
+                _ => Ok(String::new()),
+            }
+        };
+        assert_eq!(block_on(DeferredRows::send(&batch, older)), Ok(false));
+        assert_eq!(*paths.borrow(), ["/batch", "/put/users"]);
+        // The current index takes it in one request.
+        paths.borrow_mut().clear();
+        let current = async |path: &str, _body: String| {
+            paths.borrow_mut().push(path.to_owned());
+            Ok(String::new())
+        };
+        assert_eq!(block_on(DeferredRows::send(&batch, current)), Ok(false));
+        assert_eq!(*paths.borrow(), ["/batch"]);
+        // Down altogether: the rows' failure is the flush's.
+        let down = async |_: &str, _: String| Err(StoreError::Unavailable("down".into()));
+        assert!(block_on(DeferredRows::send(&batch, down)).is_err());
+    }
 
     #[test]
     fn the_table_is_read_first_and_every_write_reaches_kv() {

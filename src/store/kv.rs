@@ -4,7 +4,11 @@
 //! same expiry. The row first, then KV: a write is done when both are, so a failed index
 //! write fails the write before KV changes (an entity's queue copies it again before its next
 //! piece of work; the outbox's next run writes a notification again). A delete removes the
-//! record first, then its row.
+//! record first, then its row. In an entity's queue ([`KvState::deferring`]) the rows of the
+//! records its table keeps are instead sent together once the work is done ([`Store::flush`],
+//! one request with the event's row): the table keeps each such record pending until that
+//! request is done, so a row that failed is written again (with its record) by the next
+//! catch-up, as a failed KV write is.
 //! Only built for wasm32.
 //!
 //! The namespace's own JS methods called directly (`get`, `put`, `delete`, `list`): the
@@ -17,8 +21,10 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::Date;
 
+use super::entity::DeferredRows;
 use super::index::IndexClient;
 use super::{ListPage, Store, StoreError};
+use crate::event_log::Entry;
 use crate::record_index::{Row, Table};
 
 /// KV refuses TTLs under a minute.
@@ -33,6 +39,9 @@ pub struct KvState {
     meter: bool,
     /// The list indexes (`None`: the `EVENT_LOG` binding is missing, and an indexed write fails).
     index: Option<IndexClient>,
+    /// In an entity's queue ([`KvState::deferring`]): the list rows of the records its table
+    /// keeps, sent with the event's row in one request by [`Store::flush`].
+    deferred: Option<DeferredRows>,
 }
 
 /// The runtime's error, as the `worker` crate's `KvError` printed it.
@@ -68,7 +77,20 @@ impl KvState {
             kv: kv.unchecked_into(),
             meter,
             index,
+            deferred: None,
         })
+    }
+
+    /// For an entity's queue, over its table (`store::entity`): a write of a record the table
+    /// keeps leaves its list row for [`Store::flush`] (one request for the whole piece of
+    /// work); the table keeps the record pending until then, so a row that could not be
+    /// written is written again by the next catch-up. Other keys (the outbox's) are written
+    /// row first, as outside a queue.
+    pub fn deferring(self) -> Self {
+        Self {
+            deferred: Some(DeferredRows::default()),
+            ..self
+        }
     }
 
     fn index(&self) -> Result<&IndexClient, StoreError> {
@@ -97,6 +119,15 @@ impl KvState {
             None => return self.index_delete(key).await,
         };
         self.index()?.call(&path, body).await.map(|_| ())
+    }
+
+    /// [`KvState::index_write`]'s row into the batch [`Store::flush`] sends.
+    async fn defer_row(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        let now = (Date::now().as_millis() / 1000) as i64;
+        match &self.deferred {
+            Some(rows) if rows.push(key, value, ttl, now) => Ok(()),
+            _ => self.index_delete(key).await,
+        }
     }
 
     async fn index_delete(&self, key: &str) -> Result<(), StoreError> {
@@ -148,7 +179,11 @@ impl Store for KvState {
         // its writer's retry (the queue's copy, the outbox's next run) writes both. The other
         // way round, a notification delivered in KV but not in its row would stay listed as
         // pending: nothing writes a finished notification again.
-        self.index_write(key, value, ttl).await?;
+        if self.defers_row(key) {
+            self.defer_row(key, value, ttl).await?;
+        } else {
+            self.index_write(key, value, ttl).await?;
+        }
         let args = Array::of3(&JsValue::from_str(key), &JsValue::from_str(value), &options);
         self.call("put", &args).await.map(|_| ())
     }
@@ -196,5 +231,25 @@ impl Store for KvState {
             get(&page, "cursor")?.as_string()
         };
         Ok(ListPage { keys, cursor })
+    }
+
+    fn defers_row(&self, key: &str) -> bool {
+        self.deferred.is_some() && DeferredRows::defers(key)
+    }
+
+    /// One `POST /batch` to the index with the deferred rows and `event`'s row (none when
+    /// there is neither). Not deferring, or a batch of the event's row alone that failed:
+    /// `false`, the event's row is left to its writer.
+    async fn flush(&self, event: Option<Entry>) -> Result<bool, StoreError> {
+        let Some(batch) = self.deferred.as_ref().and_then(|rows| rows.take(event)) else {
+            return Ok(false);
+        };
+        let sent = match self.index() {
+            Ok(index) => {
+                DeferredRows::send(&batch, async |path, body| index.call(path, body).await).await
+            }
+            Err(error) => Err(error),
+        };
+        sent.or_else(|error| DeferredRows::failed(&batch, error))
     }
 }
