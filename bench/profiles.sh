@@ -29,7 +29,7 @@ for variant in $VARIANTS; do
   mkdir -p "$work/$name"
   cp -r build "$work/$name/build"
   # The same settings as wrangler.toml, pointing at this build.
-  sed -e "s/^name = .*/name = \"variant-$name\"/" -e '/^\[build\]/,/^$/d' wrangler.toml > "$work/$name/wrangler.toml"
+  sed -e "1s/^name = .*/name = \"variant-$name\"/" -e '/^\[build\]/,/^$/d' wrangler.toml > "$work/$name/wrangler.toml"
   kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
   w=build/index_bg.wasm j=build/index.js
   wr=$(stat -c%s $w) wg=$(gzip -9c $w | wc -c) jr=$(stat -c%s $j) jg=$(gzip -9c $j | wc -c)

@@ -238,19 +238,23 @@ impl Table {
 /// (`POST /batch`) instead of one per record: the event's row when the work was an event, and
 /// the list row of each indexed record the work wrote (its last one, if written twice).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Batch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Entry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<BatchRow>,
 }
+crate::json::map_only!(serialize: Batch);
 
 /// A list row and its table's name ([`Table::name`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct BatchRow {
     pub table: String,
     pub row: Row,
 }
+crate::json::map_only!(serialize: BatchRow);
 
 impl Batch {
     /// Adds `row`; a row of the same record already in the batch is replaced (the record's
