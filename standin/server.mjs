@@ -942,7 +942,7 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
     const record = {
       method, path, query: url.search, request_id: requestId, idempotency_key: idempotencyKey,
       stripe_version: req.headers['stripe-version'] ?? null, content_type: req.headers['content-type'] ?? null,
-      authorized: /^Bearer sk_test_\w+$/.test(auth), params: null, status: null, replayed: false, fault: null, at: Date.now(),
+      authorized: /^Bearer sk_test_\w+$/.test(auth), params: null, status: null, replayed: false, fault: null, at: Date.now(), settled: false,
     };
     requests.push(record);
     const reply = (status, body, headers = {}) => {
@@ -1055,6 +1055,8 @@ export function createStandIn({ webhookUrl, webhookSecret, apiVersion = DEFAULT_
       const failedValidation = outcome.status === 400 && outcome.body?.error?.type === 'invalid_request_error';
       if (!failedValidation) idempotency.set(scope, { fingerprint, status: outcome.status, body: outcome.body, requestId });
     }
+    // Executed, its key free again: a test waits for this, not for a time, before a retry.
+    record.settled = true;
     if (res.destroyed) return;
     reply(outcome.status, outcome.body, outcome.headers);
   }
