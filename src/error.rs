@@ -313,7 +313,9 @@ impl AppError {
             error.insert("record".into(), record.name().into());
         }
         error.insert("message".into(), self.public_message().into());
-        serde_json::json!({ "error": error }).to_string()
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), serde_json::Value::Object(error));
+        serde_json::Value::Object(body).to_string()
     }
 }
 

@@ -245,7 +245,7 @@ impl Notification {
         if let Some(said) = record.stripe_error.as_ref() {
             payload.insert(
                 "stripe_error".into(),
-                serde_json::to_value(said).unwrap_or_default(),
+                crate::router::json_value(said).unwrap_or_default(),
             );
         }
         payload.insert("admin_path".into(), format!("/events/{}", record.id).into());

@@ -349,6 +349,30 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| AppError::BadJson(describe_json_error(&e)))
 }
 
+/// A value as a `serde_json::Value`, through its JSON text: the same value `to_value` gives
+/// (keys sorted, as `Map` keeps them), but over the text serialiser every type here already
+/// has. `to_value` and `json!` with a non-literal field compile each type's `Serialize`
+/// once more, for the value serialiser, and that serialiser too (bench/RESULTS.md, notes).
+pub fn json_value<T: serde::Serialize + ?Sized>(value: &T) -> Option<serde_json::Value> {
+    value_of_text(serde_json::to_string(value).ok()?)
+}
+
+/// The generic part of [`json_value`] kept to the serialiser's call: this is compiled once.
+#[inline(never)]
+fn value_of_text(text: String) -> Option<serde_json::Value> {
+    serde_json::from_str(&text).ok()
+}
+
+/// A JSON object of `fields`, as `json!` builds it, without the value serialiser (see
+/// [`json_value`]). Inserted one by one: `collect` would compile a sort for a bulk build.
+pub fn json_object(fields: Vec<(&str, serde_json::Value)>) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in fields {
+        map.insert(key.to_owned(), value);
+    }
+    serde_json::Value::Object(map)
+}
+
 /// A JSON field that should be a string: absent or `null` is `None`, a string is itself, and
 /// anything else is `Err(())`, for the caller to answer with that field's own error.
 #[allow(clippy::result_unit_err)]
@@ -427,6 +451,53 @@ mod tests {
         let lossy =
             form_fields(Some("application/x-www-form-urlencoded"), b"customer=%FF").unwrap();
         assert_eq!(form_field(&lossy, "customer"), Some("\u{fffd}"));
+    }
+
+    /// `json_value` and `json_object` stand in for `serde_json::to_value` and `json!`: the
+    /// same values, so the same JSON text (keys sorted), for what the routes put through them.
+    #[test]
+    fn json_value_and_json_object_give_what_to_value_and_json_give() {
+        #[derive(serde::Serialize)]
+        struct Report {
+            zeta: u64,
+            alpha: Option<String>,
+            none: Option<String>,
+            ratio: f64,
+            whole: f64,
+            negative: i64,
+            nested: std::collections::BTreeMap<u32, Vec<bool>>,
+            text: &'static str,
+        }
+        let report = Report {
+            zeta: u64::MAX,
+            alpha: Some("a \"quoted\" \u{e9}".into()),
+            none: None,
+            ratio: 0.1 + 0.2,
+            whole: 3.0,
+            negative: i64::MIN,
+            nested: [(2, vec![true]), (10, vec![])].into_iter().collect(),
+            text: "<b>",
+        };
+        let value = json_value(&report).unwrap();
+        assert_eq!(value, serde_json::to_value(&report).unwrap());
+        assert_eq!(
+            value.to_string(),
+            serde_json::to_value(&report).unwrap().to_string()
+        );
+        assert_eq!(json_value(&None::<String>), Some(serde_json::Value::Null));
+
+        let object = json_object(vec![
+            ("id", "cs_1".into()),
+            ("url", Some("https://x".to_owned()).into()),
+            ("missing", None::<String>.into()),
+            ("count", 7u32.into()),
+            ("error", json_object(vec![("code", "x".into())])),
+        ]);
+        let expected = serde_json::json!({
+            "id": "cs_1", "url": "https://x", "missing": null, "count": 7, "error": {"code": "x"},
+        });
+        assert_eq!(object, expected);
+        assert_eq!(object.to_string(), expected.to_string());
     }
 
     #[test]

@@ -135,8 +135,8 @@ async fn store_transition<S: Store, T: Transport>(
 
 fn notification(source: &str, notice: UserNotice) -> Notification {
     let kind = format!("identity.{}", notice.status);
-    let payload = match serde_json::to_value(&notice) {
-        Ok(serde_json::Value::Object(mut map)) => {
+    let payload = match crate::router::json_value(&notice) {
+        Some(serde_json::Value::Object(mut map)) => {
             map.remove("user_id");
             map
         }
@@ -365,8 +365,8 @@ pub async fn user_view<S: Store>(
     let Some(user) = keys::identity_user(user_id).load(store).await? else {
         return Ok(None);
     };
-    let mut view = serde_json::to_value(&user)
-        .map_err(|_| AppError::Internal("a user record does not serialise"))?;
+    let mut view = crate::router::json_value(&user)
+        .ok_or(AppError::Internal("a user record does not serialise"))?;
     if let serde_json::Value::Object(map) = &mut view {
         map.insert("attempts".into(), user.attempts().into());
         map.insert("max_attempts".into(), max_attempts.into());
@@ -376,8 +376,8 @@ pub async fn user_view<S: Store>(
         );
         map.insert("may_retry".into(), user.may_retry(max_attempts).into());
         if let Some(retry) = user.retry_with(max_attempts) {
-            let retry = serde_json::to_value(retry)
-                .map_err(|_| AppError::Internal("a retry kind does not serialise"))?;
+            let retry = crate::router::json_value(&retry)
+                .ok_or(AppError::Internal("a retry kind does not serialise"))?;
             map.insert("retry_with".into(), retry);
         }
         map.insert("explanation".into(), user.explanation(max_attempts).into());
