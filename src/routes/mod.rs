@@ -316,12 +316,19 @@ pub fn favicon() -> worker::Result<Response> {
 
 /// An `application/json` body of at most `MAX_JSON_BYTES`, decoded as `T`.
 pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let (content_type, body) = read_json_body(req).await?;
+    crate::router::json_body(content_type.as_deref(), &body)
+}
+
+/// [`read_json`]'s reading, apart from its decoding so it is compiled once, not per `T`:
+/// the request's `Content-Type` and its body.
+async fn read_json_body(req: &mut Request) -> Result<(Option<String>, Vec<u8>)> {
     let content_type = req.headers().get("content-type").ok().flatten();
     let body = read_capped(req, crate::router::MAX_JSON_BYTES, || {
         AppError::BadJson("the body could not be read".into())
     })
     .await?;
-    crate::router::json_body(content_type.as_deref(), &body)
+    Ok((content_type, body))
 }
 
 /// A stored record as a 200 JSON response, or 404 `not_found` naming the kind of record.
@@ -329,19 +336,27 @@ pub fn record_response<T: serde::Serialize>(
     kind: crate::error::Record,
     record: Option<T>,
 ) -> Result<worker::Result<Response>> {
-    let record = record.ok_or(AppError::NoRecord(kind))?;
-    let body = serde_json::to_string(&record)
-        .map_err(|_| AppError::Internal("a stored record does not serialise"))?;
+    record_text(kind, record.map(|record| serde_json::to_string(&record)))
+}
+
+/// [`record_response`] after the serialiser, compiled once.
+fn record_text(
+    kind: crate::error::Record,
+    text: Option<serde_json::Result<String>>,
+) -> Result<worker::Result<Response>> {
+    let text = text.ok_or(AppError::NoRecord(kind))?;
+    let body = text.map_err(|_| AppError::Internal("a stored record does not serialise"))?;
     Ok(json(200, body))
 }
 
 /// Reads the body as it streams in and stops at `cap` (413), so a body sent without (or with
 /// a false) Content-Length is refused before it is all in memory. `unreadable` is the error
-/// for a body the runtime cannot deliver.
+/// for a body the runtime cannot deliver (a function, not a closure type: one copy of the
+/// reading for every caller).
 pub async fn read_capped(
     req: &mut Request,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     if req.inner().body().is_none() {
         return Ok(Vec::new());
@@ -354,7 +369,7 @@ pub async fn read_capped(
 pub async fn read_body_capped(
     body: Option<ReadableStream>,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     match body {
         Some(body) => read_stream_capped(ByteStream::from(body), cap, unreadable).await,
@@ -367,7 +382,7 @@ pub async fn read_body_capped(
 async fn read_stream_capped(
     mut stream: ByteStream,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
