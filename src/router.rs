@@ -329,6 +329,13 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, AppError> {
+    let text = json_object_text(content_type, body)?;
+    serde_json::from_str(text).map_err(|e| AppError::BadJson(describe_json_error(&e)))
+}
+
+/// [`json_body`]'s checks before decoding, compiled once rather than per `T`: the body as
+/// text, if it is a JSON object sent as one.
+fn json_object_text<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'a str, AppError> {
     let media_type = content_type
         .and_then(|v| v.split(';').next())
         .map(str::trim)
@@ -344,9 +351,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         return Err(AppError::BadJson("the body must be a JSON object".into()));
     }
     // `from_str`, as everywhere: a `from_slice` reader is a second copy of serde_json's parser.
-    let text =
-        std::str::from_utf8(body).map_err(|_| AppError::BadJson("the body is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| AppError::BadJson(describe_json_error(&e)))
+    std::str::from_utf8(body).map_err(|_| AppError::BadJson("the body is not UTF-8".into()))
 }
 
 /// A value as a `serde_json::Value`, through its JSON text: the same value `to_value` gives

@@ -327,17 +327,20 @@ pub async fn attempt_notification(
 /// A 2xx answer as `R`. One that does not have the expected shape is Stripe's `Malformed`, as
 /// the client would have said had it decoded the answer itself.
 pub fn decode_raw<R: DeserializeOwned>(raw: &RawValue) -> Result<R, AppError> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        StripeError::Malformed {
-            status: 200,
-            reason: format!(
-                "unexpected shape at line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        }
-        .into()
-    })
+    serde_json::from_str(raw.get()).map_err(malformed)
+}
+
+/// [`decode_raw`]'s error, compiled once rather than per answer type.
+fn malformed(error: serde_json::Error) -> AppError {
+    StripeError::Malformed {
+        status: 200,
+        reason: format!(
+            "unexpected shape at line {} column {}",
+            error.line(),
+            error.column()
+        ),
+    }
+    .into()
 }
 
 #[cfg(test)]
