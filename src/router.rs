@@ -198,13 +198,28 @@ pub fn accepts_html(accept: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
-        let refused = parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
+        let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(weight_is_zero));
         media.eq_ignore_ascii_case("text/html") && !refused
     })
+}
+
+/// Whether a media range's weight (`q=`) refuses it: a decimal number at most 0, as
+/// `q.parse::<f32>()` and `<= 0.0` decided it, without linking the float parser (5 KB of
+/// wasm for this one check). Exponent and infinity forms, which RFC 9110's `qvalue` does not
+/// have, do not refuse.
+fn weight_is_zero(q: &str) -> bool {
+    let (negative, digits) = match q.as_bytes().first() {
+        Some(b'-') => (true, &q[1..]),
+        Some(b'+') => (false, &q[1..]),
+        _ => (false, q),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let decimal = !(whole.is_empty() && fraction.is_empty())
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit());
+    decimal && (negative || whole.bytes().chain(fraction.bytes()).all(|b| b == b'0'))
 }
 
 /// A literal segment of some route's path.
@@ -844,6 +859,15 @@ mod tests {
         assert!(!answers_page("/nope", || Some("application/json".into())));
         assert!(!answers_page("/nope", || Some("*/*".into())));
         assert!(accepts_html("TEXT/HTML; charset=utf-8"));
+        // The weight decides as the float parser did, for every decimal form.
+        for q in [
+            "0", "0.", "0.0", "0.000", ".0", "+0", "-0", "00.00", "1", "1.", "1.000", "0.001",
+            ".5", "-1", "-0.5", "+0.5", "0.0001", "", ".", "-", "+", "-.", "a", "0x0", "0.0.0",
+            "1 ", " 0", "0a", "nan", "NaN",
+        ] {
+            let float = q.parse::<f32>().ok().is_some_and(|w| w <= 0.0);
+            assert_eq!(weight_is_zero(q), float, "q={q:?}");
+        }
         assert!(!accepts_html("text/html;q=0, application/json"));
         assert!(!accepts_html("text/htmlx"));
     }
