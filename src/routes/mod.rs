@@ -227,15 +227,37 @@ pub async fn within_rate_limit(ctx: &Ctx<'_>, binding: &'static str, req: &Reque
         .map_err(|_| AppError::Config(crate::config::ConfigError::Missing(binding)))?;
     let address = req.headers().get("cf-connecting-ip").ok().flatten();
     let client = crate::router::rate_limit_client(address.as_deref().unwrap_or(""));
-    let outcome = limiter
-        .limit(client)
+    let success = limit(limiter.into(), &client)
         .await
-        .map_err(|_| AppError::Internal("the rate limiting binding did not answer"))?;
-    if outcome.success {
+        .ok_or(AppError::Internal(
+            "the rate limiting binding did not answer",
+        ))?;
+    if success {
         Ok(())
     } else {
         Err(AppError::TooManyRequests)
     }
+}
+
+/// `limiter.limit({key})`'s `success`, or `None` when the binding did not answer so. Called
+/// directly rather than through `RateLimiter::limit`, whose options and outcome go through
+/// `serde_wasm_bindgen` (its serialiser, deserialiser and string cache: ~6 KB of wasm for
+/// one object of one field each way; bench/RESULTS.md, notes).
+async fn limit(limiter: JsValue, key: &str) -> Option<bool> {
+    use wasm_bindgen::JsCast;
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"key".into(), &key.into()).ok()?;
+    let method: js_sys::Function = js_sys::Reflect::get(&limiter, &"limit".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let promise: js_sys::Promise = method.call1(&limiter, &options).ok()?.dyn_into().ok()?;
+    let outcome = worker::wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .ok()?;
+    js_sys::Reflect::get(&outcome, &"success".into())
+        .ok()?
+        .as_bool()
 }
 
 /// 128 random bits, for an Idempotency-Key when the write has no natural one.
