@@ -249,7 +249,7 @@ pub fn value_html(value: &Value) -> String {
             format!("<ol>{rows}</ol>")
         }
         Value::String(text) => escape_html(text),
-        other => escape_html(&other.to_string()),
+        other => escape_html(&crate::router::json_string(other)),
     }
 }
 
@@ -489,7 +489,7 @@ fn summary(record: &Value, fields: &[&str]) -> String {
         .filter_map(|f| match &record[*f] {
             Value::Null => None,
             Value::String(text) => Some(escape_html(text)),
-            other => Some(escape_html(&other.to_string())),
+            other => Some(escape_html(&crate::router::json_string(other))),
         })
         .collect::<Vec<_>>()
         .join(" · ")

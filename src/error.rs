@@ -315,7 +315,8 @@ impl AppError {
         error.insert("message".into(), self.public_message().into());
         let mut body = serde_json::Map::new();
         body.insert("error".into(), serde_json::Value::Object(error));
-        serde_json::Value::Object(body).to_string()
+        // `to_string` of the value, not `Display` (see `router::json_string`).
+        serde_json::to_string(&serde_json::Value::Object(body)).unwrap_or_default()
     }
 }
 

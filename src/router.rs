@@ -383,6 +383,13 @@ fn value_of_text(text: String) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// A value's JSON text, as `value.to_string()` writes it, through the serialiser
+/// `serde_json::to_string` already compiles for `Value`: `Display` compiles another, over a
+/// `fmt::Write` adapter (bench/RESULTS.md, notes).
+pub fn json_string(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// A JSON object of `fields`, as `json!` builds it, without the value serialiser (see
 /// [`json_value`]). Inserted one by one: `collect` would compile a sort for a bulk build.
 pub fn json_object(fields: Vec<(&str, serde_json::Value)>) -> serde_json::Value {
@@ -518,6 +525,14 @@ mod tests {
         });
         assert_eq!(object, expected);
         assert_eq!(object.to_string(), expected.to_string());
+        for value in [
+            &object,
+            &value,
+            &serde_json::json!(1.5),
+            &serde_json::json!(null),
+        ] {
+            assert_eq!(json_string(value), value.to_string());
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::error::{AppError, Result};
 use crate::event::thin::ThinEvent;
 use crate::event::Event;
 use crate::notify::Notification;
-use crate::router::{json_object, json_value};
+use crate::router::{json_object, json_string, json_value};
 use crate::store::keys;
 use crate::stripe::StripeRequest;
 use crate::webhook::Receipt;
@@ -129,7 +129,7 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
         ("settle_seconds", config.catchup_settle_seconds.into()),
         ("bounds", bounds(plan.pages, plan.limit, plan.processed)),
     ]);
-    Ok(json(200, body.to_string()))
+    Ok(json(200, json_string(&body)))
 }
 
 /// `POST /events/{id}/replay`: fetches the event from Stripe and processes it, also when it is

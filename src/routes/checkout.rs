@@ -95,7 +95,7 @@ pub async fn bind(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Res
     let opened = setup::open_setup_session(&services, &setup, &origin, random).await?;
     let body =
         crate::router::json_object(vec![("id", opened.id.into()), ("url", opened.url.into())]);
-    let body = body.to_string();
+    let body = crate::router::json_string(&body);
     Ok(json(201, body))
 }
 
