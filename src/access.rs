@@ -221,18 +221,20 @@ pub fn parse_keys(body: &str) -> Option<Vec<Jwk>> {
     let jwks: serde_json::Value = serde_json::from_str(body).ok()?;
     let text = |key: &serde_json::Value, name: &str| key.get(name)?.as_str().map(str::to_owned);
     let keys = jwks.get("keys")?.as_array()?;
-    Some(
-        keys.iter()
-            .filter(|key| key.get("kty").and_then(|k| k.as_str()) == Some("RSA"))
-            .filter_map(|key| {
-                Some(Jwk {
-                    kid: text(key, "kid")?,
-                    n: text(key, "n").filter(|n| base64url(n).is_some())?,
-                    e: text(key, "e").filter(|e| base64url(e).is_some())?,
-                })
-            })
-            .collect(),
-    )
+    let jwk = |key: &serde_json::Value| {
+        Some(Jwk {
+            kid: text(key, "kid")?,
+            n: text(key, "n").filter(|n| base64url(n).is_some())?,
+            e: text(key, "e").filter(|e| base64url(e).is_some())?,
+        })
+    };
+    let mut rsa = Vec::new();
+    for key in keys {
+        if key.get("kty").and_then(|k| k.as_str()) == Some("RSA") {
+            rsa.extend(jwk(key));
+        }
+    }
+    Some(rsa)
 }
 
 impl Jwk {
@@ -337,6 +339,13 @@ mod tests {
                 b64(b"{\"alg\":\"RS256\",\"kid\":\"k\xe9\"}"),
                 b64(PAYLOAD.as_bytes()),
                 b64(b"sig")
+            ),
+            // A payload (an ignored claim: `from_slice` let it pass) that is not UTF-8 (a string with a lone 0xff byte in it).
+            format!(
+                "{}.{}.{}",
+                b64(HEADER.as_bytes()),
+                b64(b"{\"a\":\"\xff\"}"),
+                b64(b"s")
             ),
         ] {
             assert_eq!(parse(&bad), Err(Refused::Malformed), "{bad}");

@@ -315,7 +315,10 @@ impl AppError {
             error.insert("record".into(), record.name().into());
         }
         error.insert("message".into(), self.public_message().into());
-        serde_json::json!({ "error": error }).to_string()
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), serde_json::Value::Object(error));
+        // `to_string` of the value, not `Display` (see `router::json_string`).
+        serde_json::to_string(&serde_json::Value::Object(body)).unwrap_or_default()
     }
 }
 

@@ -256,12 +256,14 @@ impl EventsQuery {
     /// The page from the rows the SQL returned (each the record's JSON, newest first). A row
     /// that does not decode is an error, as for `GET /events/{id}`.
     pub fn page(&self, rows: &[String]) -> Result<EventsPage, AppError> {
-        let mut events = rows
-            .iter()
-            .take(self.limit)
-            .map(|text| serde_json::from_str::<EventRecord>(text))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| AppError::Internal("an indexed event record does not decode"))?;
+        // A loop, not `collect::<Result<Vec<_>, _>>()`: each such collect compiles its own
+        // adapter (bench/RESULTS.md, notes).
+        let mut events = Vec::with_capacity(rows.len().min(self.limit));
+        for text in rows.iter().take(self.limit) {
+            let record = serde_json::from_str::<EventRecord>(text)
+                .map_err(|_| AppError::Internal("an indexed event record does not decode"))?;
+            events.push(record);
+        }
         events.truncate(self.limit);
         let cursor = (rows.len() > self.limit)
             .then(|| events.last())

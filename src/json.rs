@@ -24,12 +24,20 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
 
-/// `serde_json::to_value`, through the text: the same `Value` for integers, strings and maps
-/// (they round-trip through JSON text exactly; a float may not, `float_roundtrip` being off, so
-/// it is for types without float fields, as every caller's is), from each type's one JSON encoder, the one that
-/// writes it to KV, instead of a second encoder per type for serde_json's `Value` serializer.
+/// `serde_json::to_value` (and what `json!` does with a non-literal field), through the text:
+/// the same `Value` for integers, strings and maps (keys sorted, as `Map` keeps them; they
+/// round-trip through JSON text exactly; a float may not, `float_roundtrip` being off, so it
+/// is for types without float fields, as every caller's is), from each type's one JSON
+/// encoder, the one that writes it to KV, instead of a second encoder per type for
+/// serde_json's `Value` serializer, and that serializer too (bench/RESULTS.md, notes).
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
-    serde_json::from_str(&serde_json::to_string(value)?)
+    value_of_text(&serde_json::to_string(value)?)
+}
+
+/// The generic part of [`to_value`] kept to the encoder's call: this is compiled once.
+#[inline(never)]
+fn value_of_text(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(text)
 }
 
 /// The message of an error met decoding a value nested in a larger text (an `Expandable`'s

@@ -113,11 +113,14 @@ mod tests {
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use wasm_bindgen::prelude::wasm_bindgen;
+    use wasm_bindgen::JsValue;
     use worker::worker_sys::web_sys::Request as RawRequest;
-    use worker::{
-        console_error, console_log, event, Context, Date, Env, Request, Response, ScheduleContext,
-        ScheduledEvent,
-    };
+    use worker::worker_sys::{self, web_sys};
+    use worker::{console_error, console_log, Date, Env, Request, Response, ScheduledEvent};
 
     use crate::access;
     use crate::error::AppError;
@@ -148,11 +151,51 @@ mod glue {
         trace: crate::services::TraceData,
     }
 
+    /// An entry point's work, as the runtime awaits it.
+    type Work = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+    /// The runtime's promise for an entry point's work. Written out here instead of by
+    /// `#[event]`, which compiled a `future_to_promise` and its error handling for each entry
+    /// (bench/RESULTS.md, notes); the exports keep the names and arguments it gave them.
+    fn promise(work: Work) -> js_sys::Promise {
+        worker::wasm_bindgen_futures::future_to_promise(work)
+    }
+
+    /// The fetch handler's export. An error the handler returns is logged and answered 500
+    /// `INTERNAL SERVER ERROR`, as `#[event(fetch)]` did.
+    #[wasm_bindgen]
+    pub fn fetch(req: RawRequest, env: Env, _ctx: worker_sys::Context) -> js_sys::Promise {
+        promise(Box::pin(async move {
+            let response = match handle_fetch(req, env).await {
+                Ok(response) => response,
+                Err(error) => {
+                    console_error!("{error}");
+                    Response::error("INTERNAL SERVER ERROR", 500)?
+                }
+            };
+            Ok(web_sys::Response::from(response).into())
+        }))
+    }
+
+    /// The Cron Trigger's export: the steps of `routes::scheduled::run`, at the event's
+    /// scheduled time.
+    #[wasm_bindgen]
+    pub fn scheduled(
+        event: worker_sys::ScheduledEvent,
+        env: Env,
+        _ctx: worker_sys::ScheduleContext,
+    ) -> js_sys::Promise {
+        promise(Box::pin(async move {
+            let event = ScheduledEvent::from(event);
+            routes::scheduled::run(&env, &event.cron(), event.schedule()).await;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
     /// Takes the request as the runtime hands it over: converting it to a `worker::Request`
     /// reads `request.cf`, an object the runtime builds anew on every read, which the hot
     /// routes (health checks, Stripe's deliveries) never need. Only the other routes convert it.
-    #[event(fetch)]
-    async fn fetch(req: RawRequest, env: Env, _ctx: Context) -> worker::Result<Response> {
+    async fn handle_fetch(req: RawRequest, env: Env) -> worker::Result<Response> {
         let started = Date::now().as_millis();
         let method = req.method();
         let path = crate::path_of(&req.url());
@@ -260,12 +303,6 @@ mod glue {
             }
             Route::Favicon => Ok(routes::favicon()),
         }
-    }
-
-    /// The Cron Trigger: the steps of `routes::scheduled::run`, at the event's scheduled time.
-    #[event(scheduled)]
-    async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        routes::scheduled::run(&env, &event.cron(), event.schedule()).await;
     }
 
     /// `POST /webhook`, with what its log line says of the event.

@@ -198,13 +198,28 @@ pub fn accepts_html(accept: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
-        let refused = parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
+        let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(weight_is_zero));
         media.eq_ignore_ascii_case("text/html") && !refused
     })
+}
+
+/// Whether a media range's weight (`q=`) refuses it: a decimal number at most 0, as
+/// `q.parse::<f32>()` and `<= 0.0` decided it, without linking the float parser (5 KB of
+/// wasm for this one check). Exponent and infinity forms, which RFC 9110's `qvalue` does not
+/// have, do not refuse.
+fn weight_is_zero(q: &str) -> bool {
+    let (negative, digits) = match q.as_bytes().first() {
+        Some(b'-') => (true, &q[1..]),
+        Some(b'+') => (false, &q[1..]),
+        _ => (false, q),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let decimal = !(whole.is_empty() && fraction.is_empty())
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit());
+    decimal && (negative || whole.bytes().chain(fraction.bytes()).all(|b| b == b'0'))
 }
 
 /// A literal segment of some route's path.
@@ -353,6 +368,23 @@ fn json_object_text<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'
     std::str::from_utf8(body).map_err(|_| AppError::BadJson("the body is not UTF-8".into()))
 }
 
+/// A value's JSON text, as `value.to_string()` writes it, through the serialiser
+/// `serde_json::to_string` already compiles for `Value`: `Display` compiles another, over a
+/// `fmt::Write` adapter (bench/RESULTS.md, notes).
+pub fn json_string(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A JSON object of `fields`, as `json!` builds it, without the value serialiser (see
+/// [`crate::json::to_value`]). Inserted one by one: `collect` would compile a sort for a bulk build.
+pub fn json_object(fields: Vec<(&str, serde_json::Value)>) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (key, value) in fields {
+        map.insert(key.to_owned(), value);
+    }
+    serde_json::Value::Object(map)
+}
+
 /// A JSON field that should be a string: absent or `null` is `None`, a string is itself, and
 /// anything else is `Err(())`, for the caller to answer with that field's own error.
 #[allow(clippy::result_unit_err)]
@@ -431,6 +463,64 @@ mod tests {
         let lossy =
             form_fields(Some("application/x-www-form-urlencoded"), b"customer=%FF").unwrap();
         assert_eq!(form_field(&lossy, "customer"), Some("\u{fffd}"));
+    }
+
+    /// `json::to_value` and `json_object` stand in for `serde_json::to_value` and `json!`: the
+    /// same values, so the same JSON text (keys sorted), for what the routes put through them.
+    #[test]
+    fn to_value_and_json_object_give_what_to_value_and_json_give() {
+        #[derive(serde::Serialize)]
+        struct Report {
+            zeta: u64,
+            alpha: Option<String>,
+            none: Option<String>,
+            ratio: f64,
+            whole: f64,
+            negative: i64,
+            nested: std::collections::BTreeMap<u32, Vec<bool>>,
+            text: &'static str,
+        }
+        let report = Report {
+            zeta: u64::MAX,
+            alpha: Some("a \"quoted\" \u{e9}".into()),
+            none: None,
+            ratio: 0.1 + 0.2,
+            whole: 3.0,
+            negative: i64::MIN,
+            nested: [(2, vec![true]), (10, vec![])].into_iter().collect(),
+            text: "<b>",
+        };
+        let value = crate::json::to_value(&report).unwrap();
+        assert_eq!(value, serde_json::to_value(&report).unwrap());
+        assert_eq!(
+            value.to_string(),
+            serde_json::to_value(&report).unwrap().to_string()
+        );
+        assert_eq!(
+            crate::json::to_value(&None::<String>).ok(),
+            Some(serde_json::Value::Null)
+        );
+
+        let object = json_object(vec![
+            ("id", "cs_1".into()),
+            ("url", Some("https://x".to_owned()).into()),
+            ("missing", None::<String>.into()),
+            ("count", 7u32.into()),
+            ("error", json_object(vec![("code", "x".into())])),
+        ]);
+        let expected = serde_json::json!({
+            "id": "cs_1", "url": "https://x", "missing": null, "count": 7, "error": {"code": "x"},
+        });
+        assert_eq!(object, expected);
+        assert_eq!(object.to_string(), expected.to_string());
+        for value in [
+            &object,
+            &value,
+            &serde_json::json!(1.5),
+            &serde_json::json!(null),
+        ] {
+            assert_eq!(json_string(value), value.to_string());
+        }
     }
 
     #[test]
@@ -772,6 +862,15 @@ mod tests {
         assert!(!answers_page("/nope", || Some("application/json".into())));
         assert!(!answers_page("/nope", || Some("*/*".into())));
         assert!(accepts_html("TEXT/HTML; charset=utf-8"));
+        // The weight decides as the float parser did, for every decimal form.
+        for q in [
+            "0", "0.", "0.0", "0.000", ".0", "+0", "-0", "00.00", "1", "1.", "1.000", "0.001",
+            ".5", "-1", "-0.5", "+0.5", "0.0001", "", ".", "-", "+", "-.", "a", "0x0", "0.0.0",
+            "1 ", " 0", "0a", "nan", "NaN",
+        ] {
+            let float = q.parse::<f32>().ok().is_some_and(|w| w <= 0.0);
+            assert_eq!(weight_is_zero(q), float, "q={q:?}");
+        }
         assert!(!accepts_html("text/html;q=0, application/json"));
         assert!(!accepts_html("text/htmlx"));
     }

@@ -8,7 +8,6 @@
 //! thread.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -25,21 +24,43 @@ struct Inner {
     next: u64,
     /// The ticket whose turn it is (it may not have been polled since).
     serving: u64,
-    /// Wakers of tickets waiting for their turn.
-    waiting: BTreeMap<u64, Waker>,
+    /// Wakers of tickets waiting for their turn. A list, not a map: a queue holds a handful,
+    /// and a `BTreeMap` or `BTreeSet` per key type compiles its own copy of the tree's code
+    /// into the wasm (bench/RESULTS.md, notes).
+    waiting: Vec<(u64, Waker)>,
     /// Tickets given up before their turn came (their future dropped), skipped when reached.
-    abandoned: BTreeSet<u64>,
+    abandoned: Vec<u64>,
 }
 
 impl Inner {
     /// The current turn is over: the next ticket not given up is woken.
     fn advance(&mut self) {
         self.serving += 1;
-        while self.abandoned.remove(&self.serving) {
+        while self.forget_abandoned(self.serving) {
             self.serving += 1;
         }
-        if let Some(waker) = self.waiting.remove(&self.serving) {
+        if let Some(waker) = self.take_waker(self.serving) {
             waker.wake();
+        }
+    }
+
+    /// Whether `ticket` was given up; it is forgotten either way.
+    fn forget_abandoned(&mut self, ticket: u64) -> bool {
+        let at = self.abandoned.iter().position(|&t| t == ticket);
+        at.map(|at| self.abandoned.swap_remove(at)).is_some()
+    }
+
+    /// The waker `ticket` left, taken out of the list.
+    fn take_waker(&mut self, ticket: u64) -> Option<Waker> {
+        let at = self.waiting.iter().position(|(t, _)| *t == ticket)?;
+        Some(self.waiting.swap_remove(at).1)
+    }
+
+    /// `ticket`'s waker, in place of any it left before.
+    fn set_waker(&mut self, ticket: u64, waker: &Waker) {
+        match self.waiting.iter_mut().find(|(t, _)| *t == ticket) {
+            Some((_, old)) => old.clone_from(waker),
+            None => self.waiting.push((ticket, waker.clone())),
         }
     }
 }
@@ -87,7 +108,7 @@ impl<'a> Future for Acquire<'a> {
             self.granted = true;
             Poll::Ready(Turn { lock })
         } else {
-            inner.waiting.insert(self.ticket, cx.waker().clone());
+            inner.set_waker(self.ticket, cx.waker());
             Poll::Pending
         }
     }
@@ -100,11 +121,11 @@ impl Drop for Acquire<'_> {
             return;
         }
         let mut inner = self.lock.inner.borrow_mut();
-        inner.waiting.remove(&self.ticket);
+        inner.take_waker(self.ticket);
         if inner.serving == self.ticket {
             inner.advance();
-        } else {
-            inner.abandoned.insert(self.ticket);
+        } else if !inner.abandoned.contains(&self.ticket) {
+            inner.abandoned.push(self.ticket);
         }
     }
 }

@@ -248,11 +248,11 @@ pub async fn send_notification(
         return Ok(notification);
     }
     let key = keys::notification(&notification.id);
-    let existing = key.load_tolerant(store).await?;
-    if let Some(done) = existing.as_ref().filter(|n| n.state != State::Pending) {
-        return Ok(done.clone());
-    }
-    let record = notification.resume(existing.as_ref(), now);
+    let existing = match key.load_tolerant(store).await? {
+        Some(done) if done.state != State::Pending => return Ok(done),
+        existing => existing,
+    };
+    let record = notification.resume(existing, now);
     // The outbox record is written before the attempt, so a crash in between loses nothing
     // (the event is redelivered, finds it pending and attempts again).
     key.save(store, &record, finished_ttl(&record)).await?;

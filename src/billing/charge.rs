@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::objects::{CheckoutSession, PaymentIntent};
+use crate::router::json_object;
 use crate::stripe::{calls, ApiError, IdempotencyKey, StripeRequest};
 
 use super::*;
@@ -608,15 +609,15 @@ impl ChargeRecord {
             decline_code: None,
             message: None,
         });
-        let value = serde_json::json!({
-            "payment_intent": self.id,
-            "amount": self.amount,
-            "currency": self.currency,
-            "code": error.code,
-            "decline_code": error.decline_code,
-            "message": error.message,
-            "recovery_url": self.recovery.as_ref().and_then(|r| r.url.clone()),
-        });
+        let value = json_object(vec![
+            ("payment_intent", self.id.clone().into()),
+            ("amount", self.amount.into()),
+            ("currency", self.currency.clone().into()),
+            ("code", error.code.into()),
+            ("decline_code", error.decline_code.into()),
+            ("message", error.message.into()),
+            ("recovery_url", self.recovery_url().into()),
+        ]);
         match value {
             serde_json::Value::Object(map) => map,
             _ => serde_json::Map::new(),
@@ -638,38 +639,35 @@ impl ChargeRecord {
     /// (`paid`) and the PaymentIntent's `status` always. Paid: 200. On its way: 202, with where
     /// the outcome shows. Not paid: 402, with Stripe's reason and the recovery link.
     pub fn answer(&self) -> (u16, serde_json::Value) {
+        let mut fields = vec![
+            ("payment_intent", self.id.clone().into()),
+            ("status", self.status.clone().into()),
+            ("paid", self.paid.into()),
+        ];
         if self.paid {
-            return (
-                200,
-                serde_json::json!({ "payment_intent": self.id, "status": self.status, "paid": true }),
-            );
+            return (200, json_object(fields));
         }
         if self.in_flight() {
-            return (
-                202,
-                serde_json::json!({
-                    "payment_intent": self.id,
-                    "status": self.status,
-                    "paid": false,
-                    "message": format!("the payment is on its way, not arrived: GET /charges/{} says when it is paid; if it fails, the customer gets a recovery link (charge.recovery notification) as after a decline", self.id),
-                }),
-            );
+            fields.push(("message", format!("the payment is on its way, not arrived: GET /charges/{} says when it is paid; if it fails, the customer gets a recovery link (charge.recovery notification) as after a decline", self.id).into()));
+            return (202, json_object(fields));
         }
         let error = self.last_error.as_ref();
-        (
-            402,
-            serde_json::json!({
-                "payment_intent": self.id,
-                "status": self.status,
-                "paid": false,
-                "error": {
-                    "code": error.and_then(|e| e.code.clone()),
-                    "decline_code": error.and_then(|e| e.decline_code.clone()),
-                    "message": error.and_then(|e| e.message.clone()),
-                },
-                "recovery_url": self.recovery.as_ref().and_then(|r| r.url.clone()),
-            }),
-        )
+        let error = json_object(vec![
+            ("code", error.and_then(|e| e.code.clone()).into()),
+            (
+                "decline_code",
+                error.and_then(|e| e.decline_code.clone()).into(),
+            ),
+            ("message", error.and_then(|e| e.message.clone()).into()),
+        ]);
+        fields.push(("error", error));
+        fields.push(("recovery_url", self.recovery_url().into()));
+        (402, json_object(fields))
+    }
+
+    /// The recovery session's URL, once there is one.
+    fn recovery_url(&self) -> Option<String> {
+        self.recovery.as_ref().and_then(|r| r.url.clone())
     }
 
     /// The field in which `request` is not this charge (for keys recorded before they kept

@@ -83,19 +83,19 @@ pub async fn run<S: Store, P: Port>(
         };
         let page = port.list_events(&request).await?;
         report.pages += 1;
-        let listed: Vec<(String, Option<Event>)> = page
-            .data
-            .iter()
-            .map(|raw| match Event::parse(raw.get().as_bytes()) {
-                Ok(event) => Ok((event.id.clone(), Some(event))),
+        // A loop, not `collect::<Result<_, _>>()` (its own adapter in the wasm).
+        let mut listed: Vec<(String, Option<Event>)> = Vec::with_capacity(page.data.len());
+        for raw in &page.data {
+            listed.push(match Event::parse(raw.get().as_bytes()) {
+                Ok(event) => (event.id.clone(), Some(event)),
                 Err(_) => serde_json::from_str::<IdOnly>(raw.get())
                     .map(|entry| (entry.id, None))
                     .map_err(|_| StripeError::Malformed {
                         status: 200,
                         reason: "a listed event has no id".into(),
-                    }),
-            })
-            .collect::<Result<_, _>>()?;
+                    })?,
+            });
+        }
         let record_keys: Vec<String> = listed
             .iter()
             .map(|(id, _)| keys::event(id).as_str().to_owned())

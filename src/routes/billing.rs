@@ -54,7 +54,7 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
         .await?
         .ok_or(AppError::Internal("a charge has no customer"))?;
     let (status, body) = record.answer();
-    Ok(json(status, body.to_string()))
+    Ok(json(status, crate::router::json_string(&body)))
 }
 
 pub async fn get_customer(ctx: &Ctx<'_>, id: &str) -> Result<worker::Result<Response>> {

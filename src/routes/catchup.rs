@@ -11,6 +11,7 @@ use crate::error::{AppError, Result};
 use crate::event::thin::ThinEvent;
 use crate::event::Event;
 use crate::notify::Notification;
+use crate::router::{json_object, json_string};
 use crate::store::keys;
 use crate::stripe::StripeRequest;
 use crate::webhook::Receipt;
@@ -67,7 +68,7 @@ pub async fn step(ctx: &Ctx<'_>) -> Result<Option<RunReport>> {
     let settle = config.catchup_settle_seconds as i64;
     let report = run::run(ctx.store()?, &Live(ctx), ctx.now, settle, Bounds::FREE_PLAN).await?;
     if report.processed > 0 {
-        let run = serde_json::to_value(&report)
+        let run = crate::json::to_value(&report)
             .map_err(|_| AppError::Internal("a catch-up report does not serialise"))?;
         ctx.services()?
             .notify(Notification::catchup_found_undelivered(report.at, run))
@@ -105,23 +106,30 @@ pub async fn get(ctx: &Ctx<'_>) -> Result<worker::Result<Response>> {
         true => Some(keys::catchup_thin_state().load(ctx.store()?).await?),
         false => None,
     };
-    let body = serde_json::json!({
-        "state": state,
-        "thin_events": thin.map(|state| serde_json::json!({
-            "state": state,
-            "bounds": {"pages": ThinBounds::FREE_PLAN.pages, "limit": ThinBounds::FREE_PLAN.limit,
-                       "processed": ThinBounds::FREE_PLAN.processed},
-        })),
-        "started": state.is_some(),
-        "every_minutes": config.catchup_every_minutes,
-        "settle_seconds": config.catchup_settle_seconds,
-        "bounds": {
-            "pages": Bounds::FREE_PLAN.pages,
-            "limit": Bounds::FREE_PLAN.limit,
-            "processed": Bounds::FREE_PLAN.processed,
-        },
+    let bounds = |pages: u32, limit: u32, processed: u32| {
+        json_object(vec![
+            ("pages", pages.into()),
+            ("limit", limit.into()),
+            ("processed", processed.into()),
+        ])
+    };
+    let thin = thin.map(|state| {
+        let plan = ThinBounds::FREE_PLAN;
+        json_object(vec![
+            ("state", crate::json::to_value(&state).unwrap_or_default()),
+            ("bounds", bounds(plan.pages, plan.limit, plan.processed)),
+        ])
     });
-    Ok(json(200, body.to_string()))
+    let plan = Bounds::FREE_PLAN;
+    let body = json_object(vec![
+        ("state", crate::json::to_value(&state).unwrap_or_default()),
+        ("thin_events", thin.unwrap_or_default()),
+        ("started", state.is_some().into()),
+        ("every_minutes", config.catchup_every_minutes.into()),
+        ("settle_seconds", config.catchup_settle_seconds.into()),
+        ("bounds", bounds(plan.pages, plan.limit, plan.processed)),
+    ]);
+    Ok(json(200, json_string(&body)))
 }
 
 /// `POST /events/{id}/replay`: fetches the event from Stripe and processes it, also when it is

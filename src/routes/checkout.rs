@@ -93,7 +93,9 @@ pub async fn bind(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::Result<Res
     let random = random_bits()?;
     let services = ctx.services()?;
     let opened = setup::open_setup_session(&services, &setup, &origin, random).await?;
-    let body = serde_json::json!({ "id": opened.id, "url": opened.url }).to_string();
+    let body =
+        crate::router::json_object(vec![("id", opened.id.into()), ("url", opened.url.into())]);
+    let body = crate::router::json_string(&body);
     Ok(json(201, body))
 }
 

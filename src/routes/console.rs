@@ -218,14 +218,9 @@ fn see_other(location: &str, cookie: Option<&str>) -> worker::Result<Response> {
     Ok(response)
 }
 
-/// A record as the JSON routes answer it, read back as a value for `console::value_html`:
-/// through the JSON text, whose serialiser every record already has (`to_value` would compile
-/// each record's `Serialize` once more, for the value serialiser).
+/// A record as the JSON routes answer it, as a value for `console::value_html`.
 fn to_value(value: &impl serde::Serialize) -> Result<serde_json::Value> {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .ok_or(AppError::Internal("a record does not serialise"))
+    crate::json::to_value(value).map_err(|_| AppError::Internal("a record does not serialise"))
 }
 
 /// The first page of a notification index, and whether there is more.

@@ -227,15 +227,37 @@ pub async fn within_rate_limit(ctx: &Ctx<'_>, binding: &'static str, req: &Reque
         .map_err(|_| AppError::Config(crate::config::ConfigError::Missing(binding)))?;
     let address = req.headers().get("cf-connecting-ip").ok().flatten();
     let client = crate::router::rate_limit_client(address.as_deref().unwrap_or(""));
-    let outcome = limiter
-        .limit(client)
+    let success = limit(limiter.into(), &client)
         .await
-        .map_err(|_| AppError::Internal("the rate limiting binding did not answer"))?;
-    if outcome.success {
+        .ok_or(AppError::Internal(
+            "the rate limiting binding did not answer",
+        ))?;
+    if success {
         Ok(())
     } else {
         Err(AppError::TooManyRequests)
     }
+}
+
+/// `limiter.limit({key})`'s `success`, or `None` when the binding did not answer so. Called
+/// directly rather than through `RateLimiter::limit`, whose options and outcome go through
+/// `serde_wasm_bindgen` (its serialiser, deserialiser and string cache: ~6 KB of wasm for
+/// one object of one field each way; bench/RESULTS.md, notes).
+async fn limit(limiter: JsValue, key: &str) -> Option<bool> {
+    use wasm_bindgen::JsCast;
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"key".into(), &key.into()).ok()?;
+    let method: js_sys::Function = js_sys::Reflect::get(&limiter, &"limit".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let promise: js_sys::Promise = method.call1(&limiter, &options).ok()?.dyn_into().ok()?;
+    let outcome = worker::wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .ok()?;
+    js_sys::Reflect::get(&outcome, &"success".into())
+        .ok()?
+        .as_bool()
 }
 
 /// 128 random bits, for an Idempotency-Key when the write has no natural one.
@@ -316,12 +338,19 @@ pub fn favicon() -> worker::Result<Response> {
 
 /// An `application/json` body of at most `MAX_JSON_BYTES`, decoded as `T`.
 pub async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let (content_type, body) = read_json_body(req).await?;
+    crate::router::json_body(content_type.as_deref(), &body)
+}
+
+/// [`read_json`]'s reading, apart from its decoding so it is compiled once, not per `T`:
+/// the request's `Content-Type` and its body.
+async fn read_json_body(req: &mut Request) -> Result<(Option<String>, Vec<u8>)> {
     let content_type = req.headers().get("content-type").ok().flatten();
     let body = read_capped(req, crate::router::MAX_JSON_BYTES, || {
         AppError::BadJson("the body could not be read".into())
     })
     .await?;
-    crate::router::json_body(content_type.as_deref(), &body)
+    Ok((content_type, body))
 }
 
 /// A stored record as a 200 JSON response, or 404 `not_found` naming the kind of record.
@@ -329,19 +358,27 @@ pub fn record_response<T: serde::Serialize>(
     kind: crate::error::Record,
     record: Option<T>,
 ) -> Result<worker::Result<Response>> {
-    let record = record.ok_or(AppError::NoRecord(kind))?;
-    let body = serde_json::to_string(&record)
-        .map_err(|_| AppError::Internal("a stored record does not serialise"))?;
+    record_text(kind, record.map(|record| serde_json::to_string(&record)))
+}
+
+/// [`record_response`] after the serialiser, compiled once.
+fn record_text(
+    kind: crate::error::Record,
+    text: Option<serde_json::Result<String>>,
+) -> Result<worker::Result<Response>> {
+    let text = text.ok_or(AppError::NoRecord(kind))?;
+    let body = text.map_err(|_| AppError::Internal("a stored record does not serialise"))?;
     Ok(json(200, body))
 }
 
 /// Reads the body as it streams in and stops at `cap` (413), so a body sent without (or with
 /// a false) Content-Length is refused before it is all in memory. `unreadable` is the error
-/// for a body the runtime cannot deliver.
+/// for a body the runtime cannot deliver (a function, not a closure type: one copy of the
+/// reading for every caller).
 pub async fn read_capped(
     req: &mut Request,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     if req.inner().body().is_none() {
         return Ok(Vec::new());
@@ -354,7 +391,7 @@ pub async fn read_capped(
 pub async fn read_body_capped(
     body: Option<ReadableStream>,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     match body {
         Some(body) => read_stream_capped(ByteStream::from(body), cap, unreadable).await,
@@ -367,7 +404,7 @@ pub async fn read_body_capped(
 async fn read_stream_capped(
     mut stream: ByteStream,
     cap: usize,
-    unreadable: impl Fn() -> AppError,
+    unreadable: fn() -> AppError,
 ) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {

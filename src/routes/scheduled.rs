@@ -123,7 +123,7 @@ fn step<R: Serialize>(name: &'static str, result: Result<R, AppError>) -> StepLo
     match result {
         Ok(report) => StepLog {
             step: name,
-            report: serde_json::to_value(report).ok(),
+            report: crate::json::to_value(&report).ok(),
             error: None,
         },
         Err(error) => {

@@ -265,6 +265,10 @@ fn create_fail_retry_verify_then_refuse() {
     assert_eq!(sink[0]["payload"]["may_retry"], true);
     assert_eq!(sink[1]["kind"], "identity.verified");
     assert_eq!(sink[1]["payload"]["status"], "verified");
+    // The recipient is not repeated in the payload.
+    for sent in sink.iter() {
+        assert!(sent["payload"].get("user_id").is_none(), "{sent}");
+    }
     let stored = block_on(keys::notification("evt_2.identity.verified").load(&*world.store))
         .unwrap()
         .unwrap();
