@@ -274,6 +274,12 @@ impl Batch {
         }
     }
 
+    /// Drops the row of record `id` of `table`, if the batch has one.
+    pub fn remove(&mut self, table: Table, id: &str) {
+        let name = table.name();
+        self.rows.retain(|r| !(r.table == name && r.row.id == id));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.event.is_none() && self.rows.is_empty()
     }

@@ -451,6 +451,9 @@ impl Store for MemoryStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.check()?;
         self.entries.borrow_mut().remove(key);
+        if let Some(rows) = &self.deferred {
+            rows.remove(key);
+        }
         Ok(())
     }
 

@@ -129,6 +129,13 @@ impl DeferredRows {
         }
     }
 
+    /// A record deleted after its row was gathered: no row for it goes.
+    pub fn remove(&self, key: &str) {
+        if let Some((table, id)) = ListTable::of_key(key) {
+            self.0.borrow_mut().remove(table, id);
+        }
+    }
+
     /// What to send with `event`'s row; `None`: nothing at all.
     pub fn take(&self, event: Option<Entry>) -> Option<Batch> {
         let mut batch = self.0.take();
@@ -244,7 +251,14 @@ impl<'a, T: Table, R: Store> EntityStore<'a, T, R> {
         let ttl = row
             .expires_at
             .map(|at| (at - self.now).max(MIN_TTL_SECONDS as i64) as u64);
-        self.replica.put(key, &row.value, ttl).await?;
+        if let Err(error) = self.replica.put(key, &row.value, ttl).await {
+            // An earlier copy of this key waiting for the flush is no longer the table's
+            // value: marked replicated by key at the flush, this one would never be copied.
+            self.awaiting_flush
+                .borrow_mut()
+                .retain(|waiting| waiting != key);
+            return Err(error);
+        }
         if self.replica.defers_row(key) {
             self.awaiting_flush.borrow_mut().push(key.to_owned());
             return Ok(());
@@ -435,6 +449,60 @@ mod tests {
             Err(error.clone())
         );
         assert_eq!(DeferredRows::failed(&Batch::default(), error), Ok(false));
+    }
+
+    #[test]
+    fn a_later_write_kv_refused_stays_pending_after_an_earlier_copy_of_it_was_flushed() {
+        let table = MemoryTable::new();
+        let kv = MemoryStore::deferring();
+        let store = EntityStore::new(&table, &kv, 1_000);
+        let key = "identity:user:ann";
+        let v1 = serde_json::to_string(&crate::identity::UserRecord::new("ann")).unwrap();
+        let mut second = crate::identity::UserRecord::new("ann");
+        second.status = "verified".into();
+        let v2 = serde_json::to_string(&second).unwrap();
+        // From earlier work: pending in the table; this work's catch-up copies it to KV.
+        let row = |value: &str| Row {
+            value: value.to_owned(),
+            expires_at: None,
+        };
+        table.write(key, &row(&v1)).unwrap();
+        block_on(store.catch_up()).unwrap();
+        // The work writes it again, and KV refuses that write (one write per key per second).
+        kv.fail_writes_to(Some("identity:user:"));
+        assert!(block_on(store.put(key, &v2, None)).is_err());
+        kv.fail_writes_to(None);
+        block_on(store.flush(None)).unwrap();
+        assert_eq!(block_on(kv.get(key)).unwrap(), Some(v1));
+        assert_eq!(table.read(key).unwrap().map(|r| r.value), Some(v2));
+        let pending: Vec<String> = table
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            pending,
+            [key],
+            "the next catch-up copies the table's value to KV"
+        );
+    }
+
+    #[test]
+    fn a_record_deleted_after_its_row_was_gathered_sends_no_row() {
+        let rows = DeferredRows::default();
+        let user = serde_json::to_string(&crate::identity::UserRecord::new("ann")).unwrap();
+        assert!(rows.push("identity:user:ann", &user, None, 1_000));
+        assert!(rows.push(
+            "identity:user:bob",
+            &user.replace("ann", "bob"),
+            None,
+            1_000
+        ));
+        rows.remove("identity:user:ann");
+        let batch = rows.take(None).unwrap();
+        let ids: Vec<&str> = batch.rows.iter().map(|r| r.row.id.as_str()).collect();
+        assert_eq!(ids, ["bob"]);
     }
 
     #[test]

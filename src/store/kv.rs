@@ -175,16 +175,19 @@ impl Store for KvState {
         if let Some(ttl) = ttl {
             set(&options, "expirationTtl", JsValue::from_f64(ttl as f64))?;
         }
-        // The row first: a record whose row could not be written is not written either, so
-        // its writer's retry (the queue's copy, the outbox's next run) writes both. The other
-        // way round, a notification delivered in KV but not in its row would stay listed as
-        // pending: nothing writes a finished notification again.
-        if self.defers_row(key) {
-            self.defer_row(key, value, ttl).await?;
-        } else {
-            self.index_write(key, value, ttl).await?;
-        }
         let args = Array::of3(&JsValue::from_str(key), &JsValue::from_str(value), &options);
+        if self.defers_row(key) {
+            // A row the queue sends after the work: gathered once KV has the record (a put
+            // that failed lists nothing), its record kept pending in the queue's table until
+            // the batch went (`store::entity`), so a failed batch is sent again with it.
+            self.call("put", &args).await?;
+            return self.defer_row(key, value, ttl).await;
+        }
+        // Otherwise the row first: a record whose row could not be written is not written
+        // either, so its writer's retry (the outbox's next run) writes both. The other way
+        // round, a notification delivered in KV but not in its row would stay listed as
+        // pending: nothing writes a finished notification again.
+        self.index_write(key, value, ttl).await?;
         self.call("put", &args).await.map(|_| ())
     }
 
@@ -192,6 +195,9 @@ impl Store for KvState {
         self.count("delete", key);
         let args = Array::of1(&JsValue::from_str(key));
         self.call("delete", &args).await?;
+        if let Some(rows) = &self.deferred {
+            rows.remove(key);
+        }
         self.index_delete(key).await
     }
 
