@@ -12,7 +12,7 @@ use crate::ceiling::{Tally, Verdict};
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::http;
-use crate::stripe::fetch::new_request;
+use crate::stripe::fetch::{new_request, text_of};
 
 use super::{shared_config, Ctx};
 
@@ -137,11 +137,11 @@ pub async fn take(ctx: &Ctx<'_>) -> Result<()> {
         .map_err(unreachable)?;
     let request =
         new_request(TAKE_URL, http::Method::Post, None, None, None).map_err(unreachable)?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(unreachable)?;
-    let text = response.text().await.map_err(unreachable)?;
+    let text = text_of(response).await.map_err(unreachable)?;
     match Verdict::from_wire(&text) {
         Some(Verdict::Allowed) => Ok(()),
         Some(Verdict::Full { retry_after }) => Err(AppError::SetupCeilingFull { retry_after }),

@@ -22,7 +22,7 @@ use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
 use crate::store::sql::SqlTable;
 use crate::store::StoreError;
-use crate::stripe::fetch::{new_request, FETCH};
+use crate::stripe::fetch::{new_request, text_of, FETCH};
 
 use super::{shared_config, state, Ctx};
 
@@ -216,12 +216,11 @@ pub async fn run_in<T: DeserializeOwned>(
         None,
     )
     .map_err(|e| unreachable_queue("request", e))?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(|e| unreachable_queue("call", e))?;
-    let text = response
-        .text()
+    let text = text_of(response)
         .await
         .map_err(|e| unreachable_queue("answer", e))?;
     let answer: Answer<T> = serde_json::from_str(&text)
