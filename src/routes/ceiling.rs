@@ -12,6 +12,7 @@ use crate::ceiling::{Tally, Verdict};
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::http;
+use crate::store::sql::all_rows;
 use crate::stripe::fetch::{new_request, text_of};
 
 use super::{shared_config, Ctx};
@@ -34,10 +35,7 @@ const WRITE: &str = "INSERT OR REPLACE INTO tally (id, day, day_count, minute, m
 /// The stored tally (none yet: a fresh one).
 fn load(sql: &SqlStorage) -> worker::Result<Tally> {
     sql.exec(SCHEMA, None)?;
-    let rows = sql
-        .exec(READ, None)?
-        .raw()
-        .collect::<worker::Result<Vec<_>>>()?;
+    let rows = all_rows(&sql.exec(READ, None)?)?;
     let number = |value: Option<&SqlStorageValue>| match value {
         Some(SqlStorageValue::Integer(n)) => *n,
         Some(SqlStorageValue::Float(n)) => *n as i64,

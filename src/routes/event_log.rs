@@ -22,6 +22,7 @@ use crate::error::{AppError, Result};
 use crate::event_log::{self, Bound, Entry, EventsQuery, Marks};
 use crate::record_index::{Batch, ListQuery, Row, Table};
 use crate::store::index::{IndexClient, EVENT_LOG_BINDING};
+use crate::store::sql::all_rows;
 use crate::store::EVENT_TTL_SECONDS;
 
 use super::{promise, settle, Ctx};
@@ -42,7 +43,7 @@ fn rows(
     bound: Vec<Bound>,
 ) -> worker::Result<Vec<Vec<SqlStorageValue>>> {
     let bindings: Vec<SqlStorageValue> = bound.into_iter().map(value_of).collect();
-    sql.exec(query, bindings)?.raw().collect()
+    all_rows(&sql.exec(query, bindings)?)
 }
 
 /// The Durable Object, exported by hand: the class, its constructor, `fetch` and `alarm` as
