@@ -5,7 +5,6 @@
 //! compile every handler a second time (about 110 KiB of gzipped wasm). Pure.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use crate::http::{HttpRequest, Method, SendFailure};
 
@@ -16,7 +15,9 @@ pub const NOT_SENT: &str = "dry run: not sent";
 /// reads let through.
 #[derive(Debug, Default)]
 pub struct DryLog {
-    overlay: RefCell<BTreeMap<String, Option<String>>>,
+    /// Each key this run wrote and its last value: a preview writes a handful, and a
+    /// `BTreeMap` compiled the B-tree's code for this key and value type.
+    overlay: RefCell<Vec<(String, Option<String>)>>,
     writes: RefCell<Vec<String>>,
     reads: RefCell<Vec<String>>,
     sends: RefCell<Vec<String>>,
@@ -25,16 +26,23 @@ pub struct DryLog {
 impl DryLog {
     /// What this run wrote under `key` (`Some(None)`: deleted), or `None` to read the store.
     pub fn written(&self, key: &str) -> Option<Option<String>> {
-        self.overlay.borrow().get(key).cloned()
+        let overlay = self.overlay.borrow();
+        overlay
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     /// A put (`Some`) or delete (`None`) that the store does not carry out.
     pub fn write(&self, key: &str, value: Option<&str>) {
         let verb = if value.is_some() { "put" } else { "delete" };
         self.writes.borrow_mut().push(format!("{verb} {key}"));
-        self.overlay
-            .borrow_mut()
-            .insert(key.to_owned(), value.map(str::to_owned));
+        let value = value.map(str::to_owned);
+        let mut overlay = self.overlay.borrow_mut();
+        match overlay.iter_mut().find(|(k, _)| k == key) {
+            Some((_, last)) => *last = value,
+            None => overlay.push((key.to_owned(), value)),
+        }
     }
 
     /// Before a request goes out: a GET is listed and may go; anything else is listed and
@@ -102,5 +110,11 @@ mod tests {
         assert_eq!(log.written("a"), Some(Some("1".to_owned())));
         assert_eq!(log.written("b"), Some(None));
         assert_eq!(log.writes(), ["put a", "delete b"]);
+        // The last write of a key is what the run reads back.
+        log.write("a", Some("2"));
+        assert_eq!(log.written("a"), Some(Some("2".to_owned())));
+        log.write("a", None);
+        assert_eq!(log.written("a"), Some(None));
+        assert_eq!(log.written("b"), Some(None));
     }
 }

@@ -113,9 +113,6 @@ mod tests {
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
-    use std::future::Future;
-    use std::pin::Pin;
-
     use wasm_bindgen::prelude::wasm_bindgen;
     use wasm_bindgen::JsValue;
     use worker::worker_sys::web_sys::Request as RawRequest;
@@ -125,7 +122,7 @@ mod glue {
     use crate::access;
     use crate::error::AppError;
     use crate::router::{route, Route, Routed};
-    use crate::routes::{self, Ctx};
+    use crate::routes::{self, promise, Ctx};
     use crate::services::Trace;
 
     /// What one request leaves in the log: one JSON line, no secrets, no payloads.
@@ -151,17 +148,9 @@ mod glue {
         trace: crate::services::TraceData,
     }
 
-    /// An entry point's work, as the runtime awaits it.
-    type Work = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
-
-    /// The runtime's promise for an entry point's work. Written out here instead of by
-    /// `#[event]`, which compiled a `future_to_promise` and its error handling for each entry
-    /// (bench/RESULTS.md, notes); the exports keep the names and arguments it gave them.
-    fn promise(work: Work) -> js_sys::Promise {
-        worker::wasm_bindgen_futures::future_to_promise(work)
-    }
-
-    /// The fetch handler's export. An error the handler returns is logged and answered 500
+    /// The fetch handler's export, over `routes::promise` (not `#[event(fetch)]`, which
+    /// compiled a `future_to_promise` and its error handling for each entry point; the exports
+    /// keep the names and arguments it gave them). An error the handler returns is logged and answered 500
     /// `INTERNAL SERVER ERROR`, as `#[event(fetch)]` did.
     #[wasm_bindgen]
     pub fn fetch(req: RawRequest, env: Env, _ctx: worker_sys::Context) -> js_sys::Promise {

@@ -44,10 +44,11 @@ pub fn next_delay(n: u32) -> i64 {
     }
 }
 
-/// Who the notification is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+/// Who the notification is for. Its JSON is serde's adjacently tagged form
+/// (`{"type":"user","id":"u_1"}`, `{"type":"operator"}`), written and read by hand: the
+/// derive buffered the object into serde's `Content` to take the keys in either order, a
+/// second decoder in the wasm. Same JSON both ways (a test pins it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
     /// An application user (Identity flows), by the app's own user id.
     User(String),
@@ -57,7 +58,52 @@ pub enum Recipient {
     /// `OPS_NOTIFY_URL`, not to the app's `NOTIFY_URL`.
     Operator,
 }
-crate::json::map_only!(serialize: Recipient);
+
+impl Serialize for Recipient {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (kind, id) = match self {
+            Self::User(id) => ("user", Some(id)),
+            Self::Customer(id) => ("customer", Some(id)),
+            Self::Operator => ("operator", None),
+        };
+        let mut object = serializer.serialize_struct("Recipient", 1 + usize::from(id.is_some()))?;
+        object.serialize_field("type", kind)?;
+        if let Some(id) = id {
+            object.serialize_field("id", id)?;
+        }
+        object.end()
+    }
+}
+
+/// A recipient's object as read, before its kind and id are checked against each other.
+#[derive(Deserialize)]
+#[serde(remote = "Self")]
+struct RecipientFields {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+crate::json::map_only!(RecipientFields);
+
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let fields = <RecipientFields as Deserialize>::deserialize(deserializer)?;
+        match (fields.kind.as_str(), fields.id) {
+            ("user", Some(id)) => Ok(Self::User(id)),
+            ("customer", Some(id)) => Ok(Self::Customer(id)),
+            ("operator", None) => Ok(Self::Operator),
+            ("user" | "customer", None) => Err(D::Error::missing_field("id")),
+            ("operator", Some(_)) => Err(D::Error::custom("the operator has no id")),
+            (other, _) => Err(D::Error::unknown_variant(
+                other,
+                &["user", "customer", "operator"],
+            )),
+        }
+    }
+}
 
 /// An event Stripe will not deliver again failed here: only a replay works it again.
 pub const OPS_EVENT_FAILED_FOR_GOOD: &str = "ops.event_failed_for_good";
@@ -762,6 +808,56 @@ mod tests {
         }
         for id in ["", "a/b", "a b", "é", &"a".repeat(201)] {
             assert!(!is_notification_id(id), "{id}");
+        }
+    }
+
+    /// The stored JSON of each recipient, both ways, and what it refuses: pinned for the
+    /// hand-written (de)serialiser, which replaced serde's adjacently tagged derive.
+    #[test]
+    fn a_recipient_keeps_its_stored_json() {
+        let cases = [
+            (
+                Recipient::User("u_1".into()),
+                r#"{"type":"user","id":"u_1"}"#,
+            ),
+            (
+                Recipient::Customer("cus_\"1".into()),
+                r#"{"type":"customer","id":"cus_\"1"}"#,
+            ),
+            (Recipient::Operator, r#"{"type":"operator"}"#),
+        ];
+        for (recipient, json) in cases {
+            assert_eq!(serde_json::to_string(&recipient).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Recipient>(json).unwrap(), recipient);
+        }
+        for (json, recipient) in [
+            (
+                r#"{"id":"u_2","type":"user"}"#,
+                Recipient::User("u_2".into()),
+            ),
+            (
+                r#"{"x":[1],"type":"customer","id":"c"}"#,
+                Recipient::Customer("c".into()),
+            ),
+            (r#"{"type":"operator","id":null}"#, Recipient::Operator),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<Recipient>(json).unwrap(),
+                recipient,
+                "{json}"
+            );
+        }
+        for json in [
+            r#"{"type":"user"}"#,
+            r#"{"type":"user","id":null}"#,
+            r#"{"type":"user","id":7}"#,
+            r#"{"type":"operator","id":"x"}"#,
+            r#"{"type":"admin","id":"x"}"#,
+            r#"{"id":"x"}"#,
+            r#"["user","x"]"#,
+            r#""operator""#,
+        ] {
+            assert!(serde_json::from_str::<Recipient>(json).is_err(), "{json}");
         }
     }
 }

@@ -8,13 +8,83 @@
 //! example of each object and a copy with every nullable field set to null
 //! (`tests/fixtures/stripe_objects.json`, made by `tools/gen-object-fixtures.mjs`).
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-pub type Metadata = BTreeMap<String, String>;
+/// A Stripe object's or request's `metadata`: its pairs sorted by key, as the `BTreeMap` it
+/// was kept them (the same JSON and form order), in a `Vec`: Stripe allows 50 keys, and the
+/// B-tree's insert, search and drop code was compiled for this key and value type alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata(Vec<(String, String)>);
+
+impl Metadata {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key` (a later value replaces an earlier one, as a map's insert does).
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (key, value)),
+        }
+    }
+
+    /// The pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl FromIterator<(String, String)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut metadata = Self::new();
+        for (key, value) in pairs {
+            metadata.insert(key, value);
+        }
+        metadata
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Metadata {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = Metadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Metadata, A::Error> {
+                let mut metadata = Metadata::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    metadata.insert(key, value);
+                }
+                Ok(metadata)
+            }
+        }
+        deserializer.deserialize_map(Pairs)
+    }
+}
 
 /// `null` (which Stripe sends for an empty nullable field, e.g. a Checkout Session's
 /// `metadata: Metadata | null`) read as the empty value.
@@ -284,6 +354,36 @@ has_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Metadata` was a `BTreeMap<String, String>`: the same JSON, lookups, errors and form
+    /// order, a later duplicate key winning.
+    #[test]
+    fn metadata_reads_and_writes_as_the_sorted_map_it_was() {
+        use std::collections::BTreeMap;
+        let json = r#"{"z":"1","user_id":"u_1","a":"2","z":"3","":"e","é":"4"}"#;
+        let metadata: Metadata = serde_json::from_str(json).unwrap();
+        let map: BTreeMap<String, String> = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            serde_json::to_string(&metadata).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+        assert!(metadata.iter().eq(map.iter()));
+        for key in ["z", "user_id", "a", "", "é", "missing"] {
+            assert_eq!(metadata.get(key), map.get(key), "{key}");
+        }
+        let pairs = map.clone().into_iter().rev();
+        assert_eq!(pairs.collect::<Metadata>(), metadata);
+        assert_eq!(serde_json::to_string(&Metadata::new()).unwrap(), "{}");
+        for bad in [r#"{"a":1}"#, r#"["a","b"]"#, r#""a""#] {
+            let ours = serde_json::from_str::<Metadata>(bad)
+                .unwrap_err()
+                .to_string();
+            let theirs = serde_json::from_str::<BTreeMap<String, String>>(bad)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(ours, theirs, "{bad}");
+        }
+    }
 
     #[test]
     fn an_error_in_an_expanded_object_is_placed_in_the_text_that_holds_it() {

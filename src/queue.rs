@@ -27,15 +27,23 @@ pub enum Work {
     Event(Event),
     /// `POST /identity/verification-sessions`, validated.
     CreateSession(identity::CreateSession),
-    /// `POST /charges`, parsed; `origin` is where a recovery session returns.
-    Charge {
-        request: ChargeRequest,
-        origin: String,
-    },
+    /// `POST /charges`, parsed.
+    Charge(ChargeWork),
     /// `GET /success`, after the session was retrieved (Stripe's text of it, so that no
     /// encoder of the session is built): its completion recorded.
     Success(Box<RawValue>),
 }
+
+/// A charge's work; `origin` is where a recovery session returns. The struct variant it was,
+/// as a struct of its own, with the same JSON: read from an object only (`map_only!`), so no
+/// second decoder from an array is built for it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(remote = "Self")]
+pub struct ChargeWork {
+    pub request: ChargeRequest,
+    pub origin: String,
+}
+crate::json::map_only!(serialize: ChargeWork);
 
 impl Work {
     /// Whose records this work writes: the queue it must run in. `None`: an event of a type
@@ -45,7 +53,7 @@ impl Work {
             // The route reads the recorded owner and calls `Entity::of_event` itself.
             Self::Event(event) => Entity::of_event(event, None),
             Self::CreateSession(request) => Some(Entity::user(&request.user_id)),
-            Self::Charge { request, .. } => Some(Entity::customer(&request.customer)),
+            Self::Charge(charge) => Some(Entity::customer(&charge.request.customer)),
             Self::Success(raw) => {
                 let session: CheckoutSession = serde_json::from_str(raw.get()).ok()?;
                 Entity::of_checkout_session(&session)
@@ -174,7 +182,7 @@ pub async fn run<S: Store, T: Transport>(
             let result = identity::create_session(&request, services).await;
             encode(Answer::new(flushed(store, result).await, services.trace))
         }
-        Work::Charge { request, origin } => {
+        Work::Charge(ChargeWork { request, origin }) => {
             let result = charges::create_charge(services, &request, &origin).await;
             encode(Answer::new(flushed(store, result).await, services.trace))
         }
@@ -499,7 +507,7 @@ mod tests {
             Work::CreateSession(request).entity(),
             Work::Event(event("evt_2", "identity.verification_session.verified")).entity()
         );
-        let charge = Work::Charge {
+        let charge = Work::Charge(ChargeWork {
             request: ChargeRequest {
                 customer: "cus_9".into(),
                 amount: 100,
@@ -509,8 +517,14 @@ mod tests {
                 payment_method: None,
             },
             origin: "https://x.test".into(),
-        };
+        });
         assert_eq!(charge.entity(), Some(Entity::customer("cus_9")));
         assert!(!charge.is_event());
+        // The JSON the worker sends its queue, both ways: a worker and a queue of two versions
+        // read each other's during a deploy.
+        let json = r#"{"charge":{"request":{"customer":"cus_9","amount":100,"currency":"usd","description":null,"idempotency_key":"order-9","payment_method":null},"origin":"https://x.test"}}"#;
+        assert_eq!(serde_json::to_string(&charge).unwrap(), json);
+        let read: Work = serde_json::from_str(json).unwrap();
+        assert_eq!(format!("{read:?}"), format!("{charge:?}"));
     }
 }

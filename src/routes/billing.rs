@@ -7,7 +7,7 @@ use crate::billing::{
 };
 use crate::error::{AppError, Record, Result};
 use crate::handlers::setup::{self, SuccessStep};
-use crate::queue::{success_page, Work};
+use crate::queue::{success_page, ChargeWork, Work};
 use crate::record_index::Table;
 use crate::store::keys;
 
@@ -49,7 +49,7 @@ pub async fn create_charge(req: &mut Request, ctx: &Ctx<'_>) -> Result<worker::R
     let input: ChargeInput = read_json(req).await?;
     let request = ChargeRequest::parse(input, &config.default_currency)?;
     // In the customer's queue, with the customer's events (a paid recovery, a decline).
-    let work = Work::Charge { request, origin };
+    let work = Work::Charge(ChargeWork { request, origin });
     let record = super::entity::run::<ChargeRecord>(ctx, &work)
         .await?
         .ok_or(AppError::Internal("a charge has no customer"))?;

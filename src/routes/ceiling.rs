@@ -12,7 +12,8 @@ use crate::ceiling::{Tally, Verdict};
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::http;
-use crate::stripe::fetch::new_request;
+use crate::store::sql::all_rows;
+use crate::stripe::fetch::{new_request, text_of};
 
 use super::{shared_config, Ctx};
 
@@ -34,10 +35,7 @@ const WRITE: &str = "INSERT OR REPLACE INTO tally (id, day, day_count, minute, m
 /// The stored tally (none yet: a fresh one).
 fn load(sql: &SqlStorage) -> worker::Result<Tally> {
     sql.exec(SCHEMA, None)?;
-    let rows = sql
-        .exec(READ, None)?
-        .raw()
-        .collect::<worker::Result<Vec<_>>>()?;
+    let rows = all_rows(&sql.exec(READ, None)?)?;
     let number = |value: Option<&SqlStorageValue>| match value {
         Some(SqlStorageValue::Integer(n)) => *n,
         Some(SqlStorageValue::Float(n)) => *n as i64,
@@ -137,11 +135,11 @@ pub async fn take(ctx: &Ctx<'_>) -> Result<()> {
         .map_err(unreachable)?;
     let request =
         new_request(TAKE_URL, http::Method::Post, None, None, None).map_err(unreachable)?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(unreachable)?;
-    let text = response.text().await.map_err(unreachable)?;
+    let text = text_of(response).await.map_err(unreachable)?;
     match Verdict::from_wire(&text) {
         Some(Verdict::Allowed) => Ok(()),
         Some(Verdict::Full { retry_after }) => Err(AppError::SetupCeilingFull { retry_after }),

@@ -254,12 +254,14 @@ async fn overview(ctx: &Ctx<'_>) -> Result<Overview> {
     })
 }
 
-/// A page of `GET /events` as the console reads it.
+/// A page of `GET /events` as the console reads it: from an object only (`map_only!`).
 #[derive(serde::Deserialize)]
+#[serde(remote = "Self")]
 struct EventsPage {
     events: Vec<crate::event::EventRecord>,
     cursor: Option<String>,
 }
+crate::json::map_only!(EventsPage);
 
 /// The event log: the same index and filters as `GET /events`; blank fields are no filter.
 async fn events(

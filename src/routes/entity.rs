@@ -8,9 +8,12 @@
 //! held, a request after validation).
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
-use worker::{durable_object, Date, DurableObject, Env, Method, Request, Response, State};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::worker_sys::{web_sys, DurableObjectState};
+use worker::{Date, Env, Method, Request, Response, State};
 
 use crate::config::{ConfigError, DEFAULT_EPHEMERAL_GRACE_SECONDS};
 use crate::entity::Entity;
@@ -22,9 +25,9 @@ use crate::services::{Services, Trace};
 use crate::store::entity::{upkeep, EntityStore, Upkeep};
 use crate::store::sql::SqlTable;
 use crate::store::StoreError;
-use crate::stripe::fetch::{new_request, FETCH};
+use crate::stripe::fetch::{new_request, text_of, FETCH};
 
-use super::{shared_config, state, Ctx};
+use super::{promise, settle, shared_config, state, Ctx};
 
 /// The Durable Object namespace binding in wrangler.toml.
 pub const ENTITIES_BINDING: &str = "ENTITIES";
@@ -36,9 +39,41 @@ const WORK_URL: &str = "https://entity-queue.invalid/work";
 /// object names no entity, so the worker says it.
 const EPHEMERAL_HEADER: &str = "entity-ephemeral";
 
-/// `fetch` runs the work; `alarm` purges what expired and deletes an empty object's storage.
-#[durable_object(alarm)]
-pub struct EntityQueue {
+/// The Durable Object, exported by hand: the class, its constructor, `fetch` and `alarm` as
+/// `#[durable_object(alarm)]` exported them, over the worker's one promise helper
+/// (`routes::promise`). Each call's future is `'static`, so the queue is behind an `Rc`.
+#[wasm_bindgen]
+pub struct EntityQueue(Rc<Queue>);
+
+#[wasm_bindgen]
+impl EntityQueue {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> Self {
+        Self(Rc::new(Queue {
+            state: State::from(state),
+            env,
+            turns: FifoLock::new(),
+            table_created: Cell::new(false),
+        }))
+    }
+
+    /// Runs the work (see [`Queue::fetch`]).
+    pub fn fetch(&self, req: web_sys::Request) -> js_sys::Promise {
+        let queue = Rc::clone(&self.0);
+        promise(Box::pin(async move {
+            settle(queue.fetch(Request::from(req)).await)
+        }))
+    }
+
+    /// Purges what expired and deletes an empty object's storage.
+    pub fn alarm(&self) -> js_sys::Promise {
+        let queue = Rc::clone(&self.0);
+        promise(Box::pin(async move { settle(queue.alarm().await) }))
+    }
+}
+
+/// An entity's queue: its storage, its bindings and its turns.
+struct Queue {
     state: State,
     env: Env,
     /// One piece of work at a time, in arrival order: a Durable Object starts its next
@@ -49,16 +84,7 @@ pub struct EntityQueue {
     table_created: Cell<bool>,
 }
 
-impl DurableObject for EntityQueue {
-    fn new(state: State, env: Env) -> Self {
-        Self {
-            state,
-            env,
-            turns: FifoLock::new(),
-            table_created: Cell::new(false),
-        }
-    }
-
+impl Queue {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         if req.method() != Method::Post || req.path() != "/work" {
             return Response::error("not found", 404);
@@ -95,9 +121,7 @@ impl DurableObject for EntityQueue {
         }
         Response::ok("")
     }
-}
 
-impl EntityQueue {
     /// After a piece of work (`in_alarm` false) an empty table gets an alarm for now, and the
     /// alarm (`in_alarm` true) deletes the storage; otherwise the alarm is set at the earliest
     /// expiry. See `store::entity::upkeep`.
@@ -216,12 +240,11 @@ pub async fn run_in<T: DeserializeOwned>(
         None,
     )
     .map_err(|e| unreachable_queue("request", e))?;
-    let mut response = stub
+    let response = stub
         .fetch_with_request(request)
         .await
         .map_err(|e| unreachable_queue("call", e))?;
-    let text = response
-        .text()
+    let text = text_of(response)
         .await
         .map_err(|e| unreachable_queue("answer", e))?;
     let answer: Answer<T> = serde_json::from_str(&text)

@@ -11,20 +11,21 @@
 //! one Durable Object request, no KV read.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
-use worker::{
-    durable_object, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
-    SqlStorageValue, State,
-};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::worker_sys::{web_sys, DurableObjectState};
+use worker::{Date, Env, Method, Request, Response, SqlStorage, SqlStorageValue, State};
 
 use crate::config::ConfigError;
 use crate::error::{AppError, Result};
 use crate::event_log::{self, Bound, Entry, EventsQuery, Marks};
 use crate::record_index::{Batch, ListQuery, Row, Table};
 use crate::store::index::{IndexClient, EVENT_LOG_BINDING};
+use crate::store::sql::all_rows;
 use crate::store::EVENT_TTL_SECONDS;
 
-use super::Ctx;
+use super::{promise, settle, Ctx};
 
 const TABLES: [Table; 3] = [Table::Charges, Table::Users, Table::Notifications];
 
@@ -42,11 +43,43 @@ fn rows(
     bound: Vec<Bound>,
 ) -> worker::Result<Vec<Vec<SqlStorageValue>>> {
     let bindings: Vec<SqlStorageValue> = bound.into_iter().map(value_of).collect();
-    sql.exec(query, bindings)?.raw().collect()
+    all_rows(&sql.exec(query, bindings)?)
 }
 
-#[durable_object(alarm)]
-pub struct EventLog {
+/// The Durable Object, exported by hand: the class, its constructor, `fetch` and `alarm` as
+/// `#[durable_object(alarm)]` exported them, over the worker's one promise helper
+/// (`routes::promise`). Each call's future is `'static`, so the index is behind an `Rc`.
+#[wasm_bindgen]
+pub struct EventLog(Rc<Index>);
+
+#[wasm_bindgen]
+impl EventLog {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+        Self(Rc::new(Index {
+            state: State::from(state),
+            table_created: Cell::new(false),
+            alarm_at: Cell::new(None),
+        }))
+    }
+
+    /// Answers a request (see [`Index::fetch`]).
+    pub fn fetch(&self, req: web_sys::Request) -> js_sys::Promise {
+        let index = Rc::clone(&self.0);
+        promise(Box::pin(async move {
+            settle(index.fetch(Request::from(req)).await)
+        }))
+    }
+
+    /// Purges expired rows (see [`Index::alarm`]).
+    pub fn alarm(&self) -> js_sys::Promise {
+        let index = Rc::clone(&self.0);
+        promise(Box::pin(async move { settle(index.alarm().await) }))
+    }
+}
+
+/// The index's storage and what this instance knows of it.
+struct Index {
     state: State,
     /// This instance has created its table and indexes.
     table_created: Cell<bool>,
@@ -55,15 +88,7 @@ pub struct EventLog {
     alarm_at: Cell<Option<i64>>,
 }
 
-impl DurableObject for EventLog {
-    fn new(state: State, _env: Env) -> Self {
-        Self {
-            state,
-            table_created: Cell::new(false),
-            alarm_at: Cell::new(None),
-        }
-    }
-
+impl Index {
     /// `POST /put` (an [`Entry`]: its row written, the purge alarm set if none is), `POST
     /// /batch` (a [`Batch`]: an entity queue's rows of one piece of work),
     /// `POST /query` (a query string [`EventsQuery`] reads: the page's JSON), `POST /marks`,
@@ -187,7 +212,7 @@ fn read_marks(sql: &SqlStorage) -> worker::Result<Marks> {
     Ok(marks)
 }
 
-impl EventLog {
+impl Index {
     /// An [`Entry`]'s row, the marks (the index's start; a delivery's time), and the purge
     /// alarm if none is set.
     async fn put_event(&self, sql: &SqlStorage, text: &str) -> worker::Result<Response> {

@@ -17,6 +17,8 @@ pub mod scheduled;
 pub mod webhook;
 
 use std::cell::{OnceCell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
@@ -37,6 +39,25 @@ use crate::store::sql::SqlTable;
 pub type AppStore<'a> = EntityStore<'a, SqlTable, KvState>;
 use crate::store::StoreError;
 use crate::stripe::fetch::{FetchTransport, FETCH};
+
+/// An exported method's work, as the runtime awaits it.
+pub type Work = Pin<Box<dyn Future<Output = std::result::Result<JsValue, JsValue>>>>;
+
+/// The runtime's promise for an export's work: the worker's fetch and scheduled handlers and
+/// the Durable Objects' `fetch` and `alarm`, written out by hand instead of by `#[event]` and
+/// `#[durable_object]`, which compiled a `future_to_promise`, a panic wrapper and error
+/// handling for each export (bench/RESULTS.md, notes). One boxed future type, one copy.
+pub fn promise(work: Work) -> js_sys::Promise {
+    worker::wasm_bindgen_futures::future_to_promise(work)
+}
+
+/// A Durable Object's answer as `#[durable_object]` settled it: the response, or the error
+/// as the rejection.
+pub fn settle(answer: worker::Result<Response>) -> std::result::Result<JsValue, JsValue> {
+    answer
+        .map(|response| JsValue::from(worker::worker_sys::web_sys::Response::from(response)))
+        .map_err(JsValue::from)
+}
 
 /// The KV namespace binding in wrangler.toml.
 pub const STATE_BINDING: &str = "STATE";

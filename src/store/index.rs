@@ -6,7 +6,7 @@
 use worker::ObjectNamespace;
 
 use crate::http;
-use crate::stripe::fetch::new_request;
+use crate::stripe::fetch::{new_request, text_of};
 
 use super::StoreError;
 
@@ -45,15 +45,15 @@ impl IndexClient {
         let url = format!("{BASE_URL}{path}");
         let request =
             new_request(&url, http::Method::Post, None, Some(&body), None).map_err(unreachable)?;
-        let mut response = stub
+        let response = stub
             .fetch_with_request(request)
             .await
             .map_err(unreachable)?;
-        let text = response.text().await.map_err(unreachable)?;
-        if response.status_code() != 200 {
+        let status = response.status_code();
+        let text = text_of(response).await.map_err(unreachable)?;
+        if status != 200 {
             return Err(StoreError::Unavailable(format!(
-                "the index refused {path} ({})",
-                response.status_code()
+                "the index refused {path} ({status})"
             )));
         }
         Ok(text)

@@ -225,10 +225,11 @@ impl Store for KvState {
         }
         let page = self.call("list", &Array::of1(&options)).await?;
         let keys: Array = get(&page, "keys")?.unchecked_into();
-        let keys = keys
-            .iter()
-            .map(|key| get(&key, "name").map(|name| name.as_string().unwrap_or_default()))
-            .collect::<Result<_, _>>()?;
+        // A loop, not `collect::<Result<_, _>>()` (its own adapter in the wasm).
+        let mut names = Vec::with_capacity(keys.length() as usize);
+        for key in keys.iter() {
+            names.push(get(&key, "name")?.as_string().unwrap_or_default());
+        }
         // KV may hand out a cursor on the last page too; only an incomplete list has a next one.
         let complete = get(&page, "list_complete")?.as_bool().unwrap_or(true);
         let cursor = if complete {
@@ -236,7 +237,10 @@ impl Store for KvState {
         } else {
             get(&page, "cursor")?.as_string()
         };
-        Ok(ListPage { keys, cursor })
+        Ok(ListPage {
+            keys: names,
+            cursor,
+        })
     }
 
     fn defers_row(&self, key: &str) -> bool {

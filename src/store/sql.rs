@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-use worker::{SqlStorage, SqlStorageValue};
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use super::entity::{Outlook, Row, Table};
 use super::StoreError;
@@ -16,6 +16,17 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, 
      CREATE INDEX IF NOT EXISTS records_pending ON records (pending) WHERE pending = 1";
 
 pub struct SqlTable(pub SqlStorage);
+
+/// Every row of a statement, read in a loop: `collect::<Result<Vec<_>, _>>()` compiled its
+/// own adapter (`try_process`) for it. One copy for the entity tables, the event index and
+/// the setup ceiling; the first row that does not read is the error, as with `collect`.
+pub fn all_rows(cursor: &SqlCursor) -> worker::Result<Vec<Vec<SqlStorageValue>>> {
+    let mut rows = Vec::new();
+    for row in cursor.raw() {
+        rows.push(row?);
+    }
+    Ok(rows)
+}
 
 fn failed(error: worker::Error) -> StoreError {
     StoreError::Unavailable(format!("entity table: {error}"))
@@ -39,7 +50,7 @@ impl SqlTable {
         bindings: Vec<SqlStorageValue>,
     ) -> Result<Vec<Vec<SqlStorageValue>>, StoreError> {
         let cursor = sql.exec(query, bindings).map_err(failed)?;
-        cursor.raw().collect::<Result<_, _>>().map_err(failed)
+        all_rows(&cursor).map_err(failed)
     }
 
     fn exec(

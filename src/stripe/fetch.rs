@@ -46,6 +46,15 @@ pub fn new_request(
         })
 }
 
+/// A Durable Object's answer as text, read by the runtime's own `Response.text()`:
+/// `worker::Response::text` collected its stream chunk by chunk, a future of its own (about
+/// 2 KB of wasm) for three callers. The objects answer JSON or plain text they wrote.
+pub async fn text_of(response: Response) -> worker::Result<String> {
+    let raw = web_sys::Response::from(response);
+    let text = worker::wasm_bindgen_futures::JsFuture::from(raw.text()?).await?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
 /// The body, read chunk by chunk up to `cap` bytes; past it the stream is dropped unread
 /// (the runtime cancels it), so a peer that streams without end costs `cap` and a chunk.
 async fn read_capped(response: &mut Response, cap: usize) -> Result<(String, bool), SendFailure> {
