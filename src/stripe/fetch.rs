@@ -48,7 +48,8 @@ pub fn new_request(
 
 /// A Durable Object's answer as text, read by the runtime's own `Response.text()`:
 /// `worker::Response::text` collected its stream chunk by chunk, a future of its own (about
-/// 2 KB of wasm) for three callers. The objects answer JSON or plain text they wrote.
+/// 2 KB of wasm) for three callers. The objects answer JSON or plain text they wrote (JS
+/// `text()` would turn bytes that are not UTF-8 into U+FFFD, not refuse them).
 pub async fn text_of(response: Response) -> worker::Result<String> {
     let raw = web_sys::Response::from(response);
     let text = worker::wasm_bindgen_futures::JsFuture::from(raw.text()?).await?;
