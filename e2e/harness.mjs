@@ -388,6 +388,18 @@ export async function completeAtStandIn(stripeBase, id, { card = '42424242424242
   return events.map((e) => e.event);
 }
 
+/** Moves an Identity VerificationSession at the stand-in (its test API) to `status`, with
+ * `body` (e.g. a `last_error`); the events it emitted, each with its deliveries. */
+export async function moveIdentitySession(stripeBase, id, status, body = {}) {
+  const res = await fetch(`${stripeBase}/_test/identity/verification_sessions/${id}/${status}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 200) throw new Error(`move ${id} to ${status}: ${res.status} ${await res.text()}`);
+  return (await res.json()).events;
+}
+
 /** `POST /setup-sessions` (admin): a setup session bound to `customer`; its id. */
 export async function bindSetupSession(worker, token, customer, extra = {}) {
   const res = await adminPost(worker, '/setup-sessions', token, { customer, ...extra });

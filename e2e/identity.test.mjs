@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, adminPost, deliver, makeEvent, startStack } from './harness.mjs';
+import { adminGet, adminPost, deliver, makeEvent, moveIdentitySession, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_identity';
 const ADMIN = 'e2e-identity-admin';
@@ -30,13 +30,7 @@ describe('Identity verification under workerd', () => {
   const user = async (id) => (await adminGet(worker, `/identity/users/${id}`, ADMIN)).body;
   /** Moves a session at the stand-in; returns the event(s) and their deliveries to the worker. */
   const move = async (id, status, body = {}) => {
-    const res = await fetch(`${stripeBase}/_test/identity/verification_sessions/${id}/${status}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    assert.equal(res.status, 200);
-    const { events } = await res.json();
+    const events = await moveIdentitySession(stripeBase, id, status, body);
     for (const { deliveries } of events) {
       for (const d of deliveries) assert.equal(d.status, 200, `delivery of ${d.type}: ${d.body}`);
     }

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { adminGet, adminPost, completeAtStandIn, createSetupSession, startStack } from './harness.mjs';
+import { adminGet, adminPost, completeAtStandIn, createSetupSession, moveIdentitySession, startStack } from './harness.mjs';
 
 const SECRET = 'whsec_e2e_lists_4b1c';
 const ADMIN = 'e2e-lists-admin-7d3e';
@@ -158,14 +158,7 @@ describe('list routes over the index', () => {
   });
 
   describe('GET /identity/users', () => {
-    const move = async (id, status, body = {}) => {
-      const res = await fetch(`${stripeBase}/_test/identity/verification_sessions/${id}/${status}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      assert.equal(res.status, 200);
-    };
+    const move = (id, status, body) => moveIdentitySession(stripeBase, id, status, body);
     const start = async (user) => {
       const res = await adminPost(worker, '/identity/verification-sessions', ADMIN, { user_id: user, type: 'document' });
       assert.equal(res.status, 201, JSON.stringify(res.body));

@@ -344,6 +344,12 @@ mod tests {
         serde_json::from_str(&block_on(run(over_the_binding(&work), index, &services))).unwrap()
     }
 
+    /// `evt_1`, ann's session `processing`, delivered by Stripe, run in ann's queue.
+    fn run_anns_event(table: &MemoryTable, kv: &MemoryStore) -> EventAnswer {
+        let work = Work::Event(event("evt_1", "identity.verification_session.processing"));
+        run_queued(table, kv, work, delivered_as_ann())
+    }
+
     fn delivered_as_ann() -> Option<IndexAs> {
         Some(IndexAs {
             entity: Some("user:ann".into()),
@@ -354,13 +360,7 @@ mod tests {
     #[test]
     fn an_events_row_and_its_list_rows_go_to_the_index_in_one_request() {
         let (table, kv) = (MemoryTable::new(), MemoryStore::deferring());
-        let kind = "identity.verification_session.processing";
-        let answer = run_queued(
-            &table,
-            &kv,
-            Work::Event(event("evt_1", kind)),
-            delivered_as_ann(),
-        );
+        let answer = run_anns_event(&table, &kv);
         let receipt = answer.into_result(&Trace::new()).unwrap();
         // Indexed by the queue: the worker has nothing left to index.
         assert_eq!((receipt.outcome, receipt.record), (Outcome::Handled, None));
@@ -387,32 +387,15 @@ mod tests {
     fn a_flush_that_fails_fails_the_work_and_its_rows_go_with_the_next_work() {
         let (table, kv) = (MemoryTable::new(), MemoryStore::deferring());
         kv.set_index_failing(true);
-        let kind = "identity.verification_session.processing";
-        let answer = run_queued(
-            &table,
-            &kv,
-            Work::Event(event("evt_1", kind)),
-            delivered_as_ann(),
-        );
+        let answer = run_anns_event(&table, &kv);
         let error = answer.into_result(&Trace::new()).unwrap_err();
         assert!(error.is_retryable(), "{error:?}");
         // In KV, but still pending in the table: its row was not written.
         assert!(block_on(kv.get("identity:user:ann")).unwrap().is_some());
-        let pending: Vec<String> = table
-            .pending()
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(pending, ["identity:user:ann"]);
+        assert_eq!(table.pending_keys(), ["identity:user:ann"]);
         kv.set_index_failing(false);
         // Stripe's retry: a duplicate now, and the catch-up before it sends the user's row.
-        let answer = run_queued(
-            &table,
-            &kv,
-            Work::Event(event("evt_1", kind)),
-            delivered_as_ann(),
-        );
+        let answer = run_anns_event(&table, &kv);
         assert!(answer.into_result(&Trace::new()).unwrap().duplicate);
         let rows: Vec<_> = kv.flushed()[0]
             .tables()
@@ -425,13 +408,7 @@ mod tests {
     #[test]
     fn work_outside_a_deferring_kv_leaves_the_events_row_to_the_worker() {
         let (table, kv) = (MemoryTable::new(), MemoryStore::new());
-        let kind = "identity.verification_session.processing";
-        let answer = run_queued(
-            &table,
-            &kv,
-            Work::Event(event("evt_1", kind)),
-            delivered_as_ann(),
-        );
+        let answer = run_anns_event(&table, &kv);
         let receipt = answer.into_result(&Trace::new()).unwrap();
         assert_eq!(receipt.record.map(|r| r.id), Some("evt_1".to_owned()));
         assert!(table.pending().unwrap().is_empty());
