@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use crate::billing::{ChargeRecord, ChargeRequest};
 use crate::entity::Entity;
 use crate::error::{AppError, Relayed};
-use crate::event::Event;
+use crate::event::{Event, EventRecord};
 use crate::event_log::Entry;
 use crate::handlers::{charges, identity, setup};
 use crate::http::Transport;
@@ -92,6 +92,15 @@ impl IndexAs {
         match &self.entity {
             Some(entity) => format!("{mark} {entity}"),
             None => mark.to_owned(),
+        }
+    }
+
+    /// The event index's entry for `record`, listed this way.
+    pub fn entry(self, record: EventRecord) -> Entry {
+        Entry {
+            record,
+            entity: self.entity,
+            delivered: self.delivered,
         }
     }
 
@@ -218,11 +227,10 @@ async fn indexed<S: Store>(
     index: Option<IndexAs>,
 ) -> Result<Receipt, AppError> {
     let entry = match (&result, index) {
-        (Ok(receipt), Some(index)) => receipt.record.as_deref().map(|record| Entry {
-            record: record.clone(),
-            entity: index.entity,
-            delivered: index.delivered,
-        }),
+        (Ok(receipt), Some(index)) => receipt
+            .record
+            .as_deref()
+            .map(|record| index.entry(record.clone())),
         _ => None,
     };
     match store.flush(entry).await {

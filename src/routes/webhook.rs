@@ -8,7 +8,6 @@ use crate::entity::Entity;
 use crate::error::{AppError, Result};
 use crate::event::thin::ThinEvent;
 use crate::event::{Event, EventError};
-use crate::event_log::Entry;
 use crate::queue::{IndexAs, Work};
 use crate::signature::SIGNATURE_HEADER;
 use crate::store::keys;
@@ -66,7 +65,11 @@ pub async fn post(req: &Request, ctx: &Ctx<'_>) -> Result<Receipt> {
 /// to `POST /webhook` (not a catch-up or a replay).
 pub async fn process_thin(ctx: &Ctx<'_>, thin: &ThinEvent, delivered: bool) -> Result<Receipt> {
     let services = ctx.services()?.for_webhook();
-    let indexed = |result| index(ctx, &thin.id, None, delivered, result);
+    let unqueued = IndexAs {
+        entity: None,
+        delivered,
+    };
+    let indexed = |result| index(ctx, &thin.id, unqueued, result);
     match read_thin(&services, thin, ctx.now).await {
         Ok(ThinNext::Done(receipt)) => indexed(Ok(receipt)).await,
         Ok(ThinNext::Handle(event)) => {
@@ -93,13 +96,13 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Resu
     };
     let entity = Entity::of_event(&event, recorded_user.as_deref());
     let event_id = event.id.clone();
-    let indexed_as = entity.as_ref().map(|e| e.as_str().to_owned());
-    let work = Work::Event(event);
     let index_as = IndexAs {
-        entity: indexed_as.clone(),
+        entity: entity.as_ref().map(|e| e.as_str().to_owned()),
         delivered,
     };
-    let result = match super::entity::run_in::<Receipt>(ctx, entity, &work, Some(index_as)).await {
+    let work = Work::Event(event);
+    let queued = super::entity::run_in::<Receipt>(ctx, entity, &work, Some(index_as.clone()));
+    let result = match queued.await {
         Ok(Some(receipt)) => Ok(receipt),
         Ok(None) => {
             let Work::Event(event) = work else {
@@ -110,7 +113,7 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Resu
         }
         Err(error) => Err(error),
     };
-    index(ctx, &event_id, indexed_as, delivered, result).await
+    index(ctx, &event_id, index_as, result).await
 }
 
 /// The event index (`routes::event_log`) gets the record this processing wrote, unless the
@@ -121,8 +124,7 @@ pub async fn process_event(ctx: &Ctx<'_>, event: Event, delivered: bool) -> Resu
 async fn index(
     ctx: &Ctx<'_>,
     event_id: &str,
-    entity: Option<String>,
-    delivered: bool,
+    index_as: IndexAs,
     result: Result<Receipt>,
 ) -> Result<Receipt> {
     let record = match &result {
@@ -137,12 +139,7 @@ async fn index(
         },
     };
     if let Some(record) = record {
-        let entry = Entry {
-            record,
-            entity,
-            delivered,
-        };
-        event_log::record(ctx, entry).await;
+        event_log::record(ctx, index_as.entry(record)).await;
     }
     result
 }
