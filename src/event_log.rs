@@ -154,19 +154,11 @@ impl EventsQuery {
     /// value out of shape is a 400 `bad_query` that names the parameter and never quotes the
     /// value.
     pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
-        let pairs = crate::form::pairs(query.unwrap_or("").as_bytes());
         let mut parsed = Self {
             limit: DEFAULT_EVENTS_LIMIT,
             ..Self::default()
         };
-        let mut seen: Vec<String> = Vec::new();
-        for (name, value) in pairs {
-            if seen.contains(&name) {
-                return Err(AppError::BadQuery(format!("`{name}` is given twice")));
-            }
-            parsed.take(&name, &value)?;
-            seen.push(name);
-        }
+        let seen = take_each_once(query, |name, value| parsed.take(name, value))?;
         if seen.iter().any(|n| n == "customer") && seen.iter().any(|n| n == "user") {
             return Err(AppError::BadQuery(
                 "give `customer` or `user`, not both: an event belongs to one of them".into(),
@@ -369,6 +361,24 @@ pub(crate) fn parse_customer(value: &str) -> Result<&str, AppError> {
         ));
     }
     Ok(value)
+}
+
+/// Reads a query string (without `?`) pair by pair into `take`, each parameter at most once:
+/// one given twice is a 400 `bad_query` naming it, met in order as `take`'s own errors are
+/// (the list routes' rule as well as `GET /events`'). The names given, in order.
+pub fn take_each_once(
+    query: Option<&str>,
+    mut take: impl FnMut(&str, &str) -> Result<(), AppError>,
+) -> Result<Vec<String>, AppError> {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in crate::form::pairs(query.unwrap_or("").as_bytes()) {
+        if seen.contains(&name) {
+            return Err(AppError::BadQuery(format!("`{name}` is given twice")));
+        }
+        take(&name, &value)?;
+        seen.push(name);
+    }
+    Ok(seen)
 }
 
 /// A time range's bounds (`since` inclusive, `until` exclusive): `since` must come first.

@@ -419,7 +419,6 @@ impl ListQuery {
     /// message lists the known ones), one given twice or a value out of shape is a 400
     /// `bad_query` that names the parameter and never quotes the value.
     pub fn parse(table: Table, query: Option<&str>) -> Result<Self, AppError> {
-        let pairs = crate::form::pairs(query.unwrap_or("").as_bytes());
         let mut parsed = Self {
             table,
             filters: Vec::new(),
@@ -428,14 +427,7 @@ impl ListQuery {
             limit: DEFAULT_EVENTS_LIMIT,
             cursor: None,
         };
-        let mut seen: Vec<String> = Vec::new();
-        for (name, value) in pairs {
-            if seen.contains(&name) {
-                return Err(AppError::BadQuery(format!("`{name}` is given twice")));
-            }
-            parsed.take(&name, &value)?;
-            seen.push(name);
-        }
+        crate::event_log::take_each_once(query, |name, value| parsed.take(name, value))?;
         let shared =
             parsed.filters.iter().enumerate().any(|(i, (column, _))| {
                 parsed.filters[..i].iter().any(|(other, _)| other == column)
