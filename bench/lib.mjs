@@ -206,7 +206,26 @@ export async function check(worker) {
   const again = await post(signedRequest(body, SECRET));
   const reject = await post(signedRequest(body, WRONG_SECRET));
   const answers = { health: [health.status, healthBody], accept: [first.status, first.body], redelivery: [again.status, again.body], reject: [reject.status, reject.body] };
-  return { ...answers, ...(await checkHandled(worker, post)) };
+  const handled = await checkHandled(worker, post);
+  if (worker.floor) return { ...answers, ...handled };
+  return { ...answers, ...handled, indexed: await checkIndexed(worker, JSON.parse(body).id, handled.handledIds) };
+}
+
+/**
+ * The event index both workers keep for the console's lists: the accepted event's row, the
+ * handled event's row and its user's list row, read back through each worker's list routes
+ * (`GET /events`, `GET /identity/users?status=processing`; the Rust worker's with the admin
+ * token). Whether every one was there.
+ */
+async function checkIndexed(worker, acceptedId, handled) {
+  const read = async (path) => {
+    const res = await fetch(`${worker.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    return res.status === 200 ? await res.text() : '';
+  };
+  const events = await read('/events');
+  const users = await read('/identity/users?status=processing');
+  return events.includes(`"${acceptedId}"`) && events.includes(`"${handled.event}"`) &&
+    users.includes(`"${handled.user}"`);
 }
 
 /**
@@ -219,7 +238,7 @@ async function checkHandled(worker, post) {
   const event = JSON.parse(body);
   const first = await post(signedRequest(body, SECRET));
   const again = await post(signedRequest(body, SECRET));
-  const result = { handled: [first.status, first.body], handledRedelivery: [again.status, again.body] };
+  const result = { handled: [first.status, first.body], handledRedelivery: [again.status, again.body], handledIds: { event: event.id, user: event.data.object.metadata.user_id } };
   if (worker.floor || first.status !== 200 || again.status !== 200) return result;
   // The redelivery's line comes after the first delivery's.
   const logs = await worker.logged(new RegExp(`"event_id":"${event.id}"[^\n]*"outcome":"duplicate"`));
@@ -239,7 +258,8 @@ export function checkPassed(worker, c) {
   return c.health[0] === 200 && c.accept[0] === 200 && c.accept[1].includes('"duplicate":false') &&
     c.redelivery[0] === 200 && c.redelivery[1].includes('"duplicate":true') && c.reject[0] === 400 &&
     c.handled[0] === 200 && c.handled[1].includes('"duplicate":false') && c.handledRedelivery[0] === 200 &&
-    c.handledRedelivery[1].includes('"duplicate":true') && c.handledOutcome === 'handled' && handledUserOk;
+    c.handledRedelivery[1].includes('"duplicate":true') && c.handledOutcome === 'handled' && handledUserOk &&
+    c.indexed === true;
 }
 
 // ---------------------------------------------------------------- load

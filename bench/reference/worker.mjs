@@ -7,7 +7,13 @@
 //   user and event records in one `storage.put({...})` and then the same three records to KV
 //   (same keys, values and TTL as the Rust worker), and answers the outcome;
 // - for any other event: a KV dedupe by event id with the same key (`event:{id}`), TTL
-//   (30 days) and record shape as the Rust worker, recorded `ignored`.
+//   (30 days) and record shape as the Rust worker, recorded `ignored`;
+// - and, as the Rust worker does for its console's lists, every recorded event's row in an
+//   event index (`EventIndex`: one SQLite-backed Durable Object, the same tables and indexes
+//   as src/event_log.rs and src/record_index.rs, called over RPC): from the worker for an
+//   event that crossed no user's queue, from the user's queue (with the user's list row, in
+//   one call) for one that did. `GET /events` and `GET /identity/users?status=` read it back
+//   for the bench's check (no token: benchmark only).
 // The same responses and the same one JSON log line per request. Benchmark only; never
 // deployed. Of the Identity events it applies `processing` (the bench's handled path) as the
 // Rust worker does (src/identity.rs, checked record for record against it on a sequence of
@@ -84,7 +90,9 @@ async function webhook(request, env, log) {
     log.outcome = 'duplicate';
     return json(200, { received: true, duplicate: true });
   }
-  await env.STATE.put(key, JSON.stringify(eventRecord(event, 'ignored')), { expirationTtl: EVENT_TTL_SECONDS });
+  const record = eventRecord(event, 'ignored');
+  await env.STATE.put(key, JSON.stringify(record), { expirationTtl: EVENT_TTL_SECONDS });
+  await eventIndex(env).put(indexEntry(record, null));
   log.outcome = 'ignored';
   return json(200, { received: true, duplicate: false });
 }
@@ -100,6 +108,11 @@ export default {
         response = new Response('ok', { headers: { 'cache-control': 'no-store' } });
       } else if (pathname === '/webhook' && request.method === 'POST') {
         response = await webhook(request, env, log);
+      } else if (pathname === '/events' && request.method === 'GET') {
+        response = json(200, { events: await eventIndex(env).list('events', null) });
+      } else if (pathname === '/identity/users' && request.method === 'GET') {
+        const status = new URL(request.url).searchParams.get('status');
+        response = json(200, { users: await eventIndex(env).list('users', status) });
       } else {
         response = error(404, 'not_found', 'no such route');
       }
@@ -269,6 +282,110 @@ export class EntityQueue extends DurableObject {
         this.env.STATE.put(key, JSON.stringify(value), key === keys.event ? { expirationTtl: EVENT_TTL_SECONDS } : undefined),
       ),
     );
+    // The user's list row (when the user was written) with the event's row, in one call.
+    const user = writes[keys.user];
+    const users = user ? [{ id: userId, at: user.updated_at, status: user.status, record: JSON.stringify(user) }] : [];
+    await eventIndex(this.env).batch(indexEntry(writes[keys.event], `user:${userId}`), users);
     return { outcome, duplicate: false };
+  }
+}
+
+// ---------------------------------------------------------------- the event index
+
+/** The one event index (`idFromName`, as the Rust worker's `EventLog`). */
+function eventIndex(env) {
+  return env.INDEX.get(env.INDEX.idFromName('events'));
+}
+
+/** An event's row: the record's filter columns and its JSON, as src/event_log.rs binds them. */
+function indexEntry(record, entity) {
+  return {
+    id: record.id,
+    type: record.type,
+    outcome: record.outcome,
+    entity,
+    created: record.created,
+    recorded_at: record.recorded_at,
+    record: JSON.stringify(record),
+    delivered: true,
+  };
+}
+
+// The Rust worker's schema (src/event_log.rs SCHEMA; src/record_index.rs for `users`).
+const INDEX_SCHEMA = `CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY,
+  type TEXT NOT NULL, outcome TEXT NOT NULL, retryable INTEGER, entity TEXT,
+  created INTEGER NOT NULL, recorded_at INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_recent ON events (recorded_at, id);
+CREATE INDEX IF NOT EXISTS events_outcome ON events (outcome, recorded_at, id);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, recorded_at, id);
+CREATE INDEX IF NOT EXISTS events_entity ON events (entity, recorded_at, id);
+CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, at INTEGER NOT NULL, status TEXT,
+  expires_at INTEGER, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS users_recent ON users (at, id);
+CREATE INDEX IF NOT EXISTS users_expiry ON users (expires_at);
+CREATE INDEX IF NOT EXISTS users_status ON users (status, at, id)`;
+
+/**
+ * The console's lists: one row per recorded event, one per user, each written (or rewritten)
+ * as its record is; the marks the silence alert reads; an alarm purging rows past the event
+ * records' 30 days. Unlike the Rust worker's it keeps no charges or notifications table (not
+ * on the measured paths).
+ */
+export class EventIndex extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(INDEX_SCHEMA);
+    this.alarmSet = false;
+  }
+
+  put(entry) {
+    this.writeEvent(entry);
+    return this.ensurePurge(entry.recorded_at + EVENT_TTL_SECONDS);
+  }
+
+  batch(entry, users) {
+    this.writeEvent(entry);
+    for (const u of users) {
+      this.sql.exec('INSERT OR REPLACE INTO users (id, at, status, expires_at, record) VALUES (?, ?, ?, ?, ?)', u.id, u.at, u.status, null, u.record);
+    }
+    return this.ensurePurge(entry.recorded_at + EVENT_TTL_SECONDS);
+  }
+
+  writeEvent(e) {
+    this.sql.exec(
+      'INSERT OR REPLACE INTO events (id, type, outcome, retryable, entity, created, recorded_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      e.id, e.type, e.outcome, null, e.entity, e.created, e.recorded_at, e.record,
+    );
+    const now = Math.floor(Date.now() / 1000);
+    this.sql.exec("INSERT OR IGNORE INTO marks (name, at) VALUES ('started', ?)", now);
+    if (e.delivered) {
+      this.sql.exec("INSERT INTO marks (name, at) VALUES ('last_delivery', ?) ON CONFLICT (name) DO UPDATE SET at = MAX(at, excluded.at)", e.recorded_at);
+    }
+  }
+
+  /** The purge alarm, read once per instance and set when there is none. */
+  async ensurePurge(dueSeconds) {
+    if (this.alarmSet) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(dueSeconds * 1000);
+    this.alarmSet = true;
+  }
+
+  async alarm() {
+    this.alarmSet = false;
+    const keepFrom = Math.floor(Date.now() / 1000) - EVENT_TTL_SECONDS;
+    this.sql.exec('DELETE FROM events WHERE recorded_at < ?', keepFrom);
+    const [{ oldest }] = this.sql.exec('SELECT MIN(recorded_at) AS oldest FROM events').toArray();
+    if (oldest !== null) await this.ctx.storage.setAlarm((oldest + EVENT_TTL_SECONDS) * 1000);
+    this.alarmSet = true;
+  }
+
+  /** Newest first, for the bench's check. */
+  list(table, status) {
+    const rows = table === 'events'
+      ? this.sql.exec('SELECT record FROM events ORDER BY recorded_at DESC, id DESC LIMIT 100').toArray()
+      : this.sql.exec('SELECT record FROM users WHERE status IS ? ORDER BY at DESC, id DESC LIMIT 100', status).toArray();
+    return rows.map((r) => JSON.parse(r.record));
   }
 }
