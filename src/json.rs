@@ -15,6 +15,10 @@
 //! per struct (the key's parsing inlined with the struct's field matcher); [`TextKeys`] reads
 //! every key with one seed ([`KeyText`], borrowed when the key has no escapes) and hands the
 //! text to the struct's matcher.
+//!
+//! Most structs no longer derive `Deserialize` at all: [`decode_map!`] writes their visitor
+//! from a list of fields, reading each value in place with [`field`] (compiled once per field
+//! type, where each derived visitor had its own copy of every field's read and move).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -145,6 +149,84 @@ impl<'de> Visitor<'de> for KeyText {
         Ok(Cow::Owned(key.to_owned()))
     }
 }
+
+/// Reads the value of the field `name` into its `slot`, or refuses it as a second one (as the
+/// derive does, before reading it). Compiled once per field type, not once per struct: the
+/// value is read into the slot in place, where the derive moved it there field by field.
+pub fn field<'de, A, T>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &'static str,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    T: serde::Deserialize<'de>,
+{
+    if slot.is_some() {
+        return Err(serde::de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// A field without a default: its value, or the derive's `missing field` error.
+pub fn required<T, E: serde::de::Error>(slot: Option<T>, name: &'static str) -> Result<T, E> {
+    match slot {
+        Some(value) => Ok(value),
+        None => Err(E::missing_field(name)),
+    }
+}
+
+/// Implements `Deserialize` for a struct from a JSON object, by a visitor that matches each
+/// key and reads its value with [`field`]: what `#[derive(Deserialize)]` with [`map_only!`]
+/// did (the same keys, unknown ones skipped, the same `duplicate field` and `missing field`
+/// errors, `expected struct …` for anything but an object), in less code per struct.
+/// Each field is `name: "key" required` (refused when missing), `default` (its `Default`
+/// when missing, as `#[serde(default)]`; an `Option` without it is `None` too) or
+/// `default with W` (read as `W`, a newtype over the field's type: `deserialize_with`).
+macro_rules! decode_map {
+    ($t:ident { $($field:ident : $key:literal $mode:ident $(with $w:ty)?),* $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!("struct ", stringify!($t)))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$t, A::Error> {
+                        $(let mut $field $(: Option<$w>)? = None;)*
+                        while let Some(key) = map.next_key_seed($crate::json::KeyText)? {
+                            match &*key {
+                                $($key => $crate::json::field(&mut map, &mut $field, $key)?,)*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok($t {
+                            $($field: $crate::json::decode_map!(@finish $mode $field $key $($w)?),)*
+                        })
+                    }
+                }
+                deserializer.deserialize_map(Fields)
+            }
+        }
+    };
+    (@finish required $field:ident $key:literal) => {
+        $crate::json::required($field, $key)?
+    };
+    (@finish default $field:ident $key:literal) => {
+        $field.unwrap_or_default()
+    };
+    (@finish default $field:ident $key:literal $w:ty) => {
+        $field.map(|wrapped| wrapped.0).unwrap_or_default()
+    };
+}
+pub(crate) use decode_map;
 
 /// Implements `Deserialize` (and `Serialize`, after `serialize:`) for structs
 /// derived with `#[serde(remote = "Self")]`: decoding goes through [`MapOnly`], encoding is

@@ -41,8 +41,7 @@ fn text(
 
 /// A validated charge request.
 /// Serialisable: it travels to the customer's queue (`crate::queue::Work`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeRequest {
     pub customer: String,
     pub amount: i64,
@@ -52,7 +51,14 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
     pub payment_method: Option<String>,
 }
-crate::json::map_only!(serialize: ChargeRequest);
+crate::json::decode_map!(ChargeRequest {
+    customer: "customer" required,
+    amount: "amount" required,
+    currency: "currency" required,
+    description: "description" default,
+    idempotency_key: "idempotency_key" required,
+    payment_method: "payment_method" default,
+});
 
 impl ChargeRequest {
     pub fn parse(input: ChargeInput, default_currency: &str) -> Result<Self, BillingError> {
@@ -178,8 +184,7 @@ pub const CHARGE_KEY_RECORD_VERSION: u32 = 2;
 /// answered from it (and `charge:{pi}`), never by a second create, whatever its age: Stripe
 /// may forget its own key after 24 hours and would then make a new PaymentIntent. A repeat
 /// with another request is refused ([`Self::differs_from`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeKeyRecord {
     pub version: u32,
     /// The payment method the charge was sent with: the customer's default may change later
@@ -198,7 +203,15 @@ pub struct ChargeKeyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
-crate::json::map_only!(serialize: ChargeKeyRecord);
+crate::json::decode_map!(ChargeKeyRecord {
+    version: "version" required,
+    payment_method: "payment_method" required,
+    payment_intent: "payment_intent" default,
+    customer: "customer" default,
+    amount: "amount" default,
+    currency: "currency" default,
+    description: "description" default,
+});
 
 impl ChargeKeyRecord {
     /// The key's first use: `request`, sent with `payment_method`.
@@ -342,8 +355,7 @@ impl RecoveryStatus {
 }
 
 /// The value under `charge:{pi_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeRecord {
     pub version: u32,
     /// The off-session PaymentIntent.
@@ -367,7 +379,21 @@ pub struct ChargeRecord {
     /// Unix seconds of the state recorded: the event's `created`, or the time of the request.
     pub updated_at: i64,
 }
-crate::json::map_only!(serialize: ChargeRecord);
+crate::json::decode_map!(ChargeRecord {
+    version: "version" required,
+    id: "id" required,
+    customer: "customer" default,
+    amount: "amount" required,
+    currency: "currency" required,
+    description: "description" default,
+    payment_method: "payment_method" default,
+    status: "status" required,
+    paid: "paid" required,
+    last_error: "last_error" default,
+    recovery: "recovery" default,
+    created_at: "created_at" required,
+    updated_at: "updated_at" required,
+});
 
 pub const RECOVERED: &str = "recovered";
 

@@ -56,34 +56,39 @@ impl Envelope {
 }
 
 /// `related_object` (`V2.Core.Events.RelatedObject`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelatedObject {
     pub id: String,
-    #[serde(rename = "type")]
     pub object_type: String,
     pub url: String,
 }
-crate::json::map_only!(RelatedObject);
+crate::json::decode_map!(RelatedObject {
+    id: "id" required,
+    object_type: "type" required,
+    url: "url" required,
+});
 
 /// The fields of a thin event this service reads (`EventBase` and the notification's
 /// `related_object`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinEvent {
     pub id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     /// An RFC 3339 time (`"2024-09-17T06:20:52.246Z"`), not unix seconds as in v1.
     pub created: String,
     pub livemode: bool,
-    #[serde(default)]
     pub related_object: Option<RelatedObject>,
     /// The id of the snapshot event of the same change, when Stripe made one.
-    #[serde(default)]
     pub snapshot_event: Option<String>,
 }
-crate::json::map_only!(ThinEvent);
+crate::json::decode_map!(ThinEvent {
+    id: "id" required,
+    event_type: "type" required,
+    created: "created" required,
+    livemode: "livemode" required,
+    related_object: "related_object" default,
+    snapshot_event: "snapshot_event" default,
+});
 
 /// Stripe could not generate an event (so it never delivered it, nor lists it), and says so
 /// once the failure is resolved. Public preview: not in the pinned SDK's types (stripe-node
@@ -96,38 +101,38 @@ pub const EVENT_GENERATION_FAILURE_RESOLVED: &str =
 /// The `data` of that event, read with `GET /v2/core/events/{id}` (the thin event carries
 /// none). Every field is optional here: a preview shape may change, and the alert is raised
 /// with what there is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventGenerationFailure {
-    #[serde(default)]
     pub alert_id: Option<String>,
-    #[serde(default)]
     pub grouping_key: Option<String>,
-    #[serde(default)]
     pub summary: Option<String>,
-    #[serde(default)]
     pub resolved_at: Option<String>,
     /// `critical` or `non_critical` (added in `2026-11-18.preview`).
-    #[serde(default)]
     pub severity: Option<String>,
-    #[serde(default)]
     pub impact: Option<Impact>,
 }
-crate::json::map_only!(EventGenerationFailure);
+crate::json::decode_map!(EventGenerationFailure {
+    alert_id: "alert_id" default,
+    grouping_key: "grouping_key" default,
+    summary: "summary" default,
+    resolved_at: "resolved_at" default,
+    severity: "severity" default,
+    impact: "impact" default,
+});
 
 /// What the missing event would have been about.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Impact {
     /// The type of the event that was never generated (`payment_intent.requires_action`).
-    #[serde(default)]
     pub event_type: Option<String>,
-    #[serde(default)]
     pub related_object_id: Option<String>,
-    #[serde(default)]
     pub related_object: Option<RelatedObject>,
 }
-crate::json::map_only!(Impact);
+crate::json::decode_map!(Impact {
+    event_type: "event_type" default,
+    related_object_id: "related_object_id" default,
+    related_object: "related_object" default,
+});
 
 impl EventGenerationFailure {
     /// Reads `data` of the retrieved event (`{"data": {...}}`); `None` when it has none.

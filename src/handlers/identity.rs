@@ -172,21 +172,24 @@ crate::json::map_only!(CreateSessionInput);
 
 /// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
 /// It crosses into the user's queue (`queue::Work`) as JSON.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CreateSession {
     pub user_id: String,
     pub kind: String,
     pub return_url: Option<String>,
     pub idempotency_key: Option<String>,
-    #[serde(default)]
     pub new_session: bool,
 }
-crate::json::map_only!(serialize: CreateSession);
+crate::json::decode_map!(CreateSession {
+    user_id: "user_id" required,
+    kind: "kind" required,
+    return_url: "return_url" default,
+    idempotency_key: "idempotency_key" default,
+    new_session: "new_session" default,
+});
 
 /// What the creation route answers.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Created {
     pub id: String,
     pub url: Option<String>,
@@ -198,7 +201,16 @@ pub struct Created {
     /// The user's latest session, re-opened for another submission (no new session made).
     pub reopened: bool,
 }
-crate::json::map_only!(serialize: Created);
+crate::json::decode_map!(Created {
+    id: "id" required,
+    url: "url" default,
+    client_secret: "client_secret" default,
+    status: "status" required,
+    user_id: "user_id" required,
+    attempts: "attempts" required,
+    remaining_attempts: "remaining_attempts" required,
+    reopened: "reopened" required,
+});
 
 impl CreateSession {
     /// The fields as strings (`type` defaults to `document`); a missing `user_id` or a field

@@ -105,8 +105,7 @@ impl StripeError {
 /// operator (`GET /events/{id}`): Stripe's own words and its request id, to look up in the
 /// Dashboard's request log. Admin-only: the message may quote what was sent, so it never goes
 /// to the log lines (see `AppError::log_text`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StripeSaid {
     /// The HTTP status of Stripe's answer.
     pub status: u16,
@@ -123,7 +122,15 @@ pub struct StripeSaid {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
-crate::json::map_only!(serialize: StripeSaid);
+crate::json::decode_map!(StripeSaid {
+    status: "status" required,
+    error_type: "type" required,
+    code: "code" default,
+    decline_code: "decline_code" default,
+    param: "param" default,
+    message: "message" default,
+    request_id: "request_id" default,
+});
 
 impl From<&ApiError> for StripeSaid {
     fn from(error: &ApiError) -> Self {
@@ -147,12 +154,12 @@ pub struct Reply<T> {
     pub attempts: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct ErrorEnvelope {
     error: ApiError,
 }
-crate::json::map_only!(ErrorEnvelope);
+crate::json::decode_map!(ErrorEnvelope {
+    error: "error" required,
+});
 
 /// Turns one HTTP response into a value or a [`StripeError`].
 pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeError> {
