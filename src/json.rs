@@ -182,10 +182,21 @@ pub fn required<T, E: serde::de::Error>(slot: Option<T>, name: &'static str) -> 
 /// did (the same keys, unknown ones skipped, the same `duplicate field` and `missing field`
 /// errors, `expected struct …` for anything but an object), in less code per struct.
 /// Each field is `name: "key" required` (refused when missing), `default` (its `Default`
-/// when missing, as `#[serde(default)]`; an `Option` without it is `None` too) or
-/// `default with W` (read as `W`, a newtype over the field's type: `deserialize_with`).
+/// when missing, as `#[serde(default)]`; an `Option` without it is `None` too), `default with
+/// W` (read as `W`, a newtype over the field's type: `deserialize_with`) or `default = f`
+/// (`f()` when missing: `#[serde(default = "f")]`). `deny_unknown_fields` before the braces refuses an
+/// unknown key as the derive did (`unknown field …, expected …`); `skip { a, b }` after them
+/// names the fields never read (`#[serde(skip)]`: their `Default`).
 macro_rules! decode_map {
-    ($t:ident { $($field:ident : $key:literal $mode:ident $(with $w:ty)?),* $(,)? }) => {
+    ($t:ident { $($fields:tt)* } $(skip { $($skip:ident),* $(,)? })?) => {
+        $crate::json::decode_map!(@impl $t ignore { $($fields)* } { $($($skip)*)? });
+    };
+    ($t:ident deny_unknown_fields { $($fields:tt)* }) => {
+        $crate::json::decode_map!(@impl $t deny { $($fields)* } {});
+    };
+    (@impl $t:ident $unknown:ident {
+        $($field:ident : $key:literal $mode:ident $(with $w:ty)? $(= $f:path)?),* $(,)?
+    } { $($skip:ident)* }) => {
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 struct Fields;
@@ -202,13 +213,14 @@ macro_rules! decode_map {
                         while let Some(key) = map.next_key_seed($crate::json::KeyText)? {
                             match &*key {
                                 $($key => $crate::json::field(&mut map, &mut $field, $key)?,)*
-                                _ => {
-                                    map.next_value::<serde::de::IgnoredAny>()?;
-                                }
+                                _ => $crate::json::decode_map!(@unknown $unknown map key [$($key),*]),
                             }
                         }
                         Ok($t {
-                            $($field: $crate::json::decode_map!(@finish $mode $field $key $($w)?),)*
+                            $($field: $crate::json::decode_map!(
+                                @finish $mode $field $key [$($w)?] [$($f)?]
+                            ),)*
+                            $($skip: Default::default(),)*
                         })
                     }
                 }
@@ -216,52 +228,40 @@ macro_rules! decode_map {
             }
         }
     };
-    (@finish required $field:ident $key:literal) => {
+    (@unknown ignore $map:ident $key:ident [$($k:literal),*]) => {{
+        $map.next_value::<serde::de::IgnoredAny>()?;
+    }};
+    (@unknown deny $map:ident $key:ident [$($k:literal),*]) => {
+        return Err(serde::de::Error::unknown_field(&$key, &[$($k),*]))
+    };
+    (@finish required $field:ident $key:literal [] []) => {
         $crate::json::required($field, $key)?
     };
-    (@finish default $field:ident $key:literal) => {
+    (@finish default $field:ident $key:literal [] []) => {
         $field.unwrap_or_default()
     };
-    (@finish default $field:ident $key:literal $w:ty) => {
+    (@finish default $field:ident $key:literal [$w:ty] []) => {
         $field.map(|wrapped| wrapped.0).unwrap_or_default()
+    };
+    (@finish default $field:ident $key:literal [] [$f:path]) => {
+        $field.unwrap_or_else($f)
     };
 }
 pub(crate) use decode_map;
 
-/// Implements `Deserialize` (and `Serialize`, after `serialize:`) for structs
-/// derived with `#[serde(remote = "Self")]`: decoding goes through [`MapOnly`], encoding is
-/// the derived one unchanged.
-macro_rules! map_only {
-    (serialize: $($t:ty),* $(,)?) => {$(
-        $crate::json::map_only!($t);
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                <$t>::serialize(self, serializer)
-            }
-        }
-    )*};
-    ($($t:ty),* $(,)?) => {$(
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                <$t>::deserialize($crate::json::MapOnly(deserializer))
-            }
-        }
-    )*};
-}
-pub(crate) use map_only;
-
 #[cfg(test)]
 mod tests {
-    use serde::{Deserialize, Serialize};
+    use serde::Serialize;
 
-    #[derive(Debug, PartialEq, Deserialize)]
-    #[serde(remote = "Self")]
+    #[derive(Debug, PartialEq)]
     struct Pair {
         a: u32,
-        #[serde(default)]
         b: Option<String>,
     }
-    crate::json::map_only!(Pair);
+    crate::json::decode_map!(Pair {
+        a: "a" required,
+        b: "b" default,
+    });
 
     #[test]
     fn a_struct_reads_from_an_object_with_unknown_and_missing_fields() {
@@ -301,13 +301,13 @@ mod tests {
         );
     }
 
-    #[derive(Debug, PartialEq, Deserialize)]
-    #[serde(remote = "Self", deny_unknown_fields)]
+    #[derive(Debug, PartialEq)]
     struct Strict {
-        #[serde(rename = "type")]
         kind: String,
     }
-    crate::json::map_only!(Strict);
+    crate::json::decode_map!(Strict deny_unknown_fields {
+        kind: "type" required,
+    });
 
     #[test]
     fn keys_with_escapes_are_matched_and_unknown_ones_named() {

@@ -100,12 +100,10 @@ where
 /// `payment_intent`): Stripe sends the id, or the object (even a deleted customer) when the
 /// request expanded it.
 fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(remote = "Self")]
     struct Object {
         id: String,
     }
-    crate::json::map_only!(Object);
+    crate::json::decode_map!(Object { id: "id" required });
     impl HasId for Object {
         fn id(&self) -> &str {
             &self.id

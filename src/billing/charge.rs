@@ -2,7 +2,7 @@
 //! decline, the recovery Checkout Session, and the follow-up events, whose status never goes
 //! backwards.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::objects::{CheckoutSession, PaymentIntent};
 use crate::router::json_object;
@@ -12,24 +12,23 @@ use super::*;
 
 /// The JSON body of `POST /charges`, as sent. Every field stays raw so that a missing or
 /// mistyped field gets its own code (`invalid_customer`, …) and message rather than serde's.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ChargeInput {
-    #[serde(default)]
     pub customer: Option<serde_json::Value>,
-    #[serde(default)]
     pub amount: Option<serde_json::Value>,
-    #[serde(default)]
     pub currency: Option<serde_json::Value>,
-    #[serde(default)]
     pub description: Option<serde_json::Value>,
-    #[serde(default)]
     pub idempotency_key: Option<serde_json::Value>,
-    #[serde(default)]
     pub payment_method: Option<serde_json::Value>,
 }
-crate::json::map_only!(ChargeInput);
+crate::json::decode_map!(ChargeInput deny_unknown_fields {
+    customer: "customer" default,
+    amount: "amount" default,
+    currency: "currency" default,
+    description: "description" default,
+    idempotency_key: "idempotency_key" default,
+    payment_method: "payment_method" default,
+});
 
 /// A string field, or `error` when it is there but not a string.
 fn text(
@@ -309,8 +308,7 @@ pub fn refused_for_method(error: &ApiError) -> bool {
 }
 
 /// The Checkout Session (`mode=payment`) offered to the customer after a decline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recovery {
     pub checkout_session: String,
     pub url: Option<String>,
@@ -322,10 +320,15 @@ pub struct Recovery {
     pub payment_intent: Option<String>,
     /// 1 for the first recovery session of the charge; a new one after an expired or failed
     /// one counts up, and numbers its Idempotency-Key.
-    #[serde(default = "first_attempt")]
     pub attempt: u32,
 }
-crate::json::map_only!(serialize: Recovery);
+crate::json::decode_map!(Recovery {
+    checkout_session: "checkout_session" required,
+    url: "url" default,
+    status: "status" required,
+    payment_intent: "payment_intent" default,
+    attempt: "attempt" default = first_attempt,
+});
 
 fn first_attempt() -> u32 {
     1

@@ -4,7 +4,7 @@
 //! derived from the session id ([`completion_key`]), so the webhook and the success page make
 //! each effect once at Stripe.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::objects::{Card, CheckoutSession, PaymentMethod, SetupIntent};
 use crate::stripe::{calls, IdempotencyKey, StripeRequest};
@@ -72,18 +72,17 @@ pub struct SetupRequest {
 
 /// The JSON body of `POST /setup-sessions` (admin).
 /// Fields stay raw so that a missing or mistyped one gets its own code.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct SetupSessionInput {
-    #[serde(default)]
     pub customer: Option<serde_json::Value>,
-    #[serde(default)]
     pub currency: Option<serde_json::Value>,
-    #[serde(default)]
     pub success_path: Option<serde_json::Value>,
 }
-crate::json::map_only!(SetupSessionInput);
+crate::json::decode_map!(SetupSessionInput deny_unknown_fields {
+    customer: "customer" default,
+    currency: "currency" default,
+    success_path: "success_path" default,
+});
 
 impl SetupRequest {
     /// The anonymous form's fields. A `customer` is refused, not ignored, and before Stripe

@@ -137,12 +137,10 @@ crate::json::decode_map!(Impact {
 impl EventGenerationFailure {
     /// Reads `data` of the retrieved event (`{"data": {...}}`); `None` when it has none.
     pub fn from_event(body: &str) -> Option<Self> {
-        #[derive(Deserialize)]
-        #[serde(remote = "Self")]
         struct Retrieved {
             data: Option<EventGenerationFailure>,
         }
-        crate::json::map_only!(Retrieved);
+        crate::json::decode_map!(Retrieved { data: "data" default });
         serde_json::from_str::<Retrieved>(body).ok()?.data
     }
 

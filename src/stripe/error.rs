@@ -2,7 +2,6 @@
 //! response into a value or an error. Pure.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::http::HttpResponse;
 use crate::objects::{PaymentIntent, SetupIntent};
@@ -13,32 +12,29 @@ use super::*;
 // Responses and errors
 
 /// Stripe's error object (`{"error":{…}}`), with the HTTP status it came with.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    #[serde(skip)]
     pub status: u16,
-    #[serde(skip)]
     pub request_id: Option<String>,
     /// Stripe's `Stripe-Should-Retry` answer, when it gave one: it overrules the status.
-    #[serde(skip)]
     pub should_retry: Option<bool>,
-    #[serde(rename = "type", default)]
     pub error_type: String,
-    #[serde(default)]
     pub code: Option<String>,
-    #[serde(default)]
     pub decline_code: Option<String>,
-    #[serde(default)]
     pub message: Option<String>,
-    #[serde(default)]
     pub param: Option<String>,
-    #[serde(default)]
     pub payment_intent: Option<PaymentIntent>,
-    #[serde(default)]
     pub setup_intent: Option<SetupIntent>,
 }
-crate::json::map_only!(ApiError);
+crate::json::decode_map!(ApiError {
+    error_type: "type" default,
+    code: "code" default,
+    decline_code: "decline_code" default,
+    message: "message" default,
+    param: "param" default,
+    payment_intent: "payment_intent" default,
+    setup_intent: "setup_intent" default,
+} skip { status, request_id, should_retry });
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
