@@ -2,23 +2,20 @@
 //!
 //! A derived `Deserialize` asks for `deserialize_struct`, and serde_json's answers both a JSON
 //! object (`visit_map`) and a JSON array of the fields in order (`visit_seq`), so every struct
-//! read with serde_json carries a second decoder, for a shape this service never writes and
-//! Stripe never sends. [`map_only!`] keeps the derive (with `#[serde(remote = "Self")]`, which
-//! turns its impl into an inherent `deserialize`) and implements the trait by handing that
-//! decoder a [`MapOnly`] deserializer: `deserialize_struct` becomes `deserialize_map`, the
-//! sequence decoder is never instantiated. Objects decode exactly as before (not under
-//! `#[serde(flatten)]`, where a map request leaves the struct's entries to its siblings too: no
-//! `map_only!` type is decoded flattened); an array where a
-//! struct is expected is refused (`invalid type: sequence, expected struct …`).
+//! read with serde_json carried a second decoder, for a shape this service never writes and
+//! Stripe never sends; and each derived visitor had its own copy of every field's read, its
+//! duplicate check and its move into place. No struct derives `Deserialize` now:
+//! [`decode_map!`] writes its visitor from a list of its fields (key, and what a missing one
+//! is), asks for `deserialize_map`, reads every key with one seed ([`KeyText`], borrowed when
+//! the key has no escapes) and every value in place with [`field`], compiled once per field
+//! type. Objects decode as the derive decoded them (the same keys, defaults, unknown keys
+//! skipped or refused, the same `duplicate field`, `missing field` and `unknown field`
+//! errors); an array where a struct is expected is refused (`invalid type: sequence, expected
+//! struct …`). Not for a struct decoded under `#[serde(flatten)]` (none is).
 //!
-//! The field names go through one reader too: serde_json's `next_key_seed` was compiled once
-//! per struct (the key's parsing inlined with the struct's field matcher); [`TextKeys`] reads
-//! every key with one seed ([`KeyText`], borrowed when the key has no escapes) and hands the
-//! text to the struct's matcher.
-//!
-//! Most structs no longer derive `Deserialize` at all: [`decode_map!`] writes their visitor
-//! from a list of fields, reading each value in place with [`field`] (compiled once per field
-//! type, where each derived visitor had its own copy of every field's read and move).
+//! [`MapOnly`] does the same for the one derived struct left, the webhook envelope's borrowed
+//! `Object<'a>` (the macro takes no lifetime): its `deserialize_struct` becomes
+//! `deserialize_map`, its keys read by [`TextKeys`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -178,15 +175,15 @@ pub fn required<T, E: serde::de::Error>(slot: Option<T>, name: &'static str) -> 
 }
 
 /// Implements `Deserialize` for a struct from a JSON object, by a visitor that matches each
-/// key and reads its value with [`field`]: what `#[derive(Deserialize)]` with [`map_only!`]
-/// did (the same keys, unknown ones skipped, the same `duplicate field` and `missing field`
+/// key and reads its value with [`field`]: what the derive did with a map-only deserializer
+/// (the same keys, unknown ones skipped, the same `duplicate field` and `missing field`
 /// errors, `expected struct …` for anything but an object), in less code per struct.
 /// Each field is `name: "key" required` (refused when missing), `default` (its `Default`
 /// when missing, as `#[serde(default)]`; an `Option` without it is `None` too), `default with
 /// W` (read as `W`, a newtype over the field's type: `deserialize_with`) or `default = f`
-/// (`f()` when missing: `#[serde(default = "f")]`). `deny_unknown_fields` before the braces refuses an
-/// unknown key as the derive did (`unknown field …, expected …`); `skip { a, b }` after them
-/// names the fields never read (`#[serde(skip)]`: their `Default`).
+/// (`f()` when missing: `#[serde(default = "f")]`). `deny_unknown_fields` before the braces
+/// refuses an unknown key as the derive did (`unknown field …, expected …`); `skip { a, b }`
+/// after them names the fields never read (`#[serde(skip)]`: their `Default`).
 macro_rules! decode_map {
     ($t:ident { $($fields:tt)* } $(skip { $($skip:ident),* $(,)? })?) => {
         $crate::json::decode_map!(@impl $t ignore { $($fields)* } { $($($skip)*)? });

@@ -35,8 +35,8 @@ pub enum Work {
 }
 
 /// A charge's work; `origin` is where a recovery session returns. The struct variant it was,
-/// as a struct of its own, with the same JSON: read from an object only (`map_only!`), so no
-/// second decoder from an array is built for it.
+/// as a struct of its own, with the same JSON: read from an object only (`decode_map!`), so
+/// no second decoder from an array is built for it.
 #[derive(Debug, Serialize)]
 pub struct ChargeWork {
     pub request: ChargeRequest,

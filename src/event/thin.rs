@@ -40,7 +40,7 @@ impl Envelope {
             #[serde(borrow, default)]
             object: Option<&'a str>,
         }
-        // `map_only!` by hand: the macro takes no lifetime.
+        // `json::MapOnly` by hand: `decode_map!` takes no lifetime.
         impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 Object::deserialize(crate::json::MapOnly(deserializer))
