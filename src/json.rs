@@ -166,11 +166,12 @@ where
     Ok(())
 }
 
-/// A field without a default: its value, or the derive's `missing field` error.
-pub fn required<T, E: serde::de::Error>(slot: Option<T>, name: &'static str) -> Result<T, E> {
+/// A field without a default, once [`decode_map!`] has refused a missing one (`missing
+/// field`, for the first in the struct's order, as the derive did).
+pub fn present<T>(slot: Option<T>) -> T {
     match slot {
-        Some(value) => Ok(value),
-        None => Err(E::missing_field(name)),
+        Some(value) => value,
+        None => unreachable!("decode_map! refuses a missing field first"),
     }
 }
 
@@ -207,12 +208,24 @@ macro_rules! decode_map {
                         mut map: A,
                     ) -> Result<$t, A::Error> {
                         $(let mut $field $(: Option<$w>)? = None;)*
-                        while let Some(key) = map.next_key_seed($crate::json::KeyText)? {
-                            match &*key {
-                                $($key => $crate::json::field(&mut map, &mut $field, $key)?,)*
-                                _ => $crate::json::decode_map!(@unknown $unknown map key [$($key),*]),
+                        // The slots are borrowed, not moved, by the reading: one place drops
+                        // them on an error, not one per `?` (each with its own drop code).
+                        let mut read = || -> Result<(), A::Error> {
+                            while let Some(key) = map.next_key_seed($crate::json::KeyText)? {
+                                match &*key {
+                                    $($key => $crate::json::field(&mut map, &mut $field, $key)?,)*
+                                    _ => $crate::json::decode_map!(
+                                        @unknown $unknown map key [$($key),*]
+                                    ),
+                                }
                             }
-                        }
+                            let missing = None$(.or($crate::json::decode_map!(@missing $mode $field $key)))*;
+                            match missing {
+                                Some(name) => Err(serde::de::Error::missing_field(name)),
+                                None => Ok(()),
+                            }
+                        };
+                        read()?;
                         Ok($t {
                             $($field: $crate::json::decode_map!(
                                 @finish $mode $field $key [$($w)?] [$($f)?]
@@ -231,8 +244,14 @@ macro_rules! decode_map {
     (@unknown deny $map:ident $key:ident [$($k:literal),*]) => {
         return Err(serde::de::Error::unknown_field(&$key, &[$($k),*]))
     };
+    (@missing required $field:ident $key:literal) => {
+        $field.is_none().then_some($key)
+    };
+    (@missing default $field:ident $key:literal) => {
+        None
+    };
     (@finish required $field:ident $key:literal [] []) => {
-        $crate::json::required($field, $key)?
+        $crate::json::present($field)
     };
     (@finish default $field:ident $key:literal [] []) => {
         $field.unwrap_or_default()
