@@ -12,15 +12,12 @@
 //! skipped or refused, the same `duplicate field`, `missing field` and `unknown field`
 //! errors); an array where a struct is expected is refused (`invalid type: sequence, expected
 //! struct …`). Not for a struct decoded under `#[serde(flatten)]` (none is).
-//!
-//! [`MapOnly`] does the same for the one derived struct left, the webhook envelope's borrowed
-//! `Object<'a>` (the macro takes no lifetime): its `deserialize_struct` becomes
-//! `deserialize_map`, its keys read by [`TextKeys`].
+//! The webhook envelope's borrowed `Object<'a>` (`event::thin`) is written the same way by
+//! hand: the macro takes no lifetime.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,72 +48,6 @@ pub fn nested_error(error: serde_json::Error) -> String {
     match text.strip_suffix(&suffix) {
         Some(message) if error.line() != 0 => message.to_owned(),
         _ => text,
-    }
-}
-
-/// A deserializer that reads a struct only from a map; every other request goes to `D`.
-pub struct MapOnly<D>(pub D);
-
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
-    type Error = D::Error;
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_map(KeysAsText(visitor))
-    }
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.0.deserialize_any(visitor)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-        ignored_any
-    }
-}
-
-/// A struct's visitor, given a [`TextKeys`] map.
-struct KeysAsText<V>(V);
-
-impl<'de, V: Visitor<'de>> Visitor<'de> for KeysAsText<V> {
-    type Value = V::Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.0.expecting(f)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        self.0.visit_map(TextKeys(map))
-    }
-}
-
-/// A map whose keys are read as text by one [`KeyText`] seed, then matched by the caller's.
-pub struct TextKeys<A>(A);
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for TextKeys<A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        match self.0.next_key_seed(KeyText)? {
-            Some(key) => seed.deserialize(StrDeserializer::new(&key)).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        self.0.next_value_seed(seed)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        self.0.size_hint()
     }
 }
 

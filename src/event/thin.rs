@@ -34,16 +34,38 @@ impl Envelope {
     /// `object: "v2.core.event"` is thin; anything else is read as a snapshot event, whose
     /// parser says what is wrong with it.
     pub fn of(body: &[u8]) -> Self {
-        #[derive(Deserialize)]
-        #[serde(remote = "Self")]
         struct Object<'a> {
-            #[serde(borrow, default)]
             object: Option<&'a str>,
         }
-        // `json::MapOnly` by hand: `decode_map!` takes no lifetime.
+        // `json::decode_map!` by hand: the macro takes no lifetime. The text borrowed, as
+        // before: an `object` with escapes does not decode (so it is not thin).
         impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Object::deserialize(crate::json::MapOnly(deserializer))
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = Object<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("struct Object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Object<'de>, A::Error> {
+                        let mut object = None;
+                        while let Some(key) = map.next_key_seed(crate::json::KeyText)? {
+                            match &*key {
+                                "object" => crate::json::field(&mut map, &mut object, "object")?,
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(Object {
+                            object: object.unwrap_or_default(),
+                        })
+                    }
+                }
+                deserializer.deserialize_map(Fields)
             }
         }
         match std::str::from_utf8(body).map(serde_json::from_str::<Object>) {
