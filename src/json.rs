@@ -6,16 +6,16 @@
 //! Stripe never sends; and each derived visitor had its own copy of every field's read, its
 //! duplicate check and its move into place. No struct derives `Deserialize` now:
 //! [`decode_map!`] writes its visitor from a list of its fields (key, and what a missing one
-//! is), asks for `deserialize_map`, reads every key with one seed ([`KeyText`], borrowed when
-//! the key has no escapes) and every value in place with [`field`], compiled once per field
-//! type. Objects decode as the derive decoded them (the same keys, defaults, unknown keys
+//! is), asks for `deserialize_map`, reads every key with one seed ([`KeyIndex`]: the key's
+//! position in the struct's field names, one matcher for every struct) and every value in
+//! place with [`field`], compiled once per field type. Objects decode as the derive decoded them (the same keys, defaults, unknown keys
 //! skipped or refused, the same `duplicate field`, `missing field` and `unknown field`
 //! errors); an array where a struct is expected is refused (`invalid type: sequence, expected
 //! struct …`). Not for a struct decoded under `#[serde(flatten)]` (none is).
+//!
 //! The webhook envelope's borrowed `Object<'a>` (`event::thin`) is written the same way by
 //! hand: the macro takes no lifetime.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -51,30 +51,36 @@ pub fn nested_error(error: serde_json::Error) -> String {
     }
 }
 
-/// A map key as text: borrowed from the input when it has no escapes.
-pub struct KeyText;
+/// A map key as its position in a struct's field names, `fields.len()` for another key (or
+/// the derive's `unknown field …, expected …` error when `deny`): one matcher compiled for
+/// every struct, where each had its own chain of string comparisons.
+#[derive(Clone, Copy)]
+pub struct KeyIndex {
+    pub fields: &'static [&'static str],
+    pub deny: bool,
+}
 
-impl<'de> DeserializeSeed<'de> for KeyText {
-    type Value = Cow<'de, str>;
+impl<'de> DeserializeSeed<'de> for KeyIndex {
+    type Value = usize;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyText {
-    type Value = Cow<'de, str>;
+impl<'de> Visitor<'de> for KeyIndex {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
 
-    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(key))
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(key.to_owned()))
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<usize, E> {
+        match self.fields.iter().position(|field| *field == key) {
+            Some(index) => Ok(index),
+            None if self.deny => Err(E::unknown_field(key, self.fields)),
+            None => Ok(self.fields.len()),
+        }
     }
 }
 
@@ -142,13 +148,22 @@ macro_rules! decode_map {
                         // The slots are borrowed, not moved, by the reading: one place drops
                         // them on an error, not one per `?` (each with its own drop code).
                         let mut read = || -> Result<(), A::Error> {
-                            while let Some(key) = map.next_key_seed($crate::json::KeyText)? {
-                                match &*key {
-                                    $($key => $crate::json::field(&mut map, &mut $field, $key)?,)*
-                                    _ => $crate::json::decode_map!(
-                                        @unknown $unknown map key [$($key),*]
-                                    ),
-                                }
+                            let keys = $crate::json::KeyIndex {
+                                fields: &[$($key),*],
+                                deny: $crate::json::decode_map!(@deny $unknown),
+                            };
+                            while let Some(index) = map.next_key_seed(keys)? {
+                                // The field at `index`, counted down: no string compared here.
+                                let mut at = index;
+                                $(
+                                    if at == 0 {
+                                        $crate::json::field(&mut map, &mut $field, $key)?;
+                                        continue;
+                                    }
+                                    at -= 1;
+                                )*
+                                let _ = at;
+                                map.next_value::<serde::de::IgnoredAny>()?;
                             }
                             let missing = None$(.or($crate::json::decode_map!(@missing $mode $field $key)))*;
                             match missing {
@@ -169,11 +184,11 @@ macro_rules! decode_map {
             }
         }
     };
-    (@unknown ignore $map:ident $key:ident [$($k:literal),*]) => {{
-        $map.next_value::<serde::de::IgnoredAny>()?;
-    }};
-    (@unknown deny $map:ident $key:ident [$($k:literal),*]) => {
-        return Err(serde::de::Error::unknown_field(&$key, &[$($k),*]))
+    (@deny ignore) => {
+        false
+    };
+    (@deny deny) => {
+        true
     };
     (@missing required $field:ident $key:literal) => {
         $field.is_none().then_some($key)
@@ -274,6 +289,90 @@ mod tests {
                 .to_string()
                 .starts_with("unknown field `kind`, expected `type`"),
             "{error}"
+        );
+    }
+
+    fn seven() -> u32 {
+        7
+    }
+
+    /// Newtype over a field's type, as `deserialize_with` fields are read.
+    struct Doubled(u32);
+
+    impl<'de> serde::Deserialize<'de> for Doubled {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            u32::deserialize(deserializer).map(|n| Self(n * 2))
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Modes {
+        plain: u32,
+        given: u32,
+        doubled: u32,
+        skipped: Option<String>,
+    }
+    crate::json::decode_map!(Modes {
+        plain: "plain" default,
+        given: "given" default = seven,
+        doubled: "doubled" default with Doubled,
+    } skip { skipped });
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Closed {
+        a: Option<u32>,
+        b: Option<u32>,
+    }
+    crate::json::decode_map!(Closed deny_unknown_fields {
+        a: "a" default,
+        b: "b" default,
+    });
+
+    #[test]
+    fn defaults_skipped_fields_and_read_as_types_match_the_derive() {
+        let none: Modes = serde_json::from_str("{}").unwrap();
+        let expected = Modes {
+            plain: 0,
+            given: 7,
+            doubled: 0,
+            skipped: None,
+        };
+        assert_eq!(none, expected);
+        let all: Modes =
+            serde_json::from_str(r#"{"plain":1,"given":2,"doubled":3,"skipped":"x"}"#).unwrap();
+        let expected = Modes {
+            plain: 1,
+            given: 2,
+            doubled: 6,
+            skipped: None,
+        };
+        assert_eq!(all, expected);
+        // The derive's errors, positions included (an array is refused, as before: above).
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Derived {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        for text in [r#"{"a":1,"c":2}"#, r#"{"a":1,"a":2}"#, r#"{"b":1,"a":"x"}"#] {
+            let ours = serde_json::from_str::<Closed>(text)
+                .unwrap_err()
+                .to_string();
+            let derived = serde_json::from_str::<Derived>(text)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                ours,
+                derived.replace("struct Derived", "struct Closed"),
+                "{text}"
+            );
+        }
+        let error = serde_json::from_str::<Closed>(r#"{"a":1,"c":2}"#).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown field `c`, expected `a` or `b` at line 1 column 10"
         );
     }
 

@@ -52,9 +52,13 @@ impl Envelope {
                         mut map: A,
                     ) -> Result<Object<'de>, A::Error> {
                         let mut object = None;
-                        while let Some(key) = map.next_key_seed(crate::json::KeyText)? {
-                            match &*key {
-                                "object" => crate::json::field(&mut map, &mut object, "object")?,
+                        let keys = crate::json::KeyIndex {
+                            fields: &["object"],
+                            deny: false,
+                        };
+                        while let Some(index) = map.next_key_seed(keys)? {
+                            match index {
+                                0 => crate::json::field(&mut map, &mut object, "object")?,
                                 _ => {
                                     map.next_value::<serde::de::IgnoredAny>()?;
                                 }
