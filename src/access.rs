@@ -10,8 +10,6 @@
 //! token's `common_name`; the keys are at `https://<team>.cloudflareaccess.com/cdn-cgi/access/certs`
 //! (`{"keys":[JWK, …]}`: the current key and the previous one, for 7 days after a rotation).
 
-use serde::Deserialize;
-
 /// The request header Access sets on every request it let through.
 pub const ASSERTION_HEADER: &str = "cf-access-jwt-assertion";
 /// The path of the team's keys under its team domain.
@@ -55,32 +53,36 @@ impl Refused {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
     alg: String,
-    #[serde(default)]
     kid: Option<String>,
 }
-crate::json::map_only!(Header);
+crate::json::decode_map!(Header {
+    alg: "alg" required,
+    kid: "kid" default,
+});
 
 /// The claims checked here; the rest of the payload is not read.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// An array of AUD tags (a single string is read too, as RFC 7519 allows).
     aud: serde_json::Value,
     iss: String,
     exp: i64,
-    #[serde(default)]
     nbf: Option<i64>,
     /// Who signed in (an identity login), or a service token's name.
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub common_name: Option<String>,
 }
-crate::json::map_only!(Claims);
+crate::json::decode_map!(Claims {
+    aud: "aud" required,
+    iss: "iss" required,
+    exp: "exp" required,
+    nbf: "nbf" default,
+    email: "email" default,
+    common_name: "common_name" default,
+});
 
 /// A token read: its key id, its claims, the signed bytes and the signature.
 #[derive(Debug, Clone, PartialEq, Eq)]

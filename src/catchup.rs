@@ -23,7 +23,7 @@
 //! events listed twice are already recorded and cost one KV read each. Order does not matter for the result: state
 //! transitions are keyed by each event's `created` and converge whatever the order.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::event::EventRecord;
 use crate::stripe::calls::{self, ListEvents};
@@ -72,8 +72,7 @@ impl Bounds {
 pub const REPORT_IDS: usize = 20;
 
 /// The value under `catchup:state`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CatchupState {
     pub version: u32,
     /// Unix seconds: every listed event created before this has been passed.
@@ -85,11 +84,15 @@ pub struct CatchupState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunReport>,
 }
-crate::json::map_only!(serialize: CatchupState);
+crate::json::decode_map!(CatchupState {
+    version: "version" required,
+    since: "since" required,
+    scan: "scan" default,
+    last_run: "last_run" default,
+});
 
 /// One walk over `[since, until]`, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scan {
     pub until: i64,
     /// The last event considered: the next page starts after it (`None`: from the newest).
@@ -100,11 +103,14 @@ pub struct Scan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_unhandled: Option<i64>,
 }
-crate::json::map_only!(serialize: Scan);
+crate::json::decode_map!(Scan {
+    until: "until" required,
+    starting_after: "starting_after" default,
+    oldest_unhandled: "oldest_unhandled" default,
+});
 
 /// What one run did, shown by `GET /catch-up` and logged.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
     /// The run's time (the scheduled event's).
     pub at: i64,
@@ -141,7 +147,22 @@ pub struct RunReport {
     /// The cursor after the run.
     pub since: i64,
 }
-crate::json::map_only!(serialize: RunReport);
+crate::json::decode_map!(RunReport {
+    at: "at" required,
+    pages: "pages" required,
+    listed: "listed" required,
+    already_done: "already_done" required,
+    inert: "inert" default,
+    processed: "processed" required,
+    handled: "handled" required,
+    retry_later: "retry_later" required,
+    failed_for_good: "failed_for_good" required,
+    failed_for_good_count: "failed_for_good_count" required,
+    malformed: "malformed" required,
+    refused: "refused" default,
+    stopped: "stopped" required,
+    since: "since" required,
+});
 
 impl RunReport {
     pub fn new(at: i64) -> Self {

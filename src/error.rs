@@ -120,8 +120,7 @@ pub enum AppError {
 /// What an error is answered and logged as, for carrying it from one isolate to another (an
 /// entity's Durable Object back to the worker that asked): the same status, code, message,
 /// log text and retry decision as the error it was made from ([`AppError::relay`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Relayed {
     pub status: u16,
     pub code: String,
@@ -135,7 +134,15 @@ pub struct Relayed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stripe: Option<StripeSaid>,
 }
-crate::json::map_only!(serialize: Relayed);
+crate::json::decode_map!(Relayed {
+    status: "status" required,
+    code: "code" required,
+    message: "message" required,
+    log: "log" required,
+    retry: "retry" required,
+    field: "field" default,
+    stripe: "stripe" default,
+});
 
 /// How one error is answered: the one table behind [`AppError::status`], [`AppError::code`]
 /// and [`AppError::is_retryable`].

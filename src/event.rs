@@ -34,8 +34,7 @@ impl EventError {
 }
 
 /// Serialisable: a verified event travels to its entity's queue (`crate::queue::Work`).
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Serialize)]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
@@ -47,14 +46,22 @@ pub struct Event {
     pub api_version: Option<String>,
     pub data: EventData,
 }
-crate::json::map_only!(serialize: Event);
+crate::json::decode_map!(Event {
+    id: "id" required,
+    event_type: "type" required,
+    created: "created" required,
+    livemode: "livemode" required,
+    api_version: "api_version" default,
+    data: "data" required,
+});
 
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Serialize)]
 pub struct EventData {
     pub object: Box<RawValue>,
 }
-crate::json::map_only!(serialize: EventData);
+crate::json::decode_map!(EventData {
+    object: "object" required,
+});
 
 impl Event {
     /// Parses a verified body. Call only after the signature holds.
@@ -229,8 +236,7 @@ pub fn check_mode(event_livemode: bool, key_livemode: bool) -> Result<(), EventE
 }
 
 /// The value under `event:{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     pub version: u32,
     pub id: String,
@@ -266,7 +272,21 @@ pub struct EventRecord {
     /// Unix seconds when this worker recorded it.
     pub recorded_at: i64,
 }
-crate::json::map_only!(serialize: EventRecord);
+crate::json::decode_map!(EventRecord {
+    version: "version" required,
+    id: "id" required,
+    event_type: "type" required,
+    created: "created" required,
+    livemode: "livemode" required,
+    outcome: "outcome" required,
+    failed_step: "failed_step" default,
+    error: "error" default,
+    stripe_error: "stripe_error" default,
+    retryable: "retryable" default,
+    reason: "reason" default,
+    snapshot_event: "snapshot_event" default,
+    recorded_at: "recorded_at" required,
+});
 
 pub const EVENT_RECORD_VERSION: u32 = 1;
 

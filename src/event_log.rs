@@ -5,7 +5,7 @@
 //! One row per recorded event, newest first by `recorded_at` (then id), so a page and the
 //! next one (its cursor) follow time across the whole log, whatever the filters.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::AppError;
 use crate::event::{is_event_id, EventRecord, Outcome};
@@ -281,8 +281,7 @@ pub struct EventsPage {
 
 /// What the worker sends the index for one recorded event: the record and the entity whose
 /// queue handled it (`user:…`, `customer:…`, or none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     pub record: EventRecord,
     pub entity: Option<String>,
@@ -291,17 +290,23 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delivered: bool,
 }
-crate::json::map_only!(serialize: Entry);
+crate::json::decode_map!(Entry {
+    record: "record" required,
+    entity: "entity" default,
+    delivered: "delivered" default,
+});
 
 /// The index's marks (`GET` by the catch-up step): the last delivery, and when the index
 /// began (the silence before any delivery starts there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Marks {
     pub last_delivery: Option<i64>,
     pub started: Option<i64>,
 }
-crate::json::map_only!(serialize: Marks);
+crate::json::decode_map!(Marks {
+    last_delivery: "last_delivery" default,
+    started: "started" default,
+});
 
 impl Marks {
     /// Since when no delivery arrived (`None`: the index has no row yet).
@@ -433,15 +438,19 @@ pub const COUNT_SINCE: &str = "SELECT outcome, retryable IS 0, COUNT(*) FROM eve
      WHERE recorded_at >= ? GROUP BY 1, 2";
 
 /// Events by outcome, failures split into those Stripe retries and those failed for good.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub handled: i64,
     pub ignored: i64,
     pub failed_retrying: i64,
     pub failed_for_good: i64,
 }
-crate::json::map_only!(serialize: Counts);
+crate::json::decode_map!(Counts {
+    handled: "handled" required,
+    ignored: "ignored" required,
+    failed_retrying: "failed_retrying" required,
+    failed_for_good: "failed_for_good" required,
+});
 
 impl Counts {
     /// One row of [`COUNT_SINCE`]; an outcome this version does not know is left out.

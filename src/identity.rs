@@ -202,8 +202,7 @@ pub fn classify(code: Option<&str>) -> Next {
 }
 
 /// The value under `identity:session:{vs_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionRecord {
     pub version: u32,
     pub id: String,
@@ -233,7 +232,20 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checked_at: Vec<i64>,
 }
-crate::json::map_only!(serialize: SessionRecord);
+crate::json::decode_map!(SessionRecord {
+    version: "version" required,
+    id: "id" required,
+    user_id: "user_id" default,
+    status: "status" required,
+    last_error: "last_error" default,
+    session_created: "session_created" required,
+    event_created: "event_created" required,
+    last_event: "last_event" default,
+    redacted: "redacted" default,
+    made_here: "made_here" default,
+    submitted_at: "submitted_at" default,
+    checked_at: "checked_at" default,
+});
 
 impl SessionRecord {
     /// The record of a session made here, before any of its events are applied: at its
@@ -280,13 +292,15 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastError {
     pub code: Option<String>,
     pub reason: Option<String>,
 }
-crate::json::map_only!(serialize: LastError);
+crate::json::decode_map!(LastError {
+    code: "code" default,
+    reason: "reason" default,
+});
 
 impl From<&VerificationLastError> for LastError {
     fn from(error: &VerificationLastError) -> Self {
@@ -298,8 +312,7 @@ impl From<&VerificationLastError> for LastError {
 }
 
 /// The value under `identity:user:{user_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRecord {
     pub version: u32,
     pub user_id: String,
@@ -333,7 +346,21 @@ pub struct UserRecord {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resubmissions: u32,
 }
-crate::json::map_only!(serialize: UserRecord);
+crate::json::decode_map!(UserRecord {
+    version: "version" required,
+    user_id: "user_id" required,
+    status: "status" required,
+    last_error: "last_error" default,
+    next: "next" required,
+    sessions: "sessions" required,
+    sessions_created: "sessions_created" default,
+    latest_session: "latest_session" default,
+    latest_session_created: "latest_session_created" required,
+    verified_at: "verified_at" default,
+    updated_at: "updated_at" required,
+    created_here: "created_here" default,
+    resubmissions: "resubmissions" default,
+});
 
 /// How the user's next attempt is made, told in the notification and the user view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,15 +77,14 @@ impl Serialize for Recipient {
 }
 
 /// A recipient's object as read, before its kind and id are checked against each other.
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct RecipientFields {
-    #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
     id: Option<String>,
 }
-crate::json::map_only!(RecipientFields);
+crate::json::decode_map!(RecipientFields {
+    kind: "type" required,
+    id: "id" default,
+});
 
 impl<'de> Deserialize<'de> for Recipient {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -156,8 +155,7 @@ impl State {
 pub const MAX_SINK_RESPONSE_BYTES: usize = 4 * 1024;
 
 /// One attempt: when, and the sink's status or why there was none. Never a body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     pub at: i64,
     /// The sink's answer (2xx: delivered).
@@ -167,7 +165,11 @@ pub struct Attempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
-crate::json::map_only!(serialize: Attempt);
+crate::json::decode_map!(Attempt {
+    at: "at" required,
+    status: "status" default,
+    error: "error" default,
+});
 
 /// No answer in time: connection refused or reset, a timeout, an abort.
 pub const ERROR_NETWORK: &str = "network";
@@ -177,8 +179,7 @@ pub const ERROR_UNSENDABLE: &str = "unsendable";
 pub const ERROR_UNSIGNED: &str = "unsigned";
 
 /// The value under `notification:{id}`; the first five fields are the body POSTed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {
     pub version: u32,
     pub id: String,
@@ -206,7 +207,21 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_at: Option<i64>,
 }
-crate::json::map_only!(serialize: Notification);
+crate::json::decode_map!(Notification {
+    version: "version" required,
+    id: "id" required,
+    kind: "kind" required,
+    recipient: "recipient" required,
+    payload: "payload" required,
+    created_at: "created_at" required,
+    state: "state" required,
+    attempts: "attempts" default,
+    next_attempt_at: "next_attempt_at" default,
+    window_started_at: "window_started_at" default,
+    window_attempts: "window_attempts" default,
+    delivered_at: "delivered_at" default,
+    dead_at: "dead_at" default,
+});
 
 impl Notification {
     /// `source` is what caused it (an event or object id); with `kind` it makes the id.

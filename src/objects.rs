@@ -100,12 +100,10 @@ where
 /// `payment_intent`): Stripe sends the id, or the object (even a deleted customer) when the
 /// request expanded it.
 fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(remote = "Self")]
     struct Object {
         id: String,
     }
-    crate::json::map_only!(Object);
+    crate::json::decode_map!(Object { id: "id" required });
     impl HasId for Object {
         fn id(&self) -> &str {
             &self.id
@@ -117,6 +115,24 @@ fn expandable_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
             Expandable::Object(object) => object.id,
         }),
     )
+}
+
+/// [`expandable_id`] as a field type, for [`crate::json::decode_map!`].
+struct ExpandableId(Option<String>);
+
+impl<'de> Deserialize<'de> for ExpandableId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        expandable_id(deserializer).map(Self)
+    }
+}
+
+/// [`null_as_default`] as a field type, for [`crate::json::decode_map!`].
+struct NullAsDefault<T>(T);
+
+impl<'de, T: Default + Deserialize<'de>> Deserialize<'de> for NullAsDefault<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        null_as_default(deserializer).map(Self)
+    }
 }
 
 /// A field Stripe returns as an id, or as the object when asked with `expand[]`.
@@ -174,16 +190,18 @@ macro_rules! has_id {
     ($($t:ty),*) => {$(impl HasId for $t { fn id(&self) -> &str { &self.id } })*};
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Customer {
     pub id: String,
     #[serde(default)]
     pub email: Option<String>,
 }
+crate::json::decode_map!(Customer {
+    id: "id" required,
+    email: "email" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Card {
     #[serde(default)]
     pub brand: Option<String>,
@@ -194,9 +212,14 @@ pub struct Card {
     #[serde(default)]
     pub exp_year: Option<u32>,
 }
+crate::json::decode_map!(Card {
+    brand: "brand" default,
+    last4: "last4" default,
+    exp_month: "exp_month" default,
+    exp_year: "exp_year" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentMethod {
     pub id: String,
     /// `card`, `sepa_debit`, `us_bank_account`, …: only a card becomes a customer's default.
@@ -207,9 +230,14 @@ pub struct PaymentMethod {
     #[serde(default)]
     pub card: Option<Card>,
 }
+crate::json::decode_map!(PaymentMethod {
+    id: "id" required,
+    kind: "type" default,
+    customer: "customer" default with ExpandableId,
+    card: "card" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetupIntent {
     pub id: String,
     pub status: String,
@@ -218,16 +246,23 @@ pub struct SetupIntent {
     #[serde(default)]
     pub payment_method: Option<Expandable<PaymentMethod>>,
 }
+crate::json::decode_map!(SetupIntent {
+    id: "id" required,
+    status: "status" required,
+    customer: "customer" default with ExpandableId,
+    payment_method: "payment_method" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerDetails {
     #[serde(default)]
     pub email: Option<String>,
 }
+crate::json::decode_map!(CustomerDetails {
+    email: "email" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutSession {
     pub id: String,
     pub mode: String,
@@ -257,8 +292,7 @@ pub struct CheckoutSession {
     pub metadata: Metadata,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaymentIntent {
     pub id: String,
     pub status: String,
@@ -275,10 +309,19 @@ pub struct PaymentIntent {
     #[serde(default)]
     pub last_payment_error: Option<PaymentError>,
 }
+crate::json::decode_map!(PaymentIntent {
+    id: "id" required,
+    status: "status" required,
+    amount: "amount" required,
+    currency: "currency" required,
+    customer: "customer" default with ExpandableId,
+    payment_method: "payment_method" default,
+    metadata: "metadata" default with NullAsDefault<Metadata>,
+    last_payment_error: "last_payment_error" default,
+});
 
 /// A PaymentIntent's `last_payment_error`, or the fields of a 402 that matter to a charge.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentError {
     #[serde(default)]
     pub code: Option<String>,
@@ -287,18 +330,25 @@ pub struct PaymentError {
     #[serde(default)]
     pub message: Option<String>,
 }
+crate::json::decode_map!(PaymentError {
+    code: "code" default,
+    decline_code: "decline_code" default,
+    message: "message" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerificationLastError {
     #[serde(default)]
     pub code: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
 }
+crate::json::decode_map!(VerificationLastError {
+    code: "code" default,
+    reason: "reason" default,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerificationSession {
     pub id: String,
     pub status: String,
@@ -314,9 +364,17 @@ pub struct VerificationSession {
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
+crate::json::decode_map!(VerificationSession {
+    id: "id" required,
+    status: "status" required,
+    created: "created" default,
+    url: "url" default,
+    client_secret: "client_secret" default,
+    last_error: "last_error" default,
+    metadata: "metadata" default with NullAsDefault<Metadata>,
+});
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookEndpoint {
     pub id: String,
     pub url: String,
@@ -326,20 +384,28 @@ pub struct WebhookEndpoint {
     #[serde(default, deserialize_with = "null_as_default")]
     pub enabled_events: Vec<String>,
 }
+crate::json::decode_map!(WebhookEndpoint {
+    id: "id" required,
+    url: "url" required,
+    secret: "secret" default,
+    enabled_events: "enabled_events" default with NullAsDefault<Vec<String>>,
+});
 
-crate::json::map_only!(
-    serialize: Customer,
-    Card,
-    PaymentMethod,
-    SetupIntent,
-    CustomerDetails,
-    CheckoutSession,
-    PaymentIntent,
-    PaymentError,
-    VerificationLastError,
-    VerificationSession,
-    WebhookEndpoint,
-);
+crate::json::decode_map!(CheckoutSession {
+    id: "id" required,
+    mode: "mode" required,
+    created: "created" default,
+    status: "status" default,
+    payment_status: "payment_status" default,
+    url: "url" default,
+    customer: "customer" default with ExpandableId,
+    customer_details: "customer_details" default,
+    setup_intent: "setup_intent" default,
+    payment_intent: "payment_intent" default,
+    amount_total: "amount_total" default,
+    currency: "currency" default,
+    metadata: "metadata" default with NullAsDefault<Metadata>,
+});
 
 has_id!(
     Customer,

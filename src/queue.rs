@@ -35,15 +35,17 @@ pub enum Work {
 }
 
 /// A charge's work; `origin` is where a recovery session returns. The struct variant it was,
-/// as a struct of its own, with the same JSON: read from an object only (`map_only!`), so no
-/// second decoder from an array is built for it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+/// as a struct of its own, with the same JSON: read from an object only (`decode_map!`), so
+/// no second decoder from an array is built for it.
+#[derive(Debug, Serialize)]
 pub struct ChargeWork {
     pub request: ChargeRequest,
     pub origin: String,
 }
-crate::json::map_only!(serialize: ChargeWork);
+crate::json::decode_map!(ChargeWork {
+    request: "request" required,
+    origin: "origin" required,
+});
 
 impl Work {
     /// Whose records this work writes: the queue it must run in. `None`: an event of a type
@@ -129,13 +131,14 @@ pub struct Answer<T> {
 
 /// An [`Answer`] as read, its result's value kept as text: the answer's decoder is built once,
 /// not once per kind of result (each copy also held the trace's and the error's decoders).
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct AnswerText {
     result: Result<Box<RawValue>, Relayed>,
     trace: TraceData,
 }
-crate::json::map_only!(AnswerText);
+crate::json::decode_map!(AnswerText {
+    result: "result" required,
+    trace: "trace" required,
+});
 
 /// Reads the JSON [`Answer`]'s `Serialize` writes (serde_json only: the value is kept raw).
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Answer<T> {

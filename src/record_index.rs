@@ -5,7 +5,7 @@
 //! own expiry, so the index keeps what KV keeps. Pure: the key → row mapping, the queries'
 //! parameters, the SQL (values always bound) and the page.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::billing::ChargeRecord;
 use crate::error::AppError;
@@ -237,24 +237,28 @@ impl Table {
 /// What an entity's queue sends the index once its piece of work is done, in one request
 /// (`POST /batch`) instead of one per record: the event's row when the work was an event, and
 /// the list row of each indexed record the work wrote (its last one, if written twice).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Batch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Entry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<BatchRow>,
 }
-crate::json::map_only!(serialize: Batch);
+crate::json::decode_map!(Batch {
+    event: "event" default,
+    rows: "rows" default,
+});
 
 /// A list row and its table's name ([`Table::name`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchRow {
     pub table: String,
     pub row: Row,
 }
-crate::json::map_only!(serialize: BatchRow);
+crate::json::decode_map!(BatchRow {
+    table: "table" required,
+    row: "row" required,
+});
 
 impl Batch {
     /// Adds `row`; a row of the same record already in the batch is replaced (the record's
@@ -294,8 +298,7 @@ impl Batch {
 
 /// One row: the record's id, its time (the listing's order and `since`/`until`), its filter
 /// columns in [`Table::columns`] order, its expiry (unix seconds; none: kept) and its JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
     pub id: String,
     pub at: i64,
@@ -303,7 +306,13 @@ pub struct Row {
     pub expires_at: Option<i64>,
     pub record: String,
 }
-crate::json::map_only!(serialize: Row);
+crate::json::decode_map!(Row {
+    id: "id" required,
+    at: "at" required,
+    columns: "columns" required,
+    expires_at: "expires_at" default,
+    record: "record" required,
+});
 
 impl Row {
     /// The row for a record written under `key` (`None`: not an indexed key, or a value that

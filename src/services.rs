@@ -24,8 +24,7 @@ use crate::stripe::{RetryPolicy, StripeClient, StripeError, StripeRequest};
 #[derive(Debug, Default)]
 pub struct Trace(RefCell<TraceData>);
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceData {
     /// `Request-Id` of every Stripe response, successes and errors alike (Stripe support asks
     /// for them).
@@ -35,7 +34,10 @@ pub struct TraceData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
-crate::json::map_only!(serialize: TraceData);
+crate::json::decode_map!(TraceData {
+    stripe_request_ids: "stripe_request_ids" default,
+    notes: "notes" default,
+});
 
 impl Trace {
     pub fn new() -> Self {

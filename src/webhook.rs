@@ -51,8 +51,7 @@ impl From<WebhookError> for AppError {
 }
 
 /// What the route answers with and logs (carried back from the entity's queue).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Receipt {
     pub event_id: String,
     pub event_type: String,
@@ -65,7 +64,13 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<Box<EventRecord>>,
 }
-crate::json::map_only!(serialize: Receipt);
+crate::json::decode_map!(Receipt {
+    event_id: "event_id" required,
+    event_type: "event_type" required,
+    outcome: "outcome" required,
+    duplicate: "duplicate" required,
+    record: "record" default,
+});
 
 /// Everything `receive` needs besides the store.
 #[derive(Debug, Clone, Copy)]

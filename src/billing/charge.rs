@@ -2,7 +2,7 @@
 //! decline, the recovery Checkout Session, and the follow-up events, whose status never goes
 //! backwards.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::objects::{CheckoutSession, PaymentIntent};
 use crate::router::json_object;
@@ -12,24 +12,23 @@ use super::*;
 
 /// The JSON body of `POST /charges`, as sent. Every field stays raw so that a missing or
 /// mistyped field gets its own code (`invalid_customer`, …) and message rather than serde's.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ChargeInput {
-    #[serde(default)]
     pub customer: Option<serde_json::Value>,
-    #[serde(default)]
     pub amount: Option<serde_json::Value>,
-    #[serde(default)]
     pub currency: Option<serde_json::Value>,
-    #[serde(default)]
     pub description: Option<serde_json::Value>,
-    #[serde(default)]
     pub idempotency_key: Option<serde_json::Value>,
-    #[serde(default)]
     pub payment_method: Option<serde_json::Value>,
 }
-crate::json::map_only!(ChargeInput);
+crate::json::decode_map!(ChargeInput deny_unknown_fields {
+    customer: "customer" default,
+    amount: "amount" default,
+    currency: "currency" default,
+    description: "description" default,
+    idempotency_key: "idempotency_key" default,
+    payment_method: "payment_method" default,
+});
 
 /// A string field, or `error` when it is there but not a string.
 fn text(
@@ -41,8 +40,7 @@ fn text(
 
 /// A validated charge request.
 /// Serialisable: it travels to the customer's queue (`crate::queue::Work`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeRequest {
     pub customer: String,
     pub amount: i64,
@@ -52,7 +50,14 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
     pub payment_method: Option<String>,
 }
-crate::json::map_only!(serialize: ChargeRequest);
+crate::json::decode_map!(ChargeRequest {
+    customer: "customer" required,
+    amount: "amount" required,
+    currency: "currency" required,
+    description: "description" default,
+    idempotency_key: "idempotency_key" required,
+    payment_method: "payment_method" default,
+});
 
 impl ChargeRequest {
     pub fn parse(input: ChargeInput, default_currency: &str) -> Result<Self, BillingError> {
@@ -178,8 +183,7 @@ pub const CHARGE_KEY_RECORD_VERSION: u32 = 2;
 /// answered from it (and `charge:{pi}`), never by a second create, whatever its age: Stripe
 /// may forget its own key after 24 hours and would then make a new PaymentIntent. A repeat
 /// with another request is refused ([`Self::differs_from`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeKeyRecord {
     pub version: u32,
     /// The payment method the charge was sent with: the customer's default may change later
@@ -198,7 +202,15 @@ pub struct ChargeKeyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
-crate::json::map_only!(serialize: ChargeKeyRecord);
+crate::json::decode_map!(ChargeKeyRecord {
+    version: "version" required,
+    payment_method: "payment_method" required,
+    payment_intent: "payment_intent" default,
+    customer: "customer" default,
+    amount: "amount" default,
+    currency: "currency" default,
+    description: "description" default,
+});
 
 impl ChargeKeyRecord {
     /// The key's first use: `request`, sent with `payment_method`.
@@ -296,8 +308,7 @@ pub fn refused_for_method(error: &ApiError) -> bool {
 }
 
 /// The Checkout Session (`mode=payment`) offered to the customer after a decline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recovery {
     pub checkout_session: String,
     pub url: Option<String>,
@@ -309,10 +320,15 @@ pub struct Recovery {
     pub payment_intent: Option<String>,
     /// 1 for the first recovery session of the charge; a new one after an expired or failed
     /// one counts up, and numbers its Idempotency-Key.
-    #[serde(default = "first_attempt")]
     pub attempt: u32,
 }
-crate::json::map_only!(serialize: Recovery);
+crate::json::decode_map!(Recovery {
+    checkout_session: "checkout_session" required,
+    url: "url" default,
+    status: "status" required,
+    payment_intent: "payment_intent" default,
+    attempt: "attempt" default = first_attempt,
+});
 
 fn first_attempt() -> u32 {
     1
@@ -342,8 +358,7 @@ impl RecoveryStatus {
 }
 
 /// The value under `charge:{pi_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChargeRecord {
     pub version: u32,
     /// The off-session PaymentIntent.
@@ -367,7 +382,21 @@ pub struct ChargeRecord {
     /// Unix seconds of the state recorded: the event's `created`, or the time of the request.
     pub updated_at: i64,
 }
-crate::json::map_only!(serialize: ChargeRecord);
+crate::json::decode_map!(ChargeRecord {
+    version: "version" required,
+    id: "id" required,
+    customer: "customer" default,
+    amount: "amount" required,
+    currency: "currency" required,
+    description: "description" default,
+    payment_method: "payment_method" default,
+    status: "status" required,
+    paid: "paid" required,
+    last_error: "last_error" default,
+    recovery: "recovery" default,
+    created_at: "created_at" required,
+    updated_at: "updated_at" required,
+});
 
 pub const RECOVERED: &str = "recovered";
 

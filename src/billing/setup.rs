@@ -4,7 +4,7 @@
 //! derived from the session id ([`completion_key`]), so the webhook and the success page make
 //! each effect once at Stripe.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::objects::{Card, CheckoutSession, PaymentMethod, SetupIntent};
 use crate::stripe::{calls, IdempotencyKey, StripeRequest};
@@ -12,8 +12,7 @@ use crate::stripe::{calls, IdempotencyKey, StripeRequest};
 use super::*;
 
 /// The value under `checkout:{cs_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckoutRecord {
     pub version: u32,
     pub id: String,
@@ -39,7 +38,20 @@ pub struct CheckoutRecord {
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
-crate::json::map_only!(serialize: CheckoutRecord);
+crate::json::decode_map!(CheckoutRecord {
+    version: "version" required,
+    id: "id" required,
+    mode: "mode" required,
+    customer: "customer" default,
+    status: "status" required,
+    setup_intent: "setup_intent" default,
+    payment_method: "payment_method" default,
+    recovers: "recovers" default,
+    payment_status: "payment_status" default,
+    amount_total: "amount_total" default,
+    currency: "currency" default,
+    updated_at: "updated_at" required,
+});
 
 /// An open session's record expires after this: Stripe expires a session after 24 h, and an
 /// anonymous form must not leave records that never go away.
@@ -60,18 +72,17 @@ pub struct SetupRequest {
 
 /// The JSON body of `POST /setup-sessions` (admin).
 /// Fields stay raw so that a missing or mistyped one gets its own code.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct SetupSessionInput {
-    #[serde(default)]
     pub customer: Option<serde_json::Value>,
-    #[serde(default)]
     pub currency: Option<serde_json::Value>,
-    #[serde(default)]
     pub success_path: Option<serde_json::Value>,
 }
-crate::json::map_only!(SetupSessionInput);
+crate::json::decode_map!(SetupSessionInput deny_unknown_fields {
+    customer: "customer" default,
+    currency: "currency" default,
+    success_path: "success_path" default,
+});
 
 impl SetupRequest {
     /// The anonymous form's fields. A `customer` is refused, not ignored, and before Stripe
@@ -197,8 +208,7 @@ impl CheckoutRecord {
 pub const CUSTOMER_RECORD_VERSION: u32 = 1;
 
 /// The value under `customer:{cus_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerRecord {
     pub version: u32,
     pub id: String,
@@ -217,7 +227,16 @@ pub struct CustomerRecord {
     /// Unix seconds of the last change.
     pub updated_at: i64,
 }
-crate::json::map_only!(serialize: CustomerRecord);
+crate::json::decode_map!(CustomerRecord {
+    version: "version" required,
+    id: "id" required,
+    default_payment_method: "default_payment_method" default,
+    card_brand: "card_brand" default,
+    card_last4: "card_last4" default,
+    checkout_session: "checkout_session" default,
+    saved_by_session_created: "saved_by_session_created" default,
+    updated_at: "updated_at" required,
+});
 
 impl CustomerRecord {
     /// The customer's default after a paid recovery session: the payment method it was paid

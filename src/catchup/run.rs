@@ -4,7 +4,7 @@
 //! Stripe's own, so there is no signature to check. Tested natively with `MemoryStore` and a
 //! scripted port (`tests/core/catchup.rs`).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::{AppError, Record};
@@ -20,13 +20,15 @@ use crate::event::thin::{handled_thin_types, ThinEvent};
 
 /// A page of `GET /v1/events` as Stripe answers it (`object: "list"`, `data`, `has_more`);
 /// each event stays raw until it is read as a delivered one is ([`Event::parse`]).
-#[derive(Debug, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug)]
 pub struct EventPage {
     pub data: Vec<Box<RawValue>>,
     pub has_more: bool,
 }
-crate::json::map_only!(EventPage);
+crate::json::decode_map!(EventPage {
+    data: "data" required,
+    has_more: "has_more" required,
+});
 
 /// What a run and a replay need besides the store.
 #[allow(async_fn_in_trait)]
@@ -45,12 +47,12 @@ pub trait Port {
 }
 
 /// The id of a listed entry that does not read as an event, to page past it.
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct IdOnly {
     id: String,
 }
-crate::json::map_only!(IdOnly);
+crate::json::decode_map!(IdOnly {
+    id: "id" required,
+});
 
 /// One bounded run: continues the scan in progress (or starts one), processes what is not
 /// recorded with a final outcome, and stores the cursor and the report once, unless the run

@@ -14,7 +14,7 @@
 //! lists the thin events themselves, for an account whose changes are only followed through
 //! thin events (`CATCHUP_THIN_EVENTS=true`).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{is_due, RunReport, INITIAL_LOOKBACK_SECONDS};
@@ -48,18 +48,18 @@ impl ThinBounds {
 
 /// A page of `GET /v2/core/events`: `data` (each entry raw until read as a thin event) and
 /// `next_page_url` (`null` on the last page).
-#[derive(Debug, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug)]
 pub struct ThinEventPage {
     pub data: Vec<Box<RawValue>>,
-    #[serde(default)]
     pub next_page_url: Option<String>,
 }
-crate::json::map_only!(ThinEventPage);
+crate::json::decode_map!(ThinEventPage {
+    data: "data" required,
+    next_page_url: "next_page_url" default,
+});
 
 /// The value under `catchup:thin_state`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThinCatchupState {
     pub version: u32,
     /// Unix seconds: every listed thin event created before this has been passed.
@@ -69,11 +69,15 @@ pub struct ThinCatchupState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunReport>,
 }
-crate::json::map_only!(serialize: ThinCatchupState);
+crate::json::decode_map!(ThinCatchupState {
+    version: "version" required,
+    since: "since" required,
+    scan: "scan" default,
+    last_run: "last_run" default,
+});
 
 /// One walk over `[since, until]`, page by page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThinScan {
     pub until: i64,
     /// The page to ask next (`None`: the first). Only a `/v2/core/events?…` path is kept.
@@ -85,7 +89,12 @@ pub struct ThinScan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_unhandled: Option<i64>,
 }
-crate::json::map_only!(serialize: ThinScan);
+crate::json::decode_map!(ThinScan {
+    until: "until" required,
+    next_page_url: "next_page_url" default,
+    pages_done: "pages_done" default,
+    oldest_unhandled: "oldest_unhandled" default,
+});
 
 impl ThinCatchupState {
     pub fn initial(now: i64) -> Self {

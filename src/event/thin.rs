@@ -34,16 +34,42 @@ impl Envelope {
     /// `object: "v2.core.event"` is thin; anything else is read as a snapshot event, whose
     /// parser says what is wrong with it.
     pub fn of(body: &[u8]) -> Self {
-        #[derive(Deserialize)]
-        #[serde(remote = "Self")]
         struct Object<'a> {
-            #[serde(borrow, default)]
             object: Option<&'a str>,
         }
-        // `map_only!` by hand: the macro takes no lifetime.
+        // `json::decode_map!` by hand: the macro takes no lifetime. The text borrowed, as
+        // before: an `object` with escapes does not decode (so it is not thin).
         impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Object::deserialize(crate::json::MapOnly(deserializer))
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = Object<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("struct Object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Object<'de>, A::Error> {
+                        let mut object = None;
+                        let keys = crate::json::KeyIndex {
+                            fields: &["object"],
+                            deny: false,
+                        };
+                        while let Some(index) = map.next_key_seed(keys)? {
+                            match index {
+                                0 => crate::json::field(&mut map, &mut object, "object")?,
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(Object {
+                            object: object.unwrap_or_default(),
+                        })
+                    }
+                }
+                deserializer.deserialize_map(Fields)
             }
         }
         match std::str::from_utf8(body).map(serde_json::from_str::<Object>) {
@@ -56,34 +82,39 @@ impl Envelope {
 }
 
 /// `related_object` (`V2.Core.Events.RelatedObject`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelatedObject {
     pub id: String,
-    #[serde(rename = "type")]
     pub object_type: String,
     pub url: String,
 }
-crate::json::map_only!(RelatedObject);
+crate::json::decode_map!(RelatedObject {
+    id: "id" required,
+    object_type: "type" required,
+    url: "url" required,
+});
 
 /// The fields of a thin event this service reads (`EventBase` and the notification's
 /// `related_object`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinEvent {
     pub id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     /// An RFC 3339 time (`"2024-09-17T06:20:52.246Z"`), not unix seconds as in v1.
     pub created: String,
     pub livemode: bool,
-    #[serde(default)]
     pub related_object: Option<RelatedObject>,
     /// The id of the snapshot event of the same change, when Stripe made one.
-    #[serde(default)]
     pub snapshot_event: Option<String>,
 }
-crate::json::map_only!(ThinEvent);
+crate::json::decode_map!(ThinEvent {
+    id: "id" required,
+    event_type: "type" required,
+    created: "created" required,
+    livemode: "livemode" required,
+    related_object: "related_object" default,
+    snapshot_event: "snapshot_event" default,
+});
 
 /// Stripe could not generate an event (so it never delivered it, nor lists it), and says so
 /// once the failure is resolved. Public preview: not in the pinned SDK's types (stripe-node
@@ -96,48 +127,46 @@ pub const EVENT_GENERATION_FAILURE_RESOLVED: &str =
 /// The `data` of that event, read with `GET /v2/core/events/{id}` (the thin event carries
 /// none). Every field is optional here: a preview shape may change, and the alert is raised
 /// with what there is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventGenerationFailure {
-    #[serde(default)]
     pub alert_id: Option<String>,
-    #[serde(default)]
     pub grouping_key: Option<String>,
-    #[serde(default)]
     pub summary: Option<String>,
-    #[serde(default)]
     pub resolved_at: Option<String>,
     /// `critical` or `non_critical` (added in `2026-11-18.preview`).
-    #[serde(default)]
     pub severity: Option<String>,
-    #[serde(default)]
     pub impact: Option<Impact>,
 }
-crate::json::map_only!(EventGenerationFailure);
+crate::json::decode_map!(EventGenerationFailure {
+    alert_id: "alert_id" default,
+    grouping_key: "grouping_key" default,
+    summary: "summary" default,
+    resolved_at: "resolved_at" default,
+    severity: "severity" default,
+    impact: "impact" default,
+});
 
 /// What the missing event would have been about.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Impact {
     /// The type of the event that was never generated (`payment_intent.requires_action`).
-    #[serde(default)]
     pub event_type: Option<String>,
-    #[serde(default)]
     pub related_object_id: Option<String>,
-    #[serde(default)]
     pub related_object: Option<RelatedObject>,
 }
-crate::json::map_only!(Impact);
+crate::json::decode_map!(Impact {
+    event_type: "event_type" default,
+    related_object_id: "related_object_id" default,
+    related_object: "related_object" default,
+});
 
 impl EventGenerationFailure {
     /// Reads `data` of the retrieved event (`{"data": {...}}`); `None` when it has none.
     pub fn from_event(body: &str) -> Option<Self> {
-        #[derive(Deserialize)]
-        #[serde(remote = "Self")]
         struct Retrieved {
             data: Option<EventGenerationFailure>,
         }
-        crate::json::map_only!(Retrieved);
+        crate::json::decode_map!(Retrieved { data: "data" default });
         serde_json::from_str::<Retrieved>(body).ok()?.data
     }
 

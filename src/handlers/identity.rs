@@ -1,8 +1,6 @@
 //! Identity events and session creation: load the session and user records, let the pure
 //! state machine in `crate::identity` decide, store the result, notify the user.
 
-use serde::Deserialize;
-
 use crate::error::AppError;
 use crate::event::{Event, EventError, EventKind, Outcome};
 use crate::http::Transport;
@@ -151,42 +149,44 @@ fn notification(source: &str, notice: UserNotice) -> Notification {
 /// `POST /identity/verification-sessions`, as sent: every field stays raw until
 /// [`CreateSession::parse`], so a missing or mistyped field is answered with that field's
 /// own code (`invalid_user_id`, …) rather than a generic JSON error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(remote = "Self")]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct CreateSessionInput {
-    #[serde(default)]
     pub user_id: Option<serde_json::Value>,
-    #[serde(rename = "type", default)]
     pub kind: Option<serde_json::Value>,
-    #[serde(default)]
     pub return_url: Option<serde_json::Value>,
     /// Names this creation: the same key returns the same session (Stripe keeps keys 24 h).
-    #[serde(default)]
     pub idempotency_key: Option<serde_json::Value>,
     /// `true`: a new session even when the latest one could be re-opened.
-    #[serde(default)]
     pub new_session: Option<serde_json::Value>,
 }
-crate::json::map_only!(CreateSessionInput);
+crate::json::decode_map!(CreateSessionInput deny_unknown_fields {
+    user_id: "user_id" default,
+    kind: "type" default,
+    return_url: "return_url" default,
+    idempotency_key: "idempotency_key" default,
+    new_session: "new_session" default,
+});
 
 /// A creation request whose fields are strings; [`CreateSession::validate`] checks their values.
 /// It crosses into the user's queue (`queue::Work`) as JSON.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CreateSession {
     pub user_id: String,
     pub kind: String,
     pub return_url: Option<String>,
     pub idempotency_key: Option<String>,
-    #[serde(default)]
     pub new_session: bool,
 }
-crate::json::map_only!(serialize: CreateSession);
+crate::json::decode_map!(CreateSession {
+    user_id: "user_id" required,
+    kind: "kind" required,
+    return_url: "return_url" default,
+    idempotency_key: "idempotency_key" default,
+    new_session: "new_session" default,
+});
 
 /// What the creation route answers.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Created {
     pub id: String,
     pub url: Option<String>,
@@ -198,7 +198,16 @@ pub struct Created {
     /// The user's latest session, re-opened for another submission (no new session made).
     pub reopened: bool,
 }
-crate::json::map_only!(serialize: Created);
+crate::json::decode_map!(Created {
+    id: "id" required,
+    url: "url" default,
+    client_secret: "client_secret" default,
+    status: "status" required,
+    user_id: "user_id" required,
+    attempts: "attempts" required,
+    remaining_attempts: "remaining_attempts" required,
+    reopened: "reopened" required,
+});
 
 impl CreateSession {
     /// The fields as strings (`type` defaults to `document`); a missing `user_id` or a field

@@ -131,12 +131,10 @@ pub async fn at_pinned_version<S: Store, T: Transport>(
     let Some(version) = event.api_version.as_deref().filter(|v| *v != pinned) else {
         return Ok(None);
     };
-    #[derive(serde::Deserialize)]
-    #[serde(remote = "Self")]
     struct Id {
         id: String,
     }
-    crate::json::map_only!(Id);
+    crate::json::decode_map!(Id { id: "id" required });
     let id = event.object::<Id>().step("decode_object")?.id;
     let request = calls::retrieve_event_object(kind, &id)
         .ok_or_else(|| EventError::NotAnEvent("data.object.id is not of its type".into()))

@@ -254,14 +254,15 @@ async fn overview(ctx: &Ctx<'_>) -> Result<Overview> {
     })
 }
 
-/// A page of `GET /events` as the console reads it: from an object only (`map_only!`).
-#[derive(serde::Deserialize)]
-#[serde(remote = "Self")]
+/// A page of `GET /events` as the console reads it: from an object only (`decode_map!`).
 struct EventsPage {
     events: Vec<crate::event::EventRecord>,
     cursor: Option<String>,
 }
-crate::json::map_only!(EventsPage);
+crate::json::decode_map!(EventsPage {
+    events: "events" required,
+    cursor: "cursor" default,
+});
 
 /// The event log: the same index and filters as `GET /events`; blank fields are no filter.
 async fn events(

@@ -2,7 +2,6 @@
 //! response into a value or an error. Pure.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::http::HttpResponse;
 use crate::objects::{PaymentIntent, SetupIntent};
@@ -13,32 +12,29 @@ use super::*;
 // Responses and errors
 
 /// Stripe's error object (`{"error":{…}}`), with the HTTP status it came with.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    #[serde(skip)]
     pub status: u16,
-    #[serde(skip)]
     pub request_id: Option<String>,
     /// Stripe's `Stripe-Should-Retry` answer, when it gave one: it overrules the status.
-    #[serde(skip)]
     pub should_retry: Option<bool>,
-    #[serde(rename = "type", default)]
     pub error_type: String,
-    #[serde(default)]
     pub code: Option<String>,
-    #[serde(default)]
     pub decline_code: Option<String>,
-    #[serde(default)]
     pub message: Option<String>,
-    #[serde(default)]
     pub param: Option<String>,
-    #[serde(default)]
     pub payment_intent: Option<PaymentIntent>,
-    #[serde(default)]
     pub setup_intent: Option<SetupIntent>,
 }
-crate::json::map_only!(ApiError);
+crate::json::decode_map!(ApiError {
+    error_type: "type" default,
+    code: "code" default,
+    decline_code: "decline_code" default,
+    message: "message" default,
+    param: "param" default,
+    payment_intent: "payment_intent" default,
+    setup_intent: "setup_intent" default,
+} skip { status, request_id, should_retry });
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,8 +101,7 @@ impl StripeError {
 /// operator (`GET /events/{id}`): Stripe's own words and its request id, to look up in the
 /// Dashboard's request log. Admin-only: the message may quote what was sent, so it never goes
 /// to the log lines (see `AppError::log_text`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(remote = "Self")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StripeSaid {
     /// The HTTP status of Stripe's answer.
     pub status: u16,
@@ -123,7 +118,15 @@ pub struct StripeSaid {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
-crate::json::map_only!(serialize: StripeSaid);
+crate::json::decode_map!(StripeSaid {
+    status: "status" required,
+    error_type: "type" required,
+    code: "code" default,
+    decline_code: "decline_code" default,
+    param: "param" default,
+    message: "message" default,
+    request_id: "request_id" default,
+});
 
 impl From<&ApiError> for StripeSaid {
     fn from(error: &ApiError) -> Self {
@@ -147,12 +150,12 @@ pub struct Reply<T> {
     pub attempts: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
 struct ErrorEnvelope {
     error: ApiError,
 }
-crate::json::map_only!(ErrorEnvelope);
+crate::json::decode_map!(ErrorEnvelope {
+    error: "error" required,
+});
 
 /// Turns one HTTP response into a value or a [`StripeError`].
 pub fn decode<T: DeserializeOwned>(response: &HttpResponse) -> Result<T, StripeError> {
